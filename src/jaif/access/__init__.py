@@ -1,0 +1,1 @@
+"""Organisations, users, projects and API keys."""

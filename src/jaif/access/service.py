@@ -1,0 +1,216 @@
+"""Access services: organisations, users, projects, members and API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from jaif.access.models import ApiKey, Organisation, Project, ProjectMember, ProjectRole, Sector, User
+from jaif.access.schemas import KeyPrincipal
+from jaif.access.secrets import (
+    display_prefix,
+    hash_api_key,
+    hash_password,
+    new_api_key,
+    new_password,
+)
+from jaif.db.base import utcnow
+from jaif.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+
+ROLES = ("user", "reviewer", "operator")
+
+
+def create_organisation(*, session: Session, name: str, sector: str, country: str) -> Organisation:
+    if sector not in Sector.__members__:
+        raise InvalidRequest(
+            f"sector must be one of {', '.join(Sector.__members__)}, not {sector!r}", param="sector"
+        )
+    country = country.strip().upper()
+    if len(country) != 2 or not country.isalpha():
+        raise InvalidRequest("country must be a two-letter ISO 3166 code such as DE", param="country")
+    if session.scalar(select(Organisation).where(Organisation.name == name)):
+        raise Conflict(f"organisation {name!r} exists already", param="name")
+    org = Organisation(name=name, sector=sector, country=country)
+    session.add(org)
+    session.flush()
+    return org
+
+
+def get_organisation(*, session: Session, name: str) -> Organisation:
+    org = session.scalar(select(Organisation).where(Organisation.name == name))
+    if org is None:
+        raise NotFound(f"no organisation named {name!r}", param="org")
+    return org
+
+
+def create_user(*, session: Session, email: str, role: str = "user", name: str = "") -> tuple[User, str]:
+    """Create a user with a one-time password; returns the user and the password (shown once)."""
+    if role not in ROLES:
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}", param="role")
+    if "@" not in email:
+        raise InvalidRequest("email must be an e-mail address", param="email")
+    if session.scalar(select(User).where(func.lower(User.email) == email.lower())):
+        raise Conflict(f"a user with e-mail {email!r} exists already", param="email")
+    password = new_password()
+    user = User(email=email, role=role, name=name, password_hash=hash_password(password))
+    session.add(user)
+    session.flush()
+    return user, password
+
+
+def get_user(*, session: Session, email: str) -> User:
+    user = session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+    if user is None:
+        raise NotFound(f"no user with e-mail {email!r}", param="email")
+    return user
+
+
+def create_project(
+    *,
+    session: Session,
+    name: str,
+    organisation: str,
+    token_quota: int | None = None,
+    allowed_models: list[str] | None = None,
+    description: str = "",
+) -> Project:
+    org = get_organisation(session=session, name=organisation)
+    if token_quota is not None and token_quota < 0:
+        raise InvalidRequest("token quota must be zero or more", param="token_quota")
+    if session.scalar(select(Project).where(Project.name == name)):
+        raise Conflict(f"project {name!r} exists already", param="name")
+    project = Project(
+        name=name,
+        organisation_id=org.id,
+        token_quota=token_quota,
+        allowed_models=allowed_models,
+        description=description,
+    )
+    session.add(project)
+    session.flush()
+    return project
+
+
+def get_project(*, session: Session, name: str) -> Project:
+    project = session.scalar(select(Project).where(Project.name == name))
+    if project is None:
+        raise NotFound(f"no project named {name!r}", param="project")
+    return project
+
+
+def set_token_quota(*, session: Session, project_name: str, token_quota: int | None) -> Project:
+    project = get_project(session=session, name=project_name)
+    if token_quota is not None and token_quota < project.tokens_spent + project.tokens_leased:
+        # Lowering below what is spent or leased would break the quota invariant; clamp to it.
+        token_quota = project.tokens_spent + project.tokens_leased
+    project.token_quota = token_quota
+    session.flush()
+    return project
+
+
+def add_member(*, session: Session, project_name: str, email: str, role: str = "member") -> ProjectMember:
+    if role not in ProjectRole.__members__:
+        raise InvalidRequest("role must be pi or member", param="role")
+    project = get_project(session=session, name=project_name)
+    user = get_user(session=session, email=email)
+    member = ProjectMember(project_id=project.id, user_id=user.id, role=role)
+    session.add(member)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"{email} is a member of {project_name} already") from exc
+    return member
+
+
+def create_api_key(
+    *,
+    session: Session,
+    project_name: str,
+    user_email: str | None = None,
+    name: str = "",
+    expires_at: datetime | None = None,
+    rpm_limit: int | None = None,
+    tpm_limit: int | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key; returns the row and the secret, which is never stored and cannot be shown again."""
+    project = get_project(session=session, name=project_name)
+    user = get_user(session=session, email=user_email) if user_email else None
+    for value, param in ((rpm_limit, "rpm_limit"), (tpm_limit, "tpm_limit")):
+        if value is not None and value < 1:
+            raise InvalidRequest(f"{param} must be at least 1", param=param)
+    secret = new_api_key()
+    key = ApiKey(
+        project_id=project.id,
+        user_id=user.id if user else None,
+        name=name,
+        key_hash=hash_api_key(secret),
+        prefix=display_prefix(secret),
+        expires_at=expires_at,
+        rpm_limit=rpm_limit,
+        tpm_limit=tpm_limit,
+    )
+    session.add(key)
+    session.flush()
+    return key, secret
+
+
+def list_api_keys(*, session: Session, project_name: str) -> list[ApiKey]:
+    project = get_project(session=session, name=project_name)
+    return list(session.scalars(select(ApiKey).where(ApiKey.project_id == project.id).order_by(ApiKey.created_at)))
+
+
+def revoke_api_key(*, session: Session, prefix: str) -> ApiKey:
+    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if key is None:
+        raise NotFound(f"no API key with prefix {prefix!r}", param="prefix")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    session.flush()
+    return key
+
+
+def authenticate_key(*, session: Session, secret: str) -> KeyPrincipal:
+    """Resolve a bearer key to its principal, or raise Unauthorized (unknown, revoked, expired)."""
+    row = session.execute(
+        select(ApiKey, Project).join(Project, Project.id == ApiKey.project_id).where(
+            ApiKey.key_hash == hash_api_key(secret)
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized("Incorrect API key provided.")
+    key, project = row
+    if key.revoked_at is not None:
+        raise Unauthorized("This API key has been revoked.", code="revoked_api_key")
+    if key.expires_at is not None and key.expires_at <= utcnow():
+        raise Unauthorized("This API key has expired.", code="expired_api_key")
+    if not project.is_active:
+        raise Unauthorized("The project of this API key is not active.", code="inactive_project")
+    return KeyPrincipal(
+        key_id=key.id,
+        prefix=key.prefix,
+        project_id=project.id,
+        project_name=project.name,
+        user_id=key.user_id,
+        allowed_models=frozenset(project.allowed_models) if project.allowed_models is not None else None,
+        has_quota=project.token_quota is not None,
+        rpm_limit=key.rpm_limit,
+        tpm_limit=key.tpm_limit,
+        expires_at=key.expires_at,
+    )
+
+
+def touch_keys(*, session: Session, last_used: dict[str, datetime]) -> None:
+    """Record when keys were last used (batched by the usage writer)."""
+    for key_id, when in last_used.items():
+        session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when))
+
+
+def list_organisations(*, session: Session) -> list[Organisation]:
+    return list(session.scalars(select(Organisation).order_by(Organisation.name)))
+
+
+def list_projects(*, session: Session) -> list[Project]:
+    return list(session.scalars(select(Project).order_by(Project.name)))

@@ -1,0 +1,46 @@
+"""First start: migrate, register the built-in models, create the operator and a demo project."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jaif.access import service as access
+from jaif.access.models import User
+from jaif.inference import service as inference
+
+DEMO_ORG = "Demo Organisation"
+DEMO_PROJECT = "demo"
+OPERATOR_EMAIL = "operator@localhost"
+
+
+@dataclass
+class FirstCredentials:
+    operator_email: str
+    operator_password: str
+    project: str
+    api_key: str
+
+
+def initialise(*, session: Session, builtin_models: bool) -> FirstCredentials | None:
+    """Idempotent. Returns the one-time credentials when it created them (the first run), else None."""
+    if builtin_models:
+        inference.seed_builtin_models(session=session)
+    if session.scalar(select(User).limit(1)) is not None:
+        return None
+    operator, password = access.create_user(session=session, email=OPERATOR_EMAIL, role="operator", name="Operator")
+    access.create_organisation(session=session, name=DEMO_ORG, sector="public", country="DE")
+    access.create_project(
+        session=session,
+        name=DEMO_PROJECT,
+        organisation=DEMO_ORG,
+        token_quota=1_000_000,
+        description="A demo project made on first start, with a million tokens.",
+    )
+    access.add_member(session=session, project_name=DEMO_PROJECT, email=operator.email, role="pi")
+    _key, secret = access.create_api_key(
+        session=session, project_name=DEMO_PROJECT, user_email=operator.email, name="first key"
+    )
+    return FirstCredentials(operator.email, password, DEMO_PROJECT, secret)

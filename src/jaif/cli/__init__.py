@@ -1,0 +1,20 @@
+"""The ``jaif`` command line. Each command validates its input, calls one service and prints."""
+
+from __future__ import annotations
+
+import sys
+
+from jaif.cli import access, inference, metering, system
+from jaif.cli.common import app, err
+from jaif.errors import JaifError
+
+for module in (system, access, inference, metering):
+    module.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except JaifError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        sys.exit(1)

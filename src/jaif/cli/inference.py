@@ -1,0 +1,96 @@
+"""model commands."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from jaif.cli.common import context, out
+from jaif.inference import service
+
+model_app = typer.Typer(help="Served models, aliases and replicas.", no_args_is_help=True)
+
+
+@model_app.command("add")
+def model_add(
+    ctx: typer.Context,
+    name: str,
+    upstream: Annotated[list[str], typer.Option(help="Replica base URL ending in /v1 (repeatable).")],
+    alias: Annotated[list[str] | None, typer.Option(help="An alias clients may use (repeatable).")] = None,
+    kind: Annotated[str, typer.Option(help="chat or embedding")] = "chat",
+    context_length: Annotated[int, typer.Option(help="Context length in tokens.")] = 4096,
+    upstream_model: Annotated[str | None, typer.Option(help="Model id the upstream knows, if not NAME.")] = None,
+    upstream_key: Annotated[str | None, typer.Option(help="Bearer key to send upstream.")] = None,
+    licence: Annotated[str, typer.Option(help="Licence of the model.")] = "",
+    description: Annotated[str, typer.Option(help="One line on what the model is for.")] = "",
+) -> None:
+    """Serve a model from one or more OpenAI-compatible upstreams."""
+    with context(ctx).session() as session:
+        model = service.add_model(
+            session=session,
+            name=name,
+            upstreams=upstream,
+            aliases=alias or [],
+            kind=kind,
+            context_length=context_length,
+            upstream_model=upstream_model,
+            upstream_key=upstream_key,
+            licence=licence,
+            description=description,
+        )
+        out.print(f"added {model.kind} model {model.name} with {len(model.replicas)} replica(s)")
+
+
+@model_app.command("list")
+def model_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List models with aliases and replicas."""
+    with context(ctx).session() as session:
+        rows = [
+            {
+                "name": m.name,
+                "kind": m.kind,
+                "context_length": m.context_length,
+                "aliases": sorted(a.alias for a in m.aliases),
+                "replicas": [r.url for r in m.replicas],
+                "active": m.is_active,
+            }
+            for m in service.list_models(session=session)
+        ]
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table("name", "kind", "context", "aliases", "replicas")
+    for r in rows:
+        table.add_row(r["name"], r["kind"], str(r["context_length"]), ", ".join(r["aliases"]), "\n".join(r["replicas"]))
+    out.print(table)
+
+
+@model_app.command("alias")
+def model_alias(ctx: typer.Context, alias: str, model: str) -> None:
+    """Point ALIAS at MODEL (creates or re-points it; clients keep working)."""
+    with context(ctx).session() as session:
+        service.set_alias(session=session, alias=alias, model_name=model)
+        out.print(f"{alias} -> {model}")
+
+
+@model_app.command("add-replica")
+def model_add_replica(ctx: typer.Context, model: str, upstream: str) -> None:
+    """Add a replica URL to a model."""
+    with context(ctx).session() as session:
+        service.add_replica(session=session, model_name=model, url=upstream)
+        out.print(f"{model}: added replica {upstream}")
+
+
+@model_app.command("remove-replica")
+def model_remove_replica(ctx: typer.Context, model: str, upstream: str) -> None:
+    """Remove a replica URL from a model."""
+    with context(ctx).session() as session:
+        service.remove_replica(session=session, model_name=model, url=upstream)
+        out.print(f"{model}: removed replica {upstream}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(model_app, name="model")

@@ -1,0 +1,57 @@
+"""serve, db upgrade, init."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from jaif.cli.common import context, out
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default JAIF_WEB__HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default JAIF_WEB__PORT).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default JAIF_WEB__WORKERS).")] = None,
+) -> None:
+    """Serve the API and the portal."""
+    from jaif import server
+
+    server.run(context(ctx).settings, host=host, port=port, workers=workers)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply database migrations up to the latest."""
+    from jaif.db.migrate import upgrade
+
+    upgrade(context(ctx).settings.database_url)
+    out.print("database is up to date")
+
+
+def init(ctx: typer.Context) -> None:
+    """Migrate, register the built-in models, and on first start create the operator and a demo project."""
+    from jaif.bootstrap import initialise
+    from jaif.db.migrate import upgrade
+
+    c = context(ctx)
+    upgrade(c.settings.database_url)
+    with c.session() as session:
+        first = initialise(session=session, builtin_models=c.settings.inference.builtin_models)
+    if first is None:
+        out.print("already initialised; the first credentials were shown on the first start")
+        return
+    out.print("[bold]First start: these credentials are shown once. Keep them.[/bold]")
+    out.print(f"  operator e-mail:    {first.operator_email}")
+    out.print(f"  operator password:  {first.operator_password}")
+    out.print(f"  project:            {first.project}")
+    out.print(f"  API key:            {first.api_key}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(init)
+    app.add_typer(db_app, name="db")

@@ -1,0 +1,54 @@
+"""The contract every inference backend keeps, and the one error it raises."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+Body = dict[str, Any]
+
+
+class BackendError(Exception):
+    """A backend failed. ``retryable`` is True when nothing was received, so another replica may try.
+
+    ``status`` and ``body`` carry an upstream's own 4xx answer, which the gateway passes to the client.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        body: Body | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status = status
+        self.body = body
+
+
+class InferenceBackend(Protocol):
+    """One replica of one model. Streams yield the JSON payload of each server-sent event, as bytes,
+    without the ``data: `` framing and without the final ``[DONE]``."""
+
+    url: str
+
+    async def chat(self, body: Body) -> Body: ...
+
+    def chat_stream(self, body: Body) -> AsyncIterator[bytes]: ...
+
+    async def complete(self, body: Body) -> Body: ...
+
+    def complete_stream(self, body: Body) -> AsyncIterator[bytes]: ...
+
+    async def embed(self, body: Body) -> Body: ...
+
+    async def health(self) -> bool: ...
+
+    def count_prompt_tokens(self, endpoint: str, body: Body) -> int | None:
+        """Exact prompt tokens when the backend can count them cheaply, else None."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,362 @@
+"""The gateway service: authorise, budget, route with failover, meter. No HTTP in here.
+
+One call per request: ``handle`` returns a response body, or a ``StreamResult`` whose ``events``
+yields server-sent events. Every path, success, error or a client hanging up, settles the
+reservation once and writes exactly one usage record.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jaif.access.schemas import KeyPrincipal
+from jaif.db.base import utcnow
+from jaif.errors import (
+    ContextLengthExceeded,
+    Forbidden,
+    InvalidRequest,
+    JaifError,
+    Unavailable,
+    UpstreamError,
+)
+from jaif.inference.backends.base import BackendError, Body, InferenceBackend
+from jaif.inference.keys import KeyCache
+from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, dump
+from jaif.inference.registry import ModelRegistry, ServedModel
+from jaif.inference.routing import ReplicaState
+from jaif.inference.streaming import StreamMeter
+from jaif.inference.tokens import embedding_inputs, prompt_upper_bound
+from jaif.metering.ledger import UsageEvent, UsageWriter
+from jaif.metering.quota import QuotaManager, Reservation
+from jaif.metering.ratelimit import RateLimiter
+from jaif.ops.metrics import GatewayMetrics
+
+Request = ChatCompletionRequest | CompletionRequest | EmbeddingRequest
+
+ENDPOINTS = {
+    ChatCompletionRequest: ("chat.completions", "chat"),
+    CompletionRequest: ("completions", "chat"),
+    EmbeddingRequest: ("embeddings", "embedding"),
+}
+
+
+@dataclass
+class StreamResult:
+    events: AsyncIterator[bytes]
+
+
+@dataclass
+class _Call:
+    """What one request carries through the gateway."""
+
+    request_id: str
+    principal: KeyPrincipal
+    model: ServedModel
+    endpoint: str
+    body: Body
+    prompt_tokens: int | None
+    budget: int
+    started: float
+    reservation: Reservation | None = None
+    rate_limited: bool = False
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        registry: ModelRegistry,
+        keys: KeyCache,
+        quota: QuotaManager,
+        usage: UsageWriter,
+        limiter: RateLimiter,
+        metrics: GatewayMetrics,
+        retries: int,
+        metering: bool = True,
+        default_rpm: int | None = None,
+        default_tpm: int | None = None,
+    ) -> None:
+        self.registry = registry
+        self.keys = keys
+        self.quota = quota
+        self.usage = usage
+        self.limiter = limiter
+        self.metrics = metrics
+        self.retries = retries
+        self.metering = metering
+        self.default_rpm = default_rpm
+        self.default_tpm = default_tpm
+
+    async def authenticate(self, authorization: str | None) -> KeyPrincipal:
+        return await self.keys.authenticate(authorization)
+
+    def list_models(self, principal: KeyPrincipal) -> Body:
+        data = []
+        for name, model in sorted(self.registry.models.items()):
+            if principal.allowed_models is None or name in principal.allowed_models:
+                data.append({"id": name, "object": "model", "created": model.created, "owned_by": model.owned_by})
+        for alias, name in sorted(self.registry.aliases.items()):
+            if name in self.registry.models and (principal.allowed_models is None or name in principal.allowed_models):
+                target = self.registry.models[name]
+                data.append({"id": alias, "object": "model", "created": target.created, "owned_by": target.owned_by})
+        return {"object": "list", "data": data}
+
+    def get_model(self, principal: KeyPrincipal, name: str) -> Body:
+        model = self._authorised_model(principal, name)
+        return {"id": name, "object": "model", "created": model.created, "owned_by": model.owned_by}
+
+    # -- the request path ------------------------------------------------------------------------
+    async def handle(self, principal: KeyPrincipal, request: Request) -> Body | StreamResult:
+        call = self._prepare(principal, request)
+        await self._admit(call)
+        try:
+            if call.body.get("stream"):
+                return await self._start_stream(call, include_usage=_wants_usage(request))
+            return await self._complete(call)
+        except BaseException as exc:
+            if call.reservation is not None and not call.reservation.settled:
+                code = exc.status if isinstance(exc, JaifError) else 500
+                await self._finish(call, replica=None, usage=None, status="error", status_code=code)
+            raise
+
+    def _authorised_model(self, principal: KeyPrincipal, name: str) -> ServedModel:
+        model = self.registry.resolve(name)
+        allowed = principal.allowed_models
+        if allowed is not None and model.name not in allowed and name not in allowed:
+            raise Forbidden(
+                f"Project {principal.project_name} may not use the model `{name}`.",
+                param="model",
+                code="model_not_allowed",
+            )
+        return model
+
+    def _prepare(self, principal: KeyPrincipal, request: Request) -> _Call:
+        endpoint, kind = ENDPOINTS[type(request)]
+        model = self._authorised_model(principal, request.model)
+        if model.kind != kind:
+            raise InvalidRequest(
+                f"`{request.model}` is a{'n' if model.kind == 'embedding' else ''} {model.kind} model; "
+                f"it cannot serve /v1/{endpoint.replace('.', '/')}.",
+                param="model",
+                code="wrong_model_kind",
+            )
+        body = dump(request)
+        body["model"] = model.upstream_model or model.name
+        replica = model.replicas.replicas[0] if model.replicas.replicas else None
+        exact = replica.backend.count_prompt_tokens(endpoint, body) if replica else None
+        ctx = model.context_length
+        if isinstance(request, EmbeddingRequest):
+            prompt = exact if exact is not None else prompt_upper_bound(request)
+            budget = min(prompt, ctx * embedding_inputs(request))
+        else:
+            limit = request.output_limit()
+            if exact is not None and exact >= ctx:
+                raise ContextLengthExceeded(
+                    f"This model's maximum context length is {ctx} tokens; the prompt has {exact}.",
+                    param="messages" if isinstance(request, ChatCompletionRequest) else "prompt",
+                )
+            if limit is not None and limit + (exact or 0) > ctx:
+                raise ContextLengthExceeded(
+                    f"This model's maximum context length is {ctx} tokens; you asked for {limit} "
+                    f"completion tokens{f' after a prompt of {exact}' if exact is not None else ''}.",
+                    param="max_tokens",
+                )
+            prompt = exact if exact is not None else prompt_upper_bound(request)
+            budget = min(prompt + (limit if limit is not None else ctx), ctx)
+        return _Call(
+            request_id=uuid.uuid4().hex,
+            principal=principal,
+            model=model,
+            endpoint=endpoint,
+            body=body,
+            prompt_tokens=exact,
+            budget=budget,
+            started=time.perf_counter(),
+        )
+
+    async def _admit(self, call: _Call) -> None:
+        p = call.principal
+        rpm = p.rpm_limit if p.rpm_limit is not None else self.default_rpm
+        tpm = p.tpm_limit if p.tpm_limit is not None else self.default_tpm
+        if rpm is not None or tpm is not None:
+            await self.limiter.acquire(p.key_id, rpm=rpm, tpm=tpm, tokens=call.budget)
+            call.rate_limited = True
+        if self.metering:
+            call.reservation = await self.quota.reserve(
+                project_id=p.project_id, has_quota=p.has_quota, tokens=call.budget
+            )
+
+    async def _with_failover(
+        self, call: _Call, attempt: Callable[[InferenceBackend], Awaitable[Any]]
+    ) -> tuple[ReplicaState, Any]:
+        replicas = call.model.replicas
+        tried: list[ReplicaState] = []
+        last: BackendError | None = None
+        for _ in range(self.retries + 1):
+            replica = replicas.pick(exclude=tried)
+            if replica is None:
+                break
+            tried.append(replica)
+            replica.outstanding += 1
+            try:
+                result = await attempt(replica.backend)
+            except BackendError as exc:
+                if exc.status is not None:  # the upstream's own 4xx: the client's mistake
+                    replicas.mark_ok(replica)
+                    raise _client_error(exc) from exc
+                replicas.mark_failed(replica, exc.message)
+                self.metrics.replica_failed(call.model.name, replica.url)
+                last = exc
+                if not exc.retryable:
+                    raise UpstreamError(f"The model server failed: {exc.message}") from exc
+                continue
+            finally:
+                replica.outstanding -= 1
+            replica.served += 1
+            return replica, result
+        if last is None:
+            raise Unavailable(
+                f"No healthy replica of `{call.model.name}` is available; try again shortly.",
+                retry_after=replicas.retry_after(),
+            )
+        raise Unavailable(
+            f"Every replica of `{call.model.name}` failed ({last.message}); try again shortly.",
+            retry_after=replicas.retry_after(),
+        ) from last
+
+    async def _complete(self, call: _Call) -> Body:
+        method = {"chat.completions": "chat", "completions": "complete", "embeddings": "embed"}[call.endpoint]
+        replica, result = await self._with_failover(call, lambda b: getattr(b, method)(call.body))
+        usage = result.get("usage") if isinstance(result, dict) else None
+        if not isinstance(usage, dict):
+            raise UpstreamError("The model server's answer has no usage; it cannot be metered.")
+        await self._finish(call, replica=replica, usage=usage, status="ok", status_code=200)
+        return result
+
+    async def _start_stream(self, call: _Call, *, include_usage: bool) -> StreamResult:
+        call.body["stream_options"] = {**(call.body.get("stream_options") or {}), "include_usage": True}
+        method = "chat_stream" if call.endpoint == "chat.completions" else "complete_stream"
+
+        async def first_event(backend: InferenceBackend) -> tuple[AsyncIterator[bytes], bytes]:
+            events = getattr(backend, method)(call.body)
+            try:
+                return events, await anext(events)
+            except StopAsyncIteration as exc:
+                raise BackendError(f"{backend.url}: empty stream", retryable=True) from exc
+
+        replica, (events, first) = await self._with_failover(call, first_event)
+        meter = StreamMeter(include_usage=include_usage, started=call.started)
+        return StreamResult(self._relay(call, replica, events, first, meter))
+
+    async def _relay(
+        self, call: _Call, replica: ReplicaState, events: AsyncIterator[bytes], first: bytes, meter: StreamMeter
+    ) -> AsyncIterator[bytes]:
+        status, code = "ok", 200
+        replica.outstanding += 1
+        try:
+            out = meter.feed(first)
+            if out:
+                yield out
+            async for payload in events:
+                out = meter.feed(payload)
+                if out:
+                    yield out
+            yield b"data: [DONE]\n\n"
+        except BackendError as exc:
+            status, code = "error", 502
+            call.model.replicas.mark_failed(replica, exc.message)
+            yield meter.error_event(f"The model server failed mid-stream: {exc.message}")
+            yield b"data: [DONE]\n\n"
+        except BaseException:
+            status, code = "cancelled", 499  # the client went away
+            raise
+        finally:
+            replica.outstanding -= 1
+            await _aclose(events)
+            usage, source = meter.usage()
+            await self._finish(
+                call,
+                replica=replica,
+                usage=usage,
+                usage_source=source,
+                status=status,
+                status_code=code,
+                ttft_s=meter.ttft_s,
+            )
+
+    async def _finish(
+        self,
+        call: _Call,
+        *,
+        replica: ReplicaState | None,
+        usage: dict | None,
+        status: str,
+        status_code: int,
+        usage_source: str = "upstream",
+        ttft_s: float | None = None,
+    ) -> None:
+        latency_s = time.perf_counter() - call.started
+        prompt = int(usage.get("prompt_tokens") or 0) if usage else 0
+        completion = int(usage.get("completion_tokens") or 0) if usage else 0
+        used = prompt + completion
+        if call.reservation is not None:
+            self.quota.settle(call.reservation, used)
+        if call.rate_limited and used != call.budget:
+            await self.limiter.adjust(call.principal.key_id, tokens=used - call.budget)
+        self.metrics.observe(
+            model=call.model.name,
+            endpoint=call.endpoint,
+            status=status,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            latency_s=latency_s,
+            ttft_s=ttft_s,
+        )
+        if not self.metering:
+            return
+        self.usage.record(
+            UsageEvent(
+                request_id=call.request_id,
+                created_at=utcnow(),
+                project_id=call.principal.project_id,
+                api_key_id=call.principal.key_id,
+                endpoint=call.endpoint,
+                model=call.model.name,
+                replica=replica.url if replica else None,
+                stream=bool(call.body.get("stream")),
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                usage_source=usage_source if usage else "none",
+                latency_ms=latency_s * 1000,
+                ttft_ms=ttft_s * 1000 if ttft_s is not None else None,
+                status=status,
+                status_code=status_code,
+                leased=call.reservation is not None and call.reservation.leased,
+            )
+        )
+
+
+def _wants_usage(request: Request) -> bool:
+    options = getattr(request, "stream_options", None)
+    return bool(options and options.include_usage)
+
+
+def _client_error(exc: BackendError) -> JaifError:
+    error = (exc.body or {}).get("error") if isinstance(exc.body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    err = InvalidRequest(message or f"The model server refused the request ({exc.status}).")
+    err.status = exc.status or 400
+    if isinstance(error, dict):
+        err.param = error.get("param")
+        err.code = error.get("code")
+    return err
+
+
+async def _aclose(events: AsyncIterator[bytes]) -> None:
+    close = getattr(events, "aclose", None)
+    if close is not None:
+        await close()

@@ -1,0 +1,62 @@
+"""Inference models: served models, their aliases and their replicas."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from jaif.db.base import Base, UTCDateTime, new_id, utcnow
+
+
+class ModelKind(enum.StrEnum):
+    chat = "chat"
+    embedding = "embedding"
+
+
+class Model(Base):
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default=ModelKind.chat)
+    context_length: Mapped[int] = mapped_column(Integer, default=4096)
+    licence: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    owned_by: Mapped[str] = mapped_column(String(200), default="jaif")
+    # The model id to send upstream, when it differs from the public name.
+    upstream_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Sent as the bearer token to upstreams; an operator secret, never shown in listings.
+    upstream_key: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    aliases: Mapped[list[ModelAlias]] = relationship(back_populates="model", cascade="all, delete-orphan")
+    replicas: Mapped[list[Replica]] = relationship(back_populates="model", cascade="all, delete-orphan")
+
+
+class ModelAlias(Base):
+    """A name that points at a model and can be re-pointed without breaking clients."""
+
+    __tablename__ = "model_aliases"
+
+    alias: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    model: Mapped[Model] = relationship(back_populates="aliases")
+
+
+class Replica(Base):
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    # An OpenAI-compatible base URL (ending in /v1), or builtin:<name> for an in-process model.
+    url: Mapped[str] = mapped_column(String(500))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    model: Mapped[Model] = relationship(back_populates="replicas")

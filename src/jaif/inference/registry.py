@@ -1,0 +1,100 @@
+"""The gateway's in-memory view of the model registry, refreshed from the database in the background.
+
+Backends are kept across refreshes while their URL stays, so pooled connections and health state
+survive an operator adding a replica or re-pointing an alias.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from jaif.errors import NotFound
+from jaif.inference import service
+from jaif.inference.backends.base import InferenceBackend
+from jaif.inference.routing import ReplicaSet, ReplicaState
+
+BackendFactory = Callable[..., InferenceBackend]
+
+
+@dataclass
+class ServedModel:
+    id: str
+    name: str
+    kind: str
+    context_length: int
+    owned_by: str
+    created: int
+    upstream_model: str | None
+    replicas: ReplicaSet
+
+
+class ModelRegistry:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        backend_factory: BackendFactory,
+        *,
+        cooldown_s: float,
+        builtin: bool = True,
+    ) -> None:
+        self._session_factory = session_factory
+        self._backend_factory = backend_factory
+        self._cooldown_s = cooldown_s
+        # With the built-in models switched off, their replicas are left out (so are models without any).
+        self._builtin = builtin
+        self.models: dict[str, ServedModel] = {}
+        self.aliases: dict[str, str] = {}
+        self._states: dict[tuple[str, str], ReplicaState] = {}
+
+    def resolve(self, name: str) -> ServedModel:
+        model = self.models.get(name) or self.models.get(self.aliases.get(name, ""))
+        if model is None:
+            raise NotFound(f"The model `{name}` does not exist.", param="model", code="model_not_found")
+        return model
+
+    def load(self) -> list[InferenceBackend]:
+        """Read the registry (blocking; call in a thread). Returns backends that went away, to close."""
+        with self._session_factory() as session:
+            rows = service.list_models(session=session, active_only=True)
+            snapshot = [
+                (m.id, m.name, m.kind, m.context_length, m.owned_by, int(m.created_at.timestamp()),
+                 m.upstream_model, m.upstream_key, urls, [a.alias for a in m.aliases])
+                for m in rows
+                if (urls := [r.url for r in m.replicas if r.is_active and self._serves(r.url)])
+            ]
+        return self._apply(snapshot)
+
+    def _serves(self, url: str) -> bool:
+        return self._builtin or not url.startswith(service.BUILTIN_SCHEME)
+
+    def _apply(self, snapshot: list) -> list[InferenceBackend]:
+        models: dict[str, ServedModel] = {}
+        aliases: dict[str, str] = {}
+        states: dict[tuple[str, str], ReplicaState] = {}
+        for mid, name, kind, ctx, owned_by, created, upstream_model, upstream_key, urls, alias_list in snapshot:
+            replica_states = []
+            for url in urls:
+                key = (name, url)
+                state = self._states.get(key)
+                if state is None:
+                    state = ReplicaState(self._backend_factory(url, name=name, kind=kind, api_key=upstream_key))
+                states[key] = state
+                replica_states.append(state)
+            previous = self.models.get(name)
+            replica_set = previous.replicas if previous else ReplicaSet([], cooldown_s=self._cooldown_s)
+            replica_set.replicas = replica_states
+            models[name] = ServedModel(mid, name, kind, ctx, owned_by, created, upstream_model, replica_set)
+            for alias in alias_list:
+                aliases[alias] = name
+        gone = [s.backend for k, s in self._states.items() if k not in states]
+        self.models, self.aliases, self._states = models, aliases, states
+        return gone
+
+    def all_states(self) -> list[tuple[str, ReplicaState]]:
+        return [(m.name, r) for m in self.models.values() for r in m.replicas.replicas]
+
+    def backends(self) -> list[InferenceBackend]:
+        return [s.backend for s in self._states.values()]

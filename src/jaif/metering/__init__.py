@@ -1,0 +1,1 @@
+"""Usage ledger, token quotas with leases, rate limits, usage reports."""

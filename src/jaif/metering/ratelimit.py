@@ -1,0 +1,143 @@
+"""Per-key requests-per-minute and tokens-per-minute limits in fixed one-minute windows.
+
+Two shared sources of truth, so that limits hold across every gateway process: Redis (an atomic Lua
+script) where ``JAIF_REDIS_URL`` is set, else the database (one conditional upsert). Keys without
+limits never reach either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from jaif.db.engine import transaction
+from jaif.errors import RateLimited
+from jaif.metering.models import RateWindow
+
+WINDOW_S = 60
+
+
+def _window(now: float) -> tuple[int, float]:
+    start = int(now // WINDOW_S) * WINDOW_S
+    return start, start + WINDOW_S - now
+
+
+def _refuse(rpm: int | None, tpm: int | None, tokens: int, retry_after: float) -> RateLimited:
+    if tpm is not None and tokens > tpm:
+        return RateLimited(
+            f"This request may use {tokens} tokens, more than this key's limit of {tpm} tokens per minute. "
+            "Lower max_tokens.",
+            retry_after=retry_after,
+        )
+    return RateLimited(
+        f"Rate limit reached for this API key ({rpm or '-'} requests, {tpm or '-'} tokens per minute). "
+        f"Try again in {retry_after:.0f} s.",
+        retry_after=max(1.0, retry_after),
+    )
+
+
+class RateLimiter(Protocol):
+    async def acquire(self, key_id: str, *, rpm: int | None, tpm: int | None, tokens: int) -> None: ...
+
+    async def adjust(self, key_id: str, *, tokens: int) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+_LUA_ACQUIRE = """
+local r = tonumber(redis.call('HGET', KEYS[1], 'r') or '0')
+local t = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+local rpm = tonumber(ARGV[1])
+local tpm = tonumber(ARGV[2])
+local tokens = tonumber(ARGV[3])
+if (rpm > 0 and r + 1 > rpm) or (tpm > 0 and t + tokens > tpm) then
+  return 0
+end
+redis.call('HINCRBY', KEYS[1], 'r', 1)
+redis.call('HINCRBY', KEYS[1], 't', tokens)
+redis.call('EXPIRE', KEYS[1], 120)
+return 1
+"""
+
+
+class RedisRateLimiter:
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as aioredis
+
+        self._redis = aioredis.from_url(url)
+        self._acquire = self._redis.register_script(_LUA_ACQUIRE)
+        self._windows: dict[str, int] = {}
+
+    async def acquire(self, key_id: str, *, rpm: int | None, tpm: int | None, tokens: int) -> None:
+        start, retry_after = _window(time.time())
+        ok = await self._acquire(keys=[f"jaif:rl:{key_id}:{start}"], args=[rpm or 0, tpm or 0, tokens])
+        if not ok:
+            raise _refuse(rpm, tpm, tokens, retry_after)
+        self._windows[key_id] = start
+
+    async def adjust(self, key_id: str, *, tokens: int) -> None:
+        start = self._windows.get(key_id)
+        if start is not None and tokens:
+            await self._redis.hincrby(f"jaif:rl:{key_id}:{start}", "t", tokens)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+class DatabaseRateLimiter:
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._factory = session_factory
+        self._windows: dict[str, int] = {}
+
+    async def acquire(self, key_id: str, *, rpm: int | None, tpm: int | None, tokens: int) -> None:
+        start, retry_after = _window(time.time())
+        ok = await asyncio.to_thread(self._acquire_sync, key_id, start, rpm, tpm, tokens)
+        if not ok:
+            raise _refuse(rpm, tpm, tokens, retry_after)
+        self._windows[key_id] = start
+
+    def _acquire_sync(self, key_id: str, start: int, rpm: int | None, tpm: int | None, tokens: int) -> bool:
+        if (tpm is not None and tokens > tpm) or (rpm is not None and rpm < 1):
+            return False
+        with transaction(self._factory) as session:
+            dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+            table = RateWindow.__table__
+            stmt = dialect.insert(table).values(api_key_id=key_id, window_start=start, requests=1, tokens=tokens)
+            conditions = []
+            if rpm is not None:
+                conditions.append(table.c.requests + 1 <= rpm)
+            if tpm is not None:
+                conditions.append(table.c.tokens + tokens <= tpm)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[table.c.api_key_id, table.c.window_start],
+                set_={"requests": table.c.requests + 1, "tokens": table.c.tokens + tokens},
+                where=conditions[0] if len(conditions) == 1 else (conditions[0] & conditions[1]) if conditions else None,
+            ).returning(table.c.requests)
+            ok = session.execute(stmt).first() is not None
+            # Old windows are useless; drop them now and then (cheap, indexed by primary key).
+            if start % 600 == 0:
+                session.execute(RateWindow.__table__.delete().where(RateWindow.window_start < start - WINDOW_S))
+            return ok
+
+    async def adjust(self, key_id: str, *, tokens: int) -> None:
+        start = self._windows.get(key_id)
+        if start is None or not tokens:
+            return
+
+        def _adjust() -> None:
+            with transaction(self._factory) as session:
+                session.execute(
+                    update(RateWindow)
+                    .where(RateWindow.api_key_id == key_id, RateWindow.window_start == start)
+                    .values(tokens=RateWindow.tokens + tokens)
+                )
+
+        await asyncio.to_thread(_adjust)
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,155 @@
+"""The gateway's runtime: what create_app builds in its lifespan, and the background loops.
+
+Nothing here runs at import. ``Runtime.start`` builds engine, registry, gateway and loops;
+``Runtime.stop`` flushes usage, gives back leases and closes connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+
+from jaif.config import Settings
+from jaif.db.engine import make_engine, make_session_factory, transaction
+from jaif.inference.backends.base import InferenceBackend
+from jaif.inference.backends.openai_upstream import OpenAIUpstream
+from jaif.inference.gateway import Gateway
+from jaif.inference.keys import KeyCache
+from jaif.inference.registry import ModelRegistry
+from jaif.inference.service import BUILTIN_SCHEME
+from jaif.metering.ledger import UsageWriter
+from jaif.metering.quota import QuotaManager
+from jaif.metering.ratelimit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
+from jaif.ops.metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database_url)
+        self.session_factory = make_session_factory(self.engine)
+        inf, met = settings.inference, settings.metering
+        self.metrics = GatewayMetrics()
+        self.registry = ModelRegistry(
+            self.session_factory, self._make_backend, cooldown_s=inf.cooldown_s, builtin=inf.builtin_models
+        )
+        self.quota = QuotaManager(
+            self.session_factory,
+            holder=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            lease_tokens=met.lease_tokens,
+            lease_ttl_s=met.lease_ttl_s,
+            idle_return_s=met.lease_idle_return_s,
+        )
+        self.usage = UsageWriter(self.session_factory, self.quota, max_rows=met.flush_max_rows)
+        self.limiter: RateLimiter = (
+            RedisRateLimiter(settings.redis_url) if settings.redis_url else DatabaseRateLimiter(self.session_factory)
+        )
+        self.gateway = Gateway(
+            registry=self.registry,
+            keys=KeyCache(self.session_factory, ttl_s=inf.key_cache_s),
+            quota=self.quota,
+            usage=self.usage,
+            limiter=self.limiter,
+            metrics=self.metrics,
+            retries=inf.retries,
+            metering=met.enabled,
+            default_rpm=met.default_rpm,
+            default_tpm=met.default_tpm,
+        )
+        self._tasks: list[asyncio.Task] = []
+        self._ticks = 0
+
+    def _make_backend(self, url: str, *, name: str, kind: str, api_key: str | None) -> InferenceBackend:
+        inf = self.settings.inference
+        if url.startswith(BUILTIN_SCHEME):
+            from jaif.inference.backends.builtin import make_builtin  # heavy: torch, llama.cpp
+
+            return make_builtin(url, settings=inf)
+        return OpenAIUpstream(
+            url,
+            api_key=api_key,
+            connect_timeout_s=inf.connect_timeout_s,
+            read_timeout_s=inf.read_timeout_s,
+            max_connections=inf.max_upstream_connections,
+        )
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.registry.load)
+        self._tasks = [
+            asyncio.create_task(self._every(self.settings.metering.flush_interval_s, self._flush), name="usage-flush"),
+            asyncio.create_task(self._every(self.settings.inference.registry_refresh_s, self._refresh), name="registry"),
+            asyncio.create_task(self._every(self.settings.inference.health_interval_s, self._probe), name="health"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.usage.flush()
+        await self._give_back(everything=True)
+        for backend in self.registry.backends():
+            await backend.aclose()
+        await self.limiter.aclose()
+        self.engine.dispose()
+
+    @staticmethod
+    async def _every(interval: float, job) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await job()
+            except Exception:
+                log.exception("background job %s failed; it runs again in %.1f s", job.__name__, interval)
+
+    async def _flush(self) -> None:
+        self._ticks += 1
+        # Extend leases about four times per lease lifetime, not on every flush.
+        beat_every = max(1, int(self.settings.metering.lease_ttl_s / 4 / self.settings.metering.flush_interval_s))
+        await self.usage.flush(heartbeat=self._ticks % beat_every == 0)
+        self.metrics.usage_pending.set(self.usage.pending)
+        await self._give_back(everything=False)
+        if self._ticks % (beat_every * 2) == 0:
+            await asyncio.to_thread(self._reclaim)
+
+    def _reclaim(self) -> None:
+        with transaction(self.session_factory) as session:
+            self.quota.reclaim_expired_in(session)
+
+    async def _give_back(self, *, everything: bool) -> None:
+        taken = self.quota.take_idle(everything=everything)
+        if not taken:
+            return
+
+        def _write() -> None:
+            with transaction(self.session_factory) as session:
+                self.quota.give_back_in(session, taken)
+
+        try:
+            await asyncio.to_thread(_write)
+        except Exception:
+            self.quota.untake(taken)
+            raise
+
+    async def _refresh(self) -> None:
+        gone = await asyncio.to_thread(self.registry.load)
+        for backend in gone:
+            await backend.aclose()
+
+    async def _probe(self) -> None:
+        for model, state in self.registry.all_states():
+            replicas = self.registry.models[model].replicas
+            if not state.healthy(time.monotonic()):
+                if await state.backend.health():
+                    replicas.mark_ok(state)
+                    log.info("replica %s of %s is back in rotation", state.url, model)
+            self.metrics.replica_up.labels(model, state.url).set(1 if state.healthy(time.monotonic()) else 0)
+            self.metrics.replica_outstanding.labels(model, state.url).set(state.outstanding)

@@ -1,0 +1,31 @@
+"""Run uvicorn: one process, or several workers that each build their own app (and leases)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from jaif.app import create_app
+from jaif.config import Settings
+from jaif.db.migrate import check_current
+
+
+def run(settings: Settings, *, host: str | None, port: int | None, workers: int | None) -> None:
+    check_current(settings.database_url)
+    host = host or settings.web.host
+    port = port or settings.web.port
+    workers = workers or settings.web.workers
+    options = dict(
+        host=host,
+        port=port,
+        log_level=settings.web.log_level,
+        access_log=settings.web.log_level == "debug",
+        timeout_graceful_shutdown=30,
+        loop="uvloop",
+        http="httptools",
+    )
+    print(f"jaif serving at http://{host}:{port} (API at /v1, metrics at /metrics)", flush=True)
+    if workers > 1:
+        # Each worker reads the same JAIF_* environment, so it builds the same Settings.
+        uvicorn.run("jaif.app:app_from_env", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)

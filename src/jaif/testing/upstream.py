@@ -1,0 +1,173 @@
+"""A minimal, fast OpenAI-compatible server: the stand-in for a GPU engine in tests and benchmarks.
+
+Raw asyncio + httptools, HTTP/1.1 keep-alive, TCP_NODELAY, an optional fixed delay per request.
+It answers deterministic text ("tok0 tok1 ..."), reports exact usage (one token per word), streams
+one chunk per token and honours stream_options.include_usage like the OpenAI API.
+
+    python -m jaif.testing.upstream --port 9001 [--delay-ms 20] [--tokens 16] [--no-usage]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import time
+
+import httptools
+import orjson
+
+
+class _Handler(asyncio.Protocol):
+    def __init__(self, server: FakeUpstream) -> None:
+        self.server = server
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.url = b""
+        self.body: list[bytes] = []
+
+    def connection_made(self, transport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.transport.close()
+
+    def on_url(self, url: bytes) -> None:
+        self.url = url
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        method, url, body = self.parser.get_method(), self.url, b"".join(self.body)
+        self.body = []
+        asyncio.get_running_loop().create_task(self.server.respond(self.transport, method, url, body))
+
+
+class FakeUpstream:
+    def __init__(self, *, delay_ms: float = 0.0, tokens: int = 16, usage: bool = True, model: str = "fake") -> None:
+        self.delay = delay_ms / 1000
+        self.tokens = tokens
+        self.usage = usage
+        self.model = model
+        self.requests = 0
+
+    async def respond(self, transport: asyncio.Transport, method: bytes, url: bytes, body: bytes) -> None:
+        self.requests += 1
+        path = url.split(b"?")[0].rstrip(b"/")
+        if method == b"GET" and path.endswith(b"/models"):
+            return _send(transport, 200, {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "fake"}]})
+        if method == b"GET" and path in (b"/health", b"/v1/health"):
+            return _send(transport, 200, {"status": "ok"})
+        if method != b"POST":
+            return _send(transport, 404, {"error": {"message": "not found", "type": "not_found_error", "param": None, "code": None}})
+        try:
+            req = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _send(transport, 400, {"error": {"message": "bad json", "type": "invalid_request_error", "param": None, "code": None}})
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if path.endswith(b"/embeddings"):
+            return _send(transport, 200, self._embeddings(req))
+        n = min(self.tokens, req.get("max_tokens") or req.get("max_completion_tokens") or self.tokens)
+        prompt_tokens = _count_prompt(req)
+        chat = path.endswith(b"/chat/completions")
+        if req.get("stream"):
+            return await self._stream(transport, req, n, prompt_tokens, chat)
+        text = " ".join(f"tok{i}" for i in range(n))
+        out = {
+            "id": "cmpl-fake", "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()), "model": req.get("model", self.model),
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length", "logprobs": None}
+                if chat else {"index": 0, "text": text, "finish_reason": "length", "logprobs": None}
+            ],
+        }
+        if self.usage:
+            out["usage"] = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+        _send(transport, 200, out)
+
+    async def _stream(self, transport, req: dict, n: int, prompt_tokens: int, chat: bool) -> None:
+        transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        include_usage = bool((req.get("stream_options") or {}).get("include_usage")) and self.usage
+        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk" if chat else "text_completion",
+                "created": int(time.time()), "model": req.get("model", self.model)}
+        for i in range(n):
+            text = f"tok{i}" if i == 0 else f" tok{i}"
+            choice = ({"index": 0, "delta": {"content": text} if i else {"role": "assistant", "content": text},
+                       "finish_reason": "length" if i == n - 1 else None, "logprobs": None}
+                      if chat else {"index": 0, "text": text, "finish_reason": "length" if i == n - 1 else None, "logprobs": None})
+            chunk = {**base, "choices": [choice]}
+            if include_usage:
+                chunk["usage"] = None
+            _chunk(transport, b"data: " + orjson.dumps(chunk) + b"\n\n")
+            await asyncio.sleep(0)
+        if include_usage:
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+            _chunk(transport, b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n")
+        _chunk(transport, b"data: [DONE]\n\n")
+        transport.write(b"0\r\n\r\n")
+
+    def _embeddings(self, req: dict) -> dict:
+        inputs = req.get("input")
+        inputs = [inputs] if isinstance(inputs, str) else inputs or []
+        data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))]
+        tokens = sum(len(str(x).split()) for x in inputs)
+        return {"object": "list", "data": data, "model": req.get("model", self.model),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def _count_prompt(req: dict) -> int:
+    if "messages" in req:
+        return sum(len(str(m.get("content") or "").split()) for m in req["messages"]) + 3
+    prompt = req.get("prompt") or ""
+    return sum(len(p.split()) for p in ([prompt] if isinstance(prompt, str) else prompt)) + 1
+
+
+def _send(transport, status: int, data: dict) -> None:
+    body = orjson.dumps(data)
+    reason = {200: b"OK", 400: b"Bad Request", 404: b"Not Found"}.get(status, b"Error")
+    transport.write(
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % (status, reason, len(body))
+        + body
+    )
+
+
+def _chunk(transport, data: bytes) -> None:
+    transport.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+
+async def serve(host: str, port: int, upstream: FakeUpstream) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _Handler(upstream), host, port, reuse_address=True, backlog=2048)
+    print(f"fake upstream at http://{host}:{port}/v1", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument("--delay-ms", type=float, default=0.0)
+    parser.add_argument("--tokens", type=int, default=16)
+    parser.add_argument("--no-usage", action="store_true", help="report no usage, like some engines")
+    parser.add_argument("--model", default="fake")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(serve(args.host, args.port, FakeUpstream(delay_ms=args.delay_ms, tokens=args.tokens, usage=not args.no_usage, model=args.model)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The web layer: error rendering, body limits, the portal."""

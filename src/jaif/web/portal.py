@@ -1,0 +1,26 @@
+"""The portal's pages. For now the landing page: what this gateway serves and how to call it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import HTMLResponse
+
+router = APIRouter(include_in_schema=False)
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> HTMLResponse:
+    registry = request.app.state.runtime.registry
+    aliases: dict[str, list[str]] = {}
+    for alias, name in registry.aliases.items():
+        aliases.setdefault(name, []).append(alias)
+    models = [
+        {"name": m.name, "kind": m.kind, "context_length": m.context_length, "aliases": sorted(aliases.get(m.name, [])),
+         "replicas": len(m.replicas.replicas)}
+        for m in sorted(registry.models.values(), key=lambda m: m.name)
+    ]
+    return TEMPLATES.TemplateResponse(request, "portal/home.html", {"models": models, "base_url": str(request.base_url)})

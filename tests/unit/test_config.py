@@ -1,0 +1,52 @@
+"""Settings: every field documented, environment and TOML file read, placeholders refused in production."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from jaif.config import Settings
+
+DOCS = Path(__file__).parents[2] / "docs" / "configuration.md"
+
+
+def _fields(model: type[BaseModel], prefix: str = "") -> list[str]:
+    names = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += _fields(annotation, f"{prefix}{name}.")
+        else:
+            names.append(prefix + name)
+    return names
+
+
+def test_every_setting_is_documented():
+    docs = DOCS.read_text()
+    missing = [name for name in _fields(Settings) if f"`{name}`" not in docs]
+    assert not missing, f"settings missing from docs/configuration.md: {missing}"
+    for name in _fields(Settings):
+        env = "JAIF_" + name.upper().replace(".", "__")
+        assert f"`{env}`" in docs, env
+
+
+def test_environment_and_file(monkeypatch, tmp_path):
+    config = tmp_path / "jaif.toml"
+    config.write_text('redis_url = "redis://file"\n[inference]\nllama_threads = 3\ncooldown_s = 1.5\n')
+    monkeypatch.setenv("JAIF_CONFIG_FILE", str(config))
+    monkeypatch.setenv("JAIF_INFERENCE__LLAMA_THREADS", "2")
+    settings = Settings()
+    assert settings.inference.llama_threads == 2  # environment wins
+    assert settings.inference.cooldown_s == 1.5
+    assert settings.redis_url == "redis://file"
+    assert settings.database_url == "sqlite:///var/jaif.db"
+
+
+def test_placeholder_secret_refused_outside_development(monkeypatch):
+    monkeypatch.setenv("JAIF_ENVIRONMENT", "production")
+    with pytest.raises(ValidationError, match="SECRET_KEY"):
+        Settings()
+    monkeypatch.setenv("JAIF_WEB__SECRET_KEY", "a-real-secret")
+    assert Settings().environment == "production"
