@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 
 from jaif import __version__
 from jaif.config import Settings
+from jaif.inference.fastpath import InferenceFastPath
 from jaif.inference.router import openapi_components
 from jaif.inference.router import router as inference_router
 from jaif.ops.router import router as ops_router
@@ -57,6 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def app_from_env() -> FastAPI:
+def asgi_app(settings: Settings) -> InferenceFastPath:
+    """What `jaif serve` runs: the app behind the hot-path middleware (inference/fastpath.py)."""
+    return InferenceFastPath(create_app(settings), max_body_bytes=settings.inference.max_body_bytes)
+
+
+def app_from_env() -> InferenceFastPath:
     """Factory for uvicorn workers (``jaif serve --workers N``): settings from the environment."""
-    return create_app(Settings())
+    return asgi_app(Settings())

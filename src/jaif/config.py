@@ -25,7 +25,7 @@ PLACEHOLDER_SECRET = "change-me-in-production"
 class InferenceSettings(BaseModel):
     builtin_models: bool = True
     llama_threads: int = Field(1, ge=1)
-    llama_context: int = Field(4096, ge=256)
+    llama_context: int = Field(8192, ge=256)
     embedding_threads: int = Field(1, ge=1)
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     connect_timeout_s: float = 3.0

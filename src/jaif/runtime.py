@@ -65,6 +65,7 @@ class Runtime:
         )
         self._tasks: list[asyncio.Task] = []
         self._ticks = 0
+        self._gauged: set[tuple[str, str]] = set()
 
     def _make_backend(self, url: str, *, name: str, kind: str, api_key: str | None) -> InferenceBackend:
         inf = self.settings.inference
@@ -145,11 +146,21 @@ class Runtime:
             await backend.aclose()
 
     async def _probe(self) -> None:
-        for model, state in self.registry.all_states():
-            replicas = self.registry.models[model].replicas
-            if not state.healthy(time.monotonic()):
-                if await state.backend.health():
-                    replicas.mark_ok(state)
-                    log.info("replica %s of %s is back in rotation", state.url, model)
-            self.metrics.replica_up.labels(model, state.url).set(1 if state.healthy(time.monotonic()) else 0)
+        """Health-check every replica at once; a failing one is taken out (see ReplicaSet.probed)."""
+        checked = [(m.name, m.replicas, state) for m in self.registry.models.values() for state in m.replicas.replicas]
+        results = await asyncio.gather(*(state.backend.health() for _, _, state in checked))
+        now = time.monotonic()
+        gauged = set()
+        for (model, replicas, state), ok in zip(checked, results, strict=True):
+            was_healthy = state.healthy(now)
+            replicas.probed(state, ok=ok)
+            if was_healthy and not ok:
+                log.warning("replica %s of %s failed its health check; taken out of rotation", state.url, model)
+            self.metrics.replica_up.labels(model, state.url).set(1 if state.healthy(now) else 0)
             self.metrics.replica_outstanding.labels(model, state.url).set(state.outstanding)
+            gauged.add((model, state.url))
+        # Replicas an operator removed leave the metrics too.
+        for labels in self._gauged - gauged:
+            self.metrics.replica_up.remove(*labels)
+            self.metrics.replica_outstanding.remove(*labels)
+        self._gauged = gauged

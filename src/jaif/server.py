@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from jaif.app import create_app
+from jaif.app import asgi_app
 from jaif.config import Settings
 from jaif.db.migrate import check_current
 
@@ -22,10 +22,13 @@ def run(settings: Settings, *, host: str | None, port: int | None, workers: int 
         timeout_graceful_shutdown=30,
         loop="uvloop",
         http="httptools",
+        # jaif is reached directly or through a proxy the operator configures; parsing forwarded
+        # headers on every request is not worth its cost here.
+        proxy_headers=False,
     )
     print(f"jaif serving at http://{host}:{port} (API at /v1, metrics at /metrics)", flush=True)
     if workers > 1:
         # Each worker reads the same JAIF_* environment, so it builds the same Settings.
         uvicorn.run("jaif.app:app_from_env", factory=True, workers=workers, **options)
     else:
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(asgi_app(settings), **options)

@@ -5,22 +5,8 @@ from __future__ import annotations
 import json
 
 import openai
-import pytest
 
-from tests.support.procs import jaif, last_line, server, upstream, wait_for
-
-
-@pytest.fixture
-def platform(jaif_env):
-    """A project with a key, a model on the stand-in upstream, and jaif serving it."""
-    jaif(jaif_env, "db", "upgrade")
-    jaif(jaif_env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
-    jaif(jaif_env, "project", "create", "alpha", "--org", "Uni A", "--token-quota", "100000")
-    key = last_line(jaif(jaif_env, "key", "create", "--project", "alpha"))
-    with upstream(jaif_env) as (url, _proc):
-        jaif(jaif_env, "model", "add", "fake-chat", "--upstream", url, "--alias", "default-chat")
-        with server(jaif_env) as base:
-            yield {"base": base, "key": key, "env": jaif_env}
+from tests.support.procs import jaif, last_line, wait_for
 
 
 def usage_of(env, project: str) -> dict:

@@ -1,14 +1,15 @@
 """The gateway service: authorise, budget, route with failover, meter. No HTTP in here.
 
-One call per request: ``handle`` returns a response body, or a ``StreamResult`` whose ``events``
+One call per request: ``handle`` returns a response body, or a ``StreamRelay`` whose ``events``
 yields server-sent events. Every path, success, error or a client hanging up, settles the
 reservation once and writes exactly one usage record.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from jaif.inference.keys import KeyCache
 from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, dump
 from jaif.inference.registry import ModelRegistry, ServedModel
 from jaif.inference.routing import ReplicaState
-from jaif.inference.streaming import StreamMeter
+from jaif.inference.streaming import StreamMeter, StreamRelay
 from jaif.inference.tokens import embedding_inputs, prompt_upper_bound
 from jaif.metering.ledger import UsageEvent, UsageWriter
 from jaif.metering.quota import QuotaManager, Reservation
@@ -42,11 +43,6 @@ ENDPOINTS = {
     CompletionRequest: ("completions", "chat"),
     EmbeddingRequest: ("embeddings", "embedding"),
 }
-
-
-@dataclass
-class StreamResult:
-    events: AsyncIterator[bytes]
 
 
 @dataclass
@@ -90,6 +86,12 @@ class Gateway:
         self.metering = metering
         self.default_rpm = default_rpm
         self.default_tpm = default_tpm
+        # Unique across processes without a syscall per request (uuid4 cost ~9% of the hot path).
+        self._id_prefix = os.urandom(8).hex()
+        self._id_counter = itertools.count()
+
+    def _next_request_id(self) -> str:
+        return f"{self._id_prefix}{next(self._id_counter):x}"
 
     async def authenticate(self, authorization: str | None) -> KeyPrincipal:
         return await self.keys.authenticate(authorization)
@@ -110,7 +112,7 @@ class Gateway:
         return {"id": name, "object": "model", "created": model.created, "owned_by": model.owned_by}
 
     # -- the request path ------------------------------------------------------------------------
-    async def handle(self, principal: KeyPrincipal, request: Request) -> Body | StreamResult:
+    async def handle(self, principal: KeyPrincipal, request: Request) -> Body | StreamRelay:
         call = self._prepare(principal, request)
         await self._admit(call)
         try:
@@ -168,7 +170,7 @@ class Gateway:
             prompt = exact if exact is not None else prompt_upper_bound(request)
             budget = min(prompt + (limit if limit is not None else ctx), ctx)
         return _Call(
-            request_id=uuid.uuid4().hex,
+            request_id=self._next_request_id(),
             principal=principal,
             model=model,
             endpoint=endpoint,
@@ -237,7 +239,7 @@ class Gateway:
         await self._finish(call, replica=replica, usage=usage, status="ok", status_code=200)
         return result
 
-    async def _start_stream(self, call: _Call, *, include_usage: bool) -> StreamResult:
+    async def _start_stream(self, call: _Call, *, include_usage: bool) -> StreamRelay:
         call.body["stream_options"] = {**(call.body.get("stream_options") or {}), "include_usage": True}
         method = "chat_stream" if call.endpoint == "chat.completions" else "complete_stream"
 
@@ -249,44 +251,18 @@ class Gateway:
                 raise BackendError(f"{backend.url}: empty stream", retryable=True) from exc
 
         replica, (events, first) = await self._with_failover(call, first_event)
-        meter = StreamMeter(include_usage=include_usage, started=call.started)
-        return StreamResult(self._relay(call, replica, events, first, meter))
 
-    async def _relay(
-        self, call: _Call, replica: ReplicaState, events: AsyncIterator[bytes], first: bytes, meter: StreamMeter
-    ) -> AsyncIterator[bytes]:
-        status, code = "ok", 200
-        replica.outstanding += 1
-        try:
-            out = meter.feed(first)
-            if out:
-                yield out
-            async for payload in events:
-                out = meter.feed(payload)
-                if out:
-                    yield out
-            yield b"data: [DONE]\n\n"
-        except BackendError as exc:
-            status, code = "error", 502
-            call.model.replicas.mark_failed(replica, exc.message)
-            yield meter.error_event(f"The model server failed mid-stream: {exc.message}")
-            yield b"data: [DONE]\n\n"
-        except BaseException:
-            status, code = "cancelled", 499  # the client went away
-            raise
-        finally:
-            replica.outstanding -= 1
-            await _aclose(events)
+        async def finish(status: str, code: int, meter: StreamMeter) -> None:
+            if status == "error":
+                call.model.replicas.mark_failed(replica, "stream broke")
             usage, source = meter.usage()
             await self._finish(
-                call,
-                replica=replica,
-                usage=usage,
-                usage_source=source,
-                status=status,
-                status_code=code,
+                call, replica=replica, usage=usage, usage_source=source, status=status, status_code=code,
                 ttft_s=meter.ttft_s,
             )
+
+        meter = StreamMeter(include_usage=include_usage, started=call.started)
+        return StreamRelay(replica, events, first, meter, finish)
 
     async def _finish(
         self,
@@ -354,9 +330,3 @@ def _client_error(exc: BackendError) -> JaifError:
         err.param = error.get("param")
         err.code = error.get("code")
     return err
-
-
-async def _aclose(events: AsyncIterator[bytes]) -> None:
-    close = getattr(events, "aclose", None)
-    if close is not None:
-        await close()

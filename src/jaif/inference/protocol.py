@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jaif.errors import InvalidRequest
 
 
 class _Request(BaseModel):
@@ -81,3 +83,48 @@ class EmbeddingRequest(_Request):
 def dump(request: BaseModel) -> dict[str, Any]:
     """The request as a JSON-ready dict, with the client's unknown fields and without unset defaults."""
     return request.model_dump(exclude_unset=True, exclude_none=False)
+
+
+HOT_ROUTES: dict[str, type[BaseModel]] = {
+    "/v1/chat/completions": ChatCompletionRequest,
+    "/v1/completions": CompletionRequest,
+    "/v1/embeddings": EmbeddingRequest,
+}
+
+
+def parse_request(model: type[BaseModel], raw: bytes) -> BaseModel:
+    """One pass of pydantic's JSON parser; errors become one clear 400 in the OpenAI shape."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise validation_error(exc) from exc
+
+
+def validation_error(exc: ValidationError | Any) -> InvalidRequest:
+    """Translate a pydantic/FastAPI validation error into one 400 naming the first bad field."""
+    errors = exc.errors() if hasattr(exc, "errors") else []
+    if not errors:
+        return InvalidRequest("The request body is not valid.")
+    # In a union pydantic reports every member; the deepest error is in the member the client meant.
+    first = max(errors, key=lambda e: len(e.get("loc", ())))
+    if first.get("type") == "json_invalid":
+        return InvalidRequest(
+            "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.",
+            code="invalid_json",
+        )
+    loc = [str(p) for p in first.get("loc", ()) if p != "body" and not _is_union_tag(p)]
+    param = ".".join(loc) or None
+    message = first.get("msg", "invalid value")
+    if param is None:
+        return InvalidRequest(f"The request body must be a JSON object of parameters: {message}.", code="invalid_value")
+    if first.get("type") == "missing":
+        return InvalidRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+    return InvalidRequest(f"Invalid value for '{param}': {message}.", param=param, code="invalid_value")
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "none"})
+
+
+def _is_union_tag(part: Any) -> bool:
+    """pydantic puts the member of a union into ``loc`` ("stop", "list[str]"); fields are snake_case."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or not part.isidentifier() or part != part.lower())

@@ -7,13 +7,14 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
+from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
 from jaif.access.schemas import KeyPrincipal
-from jaif.inference.gateway import Gateway, StreamResult
-from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
-from jaif.web.errors import validation_error
+from jaif.inference.gateway import Gateway
+from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, parse_request
+from jaif.inference.streaming import StreamRelay
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible inference"])
 bearer = HTTPBearer(auto_error=False, description="A project API key, created with `jaif key create`.")
@@ -55,20 +56,13 @@ def openapi_components() -> dict:
     return components
 
 
-async def _parse(request: Request, model: type[BaseModel]) -> BaseModel:
-    # Parsed by hand rather than as a FastAPI body parameter: one pass of pydantic's JSON parser,
-    # and errors in the OpenAI shape.
-    raw = await request.body()
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        raise validation_error(exc) from exc
-
-
 async def _serve(request: Request, who: KeyPrincipal, model: type[BaseModel]) -> Response:
-    result = await gateway_of(request).handle(who, await _parse(request, model))
-    if isinstance(result, StreamResult):
-        return StreamingResponse(result.events, media_type="text/event-stream", headers=SSE_HEADERS)
+    # Normally answered by fastpath.InferenceFastPath before reaching here; same service, same errors.
+    # The body is parsed by hand rather than as a FastAPI parameter, for errors in the OpenAI shape.
+    result = await gateway_of(request).handle(who, parse_request(model, await request.body()))
+    if isinstance(result, StreamRelay):
+        return StreamingResponse(result.events, media_type="text/event-stream", headers=SSE_HEADERS,
+                                 background=BackgroundTask(result.aclose))
     return _json(result)
 
 

@@ -52,6 +52,13 @@ class ReplicaSet:
         replica.last_error = reason
         replica.cooldown_until = time.monotonic() + self.cooldown_s
 
+    def probed(self, replica: ReplicaState, *, ok: bool) -> None:
+        """Record a background health check. A failed one takes the replica out, or starts its cool-down
+        again, so a replica that stays down stays out; a passing one leaves a running cool-down alone,
+        so a replica that answers health checks but failed requests (a 5xx) still sits it out."""
+        if not ok:
+            self.mark_failed(replica, "health check failed")
+
     def mark_ok(self, replica: ReplicaState) -> None:
         replica.failures = 0
         replica.cooldown_until = 0.0

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 
 from jaif.errors import UpstreamError
+from jaif.inference.backends.base import BackendError
+from jaif.inference.routing import ReplicaState
 
 _NULL_USAGE = (b'"usage":null', b'"usage": null')
 
@@ -45,3 +48,60 @@ class StreamMeter:
     @staticmethod
     def error_event(message: str) -> bytes:
         return b"data: " + orjson.dumps(UpstreamError(message).to_openai()) + b"\n\n"
+
+
+class StreamRelay:
+    """A started upstream stream on its way to the client.
+
+    ``events`` yields framed server-sent events ending with ``data: [DONE]``; a stream that breaks
+    mid-way ends with an error event. ``aclose`` must be called when the client is done or gone
+    (also if ``events`` was never iterated): it closes the upstream stream and settles the request
+    exactly once through ``finish``.
+    """
+
+    def __init__(
+        self,
+        replica: ReplicaState,
+        upstream: AsyncIterator[bytes],
+        first: bytes,
+        meter: StreamMeter,
+        finish: Callable[[str, int, StreamMeter], Awaitable[None]],
+    ) -> None:
+        self._replica = replica
+        self._upstream = upstream
+        self._first = first
+        self._meter = meter
+        self._finish = finish
+        self._outcome = ("cancelled", 499)  # unless the stream runs to its end: the client went away
+        self._closed = False
+        replica.outstanding += 1
+        self.events = self._events()
+
+    async def _events(self) -> AsyncIterator[bytes]:
+        meter = self._meter
+        try:
+            out = meter.feed(self._first)
+            if out:
+                yield out
+            async for payload in self._upstream:
+                out = meter.feed(payload)
+                if out:
+                    yield out
+            self._outcome = ("ok", 200)
+            yield b"data: [DONE]\n\n"
+        except BackendError as exc:
+            self._outcome = ("error", 502)
+            yield meter.error_event(f"The model server failed mid-stream: {exc.message}")
+            yield b"data: [DONE]\n\n"
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._replica.outstanding -= 1
+        await self.events.aclose()
+        close = getattr(self._upstream, "aclose", None)
+        if close is not None:
+            await close()
+        status, code = self._outcome
+        await self._finish(status, code, self._meter)

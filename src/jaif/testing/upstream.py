@@ -3,8 +3,11 @@
 Raw asyncio + httptools, HTTP/1.1 keep-alive, TCP_NODELAY, an optional fixed delay per request.
 It answers deterministic text ("tok0 tok1 ..."), reports exact usage (one token per word), streams
 one chunk per token and honours stream_options.include_usage like the OpenAI API.
+For failure tests it can answer every POST with an error status, drop a stream's connection after
+some chunks, or sleep between chunks.
 
     python -m jaif.testing.upstream --port 9001 [--delay-ms 20] [--tokens 16] [--no-usage]
+        [--status 500] [--break-after K] [--chunk-delay-ms 100]
 """
 
 from __future__ import annotations
@@ -51,11 +54,24 @@ class _Handler(asyncio.Protocol):
 
 
 class FakeUpstream:
-    def __init__(self, *, delay_ms: float = 0.0, tokens: int = 16, usage: bool = True, model: str = "fake") -> None:
+    def __init__(
+        self,
+        *,
+        delay_ms: float = 0.0,
+        tokens: int = 16,
+        usage: bool = True,
+        model: str = "fake",
+        status: int = 200,
+        break_after: int | None = None,
+        chunk_delay_ms: float = 0.0,
+    ) -> None:
         self.delay = delay_ms / 1000
         self.tokens = tokens
         self.usage = usage
         self.model = model
+        self.status = status  # not 200: every POST is answered with this status and an OpenAI error
+        self.break_after = break_after  # streams: drop the connection after this many chunks
+        self.chunk_delay = chunk_delay_ms / 1000
         self.requests = 0
 
     async def respond(self, transport: asyncio.Transport, method: bytes, url: bytes, body: bytes) -> None:
@@ -73,6 +89,10 @@ class FakeUpstream:
             return _send(transport, 400, {"error": {"message": "bad json", "type": "invalid_request_error", "param": None, "code": None}})
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.status != 200:
+            message = f"stand-in answers {self.status}"
+            error = {"message": message, "type": "server_error", "param": None, "code": None}
+            return _send(transport, self.status, {"error": error})
         if path.endswith(b"/embeddings"):
             return _send(transport, 200, self._embeddings(req))
         n = min(self.tokens, req.get("max_tokens") or req.get("max_completion_tokens") or self.tokens)
@@ -85,7 +105,8 @@ class FakeUpstream:
             "id": "cmpl-fake", "object": "chat.completion" if chat else "text_completion",
             "created": int(time.time()), "model": req.get("model", self.model),
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length", "logprobs": None}
+                {"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                 "finish_reason": "length", "logprobs": None}
                 if chat else {"index": 0, "text": text, "finish_reason": "length", "logprobs": None}
             ],
         }
@@ -99,6 +120,11 @@ class FakeUpstream:
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk" if chat else "text_completion",
                 "created": int(time.time()), "model": req.get("model", self.model)}
         for i in range(n):
+            if i == self.break_after:
+                transport.close()  # mid-body: the chunked response never ends
+                return
+            if i and self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
             text = f"tok{i}" if i == 0 else f" tok{i}"
             choice = ({"index": 0, "delta": {"content": text} if i else {"role": "assistant", "content": text},
                        "finish_reason": "length" if i == n - 1 else None, "logprobs": None}
@@ -116,7 +142,9 @@ class FakeUpstream:
 
     def _embeddings(self, req: dict) -> dict:
         inputs = req.get("input")
-        inputs = [inputs] if isinstance(inputs, str) else inputs or []
+        # One string, or one list of token ids, is one input (as in the OpenAI API).
+        one = isinstance(inputs, str) or (isinstance(inputs, list) and inputs and isinstance(inputs[0], int))
+        inputs = [inputs] if one else inputs or []
         data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))]
         tokens = sum(len(str(x).split()) for x in inputs)
         return {"object": "list", "data": data, "model": req.get("model", self.model),
@@ -132,7 +160,8 @@ def _count_prompt(req: dict) -> int:
 
 def _send(transport, status: int, data: dict) -> None:
     body = orjson.dumps(data)
-    reason = {200: b"OK", 400: b"Bad Request", 404: b"Not Found"}.get(status, b"Error")
+    reasons = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 500: b"Internal Server Error"}
+    reason = reasons.get(status, b"Error")
     transport.write(
         b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % (status, reason, len(body))
         + body
@@ -159,6 +188,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=16)
     parser.add_argument("--no-usage", action="store_true", help="report no usage, like some engines")
     parser.add_argument("--model", default="fake")
+    parser.add_argument("--status", type=int, default=200, help="answer every POST with this status")
+    parser.add_argument("--break-after", type=int, default=None, metavar="K",
+                        help="drop a stream's connection after K chunks")
+    parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="sleep between stream chunks")
     args = parser.parse_args()
     try:
         import uvloop
@@ -166,7 +199,16 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(serve(args.host, args.port, FakeUpstream(delay_ms=args.delay_ms, tokens=args.tokens, usage=not args.no_usage, model=args.model)))
+    upstream = FakeUpstream(
+        delay_ms=args.delay_ms,
+        tokens=args.tokens,
+        usage=not args.no_usage,
+        model=args.model,
+        status=args.status,
+        break_after=args.break_after,
+        chunk_delay_ms=args.chunk_delay_ms,
+    )
+    asyncio.run(serve(args.host, args.port, upstream))
 
 
 if __name__ == "__main__":

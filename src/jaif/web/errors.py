@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from http import HTTPStatus
 
 import orjson
 from fastapi import FastAPI, Request
@@ -17,7 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 
-from jaif.errors import InvalidRequest, JaifError
+from jaif.errors import JaifError
+from jaif.inference.protocol import validation_error
 
 log = logging.getLogger("jaif.errors")
 
@@ -48,23 +50,13 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def validation_error(exc: Exception) -> InvalidRequest:
-    """Translate a pydantic/FastAPI validation error into one clear 400 naming the first bad field."""
-    errors = exc.errors() if hasattr(exc, "errors") else []
-    if not errors:
-        return InvalidRequest("The request body is not valid.")
-    first = errors[0]
-    if first.get("type") == "json_invalid":
-        return InvalidRequest(
-            "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.",
-            code="invalid_json",
-        )
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body",)]
-    param = ".".join(loc) or None
-    message = first.get("msg", "invalid value")
-    if first.get("type") == "missing":
-        return InvalidRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
-    return InvalidRequest(f"Invalid value for '{param}': {message}.", param=param, code="invalid_value")
+def _http_message(request: Request, exc: StarletteHTTPException) -> str:
+    """Starlette's bare reasons ("Not Found") say little; name the method and URL as OpenAI does."""
+    if exc.status_code == 404 and exc.detail == HTTPStatus.NOT_FOUND.phrase:
+        return f"Invalid URL ({request.method} {request.url.path})"
+    if exc.status_code == 405:
+        return f"Method {request.method} is not allowed for {request.url.path}"
+    return str(exc.detail)
 
 
 def install(app: FastAPI) -> None:
@@ -78,7 +70,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        error = JaifError(str(exc.detail))
+        error = JaifError(_http_message(request, exc))
         error.status = exc.status_code
         error.type = _HTTP_TYPES.get(exc.status_code, "invalid_request_error")
         error.code = None

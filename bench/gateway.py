@@ -1,0 +1,123 @@
+"""Gateway overhead: straight to a fast upstream vs through jaif, in one run.
+
+    .venv/bin/python bench/gateway.py [--duration 5] [--workers 1 2] [--database-url URL]
+
+Measures, with the stand-in upstream (jaif.testing.upstream: keep-alive, TCP_NODELAY) answering at
+once and with a 20 ms delay: sequential p50/p99 latency; throughput at concurrency 1, 16 and 64 for
+non-streaming (wrk) and streaming (an asyncio client; time to first event); metering and quotas on
+vs off. Load generator, upstream and gateway share this machine's cores, so read ratios, not
+absolutes. Writes the figures into bench/RESULTS.md between the gateway markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import Setup, gateway, stream_load, upstream, wrk  # noqa: E402
+
+RESULTS = Path(__file__).parent / "RESULTS.md"
+CHAT = {"model": "M", "messages": [{"role": "user", "content": "Say hello to Jülich."}], "max_tokens": 16}
+
+
+def body(model: str, *, stream: bool = False) -> dict:
+    data = {**CHAT, "model": model}
+    if stream:
+        data.update(stream=True, stream_options={"include_usage": True})
+    return data
+
+
+def measure(setup: Setup, args) -> list[str]:
+    rows: list[str] = []
+    env = setup.env
+    with upstream(env) as fast, upstream(env, delay_ms=20) as slow:
+        setup.cli("model", "add", "fast", "--upstream", fast)
+        setup.cli("model", "add", "slow", "--upstream", slow)
+        for workers in args.workers:
+            with gateway(env, workers=workers) as gw:
+                rows += scenario(setup, f"{workers} worker(s)", gw, fast, slow, args)
+        with gateway(env, workers=args.workers[-1], extra_env={"JAIF_METERING__ENABLED": "false"}) as gw:
+            on = wrk(gw + "/chat/completions", body("fast"), setup.key, connections=64, duration=args.duration)
+        with gateway(env, workers=args.workers[-1]) as gw:
+            on2 = wrk(gw + "/chat/completions", body("fast"), setup.key, connections=64, duration=args.duration)
+        rows.append(
+            f"| metering+quotas off vs on, instant upstream, c=64, {args.workers[-1]} worker(s) | off {on['rps']:.0f} req/s "
+            f"| on {on2['rps']:.0f} req/s | on/off = {on2['rps'] / on['rps']:.2f} |"
+        )
+    return rows
+
+
+def scenario(setup: Setup, label: str, gw: str, fast: str, slow: str, args) -> list[str]:
+    rows = []
+    key, d = setup.key, args.duration
+    for name, direct_url, model in (("instant", fast, "fast"), ("20 ms", slow, "slow")):
+        direct = wrk(direct_url + "/chat/completions", body(model), key, connections=1, duration=d)
+        through = wrk(gw + "/chat/completions", body(model), key, connections=1, duration=d)
+        rows.append(
+            f"| {label}, {name} upstream, sequential latency | direct p50 {direct['p50_ms']:.2f} ms, p99 {direct['p99_ms']:.2f} ms "
+            f"| jaif p50 {through['p50_ms']:.2f} ms, p99 {through['p99_ms']:.2f} ms "
+            f"| added at p50: {through['p50_ms'] - direct['p50_ms']:.2f} ms |"
+        )
+        for c in (1, 16, 64):
+            direct = wrk(direct_url + "/chat/completions", body(model), key, connections=c, duration=d)
+            through = wrk(gw + "/chat/completions", body(model), key, connections=c, duration=d)
+            rows.append(
+                f"| {label}, {name} upstream, non-streaming, c={c} | direct {direct['rps']:.0f} req/s "
+                f"| jaif {through['rps']:.0f} req/s ({through['errors']} non-2xx) "
+                f"| jaif/direct = {through['rps'] / direct['rps']:.2f} |"
+            )
+        for c in (1, 16, 64):
+            direct = stream_load(direct_url + "/chat/completions", body(model, stream=True), key, connections=c, duration=d)
+            through = stream_load(gw + "/chat/completions", body(model, stream=True), key, connections=c, duration=d)
+            rows.append(
+                f"| {label}, {name} upstream, streaming, c={c} | direct {direct['rps']:.0f} req/s, TTFT p50 "
+                f"{direct['ttft_p50_ms']:.2f} ms | jaif {through['rps']:.0f} req/s, TTFT p50 {through['ttft_p50_ms']:.2f} ms "
+                f"({through['errors']} failed) | jaif/direct = {through['rps'] / direct['rps']:.2f} |"
+            )
+    return rows
+
+
+def write(section: str, rows: list[str], command: str) -> None:
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    block = "\n".join(
+        [
+            start,
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, "
+            f"Python {platform.python_version()}). Command: `{command}`",
+            "",
+            "| case | direct | through jaif | ratio |",
+            "|---|---|---|---|",
+            *rows,
+            end,
+        ]
+    )
+    if start in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="gateway worker counts to try")
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    setup = Setup(database_url=args.database_url)
+    try:
+        rows = measure(setup, args)
+    finally:
+        setup.cleanup()
+    print("\n".join(rows))
+    write("gateway", rows, "python bench/gateway.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Shared pieces of the benchmarks: a throw-away jaif set-up, processes, wrk, an asyncio SSE client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+JAIF = str(Path(sys.executable).parent / "jaif")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 120.0) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+class Setup:
+    """A fresh database with one organisation, one project (unlimited tokens unless given) and a key."""
+
+    def __init__(self, *, database_url: str | None = None, builtin: bool = False, token_quota: int | None = None):
+        self.dir = Path(tempfile.mkdtemp(prefix="jaif-bench-"))
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("JAIF_")}
+        self.env.update(
+            JAIF_DATABASE_URL=database_url or f"sqlite:///{self.dir / 'jaif.db'}",
+            JAIF_INFERENCE__BUILTIN_MODELS="true" if builtin else "false",
+        )
+        self.cli("init" if builtin else "db", *([] if builtin else ["upgrade"]))
+        self.cli("org", "create", "Bench", "--sector", "academia", "--country", "DE")
+        quota = ["--token-quota", str(token_quota)] if token_quota else []
+        self.cli("project", "create", "bench", "--org", "Bench", *quota)
+        self.key = self.cli("key", "create", "--project", "bench").strip().splitlines()[-1]
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run([JAIF, *args], env=self.env, check=True, capture_output=True, text=True).stdout
+
+    def usage(self) -> dict:
+        return json.loads(self.cli("usage", "--project", "bench", "--json").strip().splitlines()[-1])
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def process(argv: list[str], env: dict[str, str], health: str):
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(health)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextmanager
+def upstream(env: dict[str, str], *, delay_ms: float = 0, tokens: int = 16):
+    port = free_port()
+    argv = [sys.executable, "-m", "jaif.testing.upstream", "--port", str(port), "--delay-ms", str(delay_ms), "--tokens", str(tokens)]
+    with process(argv, env, f"http://127.0.0.1:{port}/v1/models"):
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+@contextmanager
+def gateway(env: dict[str, str], *, workers: int = 1, extra_env: dict[str, str] | None = None):
+    port = free_port()
+    with process([JAIF, "serve", "--port", str(port), "--workers", str(workers)], {**env, **(extra_env or {})},
+                 f"http://127.0.0.1:{port}/healthz"):
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+def wrk(url: str, body: dict, key: str, *, connections: int, duration: float) -> dict:
+    """Run wrk (one thread) with a JSON POST body; returns requests/s, latency percentiles (ms), errors."""
+    lua = Path(tempfile.mkstemp(suffix=".lua")[1])
+    lua.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = [[{json.dumps(body)}]]\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "-s", str(lua), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    lua.unlink()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    pct = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|75|90|99)%\s+([\d.]+\w+)", out, re.M)}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50_ms": pct.get("50"), "p99_ms": pct.get("99"),
+            "errors": int(errors.group(1)) if errors else 0, "socket_errors": sock.group(1) if sock else ""}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+async def _stream_load(url: str, body: dict, key: str, connections: int, duration: float) -> dict:
+    """Streaming requests from `connections` concurrent clients; time to first event and throughput."""
+    ttfts: list[float] = []
+    done = 0
+    failed = 0
+    deadline = time.perf_counter() + duration
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    payload = json.dumps(body).encode()
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def client() -> None:
+            nonlocal done, failed
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                first = None
+                async with session.post(url, data=payload) as response:
+                    if response.status != 200:
+                        failed += 1
+                        await response.read()
+                        continue
+                    async for _line in response.content:
+                        if first is None:
+                            first = time.perf_counter() - start
+                ttfts.append(first * 1000)
+                done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(connections)))
+        elapsed = time.perf_counter() - started
+    ttfts.sort()
+    return {
+        "rps": done / elapsed,
+        "ttft_p50_ms": statistics.median(ttfts) if ttfts else None,
+        "ttft_p99_ms": ttfts[int(len(ttfts) * 0.99) - 1] if ttfts else None,
+        "errors": failed,
+    }
+
+
+def stream_load(url: str, body: dict, key: str, *, connections: int, duration: float) -> dict:
+    return asyncio.run(_stream_load(url, body, key, connections, duration))
