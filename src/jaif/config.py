@@ -55,6 +55,7 @@ class WebSettings(BaseModel):
     workers: int = Field(1, ge=1)
     secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     log_level: str = "info"
+    metrics_dir: Path | None = None
 
 
 class Settings(BaseSettings):

@@ -17,11 +17,13 @@ import uuid
 from jaif.config import Settings
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.inference.backends.base import InferenceBackend
+from jaif.inference.backends.builtin import make_builtin, smollm2_file
 from jaif.inference.backends.openai_upstream import OpenAIUpstream
 from jaif.inference.gateway import Gateway
 from jaif.inference.keys import KeyCache
 from jaif.inference.registry import ModelRegistry
 from jaif.inference.service import BUILTIN_SCHEME
+from jaif.inference.tokenizers import TokenCounter
 from jaif.metering.ledger import UsageWriter
 from jaif.metering.quota import QuotaManager
 from jaif.metering.ratelimit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
@@ -36,7 +38,7 @@ class Runtime:
         self.engine = make_engine(settings.database_url)
         self.session_factory = make_session_factory(self.engine)
         inf, met = settings.inference, settings.metering
-        self.metrics = GatewayMetrics()
+        self.metrics = GatewayMetrics(multiprocess_dir=settings.web.metrics_dir)
         self.registry = ModelRegistry(
             self.session_factory, self._make_backend, cooldown_s=inf.cooldown_s, builtin=inf.builtin_models
         )
@@ -58,6 +60,7 @@ class Runtime:
             usage=self.usage,
             limiter=self.limiter,
             metrics=self.metrics,
+            tokens=TokenCounter(builtin_gguf=smollm2_file()),
             retries=inf.retries,
             metering=met.enabled,
             default_rpm=met.default_rpm,
@@ -70,9 +73,7 @@ class Runtime:
     def _make_backend(self, url: str, *, name: str, kind: str, api_key: str | None) -> InferenceBackend:
         inf = self.settings.inference
         if url.startswith(BUILTIN_SCHEME):
-            from jaif.inference.backends.builtin import make_builtin  # heavy: torch, llama.cpp
-
-            return make_builtin(url, settings=inf)
+            return make_builtin(url, settings=inf)  # loads its model on first use, not here
         return OpenAIUpstream(
             url,
             api_key=api_key,
@@ -100,6 +101,7 @@ class Runtime:
         for backend in self.registry.backends():
             await backend.aclose()
         await self.limiter.aclose()
+        self.metrics.close()
         self.engine.dispose()
 
     @staticmethod

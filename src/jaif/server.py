@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import uvicorn
 
 from jaif.app import asgi_app
@@ -28,7 +32,15 @@ def run(settings: Settings, *, host: str | None, port: int | None, workers: int 
     )
     print(f"jaif serving at http://{host}:{port} (API at /v1, metrics at /metrics)", flush=True)
     if workers > 1:
-        # Each worker reads the same JAIF_* environment, so it builds the same Settings.
-        uvicorn.run("jaif.app:app_from_env", factory=True, workers=workers, **options)
+        # Each worker reads the same JAIF_* environment, so it builds the same Settings. Their
+        # Prometheus metrics meet in files in one folder (prometheus_client's multiprocess mode,
+        # which it switches on from PROMETHEUS_MULTIPROC_DIR), so any worker's /metrics shows all.
+        metrics_dir = tempfile.mkdtemp(prefix="jaif-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        os.environ["JAIF_WEB__METRICS_DIR"] = metrics_dir
+        try:
+            uvicorn.run("jaif.app:app_from_env", factory=True, workers=workers, **options)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
         uvicorn.run(asgi_app(settings), **options)

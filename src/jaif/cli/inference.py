@@ -24,6 +24,9 @@ def model_add(
     context_length: Annotated[int, typer.Option(help="Context length in tokens.")] = 4096,
     upstream_model: Annotated[str | None, typer.Option(help="Model id the upstream knows, if not NAME.")] = None,
     upstream_key: Annotated[str | None, typer.Option(help="Bearer key to send upstream.")] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="Path of the model's tokenizer.json, for upstreams that report no usage.")
+    ] = None,
     licence: Annotated[str, typer.Option(help="Licence of the model.")] = "",
     description: Annotated[str, typer.Option(help="One line on what the model is for.")] = "",
 ) -> None:
@@ -38,6 +41,7 @@ def model_add(
             context_length=context_length,
             upstream_model=upstream_model,
             upstream_key=upstream_key,
+            tokenizer=tokenizer,
             licence=licence,
             description=description,
         )

@@ -30,6 +30,7 @@ from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, Em
 from jaif.inference.registry import ModelRegistry, ServedModel
 from jaif.inference.routing import ReplicaState
 from jaif.inference.streaming import StreamMeter, StreamRelay
+from jaif.inference.tokenizers import TokenCounter, output_text
 from jaif.inference.tokens import embedding_inputs, prompt_upper_bound
 from jaif.metering.ledger import UsageEvent, UsageWriter
 from jaif.metering.quota import QuotaManager, Reservation
@@ -71,6 +72,7 @@ class Gateway:
         usage: UsageWriter,
         limiter: RateLimiter,
         metrics: GatewayMetrics,
+        tokens: TokenCounter,
         retries: int,
         metering: bool = True,
         default_rpm: int | None = None,
@@ -82,6 +84,7 @@ class Gateway:
         self.usage = usage
         self.limiter = limiter
         self.metrics = metrics
+        self.tokens = tokens
         self.retries = retries
         self.metering = metering
         self.default_rpm = default_rpm
@@ -233,10 +236,13 @@ class Gateway:
     async def _complete(self, call: _Call) -> Body:
         method = {"chat.completions": "chat", "completions": "complete", "embeddings": "embed"}[call.endpoint]
         replica, result = await self._with_failover(call, lambda b: getattr(b, method)(call.body))
-        usage = result.get("usage") if isinstance(result, dict) else None
+        if not isinstance(result, dict):
+            raise UpstreamError("The model server's answer is not a JSON object.")
+        usage, source = result.get("usage"), "upstream"
         if not isinstance(usage, dict):
-            raise UpstreamError("The model server's answer has no usage; it cannot be metered.")
-        await self._finish(call, replica=replica, usage=usage, status="ok", status_code=200)
+            usage, source = self.tokens.usage(call.model.tokenizer, call.endpoint, call.body, output_text(result))
+            result["usage"] = usage  # the client gets what it is charged
+        await self._finish(call, replica=replica, usage=usage, usage_source=source, status="ok", status_code=200)
         return result
 
     async def _start_stream(self, call: _Call, *, include_usage: bool) -> StreamRelay:
@@ -255,7 +261,9 @@ class Gateway:
         async def finish(status: str, code: int, meter: StreamMeter) -> None:
             if status == "error":
                 call.model.replicas.mark_failed(replica, "stream broke")
-            usage, source = meter.usage()
+            usage, source = meter.usage, "upstream"
+            if usage is None:  # an upstream without include_usage, or a broken stream
+                usage, source = self.tokens.usage(call.model.tokenizer, call.endpoint, call.body, meter.text())
             await self._finish(
                 call, replica=replica, usage=usage, usage_source=source, status=status, status_code=code,
                 ttft_s=meter.ttft_s,
@@ -312,6 +320,9 @@ class Gateway:
                 status=status,
                 status_code=status_code,
                 leased=call.reservation is not None and call.reservation.leased,
+                # Charge the use to the lease it was reserved from, even if that lease was lost and
+                # replaced meanwhile (metering/quota.py).
+                lease_id=call.reservation.lease_id if call.reservation is not None else None,
             )
         )
 

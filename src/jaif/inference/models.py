@@ -30,6 +30,8 @@ class Model(Base):
     upstream_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # Sent as the bearer token to upstreams; an operator secret, never shown in listings.
     upstream_key: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # Path of the model's tokenizer.json, to count tokens where an upstream reports no usage.
+    tokenizer: Mapped[str | None] = mapped_column(String(500), nullable=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jaif.errors import InvalidRequest
 
+# What a JSON integer may be on its way upstream: orjson, and engines, carry 64 bits.
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -52,7 +56,7 @@ class _Sampling(_Request):
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     n: Annotated[int, Field(ge=1, le=1)] | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: Int64 | None = None
     presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     stream: bool | None = False
@@ -75,14 +79,47 @@ class CompletionRequest(_Sampling):
 
 
 class EmbeddingRequest(_Request):
-    input: str | list[str] | list[int] | list[list[int]]
+    input: (
+        str
+        | Annotated[list[str], Field(min_length=1)]
+        | Annotated[list[Int64], Field(min_length=1)]
+        | Annotated[list[Annotated[list[Int64], Field(min_length=1)]], Field(min_length=1)]
+    )
     encoding_format: Literal["float", "base64"] | None = "float"
-    dimensions: Annotated[int, Field(ge=1)] | None = None
+    dimensions: Annotated[int, Field(ge=1, le=2**31)] | None = None
 
 
 def dump(request: BaseModel) -> dict[str, Any]:
-    """The request as a JSON-ready dict, with the client's unknown fields and without unset defaults."""
-    return request.model_dump(exclude_unset=True, exclude_none=False)
+    """The request as a JSON-ready dict, with the client's unknown fields and without unset defaults.
+
+    Unknown fields may hold any JSON, also integers no JSON encoder upstream can write: those are a 400
+    here, not a 500 when the body is sent on (``input`` is bounded by its type and not walked again).
+    """
+    body = request.model_dump(exclude_unset=True, exclude_none=False)
+    for key, value in body.items():
+        where = None if key == "input" else _int_out_of_range(value, (key,))
+        if where is not None:
+            param = ".".join(map(str, where))
+            raise InvalidRequest(
+                f"Invalid value for '{param}': integers must fit in 64 bits.", param=param, code="invalid_value"
+            )
+    return body
+
+
+def _int_out_of_range(value: Any, path: tuple) -> tuple | None:
+    if type(value) is int:
+        return None if INT_MIN <= value <= INT_MAX else path
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        where = _int_out_of_range(item, (*path, key))
+        if where is not None:
+            return where
+    return None
 
 
 HOT_ROUTES: dict[str, type[BaseModel]] = {
@@ -105,8 +142,9 @@ def validation_error(exc: ValidationError | Any) -> InvalidRequest:
     errors = exc.errors() if hasattr(exc, "errors") else []
     if not errors:
         return InvalidRequest("The request body is not valid.")
-    # In a union pydantic reports every member; the deepest error is in the member the client meant.
-    first = max(errors, key=lambda e: len(e.get("loc", ())))
+    # In a union pydantic reports every member. The member the client meant is the one whose type
+    # matched and whose constraint failed (too short, too large), else the one it got deepest into.
+    first = max(errors, key=lambda e: (not _is_type_mismatch(e), len(e.get("loc", ()))))
     if first.get("type") == "json_invalid":
         return InvalidRequest(
             "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.",
@@ -123,6 +161,11 @@ def validation_error(exc: ValidationError | Any) -> InvalidRequest:
 
 
 _TYPE_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "none"})
+
+
+def _is_type_mismatch(error: dict) -> bool:
+    kind = error.get("type", "")
+    return kind.endswith("_type") or kind.endswith("_parsing")
 
 
 def _is_union_tag(part: Any) -> bool:

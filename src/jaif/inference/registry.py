@@ -28,7 +28,25 @@ class ServedModel:
     owned_by: str
     created: int
     upstream_model: str | None
+    tokenizer: str | None
     replicas: ReplicaSet
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One model as read from the database, detached from the session."""
+
+    id: str
+    name: str
+    kind: str
+    context_length: int
+    owned_by: str
+    created: int
+    upstream_model: str | None
+    upstream_key: str | None
+    tokenizer: str | None
+    urls: tuple[str, ...]
+    aliases: tuple[str, ...]
 
 
 class ModelRegistry:
@@ -47,7 +65,7 @@ class ModelRegistry:
         self._builtin = builtin
         self.models: dict[str, ServedModel] = {}
         self.aliases: dict[str, str] = {}
-        self._states: dict[tuple[str, str], ReplicaState] = {}
+        self._states: dict[tuple[str, str, str | None], ReplicaState] = {}
 
     def resolve(self, name: str) -> ServedModel:
         model = self.models.get(name) or self.models.get(self.aliases.get(name, ""))
@@ -58,37 +76,40 @@ class ModelRegistry:
     def load(self) -> list[InferenceBackend]:
         """Read the registry (blocking; call in a thread). Returns backends that went away, to close."""
         with self._session_factory() as session:
-            rows = service.list_models(session=session, active_only=True)
-            snapshot = [
-                (m.id, m.name, m.kind, m.context_length, m.owned_by, int(m.created_at.timestamp()),
-                 m.upstream_model, m.upstream_key, urls, [a.alias for a in m.aliases])
-                for m in rows
-                if (urls := [r.url for r in m.replicas if r.is_active and self._serves(r.url)])
+            rows = [
+                _Row(m.id, m.name, m.kind, m.context_length, m.owned_by, int(m.created_at.timestamp()),
+                     m.upstream_model, m.upstream_key, m.tokenizer, urls, tuple(a.alias for a in m.aliases))
+                for m in service.list_models(session=session, active_only=True)
+                if (urls := tuple(r.url for r in m.replicas if r.is_active and self._serves(r.url)))
             ]
-        return self._apply(snapshot)
+        return self._apply(rows)
 
     def _serves(self, url: str) -> bool:
         return self._builtin or not url.startswith(service.BUILTIN_SCHEME)
 
-    def _apply(self, snapshot: list) -> list[InferenceBackend]:
+    def _apply(self, rows: list[_Row]) -> list[InferenceBackend]:
         models: dict[str, ServedModel] = {}
         aliases: dict[str, str] = {}
-        states: dict[tuple[str, str], ReplicaState] = {}
-        for mid, name, kind, ctx, owned_by, created, upstream_model, upstream_key, urls, alias_list in snapshot:
+        states: dict[tuple[str, str, str | None], ReplicaState] = {}
+        for row in rows:
             replica_states = []
-            for url in urls:
-                key = (name, url)
+            for url in row.urls:
+                key = (row.name, url, row.upstream_key)
                 state = self._states.get(key)
                 if state is None:
-                    state = ReplicaState(self._backend_factory(url, name=name, kind=kind, api_key=upstream_key))
+                    backend = self._backend_factory(url, name=row.name, kind=row.kind, api_key=row.upstream_key)
+                    state = ReplicaState(backend)
                 states[key] = state
                 replica_states.append(state)
-            previous = self.models.get(name)
+            previous = self.models.get(row.name)
             replica_set = previous.replicas if previous else ReplicaSet([], cooldown_s=self._cooldown_s)
             replica_set.replicas = replica_states
-            models[name] = ServedModel(mid, name, kind, ctx, owned_by, created, upstream_model, replica_set)
-            for alias in alias_list:
-                aliases[alias] = name
+            models[row.name] = ServedModel(
+                row.id, row.name, row.kind, row.context_length, row.owned_by, row.created, row.upstream_model,
+                row.tokenizer, replica_set,
+            )
+            for alias in row.aliases:
+                aliases[alias] = row.name
         gone = [s.backend for k, s in self._states.items() if k not in states]
         self.models, self.aliases, self._states = models, aliases, states
         return gone

@@ -70,6 +70,7 @@ def add_model(
     description: str = "",
     upstream_model: str | None = None,
     upstream_key: str | None = None,
+    tokenizer: str | None = None,
 ) -> Model:
     if kind not in ModelKind.__members__:
         raise InvalidRequest("kind must be chat or embedding", param="kind")
@@ -89,6 +90,7 @@ def add_model(
         description=description,
         upstream_model=upstream_model,
         upstream_key=upstream_key,
+        tokenizer=tokenizer,
     )
     model.replicas = [Replica(url=_validate_url(u)) for u in upstreams]
     session.add(model)

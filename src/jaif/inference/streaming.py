@@ -10,6 +10,7 @@ import orjson
 from jaif.errors import UpstreamError
 from jaif.inference.backends.base import BackendError
 from jaif.inference.routing import ReplicaState
+from jaif.inference.tokenizers import stream_text
 
 _NULL_USAGE = (b'"usage":null', b'"usage": null')
 
@@ -22,8 +23,9 @@ class StreamMeter:
         self.include_usage = include_usage
         self.started = started
         self.ttft_s: float | None = None
-        self.content_chunks = 0
-        self._usage: dict | None = None
+        self.usage: dict | None = None
+        # Kept only until the upstream reports usage: without it, jaif counts the text itself.
+        self._payloads: list[bytes] = []
 
     def feed(self, payload: bytes) -> bytes | None:
         if self.ttft_s is None:
@@ -32,18 +34,17 @@ class StreamMeter:
             data = orjson.loads(payload)
             usage = data.get("usage")
             if isinstance(usage, dict):
-                self._usage = usage
+                self.usage = usage
+                self._payloads = []
             if not data.get("choices"):
                 return b"data: " + payload + b"\n\n" if self.include_usage else None
-        self.content_chunks += 1
+        if self.usage is None:
+            self._payloads.append(payload)
         return b"data: " + payload + b"\n\n"
 
-    def usage(self) -> tuple[dict, str]:
-        """The upstream's usage, or, where it sent none (a broken stream), what was seen: one
-        token per content chunk, as servers send them."""
-        if self._usage is not None:
-            return self._usage, "upstream"
-        return {"prompt_tokens": 0, "completion_tokens": self.content_chunks}, "chunks"
+    def text(self) -> str:
+        """The text streamed so far (where the upstream reported no usage)."""
+        return stream_text(self._payloads)
 
     @staticmethod
     def error_event(message: str) -> bytes:

@@ -2,7 +2,9 @@
 
 Records are queued in memory and flushed every ``flush_interval_s`` (and on shutdown) in one
 transaction that also turns their tokens into project spend (QuotaManager.spend_in), so the usage
-table and the quota books can never disagree. A failed flush keeps the batch and tries again.
+table and the quota books can never disagree. A failed flush keeps the batch and tries again; records
+whose request id is in the table already (a commit whose answer was lost, then retried) are skipped
+and charged nothing, so a retry can neither charge twice nor wedge the writer.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from jaif.access.service import touch_keys
@@ -41,6 +43,7 @@ class UsageEvent:
     status: str
     status_code: int
     leased: bool
+    lease_id: str | None = None  # the quota lease the request's reservation was drawn from
 
     @property
     def total_tokens(self) -> int:
@@ -57,6 +60,8 @@ class UsageWriter:
         self.written = 0
 
     def record(self, event: UsageEvent) -> None:
+        if event.leased and event.lease_id is None:
+            event.lease_id = self._quota.current_lease_id(event.project_id)
         self._pending.append(event)
 
     @property
@@ -68,35 +73,56 @@ class UsageWriter:
             written = 0
             while self._pending or heartbeat:
                 batch, self._pending = self._pending[: self._max_rows], self._pending[self._max_rows :]
+                beats = self._quota.held() if heartbeat else None
                 try:
-                    await asyncio.to_thread(self._write, batch, heartbeat)
+                    n, lost = await asyncio.to_thread(self._write, batch, beats)
                 except Exception:
                     # Keep the batch: it is retried on the next flush; the log tells the operator.
                     log.exception("writing %d usage records failed; will retry", len(batch))
                     self._pending[:0] = batch
                     raise
+                self._quota.forget(lost)
                 heartbeat = False
-                written += len(batch)
+                written += n
             self.written += written
             return written
 
-    def _write(self, batch: list[UsageEvent], heartbeat: bool) -> None:
-        spent: dict[str, tuple[int, bool]] = {}
-        last_used: dict[str, datetime] = {}
+    def _write(self, batch: list[UsageEvent], beats: list[str] | None) -> tuple[int, set[str]]:
+        """Write a batch and its spend in one transaction; returns how many records were new and the
+        ids of leases found lost."""
         rows = []
         for event in batch:
             row = asdict(event)
             row.pop("leased")
+            row.pop("lease_id")
             row["total_tokens"] = event.total_tokens
             rows.append(row)
-            tokens, _ = spent.get(event.project_id, (0, event.leased))
-            spent[event.project_id] = (tokens + event.total_tokens, event.leased)
-            if event.api_key_id:
-                last_used[event.api_key_id] = max(event.created_at, last_used.get(event.api_key_id, event.created_at))
+        lost: set[str] = set()
+        written: set[str] = set()
         with transaction(self._factory) as session:
             if rows:
-                session.execute(insert(UsageRecord), rows)
-                self._quota.spend_in(session, spent)
+                dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+                stmt = (
+                    dialect.insert(UsageRecord)
+                    .on_conflict_do_nothing(index_elements=[UsageRecord.request_id])
+                    .returning(UsageRecord.request_id)
+                )
+                written = set(session.scalars(stmt, rows))
+                # Per (project, lease): a batch may hold use of several leases of one project (one
+                # lost and its successor) and use drawn from none (a project without quota).
+                spent: dict[tuple[str, str | None], int] = {}
+                last_used: dict[str, datetime] = {}
+                for event in batch:
+                    if event.request_id not in written:
+                        continue  # written and charged by an earlier attempt
+                    key = (event.project_id, event.lease_id if event.leased else None)
+                    spent[key] = spent.get(key, 0) + event.total_tokens
+                    if event.api_key_id:
+                        when = last_used.get(event.api_key_id, event.created_at)
+                        last_used[event.api_key_id] = max(event.created_at, when)
+                if spent:
+                    lost |= self._quota.spend_in(session, spent)
                 touch_keys(session=session, last_used=last_used)
-            if heartbeat:
-                self._quota.heartbeat_in(session)
+            if beats is not None:
+                lost |= self._quota.heartbeat_in(session, beats)
+        return len(written), lost

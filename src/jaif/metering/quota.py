@@ -6,6 +6,14 @@ Each process leases a slice (a ``quota_leases`` row), reserves from it in memory
 (prompt tokens + max_tokens, capped by the context), settles to the real count at the end, and turns
 settled use into spend when the usage writer flushes. Idle slices are given back; a crashed process's
 lease counts as spent until it expires, then any process reclaims it.
+
+A lease whose row is gone although this process still holds it (it missed its heartbeats for a whole
+lease lifetime, and another process reclaimed it) is *lost*: its remembered slice is dropped, never
+spent, and a new lease (a new row, a new id) is taken when needed. Reservations and usage records
+carry the id of the lease they were drawn from, so use is always charged against the right row.
+
+Every transaction that changes a project's books locks the project row(s) first, in id order, then
+lease rows: with one lock order PostgreSQL cannot deadlock two of them.
 """
 
 from __future__ import annotations
@@ -29,20 +37,32 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
-class Reservation:
-    project_id: str
-    tokens: int
-    leased: bool
-    settled: bool = False
-
-
-@dataclass(slots=True)
 class LocalLease:
+    project_id: str
     lease_id: str
     available: int = 0  # leased and not reserved
     reserved: int = 0  # held by requests in flight
     last_used: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    in_db: bool = False  # its row was written: a missing row now means the lease was lost
+    lost: bool = False
+
+
+@dataclass(slots=True)
+class Reservation:
+    project_id: str
+    tokens: int
+    leased: bool
+    settled: bool = False
+    lease: LocalLease | None = None  # the lease it was drawn from
+
+    @property
+    def lease_id(self) -> str | None:
+        return self.lease.lease_id if self.lease is not None else None
+
+
+class _LeaseLost(Exception):
+    """The row of a lease this process holds is gone (reclaimed after it expired)."""
 
 
 class QuotaManager:
@@ -66,26 +86,42 @@ class QuotaManager:
     async def reserve(self, *, project_id: str, has_quota: bool, tokens: int) -> Reservation:
         if not has_quota:
             return Reservation(project_id, tokens, leased=False)
-        lease = self._leases.get(project_id)
-        if lease is None:
-            lease = self._leases.setdefault(project_id, LocalLease(lease_id=new_id()))
-        if lease.available < tokens:
-            async with lease.lock:
-                if lease.available < tokens:
-                    granted = await asyncio.to_thread(self._acquire, project_id, lease.lease_id, tokens - lease.available)
-                    if granted is None:  # the project has no quota after all
-                        return Reservation(project_id, tokens, leased=False)
-                    lease.available += granted
+        while True:
+            lease = self._leases.get(project_id)
+            if lease is None:
+                lease = self._leases[project_id] = LocalLease(project_id=project_id, lease_id=new_id())
             if lease.available < tokens:
-                raise QuotaExceeded(
-                    "You exceeded your project's token allowance: this request may need "
-                    f"{tokens} tokens. Lower max_tokens or ask for a larger allocation.",
-                    retry_after=self._ttl.total_seconds(),
-                )
-        lease.available -= tokens
-        lease.reserved += tokens
-        lease.last_used = time.monotonic()
-        return Reservation(project_id, tokens, leased=True)
+                async with lease.lock:
+                    # A loop, not one try: while this waits for the database, requests that needed no
+                    # new tokens keep drawing on the slice, and what was granted may not cover this
+                    # request any more although the project has tokens left.
+                    while not lease.lost and lease.available < tokens:
+                        need = tokens - lease.available
+                        try:
+                            granted = await asyncio.to_thread(
+                                self._acquire, project_id, lease.lease_id, need, lease.in_db
+                            )
+                        except _LeaseLost:
+                            self._drop(lease)
+                            break
+                        if granted is None:  # the project has no quota after all
+                            return Reservation(project_id, tokens, leased=False)
+                        if not granted:
+                            break
+                        lease.in_db = True
+                        lease.available += granted
+                if lease.lost:
+                    continue  # reserve from a new lease
+                if lease.available < tokens:
+                    raise QuotaExceeded(
+                        "You exceeded your project's token allowance: this request may need "
+                        f"{tokens} tokens. Lower max_tokens or ask for a larger allocation.",
+                        retry_after=self._ttl.total_seconds(),
+                    )
+            lease.available -= tokens
+            lease.reserved += tokens
+            lease.last_used = time.monotonic()
+            return Reservation(project_id, tokens, leased=True, lease=lease)
 
     def settle(self, reservation: Reservation, used: int) -> None:
         """Settle a reservation to what the request really used (0 on failure). Call exactly once."""
@@ -94,21 +130,55 @@ class QuotaManager:
         reservation.settled = True
         if not reservation.leased:
             return
-        lease = self._leases[reservation.project_id]
+        lease = reservation.lease or self._leases[reservation.project_id]
         lease.reserved -= reservation.tokens
-        # What was not used goes back to the slice; what was used stays leased until the usage
-        # writer flushes it as spend (spend_in).
-        lease.available += reservation.tokens - used
+        # What was not used goes back to the slice (unless the lease was lost: the database no longer
+        # counts it); what was used stays leased until the usage writer flushes it as spend (spend_in).
+        if not lease.lost:
+            lease.available += reservation.tokens - used
+
+    def current_lease_id(self, project_id: str) -> str | None:
+        lease = self._leases.get(project_id)
+        return lease.lease_id if lease is not None else None
+
+    def held(self) -> list[str]:
+        """Ids of the leases whose rows this process keeps alive (for heartbeat_in; event loop)."""
+        return [lease.lease_id for lease in self._leases.values() if lease.in_db]
+
+    def forget(self, lost: set[str]) -> None:
+        """Drop leases whose rows were found gone (event loop); their slices must not be spent."""
+        for lease in list(self._leases.values()):
+            if lease.lease_id in lost:
+                self._drop(lease)
+
+    def _drop(self, lease: LocalLease) -> None:
+        # An empty lease's row may also be gone because give_back_in deleted it: nothing to report.
+        log.log(
+            logging.WARNING if lease.available or lease.reserved else logging.DEBUG,
+            "lease %s of project %s is gone from the database (reclaimed after missed heartbeats?); "
+            "dropping its %d unreserved tokens",
+            lease.lease_id,
+            lease.project_id,
+            lease.available,
+        )
+        lease.lost = True
+        lease.available = 0
+        if self._leases.get(lease.project_id) is lease:
+            del self._leases[lease.project_id]
 
     # -- database side (threads) ---------------------------------------------------------------
-    def _acquire(self, project_id: str, lease_id: str, need: int) -> int | None:
-        """Lease at least ``need`` tokens; returns what was granted (0: not enough left), None: no quota."""
+    def _acquire(self, project_id: str, lease_id: str, need: int, in_db: bool = False) -> int | None:
+        """Lease at least ``need`` tokens; returns what was granted (0: not enough left), None: no quota.
+
+        Raises _LeaseLost when the lease's row was written before (``in_db``) and is gone now.
+        """
         for _ in range(5):
             with transaction(self._factory) as session:
+                # The project row first, as in every quota transaction (lock order; see _lock_projects).
                 row = session.execute(
-                    select(Project.token_quota, Project.tokens_spent, Project.tokens_leased).where(
-                        Project.id == project_id
-                    )
+                    select(Project.token_quota, Project.tokens_spent, Project.tokens_leased)
+                    .where(Project.id == project_id)
+                    .with_for_update(key_share=True)
                 ).one()
                 if row.token_quota is None:
                     return None
@@ -136,6 +206,10 @@ class QuotaManager:
                     .values(tokens=QuotaLease.tokens + grant, expires_at=expires)
                 ).rowcount
                 if not grown:
+                    if in_db:
+                        # Re-inserting it would let spend_in and give_back_in take from tokens_leased
+                        # what the reclaim took already. Raising rolls this transaction back.
+                        raise _LeaseLost(lease_id)
                     session.add(
                         QuotaLease(id=lease_id, project_id=project_id, holder=self.holder, tokens=grant, expires_at=expires)
                     )
@@ -144,9 +218,17 @@ class QuotaManager:
 
     @staticmethod
     def _reclaim_expired(session: Session, project_id: str | None = None) -> int:
-        query = delete(QuotaLease).where(QuotaLease.expires_at < utcnow())
+        now = utcnow()
         if project_id is not None:
-            query = query.where(QuotaLease.project_id == project_id)
+            projects = [project_id]  # locked by the caller
+        else:
+            projects = sorted(
+                session.scalars(select(QuotaLease.project_id).where(QuotaLease.expires_at < now).distinct())
+            )
+            if not projects:
+                return 0
+            _lock_projects(session, projects)
+        query = delete(QuotaLease).where(QuotaLease.expires_at < now, QuotaLease.project_id.in_(projects))
         freed_by_project: dict[str, int] = {}
         for pid, tokens in session.execute(query.returning(QuotaLease.project_id, QuotaLease.tokens)):
             freed_by_project[pid] = freed_by_project.get(pid, 0) + tokens
@@ -157,30 +239,45 @@ class QuotaManager:
             log.warning("reclaimed %d tokens of expired leases of project %s", tokens, pid)
         return sum(freed_by_project.values())
 
-    def spend_in(self, session: Session, spent: dict[str, tuple[int, bool]]) -> None:
+    def spend_in(self, session: Session, spent: dict[tuple[str, str | None], int]) -> set[str]:
         """Turn flushed use into spend, inside the usage writer's transaction.
 
-        ``spent`` maps project id to (tokens, leased). Leased use moves from tokens_leased to
-        tokens_spent; use of a project without quota only adds to tokens_spent.
+        ``spent`` maps (project id, lease id or None) to tokens. Use drawn from a lease moves from
+        tokens_leased to tokens_spent; use of a project without quota, or from a lease reclaimed in
+        the meantime (the reclaim freed its tokens already), only adds to tokens_spent. Returns the
+        ids of such lost leases.
         """
+        _lock_projects(session, {project_id for project_id, _ in spent})
         expires = utcnow() + self._ttl
-        for project_id, (tokens, leased) in spent.items():
-            lease = self._leases.get(project_id) if leased else None
-            still_held = lease is not None and session.execute(
+        lost: set[str] = set()
+        for (project_id, lease_id), tokens in sorted(spent.items(), key=lambda item: (item[0][0], item[0][1] or "")):
+            still_held = lease_id is not None and session.execute(
                 update(QuotaLease)
-                .where(QuotaLease.id == lease.lease_id)
+                .where(QuotaLease.id == lease_id)
                 .values(tokens=QuotaLease.tokens - tokens, expires_at=expires)
             ).rowcount
+            if lease_id is not None and not still_held:
+                lost.add(lease_id)
             values = {"tokens_spent": Project.tokens_spent + tokens}
             if still_held:
                 values["tokens_leased"] = Project.tokens_leased - tokens
             session.execute(update(Project).where(Project.id == project_id).values(**values))
+        return lost
 
-    def heartbeat_in(self, session: Session) -> None:
-        if self._leases:
-            session.execute(
-                update(QuotaLease).where(QuotaLease.holder == self.holder).values(expires_at=utcnow() + self._ttl)
-            )
+    def heartbeat_in(self, session: Session, lease_ids: list[str] | None = None) -> set[str]:
+        """Extend this process's leases (``lease_ids``, from held(), taken on the event loop);
+        returns the ids of those whose rows are gone: lost, for forget()."""
+        expires = utcnow() + self._ttl
+        if lease_ids is None:
+            session.execute(update(QuotaLease).where(QuotaLease.holder == self.holder).values(expires_at=expires))
+            return set()
+        lost = set()
+        for lease_id in sorted(lease_ids):
+            if not session.execute(
+                update(QuotaLease).where(QuotaLease.id == lease_id).values(expires_at=expires)
+            ).rowcount:
+                lost.add(lease_id)
+        return lost
 
     # -- maintenance (event loop, calls into threads) -----------------------------------------
     def take_idle(self, *, everything: bool = False) -> dict[str, tuple[str, int]]:
@@ -198,7 +295,8 @@ class QuotaManager:
             self._leases[project_id].available += tokens
 
     def give_back_in(self, session: Session, taken: dict[str, tuple[str, int]]) -> None:
-        for project_id, (lease_id, tokens) in taken.items():
+        _lock_projects(session, taken)
+        for project_id, (lease_id, tokens) in sorted(taken.items()):
             held = session.execute(
                 update(QuotaLease).where(QuotaLease.id == lease_id).values(tokens=QuotaLease.tokens - tokens)
             ).rowcount
@@ -210,3 +308,17 @@ class QuotaManager:
 
     def reclaim_expired_in(self, session: Session) -> int:
         return self._reclaim_expired(session)
+
+
+def _lock_projects(session: Session, project_ids) -> None:
+    """Lock project rows in id order before lease rows (PostgreSQL; SQLite has one writer anyway).
+
+    FOR NO KEY UPDATE, the lock an UPDATE of tokens_spent takes anyway: unlike FOR UPDATE it does not
+    conflict with the KEY SHARE locks that inserting usage records (foreign key to projects) takes, so
+    two writers that inserted records of one project cannot deadlock upgrading their locks.
+    """
+    ids = sorted(project_ids)
+    if ids:
+        session.execute(
+            select(Project.id).where(Project.id.in_(ids)).order_by(Project.id).with_for_update(key_share=True)
+        )

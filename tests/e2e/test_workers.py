@@ -1,0 +1,68 @@
+"""`jaif serve --workers N`: every worker serves, meters and reports into one set of metrics."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, distinct, func, select
+
+from jaif.db.engine import normalise_url
+from jaif.metering.models import QuotaLease
+
+from tests.support.procs import jaif, last_line, server, upstream, wait_for
+
+REQUESTS = 60
+
+
+def requests_total(base: str) -> float:
+    text = httpx.get(base + "/metrics").text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "jaif_requests"
+        for sample in family.samples
+        if sample.name == "jaif_requests_total"
+    )
+
+
+def lease_holders(env) -> int:
+    engine = create_engine(normalise_url(env["JAIF_DATABASE_URL"]))
+    with engine.connect() as conn:
+        count = conn.execute(select(func.count(distinct(QuotaLease.holder)))).scalar_one()
+    engine.dispose()
+    return count
+
+
+def test_two_workers_share_metrics_and_meter_everything(jaif_env):
+    jaif(jaif_env, "db", "upgrade")
+    jaif(jaif_env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
+    jaif(jaif_env, "project", "create", "alpha", "--org", "Uni A", "--token-quota", "1000000")
+    key = last_line(jaif(jaif_env, "key", "create", "--project", "alpha"))
+    with upstream(jaif_env) as (url, _proc):
+        jaif(jaif_env, "model", "add", "fake", "--upstream", url)
+        with server(jaif_env, "--workers", "2") as base:
+            body = {"model": "fake", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+            headers = {"authorization": f"Bearer {key}"}
+            with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+                # A new connection per request, so the kernel spreads them over both workers.
+                def call(_: int) -> int:
+                    return httpx.post(base + "/v1/chat/completions", json=body, headers=headers).status_code
+
+                with ThreadPoolExecutor(8) as pool:
+                    statuses = list(pool.map(call, range(REQUESTS)))
+                assert statuses == [200] * REQUESTS
+                # Each worker leases its own slice of the allowance: two holders, so both served.
+                assert lease_holders(jaif_env) == 2
+                # Whichever worker answers the scrape, it reports the requests of both.
+                assert [requests_total(base) for _ in range(6)] == [REQUESTS] * 6
+                assert client.get("/healthz").json()["models"]["fake"]["healthy"] == 1
+    # Both workers flushed their usage and gave back their leases when they stopped.
+    usage = wait_for(lambda: json.loads(last_line(jaif(jaif_env, "usage", "--project", "alpha", "--json"))),
+                     lambda u: u["requests"] == REQUESTS)
+    assert usage["requests"] == REQUESTS
+    assert usage["completion_tokens"] == 4 * REQUESTS
+    assert usage["tokens_spent"] == usage["total_tokens"]
+    assert usage["tokens_leased"] == 0
