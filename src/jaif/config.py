@@ -58,6 +58,15 @@ class WebSettings(BaseModel):
     metrics_dir: Path | None = None
 
 
+class SmtpSettings(BaseModel):
+    host: str | None = None
+    port: int = 587
+    starttls: bool = True
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = "AI Factory <noreply@localhost>"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="JAIF_", env_nested_delimiter="__", extra="ignore", validate_default=True
@@ -70,6 +79,12 @@ class Settings(BaseSettings):
     inference: InferenceSettings = InferenceSettings()
     metering: MeteringSettings = MeteringSettings()
     web: WebSettings = WebSettings()
+    smtp: SmtpSettings = SmtpSettings()
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Where e-mails go when no SMTP host is set (the embedded default)."""
+        return self.data_dir / "outbox"
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:

@@ -129,7 +129,7 @@ class Runtime:
 
     async def _give_back(self, *, everything: bool) -> None:
         taken = self.quota.take_idle(everything=everything)
-        if not taken:
+        if not taken and not everything:  # on stop, give_back_in also deletes this process's empty leases
             return
 
         def _write() -> None:

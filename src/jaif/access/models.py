@@ -44,9 +44,15 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     # argon2 hash; None for accounts that only sign in through single sign-on.
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Platform role: user | reviewer | operator. Principal investigator is a role per project.
     role: Mapped[str] = mapped_column(String(20), default="user")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The organisation the user works for (eligibility is checked against it); optional.
+    organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    organisation: Mapped[Organisation | None] = relationship()
 
 
 class Project(Base):

@@ -20,3 +20,26 @@ class KeyPrincipal:
     rpm_limit: int | None
     tpm_limit: int | None
     expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting, for permission checks in services: a signed-in user, a token's user, or the CLI.
+
+    Services take ``actor`` and scope every query to what it may see; the CLI acts as an operator.
+    """
+
+    user_id: str | None
+    email: str
+    role: str  # user | reviewer | operator
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == "operator"
+
+    @property
+    def is_reviewer(self) -> bool:
+        return self.role in ("reviewer", "operator")
+
+
+CLI_ACTOR = Actor(user_id=None, email="cli@localhost", role="operator")

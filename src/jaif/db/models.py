@@ -1,11 +1,33 @@
 """Every concept's models, imported so that Base.metadata knows all tables (Alembic, tests)."""
 
 from jaif.access.models import ApiKey, Organisation, Project, ProjectMember, User
+from jaif.allocations.models import Allocation
+from jaif.applications.models import Application, ApplicationEvent, Review
+from jaif.calls.models import AccessCall
+from jaif.catalogue.models import Solution
 from jaif.db.base import Base
+from jaif.identity.models import OneTimeToken, PersonalAccessToken, SsoIdentity
 from jaif.inference.models import Model, ModelAlias, Replica
 from jaif.metering.models import QuotaLease, RateWindow, UsageRecord
+from jaif.notify.models import Notification
+from jaif.support.models import SupportReply, SupportRequest
+from jaif.training.models import TrainingEvent, TrainingRegistration
 
 __all__ = [
+    "AccessCall",
+    "Allocation",
+    "Application",
+    "ApplicationEvent",
+    "Notification",
+    "OneTimeToken",
+    "PersonalAccessToken",
+    "Review",
+    "Solution",
+    "SsoIdentity",
+    "SupportReply",
+    "SupportRequest",
+    "TrainingEvent",
+    "TrainingRegistration",
     "ApiKey",
     "Base",
     "Model",

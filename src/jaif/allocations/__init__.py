@@ -1,0 +1,1 @@
+"""Allocations of GPU-hours and inference tokens to projects, with validity windows."""

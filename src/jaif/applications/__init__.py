@@ -1,0 +1,1 @@
+"""Applications for access, their reviews and every state transition."""

@@ -1,0 +1,1 @@
+"""Access calls (Playground, Fast Lane, Large Scale, ...) and their eligibility rules."""

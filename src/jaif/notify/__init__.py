@@ -1,0 +1,1 @@
+"""Notifications by e-mail: through SMTP, or into a local outbox folder in the embedded default."""

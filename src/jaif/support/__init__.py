@@ -1,0 +1,1 @@
+"""The support desk: requests for expert help, with replies between users and operators."""

@@ -1,0 +1,1 @@
+"""Training events of the factory and registration for them."""
