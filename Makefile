@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 TEST_STAMP := $(STAMP)-test
 
-.PHONY: run test install install-test lint bench clean
+.PHONY: run test install install-test lint bench clean oidc-provider slurm-packages
 
 run: install
 	@echo "==> preparing the database and the built-in models"
@@ -15,8 +15,26 @@ run: install
 	@echo "==> starting jaif at http://$${JAIF_WEB__HOST:-127.0.0.1}:$${JAIF_WEB__PORT:-8000} (Ctrl+C to stop)"
 	$(BIN)/jaif serve
 
-test: install-test
+test: install-test oidc-provider slurm-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The single sign-on tests run a real OpenID Connect provider (oidc-provider from the npm registry) with
+# Node.js. Installed once per change of its lock file; without npm those tests skip and say why.
+OIDC_PROVIDER := tests/e2e/identity/oidc_provider
+OIDC_STAMP := $(OIDC_PROVIDER)/node_modules/.installed-$(shell cat $(OIDC_PROVIDER)/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
+
+oidc-provider:
+	@if [ -f "$(OIDC_STAMP)" ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+	  echo "==> installing the test OpenID Connect provider (npm ci in $(OIDC_PROVIDER))"; \
+	  (cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund --loglevel=error) && touch "$(OIDC_STAMP)" \
+	    || echo "==> npm ci failed: the single sign-on tests will skip"; \
+	else echo "==> npm not found: the single sign-on tests will skip"; fi
+
+# The Slurm tests run a real Slurm (slurmctld, slurmd, slurmdbd, munge) from Debian's packages: installed
+# when missing and root (a no-op otherwise; as another user those tests skip and say why).
+slurm-packages:
+	@scripts/slurm/install.sh
 
 install: $(STAMP)
 install-test: $(TEST_STAMP)
@@ -44,6 +62,8 @@ lint: install-test
 
 bench: install-test
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/accounting.py
+	$(BIN)/python bench/slurm_sync.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

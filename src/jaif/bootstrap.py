@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 
 from jaif.access import service as access
 from jaif.access.models import User
+from jaif.calls.seed import seed_calls
+from jaif.catalogue import service as catalogue
 from jaif.inference import service as inference
 
 DEMO_ORG = "Demo Organisation"
@@ -28,6 +30,8 @@ def initialise(*, session: Session, builtin_models: bool) -> FirstCredentials | 
     """Idempotent. Returns the one-time credentials when it created them (the first run), else None."""
     if builtin_models:
         inference.seed_builtin_models(session=session)
+        catalogue.seed_builtin_solutions(session=session)
+    seed_calls(session)  # the three EuroHPC-style calls, when no call exists yet
     if session.scalar(select(User).limit(1)) is not None:
         return None
     operator, password = access.create_user(session=session, email=OPERATOR_EMAIL, role="operator", name="Operator")

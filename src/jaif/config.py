@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -58,6 +59,46 @@ class WebSettings(BaseModel):
     metrics_dir: Path | None = None
 
 
+class OidcProviderSettings(BaseModel):
+    """One OpenID Connect provider users may sign in with (Helmholtz AAI, MyAccessID, a Keycloak...)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    display_name: str
+    issuer: str
+    discovery_url: str | None = None
+    client_id: str
+    client_secret: SecretStr
+    scopes: str = "openid email profile"
+    trust_email: bool = False
+
+    @property
+    def metadata_url(self) -> str:
+        return self.discovery_url or self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+class IdentitySettings(BaseModel):
+    public_url: str | None = None
+    allow_signup: bool = True
+    password_min_length: int = Field(12, ge=8, le=128)
+    session_max_age_s: int = Field(14 * 24 * 3600, ge=60)
+    session_https_only: bool = False
+    verify_email_hours: float = Field(48.0, gt=0)
+    reset_password_hours: float = Field(2.0, gt=0)
+    invitation_days: float = Field(14.0, gt=0)
+    oidc_providers: list[OidcProviderSettings] = []
+
+    @model_validator(mode="after")
+    def _unique_providers(self) -> IdentitySettings:
+        names = [p.name for p in self.oidc_providers]
+        if len(names) != len(set(names)):
+            raise ValueError("identity.oidc_providers: each provider needs a name of its own")
+        return self
+
+    @property
+    def cookie_https_only(self) -> bool:
+        return self.session_https_only or (self.public_url or "").startswith("https://")
+
+
 class SmtpSettings(BaseModel):
     host: str | None = None
     port: int = 587
@@ -65,6 +106,46 @@ class SmtpSettings(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     sender: str = "AI Factory <noreply@localhost>"
+
+
+class PartitionProfile(BaseModel):
+    """One partition of the site profile: its hardware, power model and how GPU-hours are counted.
+
+    Under ``scheduler = "slurm"`` the partitions come from ``sinfo``; an entry here of the same name
+    completes them (power, GPU model, charging) and its other fields are what Slurm reports."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    nodes: int = Field(1, ge=1)
+    gpus_per_node: int = Field(4, ge=0)
+    gpu_model: str = "GPU"
+    cpus_per_node: int = Field(1, ge=1)
+    memory_gb_per_node: float = Field(16.0, gt=0)
+    gpu_power_w: float = Field(700.0, ge=0)
+    node_power_w: float | None = Field(None, ge=0)  # default: gpus_per_node x gpu_power_w
+    max_walltime_min: int = Field(1440, ge=1)
+    charge: Literal["gpu", "node"] = "gpu"
+
+
+class ComputeSettings(BaseModel):
+    site: Literal["local", "jupiter"] = "local"
+    partitions: list[PartitionProfile] = []
+    grid_intensity_g_per_kwh: float = Field(380.0, ge=0)
+    jobs_dir: Path | None = None
+    local_gpus: int = Field(4, ge=0)
+    local_cpus: int | None = Field(None, ge=1)
+    max_script_bytes: int = Field(1_000_000, ge=1024)
+    accounting_batch: int = Field(10000, ge=1)
+
+
+class SlurmSettings(BaseModel):
+    conf: Path | None = None
+    bin_dir: Path | None = None
+    cluster: str | None = None
+    parent_account: str = "root"
+    org_account_prefix: str = Field("org_", pattern=r"^[a-z0-9_]{1,20}$")
+    submit_user: str | None = None
+    command_timeout_s: float = Field(60.0, gt=0)
+    sync_interval_s: float = Field(300.0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -80,6 +161,10 @@ class Settings(BaseSettings):
     metering: MeteringSettings = MeteringSettings()
     web: WebSettings = WebSettings()
     smtp: SmtpSettings = SmtpSettings()
+    identity: IdentitySettings = IdentitySettings()
+    scheduler: Literal["local", "slurm"] = "local"
+    compute: ComputeSettings = ComputeSettings()
+    slurm: SlurmSettings = SlurmSettings()
 
     @property
     def outbox_dir(self) -> Path:

@@ -14,6 +14,8 @@ import socket
 import time
 import uuid
 
+import jaif.db.models  # noqa: F401  (every mapper known before the first query: relationships span concepts)
+from jaif.allocations import service as allocations
 from jaif.config import Settings
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.inference.backends.base import InferenceBackend
@@ -22,6 +24,7 @@ from jaif.inference.backends.openai_upstream import OpenAIUpstream
 from jaif.inference.gateway import Gateway
 from jaif.inference.keys import KeyCache
 from jaif.inference.registry import ModelRegistry
+from jaif.inference.routing import ReplicaState
 from jaif.inference.service import BUILTIN_SCHEME
 from jaif.inference.tokenizers import TokenCounter
 from jaif.metering.ledger import UsageWriter
@@ -69,6 +72,8 @@ class Runtime:
         self._tasks: list[asyncio.Task] = []
         self._ticks = 0
         self._gauged: set[tuple[str, str]] = set()
+        # Replicas an operator removed, closed once their last request has finished.
+        self._retired: list[ReplicaState] = []
 
     def _make_backend(self, url: str, *, name: str, kind: str, api_key: str | None) -> InferenceBackend:
         inf = self.settings.inference
@@ -88,6 +93,7 @@ class Runtime:
             asyncio.create_task(self._every(self.settings.metering.flush_interval_s, self._flush), name="usage-flush"),
             asyncio.create_task(self._every(self.settings.inference.registry_refresh_s, self._refresh), name="registry"),
             asyncio.create_task(self._every(self.settings.inference.health_interval_s, self._probe), name="health"),
+            asyncio.create_task(self._every(allocations.SWEEP_INTERVAL_S, self._sweep), name="allocation-sweep"),
         ]
 
     async def stop(self) -> None:
@@ -100,6 +106,7 @@ class Runtime:
         await self._give_back(everything=True)
         for backend in self.registry.backends():
             await backend.aclose()
+        await self._close_retired(everything=True)
         await self.limiter.aclose()
         self.metrics.close()
         self.engine.dispose()
@@ -123,6 +130,15 @@ class Runtime:
         if self._ticks % (beat_every * 2) == 0:
             await asyncio.to_thread(self._reclaim)
 
+    async def _sweep(self) -> None:
+        """Expire ended allocations and re-derive token quotas from them (allocations/tokens.py)."""
+
+        def _run() -> None:
+            with transaction(self.session_factory) as session:
+                allocations.sweep(session=session)
+
+        await asyncio.to_thread(_run)
+
     def _reclaim(self) -> None:
         with transaction(self.session_factory) as session:
             self.quota.reclaim_expired_in(session)
@@ -143,17 +159,30 @@ class Runtime:
             raise
 
     async def _refresh(self) -> None:
+        states = {id(state.backend): state for _, state in self.registry.all_states()}
         gone = await asyncio.to_thread(self.registry.load)
-        for backend in gone:
-            await backend.aclose()
+        # Closing a backend breaks what runs on it: requests and streams under way finish first.
+        self._retired += [states[id(backend)] for backend in gone]
+        await self._close_retired()
+
+    async def _close_retired(self, *, everything: bool = False) -> None:
+        busy = []
+        for state in self._retired:
+            if state.outstanding and not everything:
+                busy.append(state)
+            else:
+                await state.backend.aclose()
+        self._retired = busy
 
     async def _probe(self) -> None:
         """Health-check every replica at once; a failing one is taken out (see ReplicaSet.probed)."""
         checked = [(m.name, m.replicas, state) for m in self.registry.models.values() for state in m.replicas.replicas]
-        results = await asyncio.gather(*(state.backend.health() for _, _, state in checked))
+        # A check that raises counts as failed, and does not stop the others.
+        results = await asyncio.gather(*(state.backend.health() for _, _, state in checked), return_exceptions=True)
         now = time.monotonic()
         gauged = set()
-        for (model, replicas, state), ok in zip(checked, results, strict=True):
+        for (model, replicas, state), result in zip(checked, results, strict=True):
+            ok = result is True
             was_healthy = state.healthy(now)
             replicas.probed(state, ok=ok)
             if was_healthy and not ok:
@@ -161,8 +190,10 @@ class Runtime:
             self.metrics.replica_up.labels(model, state.url).set(1 if state.healthy(now) else 0)
             self.metrics.replica_outstanding.labels(model, state.url).set(state.outstanding)
             gauged.add((model, state.url))
-        # Replicas an operator removed leave the metrics too.
-        for labels in self._gauged - gauged:
-            self.metrics.replica_up.remove(*labels)
-            self.metrics.replica_outstanding.remove(*labels)
+        # Replicas an operator removed leave the metrics too (prometheus_client cannot remove labels
+        # in its multiprocess mode).
+        if self.settings.web.metrics_dir is None:
+            for labels in self._gauged - gauged:
+                self.metrics.replica_up.remove(*labels)
+                self.metrics.replica_outstanding.remove(*labels)
         self._gauged = gauged

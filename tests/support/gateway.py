@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from sqlalchemy import select
 
+import jaif.db.models  # noqa: F401  (every table, so the ORM can resolve foreign keys across concepts)
 from jaif.access import service as access
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.inference import service as inference
@@ -109,3 +110,8 @@ def upstream_at(port: int, env: dict[str, str], *extra: str) -> Iterator[Popen]:
     argv = [sys.executable, "-m", "jaif.testing.upstream", "--port", str(port), *extra]
     with started(argv, env, f"http://127.0.0.1:{port}/v1/models") as proc:
         yield proc
+
+
+def remove_replica(database_url: str, name: str, url: str) -> None:
+    with _session(database_url) as session:
+        inference.remove_replica(session=session, model_name=name, url=url)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jaif.inputs import Input
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +48,54 @@ class Actor:
 
 
 CLI_ACTOR = Actor(user_id=None, email="cli@localhost", role="operator")
+
+
+# -- /api/v1/organisations and /api/v1/projects (access/directory.py) ------------------------------
+
+
+class OrganisationIn(Input):
+    name: str = Field(min_length=1, max_length=200)
+    sector: Literal["academia", "startup", "sme", "industry", "public"]
+    country: str = Field(min_length=2, max_length=2, description="ISO 3166 two-letter code, e.g. DE.")
+
+
+class OrganisationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    sector: str
+    country: str
+    created_at: datetime
+
+
+class ProjectIn(Input):
+    name: str = Field(min_length=1, max_length=200)
+    organisation_id: str = Field(max_length=32)
+    description: str = Field("", max_length=20000)
+    pi_email: str | None = Field(None, max_length=320, description="The principal investigator, if known.")
+    token_quota: int | None = Field(
+        None, ge=0, le=10**15, description="Grant a token allocation of this size for a year; none: unlimited."
+    )
+    allowed_models: list[Annotated[str, Field(max_length=200)]] | None = Field(None, max_length=200)
+
+
+class ProjectMemberOut(BaseModel):
+    user_id: str
+    email: str
+    role: str
+
+
+class ProjectOut(BaseModel):
+    id: str
+    name: str
+    organisation_id: str
+    organisation_name: str
+    description: str
+    is_active: bool
+    token_quota: int | None = Field(description="Derived from the project's token allocations; null: unlimited.")
+    tokens_spent: int
+    tokens_leased: int
+    allowed_models: list[str] | None
+    members: list[ProjectMemberOut]
+    created_at: datetime

@@ -17,6 +17,7 @@ from jaif.access.secrets import (
     new_api_key,
     new_password,
 )
+from jaif.allocations import service as allocations
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 
@@ -85,12 +86,14 @@ def create_project(
     project = Project(
         name=name,
         organisation_id=org.id,
-        token_quota=token_quota,
         allowed_models=allowed_models,
         description=description,
     )
     session.add(project)
     session.flush()
+    if token_quota is not None:
+        # The quota is derived from token allocations (allocations/tokens.py): grant one for a year.
+        allocations.grant_tokens(session=session, project_id=project.id, tokens=token_quota)
     return project
 
 
@@ -102,12 +105,10 @@ def get_project(*, session: Session, name: str) -> Project:
 
 
 def set_token_quota(*, session: Session, project_name: str, token_quota: int | None) -> Project:
+    """Replace the project's token allocations by one that makes its quota ``token_quota`` (never below
+    what is spent or leased); None keeps a project without token allocations unlimited."""
     project = get_project(session=session, name=project_name)
-    if token_quota is not None and token_quota < project.tokens_spent + project.tokens_leased:
-        # Lowering below what is spent or leased would break the quota invariant; clamp to it.
-        token_quota = project.tokens_spent + project.tokens_leased
-    project.token_quota = token_quota
-    session.flush()
+    allocations.set_token_allowance(session=session, project_id=project.id, tokens=token_quota)
     return project
 
 

@@ -44,9 +44,14 @@ class Application(Base):
     call_id: Mapped[str] = mapped_column(ForeignKey("access_calls.id"), index=True)
     applicant_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"), nullable=True, index=True)
+    # An organisation not yet known to jaif, as the applicant names it ({name, sector, country}); it is
+    # created on submission. Used while organisation_id is unset.
+    organisation_proposal: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     kind: Mapped[str] = mapped_column(String(20), default=ApplicationKind.new)
     # For renewals and top-ups: the project that gets more; for new ones: the project made on allocation.
     project_id: Mapped[str | None] = mapped_column(ForeignKey("projects.id"), nullable=True, index=True)
+    # The short name the project gets on allocation (an acronym); derived from the title if left empty.
+    project_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
     title: Mapped[str] = mapped_column(String(300), default="")
     abstract: Mapped[str] = mapped_column(Text, default="")
     domain: Mapped[str] = mapped_column(String(100), default="")

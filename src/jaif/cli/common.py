@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.orm import Session
 
+import jaif.db.models  # noqa: F401  (every mapper known before the first query: relationships span concepts)
 from jaif.config import Settings
 from jaif.db.engine import make_engine, make_session_factory, transaction
 

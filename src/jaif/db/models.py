@@ -5,6 +5,7 @@ from jaif.allocations.models import Allocation
 from jaif.applications.models import Application, ApplicationEvent, Review
 from jaif.calls.models import AccessCall
 from jaif.catalogue.models import Solution
+from jaif.compute.models import Job, JobRecord, SlurmUser
 from jaif.db.base import Base
 from jaif.identity.models import OneTimeToken, PersonalAccessToken, SsoIdentity
 from jaif.inference.models import Model, ModelAlias, Replica
@@ -14,6 +15,9 @@ from jaif.support.models import SupportReply, SupportRequest
 from jaif.training.models import TrainingEvent, TrainingRegistration
 
 __all__ = [
+    "Job",
+    "JobRecord",
+    "SlurmUser",
     "AccessCall",
     "Allocation",
     "Application",

@@ -8,6 +8,7 @@ reservation once and writes exactly one usage record.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,6 +37,8 @@ from jaif.metering.ledger import UsageEvent, UsageWriter
 from jaif.metering.quota import QuotaManager, Reservation
 from jaif.metering.ratelimit import RateLimiter
 from jaif.ops.metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
 
 Request = ChatCompletionRequest | CompletionRequest | EmbeddingRequest
 
@@ -261,6 +264,7 @@ class Gateway:
         async def finish(status: str, code: int, meter: StreamMeter) -> None:
             if status == "error":
                 call.model.replicas.mark_failed(replica, "stream broke")
+                self.metrics.replica_failed(call.model.name, replica.url)
             usage, source = meter.usage, "upstream"
             if usage is None:  # an upstream without include_usage, or a broken stream
                 usage, source = self.tokens.usage(call.model.tokenizer, call.endpoint, call.body, meter.text())
@@ -289,8 +293,6 @@ class Gateway:
         used = prompt + completion
         if call.reservation is not None:
             self.quota.settle(call.reservation, used)
-        if call.rate_limited and used != call.budget:
-            await self.limiter.adjust(call.principal.key_id, tokens=used - call.budget)
         self.metrics.observe(
             model=call.model.name,
             endpoint=call.endpoint,
@@ -300,31 +302,38 @@ class Gateway:
             latency_s=latency_s,
             ttft_s=ttft_s,
         )
-        if not self.metering:
-            return
-        self.usage.record(
-            UsageEvent(
-                request_id=call.request_id,
-                created_at=utcnow(),
-                project_id=call.principal.project_id,
-                api_key_id=call.principal.key_id,
-                endpoint=call.endpoint,
-                model=call.model.name,
-                replica=replica.url if replica else None,
-                stream=bool(call.body.get("stream")),
-                prompt_tokens=prompt,
-                completion_tokens=completion,
-                usage_source=usage_source if usage else "none",
-                latency_ms=latency_s * 1000,
-                ttft_ms=ttft_s * 1000 if ttft_s is not None else None,
-                status=status,
-                status_code=status_code,
-                leased=call.reservation is not None and call.reservation.leased,
-                # Charge the use to the lease it was reserved from, even if that lease was lost and
-                # replaced meanwhile (metering/quota.py).
-                lease_id=call.reservation.lease_id if call.reservation is not None else None,
+        if self.metering:
+            self.usage.record(
+                UsageEvent(
+                    request_id=call.request_id,
+                    created_at=utcnow(),
+                    project_id=call.principal.project_id,
+                    api_key_id=call.principal.key_id,
+                    endpoint=call.endpoint,
+                    model=call.model.name,
+                    replica=replica.url if replica else None,
+                    stream=bool(call.body.get("stream")),
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                    usage_source=usage_source if usage else "none",
+                    latency_ms=latency_s * 1000,
+                    ttft_ms=ttft_s * 1000 if ttft_s is not None else None,
+                    status=status,
+                    status_code=status_code,
+                    leased=call.reservation is not None and call.reservation.leased,
+                    # Charge the use to the lease it was reserved from, even if that lease was lost
+                    # and replaced meanwhile (metering/quota.py).
+                    lease_id=call.reservation.lease_id if call.reservation is not None else None,
+                )
             )
-        )
+        if call.rate_limited and used != call.budget:
+            # Last, and best effort: the usage record and the quota books above must not depend on the
+            # limiter's store (Redis) still answering when the request ends. If it does not, the key's
+            # minute keeps the reservation instead of what was used.
+            try:
+                await self.limiter.adjust(call.principal.key_id, tokens=used - call.budget)
+            except Exception:
+                log.exception("adjusting the rate-limit window of key %s failed", call.principal.prefix)
 
 
 def _wants_usage(request: Request) -> bool:

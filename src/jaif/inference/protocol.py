@@ -150,7 +150,8 @@ def validation_error(exc: ValidationError | Any) -> InvalidRequest:
             "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.",
             code="invalid_json",
         )
-    loc = [str(p) for p in first.get("loc", ()) if p != "body" and not _is_union_tag(p)]
+    # FastAPI puts "body" first; a field that is itself called "body" keeps its name.
+    loc = [str(p) for i, p in enumerate(first.get("loc", ())) if not (i == 0 and p == "body") and not _is_union_tag(p)]
     param = ".".join(loc) or None
     message = first.get("msg", "invalid value")
     if param is None:

@@ -267,17 +267,13 @@ class QuotaManager:
     def heartbeat_in(self, session: Session, lease_ids: list[str] | None = None) -> set[str]:
         """Extend this process's leases (``lease_ids``, from held(), taken on the event loop);
         returns the ids of those whose rows are gone: lost, for forget()."""
-        expires = utcnow() + self._ttl
-        if lease_ids is None:
-            session.execute(update(QuotaLease).where(QuotaLease.holder == self.holder).values(expires_at=expires))
-            return set()
-        lost = set()
-        for lease_id in sorted(lease_ids):
-            if not session.execute(
-                update(QuotaLease).where(QuotaLease.id == lease_id).values(expires_at=expires)
-            ).rowcount:
-                lost.add(lease_id)
-        return lost
+        extended = session.scalars(
+            update(QuotaLease)
+            .where(QuotaLease.holder == self.holder)
+            .values(expires_at=utcnow() + self._ttl)
+            .returning(QuotaLease.id)
+        )
+        return set(lease_ids or ()) - set(extended)
 
     # -- maintenance (event loop, calls into threads) -----------------------------------------
     def take_idle(self, *, everything: bool = False) -> dict[str, tuple[str, int]]:
@@ -291,8 +287,10 @@ class QuotaManager:
         return taken
 
     def untake(self, taken: dict[str, tuple[str, int]]) -> None:
-        for project_id, (_lease_id, tokens) in taken.items():
-            self._leases[project_id].available += tokens
+        for project_id, (lease_id, tokens) in taken.items():
+            lease = self._leases.get(project_id)
+            if lease is not None and lease.lease_id == lease_id:  # not if dropped as lost meanwhile
+                lease.available += tokens
 
     def give_back_in(self, session: Session, taken: dict[str, tuple[str, int]]) -> None:
         _lock_projects(session, taken)

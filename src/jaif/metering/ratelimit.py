@@ -83,7 +83,11 @@ class RedisRateLimiter:
     async def adjust(self, key_id: str, *, tokens: int) -> None:
         start = self._windows.get(key_id)
         if start is not None and tokens:
-            await self._redis.hincrby(f"jaif:rl:{key_id}:{start}", "t", tokens)
+            key = f"jaif:rl:{key_id}:{start}"
+            # With its expiry again: a request that outlived the window's key (a long stream) would
+            # otherwise create a key that never expires.
+            async with self._redis.pipeline(transaction=True) as pipe:
+                await pipe.hincrby(key, "t", tokens).expire(key, 120).execute()
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, Request
-from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
+from jaif.web.templating import TEMPLATES
+
 router = APIRouter(include_in_schema=False)
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
 @router.get("/", response_class=HTMLResponse)

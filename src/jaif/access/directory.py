@@ -1,0 +1,110 @@
+"""Organisations and projects as the API shows them, scoped to who asks (access/visibility.py).
+
+Operators see and create everything; a user sees the projects they are a member of, their own
+organisation and those of their projects. Anything else answers NotFound.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from jaif.access import service as access
+from jaif.access.models import Organisation, Project, ProjectMember
+from jaif.access.schemas import Actor, OrganisationIn, ProjectIn, ProjectMemberOut, ProjectOut
+from jaif.access.visibility import organisation_visible, project_visible
+from jaif.errors import Forbidden, InvalidRequest, NotFound
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _operator(actor: Actor) -> None:
+    if not actor.is_operator:
+        raise Forbidden("Only operators may do this.")
+
+
+def list_organisations(*, session: Session, actor: Actor) -> list[Organisation]:
+    return list(session.scalars(select(Organisation).where(organisation_visible(actor)).order_by(Organisation.name)))
+
+
+def get_organisation(*, session: Session, actor: Actor, organisation_id: str) -> Organisation:
+    org = None
+    if _ID.match(organisation_id or ""):
+        query = select(Organisation).where(Organisation.id == organisation_id, organisation_visible(actor))
+        org = session.scalar(query)
+    if org is None:
+        raise NotFound(f"no organisation {organisation_id!r}", param="id")
+    return org
+
+
+def create_organisation(*, session: Session, actor: Actor, data: OrganisationIn) -> Organisation:
+    _operator(actor)
+    if not data.name.strip():
+        raise InvalidRequest("give the organisation a name", param="name")
+    return access.create_organisation(session=session, name=data.name.strip(), sector=data.sector, country=data.country)
+
+
+def project_out(project: Project) -> ProjectOut:
+    return ProjectOut(
+        id=project.id,
+        name=project.name,
+        organisation_id=project.organisation_id,
+        organisation_name=project.organisation.name,
+        description=project.description,
+        is_active=project.is_active,
+        token_quota=project.token_quota,
+        tokens_spent=project.tokens_spent,
+        tokens_leased=project.tokens_leased,
+        allowed_models=project.allowed_models,
+        members=[
+            ProjectMemberOut(user_id=m.user_id, email=m.user.email, role=m.role)
+            for m in sorted(project.members, key=lambda m: (m.role != "pi", m.user.email))
+        ],
+        created_at=project.created_at,
+    )
+
+
+def _projects():
+    return select(Project).options(
+        selectinload(Project.organisation), selectinload(Project.members).selectinload(ProjectMember.user)
+    )
+
+
+def list_projects(*, session: Session, actor: Actor, organisation_id: str | None = None) -> list[Project]:
+    query = _projects().where(project_visible(actor, Project.id)).order_by(Project.name)
+    if organisation_id is not None:
+        if not _ID.match(organisation_id):
+            return []
+        query = query.where(Project.organisation_id == organisation_id)
+    return list(session.scalars(query))
+
+
+def get_project(*, session: Session, actor: Actor, project_id: str) -> Project:
+    project = None
+    if _ID.match(project_id or ""):
+        project = session.scalar(_projects().where(Project.id == project_id, project_visible(actor, Project.id)))
+    if project is None:
+        raise NotFound(f"no project {project_id!r}", param="id")
+    return project
+
+
+def create_project(*, session: Session, actor: Actor, data: ProjectIn) -> Project:
+    """An operator makes a project (outside the application flow), optionally with its PI and tokens."""
+    _operator(actor)
+    if not data.name.strip():
+        raise InvalidRequest("give the project a name", param="name")
+    org = get_organisation(session=session, actor=actor, organisation_id=data.organisation_id)
+    project = access.create_project(
+        session=session,
+        name=data.name.strip(),
+        organisation=org.name,
+        token_quota=data.token_quota,
+        allowed_models=data.allowed_models,
+        description=data.description,
+    )
+    if data.pi_email:
+        access.add_member(session=session, project_name=project.name, email=data.pi_email, role="pi")
+    session.flush()
+    return get_project(session=session, actor=actor, project_id=project.id)

@@ -1,0 +1,102 @@
+"""Time-to-access: from submission to allocation, per application and per call.
+
+Working days count Monday to Friday (UTC), as whole 24-hour days: an application submitted on Friday
+at 16:00 and allocated on Monday at 10:00 took 18 hours of working time, 0.75 working days. Public
+holidays differ per country and are not taken out.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from jaif.applications.models import Application, ApplicationState
+from jaif.applications.schemas import TimeToAccess
+from jaif.calls.models import AccessCall
+from jaif.calls.schemas import TimeToAccessOut
+from jaif.db.base import utcnow
+
+_DAY = 86400.0
+PENDING = (
+    ApplicationState.submitted,
+    ApplicationState.technical_review,
+    ApplicationState.peer_review,
+    ApplicationState.accepted,
+)
+
+
+def working_days(start: datetime, end: datetime) -> float:
+    """Working time between ``start`` and ``end`` in days of 24 hours, Saturdays and Sundays left out."""
+    if end <= start:
+        return 0.0
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    seconds = (min(end, day) - start).total_seconds() if start.weekday() < 5 else 0.0
+    if day < end:  # whole weeks at once (5 working days each), so that long spans stay cheap
+        weeks = (end - day).days // 7
+        seconds += weeks * 5 * _DAY
+        day += timedelta(weeks=weeks)
+    while day < end:
+        following = day + timedelta(days=1)
+        if day.weekday() < 5:
+            seconds += (min(end, following) - day).total_seconds()
+        day = following
+    return max(0.0, seconds) / _DAY
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (0-100) with linear interpolation between closest ranks; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def for_application(application: Application, *, now: datetime | None = None) -> TimeToAccess | None:
+    """Submitted to allocated; while not allocated, submitted to now. None for drafts."""
+    if application.submitted_at is None:
+        return None
+    end = application.allocated_at or now or utcnow()
+    days = working_days(application.submitted_at, end)
+    target = application.call.target_days_to_access
+    return TimeToAccess(
+        submitted_at=application.submitted_at,
+        allocated_at=application.allocated_at,
+        hours=round((end - application.submitted_at).total_seconds() / 3600, 2),
+        working_days=round(days, 3),
+        target_days=target,
+        within_target=(days <= target) if application.allocated_at is not None else None,
+    )
+
+
+def for_call(session: Session, call: AccessCall) -> TimeToAccessOut:
+    """Median and 90th percentile of working days to access, and the share within the call's target."""
+    rows = session.execute(
+        select(Application.submitted_at, Application.allocated_at).where(
+            Application.call_id == call.id,
+            Application.allocated_at.is_not(None),
+            Application.submitted_at.is_not(None),
+        )
+    ).all()
+    days = [working_days(s, a) for s, a in rows]
+    pending = session.scalar(
+        select(func.count())
+        .select_from(Application)
+        .where(Application.call_id == call.id, Application.state.in_(PENDING))
+    )
+    within = sum(d <= call.target_days_to_access for d in days)
+    median, p90 = percentile(days, 50), percentile(days, 90)
+    return TimeToAccessOut(
+        call_id=call.id,
+        call_slug=call.slug,
+        target_days=call.target_days_to_access,
+        allocated=len(days),
+        pending=pending or 0,
+        median_days=round(median, 3) if median is not None else None,
+        p90_days=round(p90, 3) if p90 is not None else None,
+        within_target=round(within / len(days), 4) if days else None,
+    )

@@ -1,0 +1,165 @@
+"""/api/v1/applications and /api/v1/reviews: the application flow for scripts, with the portal's permissions.
+
+Applicants see their own applications, reviewers those assigned to them, operators all; the applicant
+sees the reviewers' comments once decided, never who wrote them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from jaif.applications import reviews, service, views
+from jaif.applications.schemas import (
+    ApplicationOut,
+    ApplicationSummary,
+    AssignIn,
+    DecisionIn,
+    DraftIn,
+    GrantIn,
+    Problem,
+    ReviewIn,
+    ReviewOut,
+    StageIn,
+    State,
+)
+from jaif.web.api_errors import errors
+from jaif.web.deps import DB, CurrentActor, MailerDep, Operator
+
+router = APIRouter(prefix="/api/v1/applications", tags=["applications"])
+reviews_router = APIRouter(prefix="/api/v1/reviews", tags=["reviews"])
+Id = Annotated[str, Path(description="The application's id.")]
+
+
+def _detail(session, actor, application_id: str) -> ApplicationOut:
+    return views.detail(service.get_application(session=session, actor=actor, application_id=application_id), actor)
+
+
+@router.get("", response_model=list[ApplicationSummary], summary="Applications you may see",
+            responses=errors(400, 401, 404))
+def list_applications(
+    session: DB,
+    actor: CurrentActor,
+    call: Annotated[str | None, Query(max_length=100, description="A call's id or slug.")] = None,
+    state: State | None = None,
+) -> list[ApplicationSummary]:
+    """Yours, and those assigned to you for review; operators see all. Most recently changed first."""
+    found = service.list_applications(session=session, actor=actor, call=call, state=state)
+    return [views.summary(a) for a in found]
+
+
+@router.post("", response_model=ApplicationOut, status_code=201, summary="Start a draft",
+             responses=errors(400, 401, 403, 404))
+def create_draft(body: DraftIn, session: DB, actor: CurrentActor) -> ApplicationOut:
+    """``call_id`` is required; every other field may come now or later (PATCH)."""
+    application = service.create_draft(session=session, actor=actor, data=body)
+    return views.detail(application, actor)
+
+
+@router.get("/{application_id}", response_model=ApplicationOut, summary="One application",
+            responses=errors(401, 404))
+def get_application(application_id: Id, session: DB, actor: CurrentActor) -> ApplicationOut:
+    return _detail(session, actor, application_id)
+
+
+@router.patch("/{application_id}", response_model=ApplicationOut, summary="Save fields of a draft (autosave)",
+              responses=errors(400, 401, 403, 404, 409))
+def update_draft(application_id: Id, body: DraftIn, session: DB, actor: CurrentActor) -> ApplicationOut:
+    """Any subset of the fields; those left out keep their value."""
+    service.update_draft(session=session, actor=actor, application_id=application_id, data=body)
+    return _detail(session, actor, application_id)
+
+
+@router.delete("/{application_id}", status_code=204, summary="Delete a draft", responses=errors(401, 403, 404, 409))
+def delete_draft(application_id: Id, session: DB, actor: CurrentActor) -> Response:
+    service.delete_draft(session=session, actor=actor, application_id=application_id)
+    return Response(status_code=204)
+
+
+@router.get("/{application_id}/problems", response_model=list[Problem],
+            summary="What stands in the way of submitting", responses=errors(401, 404))
+def problems(application_id: Id, session: DB, actor: CurrentActor) -> list[Problem]:
+    """Field by field, as submission would refuse; empty when the draft may be submitted."""
+    found = service.check(session=session, actor=actor, application_id=application_id)
+    return [Problem(field=p.field, message=p.message) for p in found]
+
+
+@router.post("/{application_id}/submit", response_model=ApplicationOut, summary="Submit a draft",
+             responses=errors(400, 401, 403, 404, 409))
+def submit(application_id: Id, session: DB, actor: CurrentActor, mailer: MailerDep) -> ApplicationOut:
+    """Checks completeness and eligibility (400 with every problem); calls with automatic review
+    accept and allocate at once."""
+    service.submit(session=session, actor=actor, mailer=mailer, application_id=application_id)
+    return _detail(session, actor, application_id)
+
+
+@router.post("/{application_id}/withdraw", response_model=ApplicationOut, summary="Withdraw before the decision",
+             responses=errors(401, 403, 404, 409))
+def withdraw(application_id: Id, session: DB, actor: CurrentActor) -> ApplicationOut:
+    service.withdraw(session=session, actor=actor, application_id=application_id)
+    return _detail(session, actor, application_id)
+
+
+@router.post("/{application_id}/stage", response_model=ApplicationOut, summary="Start a review stage (operators)",
+             responses=errors(400, 401, 403, 404, 409))
+def start_stage(application_id: Id, body: StageIn, session: DB, actor: Operator) -> ApplicationOut:
+    service.start_stage(session=session, actor=actor, application_id=application_id, stage=body.stage, note=body.note)
+    return _detail(session, actor, application_id)
+
+
+@router.post("/{application_id}/decision", response_model=ApplicationOut, summary="Accept or reject (operators)",
+             responses=errors(400, 401, 403, 404, 409))
+def decide(application_id: Id, body: DecisionIn, session: DB, actor: Operator, mailer: MailerDep) -> ApplicationOut:
+    """Accepting allocates at once (the request, or the amounts given here) unless ``allocate`` is false."""
+    service.decide(
+        session=session, actor=actor, mailer=mailer, application_id=application_id, accept=body.accept,
+        comment=body.comment, allocate=body.allocate, gpu_hours=body.gpu_hours, tokens=body.tokens,
+        duration_months=body.duration_months,
+    )
+    return _detail(session, actor, application_id)
+
+
+@router.post("/{application_id}/allocate", response_model=ApplicationOut,
+             summary="Allocate an accepted application (operators)", responses=errors(400, 401, 403, 404, 409))
+def allocate(application_id: Id, body: GrantIn, session: DB, actor: Operator, mailer: MailerDep) -> ApplicationOut:
+    service.allocate_accepted(
+        session=session, actor=actor, mailer=mailer, application_id=application_id, gpu_hours=body.gpu_hours,
+        tokens=body.tokens, duration_months=body.duration_months,
+    )
+    return _detail(session, actor, application_id)
+
+
+@reviews_router.get("", response_model=list[ReviewOut], summary="Reviews assigned to you",
+                    responses=errors(401, 404))
+def list_reviews(
+    session: DB,
+    actor: CurrentActor,
+    application_id: Annotated[str | None, Query(max_length=32)] = None,
+    pending: bool | None = None,
+    everyone: Annotated[bool, Query(description="Operators: every reviewer's reviews.")] = False,
+) -> list[ReviewOut]:
+    found = reviews.list_reviews(
+        session=session, actor=actor, application_id=application_id, pending=pending, everyone=everyone
+    )
+    return [views.review_for_operator(r) for r in found]
+
+
+@reviews_router.post("", response_model=ReviewOut, status_code=201, summary="Assign a reviewer (operators)",
+                     responses=errors(400, 401, 403, 404, 409))
+def assign(body: AssignIn, session: DB, actor: Operator, mailer: MailerDep) -> ReviewOut:
+    """Refused (409 conflict_of_interest) for a reviewer of the applicant's organisation, team or project."""
+    review = reviews.assign(
+        session=session, actor=actor, mailer=mailer, application_id=body.application_id,
+        reviewer_email=body.reviewer_email, stage=body.stage,
+    )
+    return views.review_for_operator(review)
+
+
+@reviews_router.post("/{review_id}/submit", response_model=ReviewOut, summary="Score and comment (the reviewer)",
+                     responses=errors(400, 401, 403, 404, 409))
+def submit_review(review_id: str, body: ReviewIn, session: DB, actor: CurrentActor) -> ReviewOut:
+    review = reviews.submit_review(
+        session=session, actor=actor, review_id=review_id, score=body.score, comment=body.comment
+    )
+    return views.review_for_reviewer(review)

@@ -1,0 +1,292 @@
+"""Applications: drafts that are never lost, submission, the decision, and the allocation it leads to.
+
+Who may do what (every function takes ``actor``):
+- anyone signed in makes drafts; only the applicant changes, submits, deletes (drafts) or withdraws;
+- a user sees their own applications, a reviewer also those assigned to them, operators all; for
+  anyone else an application does not exist (NotFound, so ids leak nothing);
+- operators move applications into review, decide, and allocate.
+
+Playground-style calls with automatic review accept and allocate an eligible submission at once
+(first come, first served: while the call has resources left; else an operator decides).
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy.orm import Session, selectinload
+
+from jaif.access import service as access
+from jaif.access.models import Organisation, User
+from jaif.access.schemas import Actor
+from jaif.access.visibility import is_pi
+from jaif.applications import checks, mail, states
+from jaif.applications.grant import Grant, capacity_problem, grant
+from jaif.applications.models import Application, ApplicationEvent, ApplicationKind, ApplicationState, Review
+from jaif.applications.schemas import DraftIn
+from jaif.calls import service as calls
+from jaif.calls.eligibility import Problem
+from jaif.calls.models import ReviewMode
+from jaif.db.base import utcnow
+from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from jaif.identity.mail import Mailer
+
+S = ApplicationState
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def visible(actor: Actor) -> ColumnElement[bool]:
+    if actor.is_operator:
+        return true()
+    if actor.user_id is None:
+        return false()
+    assigned = select(Review.application_id).where(Review.reviewer_id == actor.user_id)
+    return or_(Application.applicant_id == actor.user_id, Application.id.in_(assigned))
+
+
+def get_application(*, session: Session, actor: Actor, application_id: str, lock: bool = False) -> Application:
+    found = None
+    if _ID.match(application_id or ""):
+        query = (
+            select(Application)
+            .where(Application.id == application_id, visible(actor))
+            .options(selectinload(Application.events).selectinload(ApplicationEvent.actor),
+                     selectinload(Application.reviews).selectinload(Review.reviewer))
+        )
+        found = session.scalar(query.with_for_update() if lock else query)
+    if found is None:
+        raise NotFound(f"no application {application_id!r}", param="id")
+    return found
+
+
+def list_applications(
+    *, session: Session, actor: Actor, call: str | None = None, state: str | None = None, limit: int = 500
+) -> list[Application]:
+    """Applications ``actor`` may see, most recently changed first."""
+    query = (
+        select(Application)
+        .where(visible(actor))
+        .order_by(Application.updated_at.desc(), Application.id)
+        .limit(limit)
+    )
+    if call is not None:
+        query = query.where(Application.call_id == calls.get_call(session=session, actor=actor, ref=call).id)
+    if state is not None:
+        if state not in S.__members__:
+            raise InvalidRequest(f"state must be one of {', '.join(S.__members__)}", param="state")
+        query = query.where(Application.state == state)
+    return list(session.scalars(query))
+
+
+def _own(session: Session, actor: Actor, application_id: str) -> Application:
+    application = get_application(session=session, actor=actor, application_id=application_id, lock=True)
+    if application.applicant_id != actor.user_id:
+        raise Forbidden("Only the applicant may do this.")
+    return application
+
+
+def _apply(session: Session, actor: Actor, application: Application, data: DraftIn) -> None:
+    values = data.model_dump(exclude_unset=True)
+    if "call_id" in values:
+        if values["call_id"] is None:
+            raise InvalidRequest("an application belongs to a call", param="call_id")
+        values["call_id"] = calls.get_call(session=session, actor=actor, ref=values["call_id"]).id
+    if "organisation" in values:
+        proposal = values.pop("organisation")
+        application.organisation_proposal = dict(proposal) if proposal else None
+        if proposal:
+            application.organisation_id = None
+    if values.get("organisation_id") is not None:
+        if session.get(Organisation, values["organisation_id"]) is None:
+            raise InvalidRequest("no such organisation; name a new one under 'organisation'", param="organisation_id")
+        application.organisation_proposal = None
+    if "project_id" in values and values["project_id"] is not None:
+        if not is_pi(session, user_id=actor.user_id, project_id=values["project_id"]):
+            raise InvalidRequest("you may renew or top up only projects you lead as PI", param="project_id")
+    for key in ("title", "abstract", "domain", "datasets", "ai_act_notes", "project_name"):
+        if key in values and values[key] is None:
+            values[key] = ""
+    if "team" in values:
+        values["team"] = [e.strip() for e in values["team"] or [] if e.strip()]
+    if "requested_gpu_hours" in values:
+        values["requested_gpu_hours"] = {k.strip(): float(v) for k, v in (values["requested_gpu_hours"] or {}).items()}
+    if "requested_tokens" in values and values["requested_tokens"] is None:
+        values["requested_tokens"] = 0
+    if "personal_data" in values and values["personal_data"] is None:
+        values["personal_data"] = False
+    if "kind" in values and values["kind"] is None:
+        values["kind"] = ApplicationKind.new
+    for key, value in values.items():
+        setattr(application, key, value)
+    if application.kind == ApplicationKind.new:
+        application.project_id = None
+    application.updated_at = utcnow()
+
+
+def create_draft(*, session: Session, actor: Actor, data: DraftIn) -> Application:
+    """A new draft, saved at once; any field may be filled in later (``update_draft``)."""
+    if actor.user_id is None:
+        raise Forbidden("Applications are made by a signed-in user.")
+    if data.call_id is None:
+        raise InvalidRequest("choose the call to apply to", param="call_id")
+    user = session.get(User, actor.user_id)
+    if user is None:
+        raise Forbidden("Applications are made by a signed-in user.")
+    application = Application(
+        call_id=calls.get_call(session=session, actor=actor, ref=data.call_id).id,
+        applicant_id=user.id,
+        organisation_id=user.organisation_id,
+        team=[],
+        requested_gpu_hours={},
+    )
+    session.add(application)
+    session.flush()
+    _apply(session, actor, application, data)
+    states.record_created(session, application, actor_id=actor.user_id)
+    session.flush()
+    return application
+
+
+def update_draft(*, session: Session, actor: Actor, application_id: str, data: DraftIn) -> Application:
+    """Save the fields given in ``data`` (autosave: any subset, at any step); only drafts change."""
+    application = _own(session, actor, application_id)
+    if application.state != S.draft:
+        raise Conflict(f"the application is {states.label(application.state)}; only drafts can be changed")
+    _apply(session, actor, application, data)
+    session.flush()
+    return application
+
+
+def delete_draft(*, session: Session, actor: Actor, application_id: str) -> None:
+    application = _own(session, actor, application_id)
+    if application.state != S.draft:
+        raise Conflict("only drafts can be deleted; withdraw a submitted application instead")
+    session.delete(application)
+    session.flush()
+
+
+def check(*, session: Session, actor: Actor, application_id: str) -> list[Problem]:
+    """What stands in the way of submitting, field by field (for the form, while the applicant types)."""
+    application = get_application(session=session, actor=actor, application_id=application_id)
+    return checks.problems(session, application, now=utcnow())
+
+
+def _resolve_organisation(session: Session, application: Application) -> None:
+    if application.kind != ApplicationKind.new and application.project is not None:
+        application.organisation_id = application.project.organisation_id
+    elif application.organisation_id is None and application.organisation_proposal:
+        proposal = application.organisation_proposal
+        org = checks.find_organisation(session, proposal["name"]) or access.create_organisation(
+            session=session, name=proposal["name"].strip(), sector=proposal["sector"], country=proposal["country"]
+        )
+        application.organisation_id = org.id
+        application.organisation_proposal = None
+    if application.applicant.organisation_id is None:
+        application.applicant.organisation_id = application.organisation_id
+    session.flush()
+
+
+def submit(*, session: Session, actor: Actor, mailer: Mailer | None, application_id: str) -> Application:
+    """Submit a complete, eligible draft, or refuse with every problem (SubmissionRefused, 400)."""
+    application = _own(session, actor, application_id)
+    if application.state != S.draft:
+        raise Conflict(f"the application is {states.label(application.state)} already")
+    found = checks.problems(session, application, now=utcnow())
+    if found:
+        raise checks.SubmissionRefused(found)
+    _resolve_organisation(session, application)
+    states.move(session, application, S.submitted, actor_id=actor.user_id)
+    mail.submitted(session, mailer, application)
+    if application.call.review_mode == ReviewMode.automatic:
+        _automatic_review(session, mailer, application)
+    return application
+
+
+def _automatic_review(session: Session, mailer: Mailer | None, application: Application) -> None:
+    wanted = Grant.requested(application)
+    short = capacity_problem(session, application, wanted)
+    if short is not None:
+        states.note(session, application, f"not accepted automatically: {short}; an operator decides")
+        return
+    states.move(session, application, S.accepted, actor_id=None, note="automatic review: eligible and complete")
+    _allocate(session, mailer, application, wanted, actor_id=None)
+
+
+def _allocate(session: Session, mailer: Mailer | None, application: Application, wanted: Grant,
+              *, actor_id: str | None) -> None:
+    made = grant(session, application, wanted, actor_id=actor_id)
+    note = f"project {made.project.name}: {len(made.allocations)} allocation(s)"
+    if made.missing_members:
+        note += "; team members without an account: " + ", ".join(made.missing_members)
+    states.move(session, application, S.allocated, actor_id=actor_id, note=note)
+    session.refresh(application, ["project"])
+    mail.allocated(session, mailer, application, made.allocations, made.missing_members)
+
+
+def withdraw(*, session: Session, actor: Actor, application_id: str) -> Application:
+    """The applicant takes back a draft or an application not yet decided."""
+    application = _own(session, actor, application_id)
+    states.move(session, application, S.withdrawn, actor_id=actor.user_id)
+    return application
+
+
+def _operator(actor: Actor) -> None:
+    if not actor.is_operator:
+        raise Forbidden("Only operators may do this.")
+
+
+def start_stage(*, session: Session, actor: Actor, application_id: str, stage: str, note: str = "") -> Application:
+    """Move a submitted application into technical review, or on into peer review (operators)."""
+    _operator(actor)
+    if stage not in (S.technical_review, S.peer_review):
+        raise InvalidRequest("stage must be technical_review or peer_review", param="stage")
+    application = get_application(session=session, actor=actor, application_id=application_id, lock=True)
+    states.move(session, application, stage, actor_id=actor.user_id, note=note)
+    return application
+
+
+def decide(
+    *,
+    session: Session,
+    actor: Actor,
+    mailer: Mailer | None,
+    application_id: str,
+    accept: bool,
+    comment: str = "",
+    allocate: bool = True,
+    gpu_hours: dict[str, float] | None = None,
+    tokens: int | None = None,
+    duration_months: int | None = None,
+) -> Application:
+    """The operator accepts (and, unless told not to, allocates at once) or rejects; the applicant is told,
+    with the reviewers' comments and no reviewer names."""
+    _operator(actor)
+    application = get_application(session=session, actor=actor, application_id=application_id, lock=True)
+    application.decision_comment = comment.strip()
+    states.move(session, application, S.accepted if accept else S.rejected, actor_id=actor.user_id)
+    mail.decided(session, mailer, application, list(application.reviews))
+    if accept and allocate:
+        wanted = Grant.requested(application, gpu_hours=gpu_hours, tokens=tokens, duration_months=duration_months)
+        _allocate(session, mailer, application, wanted, actor_id=actor.user_id)
+    return application
+
+
+def allocate_accepted(
+    *,
+    session: Session,
+    actor: Actor,
+    mailer: Mailer | None,
+    application_id: str,
+    gpu_hours: dict[str, float] | None = None,
+    tokens: int | None = None,
+    duration_months: int | None = None,
+) -> Application:
+    """Allocate an application that was accepted without allocating (operators)."""
+    _operator(actor)
+    application = get_application(session=session, actor=actor, application_id=application_id, lock=True)
+    if application.state != S.accepted:
+        raise Conflict(f"only accepted applications are allocated; this one is {states.label(application.state)}")
+    wanted = Grant.requested(application, gpu_hours=gpu_hours, tokens=tokens, duration_months=duration_months)
+    _allocate(session, mailer, application, wanted, actor_id=actor.user_id)
+    return application

@@ -1,0 +1,44 @@
+"""/api/v1/calls: the access calls. Everyone may read the active ones; operators create and change them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from jaif.applications import metrics
+from jaif.calls import service
+from jaif.calls.schemas import CallIn, CallOut, CallPatch, TimeToAccessOut
+from jaif.web.api_errors import errors
+from jaif.web.deps import DB, Operator, OptionalActor
+
+router = APIRouter(prefix="/api/v1/calls", tags=["calls"])
+
+
+@router.get("", response_model=list[CallOut], summary="Access calls", responses=errors(401))
+def list_calls(session: DB, actor: OptionalActor, include_inactive: bool = False) -> list[CallOut]:
+    """Active calls by opening date; operators may ask for inactive ones too."""
+    calls = service.list_calls(session=session, actor=actor, include_inactive=include_inactive)
+    return [service.out(c) for c in calls]
+
+
+@router.post("", response_model=CallOut, status_code=201, summary="Create a call (operators)",
+             responses=errors(400, 401, 403, 409))
+def create_call(body: CallIn, session: DB, actor: Operator) -> CallOut:
+    return service.out(service.create_call(session=session, actor=actor, data=body))
+
+
+@router.get("/{ref}", response_model=CallOut, summary="A call, by id or slug", responses=errors(401, 404))
+def get_call(ref: str, session: DB, actor: OptionalActor) -> CallOut:
+    return service.out(service.get_call(session=session, actor=actor, ref=ref))
+
+
+@router.patch("/{ref}", response_model=CallOut, summary="Change a call (operators)",
+              responses=errors(400, 401, 403, 404))
+def update_call(ref: str, body: CallPatch, session: DB, actor: Operator) -> CallOut:
+    return service.out(service.update_call(session=session, actor=actor, ref=ref, data=body))
+
+
+@router.get("/{ref}/time-to-access", response_model=TimeToAccessOut, summary="How fast the call gives access",
+            responses=errors(401, 404))
+def time_to_access(ref: str, session: DB, actor: OptionalActor) -> TimeToAccessOut:
+    """Working days from submission to allocation: median, 90th percentile, share within the target."""
+    return metrics.for_call(session, service.get_call(session=session, actor=actor, ref=ref))

@@ -1,0 +1,61 @@
+"""What the compute services work with: the settings, the scheduler and (under Slurm) the account
+manager, built from Settings by ``make_compute`` (create_app, the CLI) and passed down."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from jaif.compute.scheduler import Scheduler
+from jaif.compute.site import Partition, resolve
+from jaif.config import Settings
+
+
+class AccountManager(Protocol):
+    """Slurm's account database (sacctmgr): read the associations, apply commands in a batch."""
+
+    def associations(self) -> list[tuple[str, str, str, str]]:
+        """(account, user, parent, GrpTRESMins) per association; user is "" for an account's own."""
+        ...
+
+    def apply(self, commands: list[list[str]], load: list[str]) -> list[str]:
+        """Run the sacctmgr commands (argv after ``sacctmgr -i``), then load the lines (a ``sacctmgr load``
+        file without its Cluster line); returns the errors Slurm printed."""
+        ...
+
+
+@dataclass
+class Compute:
+    settings: Settings
+    scheduler: Scheduler
+    accounts: AccountManager | None = None
+    _partitions: dict[str, Partition] | None = field(default=None, repr=False)
+
+    @property
+    def jobs_dir(self) -> Path:
+        return (self.settings.compute.jobs_dir or self.settings.data_dir / "jobs").absolute()
+
+    @property
+    def submit_user(self) -> str:
+        return self.settings.slurm.submit_user or getpass.getuser()
+
+    def partitions(self) -> dict[str, Partition]:
+        """The site's partitions: what the scheduler reports, completed by the site profile (read once)."""
+        if self._partitions is None:
+            self._partitions = resolve(self.settings.compute, self.scheduler.partitions())
+        return self._partitions
+
+
+def make_compute(settings: Settings) -> Compute:
+    """The scheduler ``settings.scheduler`` names. Builds objects only: no process is started here."""
+    if settings.scheduler == "slurm":
+        from jaif.compute.slurm import Sacctmgr, SlurmScheduler, SlurmTools
+
+        tools = SlurmTools(settings.slurm)
+        return Compute(settings, SlurmScheduler(tools), Sacctmgr(tools))
+    from jaif.compute.local import LocalScheduler
+
+    compute_dir = (settings.compute.jobs_dir or settings.data_dir / "jobs").absolute()
+    return Compute(settings, LocalScheduler(compute_dir / ".local", gpus=settings.compute.local_gpus))

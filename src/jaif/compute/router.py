@@ -1,0 +1,99 @@
+"""/api/v1/jobs (submit, list, show, cancel, logs), /api/v1/partitions, /api/v1/compute/report and the
+operators' /api/v1/slurm/sync."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from jaif.compute import reports, sync
+from jaif.compute import service as jobs
+from jaif.compute.backend import Compute
+from jaif.compute.schemas import ComputeReport, JobLogs, JobOut, JobSubmit, PartitionOut
+from jaif.web.deps import DB, CurrentActor, Operator
+
+router = APIRouter(tags=["compute"])
+
+
+def _compute(request: Request) -> Compute:
+    return request.app.state.compute
+
+
+ComputeDep = Annotated[Compute, Depends(_compute)]
+
+
+@router.post("/api/v1/jobs", status_code=201, response_model=JobOut, summary="Submit a job to a project")
+def submit(body: JobSubmit, session: DB, actor: CurrentActor, compute: ComputeDep) -> JobOut:
+    """A template with parameters, or a raw batch script. Refused (nothing submitted) for an unknown
+    partition, resources beyond it, a script that is not text, or an allocation that is missing,
+    expired, exhausted or too small for time limit x GPUs."""
+    job = jobs.submit_job(
+        session=session, compute=compute, actor=actor, project_name=body.project, partition=body.partition,
+        gpus=body.gpus, nodes=body.nodes, time_min=body.time, template=body.template, params=body.params,
+        script=body.script, name=body.name,
+    )
+    return jobs.job_out(job, actor.email if actor.user_id else None)
+
+
+@router.get("/api/v1/jobs", response_model=list[JobOut], summary="Jobs of the projects you are a member of")
+def list_jobs(
+    session: DB,
+    actor: CurrentActor,
+    compute: ComputeDep,
+    project: Annotated[str | None, Query(description="A project's name.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[JobOut]:
+    found = jobs.list_jobs(session=session, compute=compute, actor=actor, project_name=project, limit=limit)
+    emails = jobs.emails(session, found)
+    return [jobs.job_out(j, emails.get(j.user_id or "")) for j in found]
+
+
+@router.get("/api/v1/jobs/{job_id}", response_model=JobOut, summary="A job, by the scheduler's id")
+def show(job_id: str, session: DB, actor: CurrentActor, compute: ComputeDep) -> JobOut:
+    job = jobs.get_job(session=session, compute=compute, actor=actor, job_id=job_id)
+    return jobs.job_out(job, jobs.emails(session, [job]).get(job.user_id or ""))
+
+
+@router.post("/api/v1/jobs/{job_id}/cancel", response_model=JobOut, summary="Cancel a job")
+def cancel(job_id: str, session: DB, actor: CurrentActor, compute: ComputeDep) -> JobOut:
+    job = jobs.cancel_job(session=session, compute=compute, actor=actor, job_id=job_id)
+    return jobs.job_out(job, jobs.emails(session, [job]).get(job.user_id or ""))
+
+
+@router.get("/api/v1/jobs/{job_id}/logs", response_model=JobLogs, summary="A job's stdout and stderr")
+def logs(
+    job_id: str,
+    session: DB,
+    actor: CurrentActor,
+    compute: ComputeDep,
+    stdout_offset: Annotated[int, Query(ge=0)] = 0,
+    stderr_offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobLogs:
+    """From the offsets on; pass back the offsets of the answer to follow a running job."""
+    return jobs.job_logs(session=session, compute=compute, actor=actor, job_id=job_id,
+                         stdout_offset=stdout_offset, stderr_offset=stderr_offset)
+
+
+@router.get("/api/v1/partitions", response_model=list[PartitionOut], summary="The compute partitions")
+def partitions(actor: CurrentActor, compute: ComputeDep) -> list[PartitionOut]:
+    return [PartitionOut.model_validate(p) for p in compute.partitions().values()]
+
+
+@router.get("/api/v1/compute/report", response_model=ComputeReport,
+            summary="GPU-hours, energy, CO2 and tokens of a project, organisation or call")
+def report(
+    request: Request,
+    session: DB,
+    actor: CurrentActor,
+    project: str | None = None,
+    org: str | None = None,
+    call: str | None = None,
+) -> ComputeReport:
+    return reports.report(session=session, settings=request.app.state.settings, actor=actor,
+                          project_name=project, org_name=org, call=call)
+
+
+@router.post("/api/v1/slurm/sync", summary="Reconcile Slurm accounts with allocations (operators)")
+def slurm_sync(session: DB, actor: Operator, compute: ComputeDep, dry_run: bool = False) -> dict:
+    return sync.sync(session=session, compute=compute, dry_run=dry_run).as_dict()

@@ -1,0 +1,275 @@
+"""Jobs: submit (validated against the partition and the project's GPU-hour allocation), list, show,
+cancel, logs, and keeping their state in step with the scheduler.
+
+Who may do what: a user submits to, and sees the jobs of, the projects they are a member of; operators
+(and the CLI) every project. Any other project does not exist for them (NotFound).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+
+from jaif.access.models import Project, User
+from jaif.access.schemas import Actor
+from jaif.access.visibility import project_visible
+from jaif.compute import admission, templates
+from jaif.compute.backend import Compute
+from jaif.compute.models import Job, JobState, SlurmUser
+from jaif.compute.naming import project_account
+from jaif.compute.scheduler import JobRequest
+from jaif.compute.schemas import JobLogs, JobOut
+from jaif.compute.site import Partition
+from jaif.db.base import utcnow
+from jaif.errors import Forbidden, InvalidRequest, NotFound
+
+LOG_CHUNK = 1 << 20  # the most of one log a single read returns
+
+
+def find_project(session: Session, actor: Actor, name: str) -> Project:
+    project = session.scalar(select(Project).where(Project.name == name, project_visible(actor, Project.id)))
+    if project is None:
+        raise NotFound(f"no project {name!r} (or you are not a member of it)", param="project")
+    return project
+
+
+def get_partition(compute: Compute, name: str) -> Partition:
+    partitions = compute.partitions()
+    if name not in partitions:
+        raise InvalidRequest(
+            f"unknown partition {name!r}; partitions: {', '.join(sorted(partitions)) or 'none'}", param="partition"
+        )
+    return partitions[name]
+
+
+def _check_resources(partition: Partition, *, gpus: int, nodes: int, time_min: int) -> None:
+    p = partition
+    if gpus < 0 or nodes < 1 or time_min < 1:
+        raise InvalidRequest("GPUs must be 0 or more, nodes and minutes 1 or more", param="gpus")
+    if gpus > p.gpus_per_node:
+        raise InvalidRequest(
+            f"partition {p.name} has {p.gpus_per_node} GPUs per node; {gpus} asked for "
+            "(--gpus counts GPUs per node: spread over more with --nodes)", param="gpus",
+        )
+    if nodes > p.nodes:
+        raise InvalidRequest(f"partition {p.name} has {p.nodes} nodes; {nodes} asked for", param="nodes")
+    if p.max_walltime_min is not None and time_min > p.max_walltime_min:
+        raise InvalidRequest(
+            f"partition {p.name} allows at most {p.max_walltime_min} minutes; {time_min} asked for", param="time"
+        )
+
+
+def _script_text(script: bytes | str, limit: int) -> str:
+    data = script.encode() if isinstance(script, str) else script
+    if len(data) > limit:
+        raise InvalidRequest(f"the script is {len(data)} bytes; at most {limit} are accepted", param="script")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("the script is not text (not UTF-8): give a batch script", param="script") from None
+    if "\x00" in text or not text.strip():
+        raise InvalidRequest("the script is not text (it has NUL bytes or is empty): give a batch script",
+                             param="script")
+    return text if text.startswith("#!") else "#!/bin/bash\n" + text
+
+
+def _run_as(session: Session, compute: Compute, actor: Actor) -> str | None:
+    """The Unix user the job runs as: the submitter's Slurm user name, else the submit user."""
+    if compute.scheduler.kind == "local":
+        return None
+    own = None
+    if actor.user_id:
+        own = session.scalar(select(SlurmUser.username).where(SlurmUser.user_id == actor.user_id))
+    user = own or compute.submit_user
+    if user == "root" and not actor.is_operator:
+        raise Forbidden("your jobs would run as root: an operator must give you a Slurm user name first "
+                        "(`jaif slurm user`), or set slurm.submit_user")
+    return user
+
+
+def _prepare_workdir(path: Path, script: str, run_as: str | None, extra: dict[str, str]) -> Path:
+    path.mkdir(parents=True, mode=0o755)
+    script_path = path / "job.sh"
+    script_path.write_text(script)
+    for name, content in extra.items():
+        secret = path / name
+        secret.touch(mode=0o600)
+        secret.write_text(content)
+    if run_as and os.geteuid() == 0 and run_as != "root":
+        try:
+            who = pwd.getpwnam(run_as)
+        except KeyError:
+            shutil.rmtree(path, ignore_errors=True)
+            raise InvalidRequest(f"the Slurm user {run_as} has no account on this machine", param="user") from None
+        for item in (path, *path.iterdir()):
+            os.chown(item, who.pw_uid, who.pw_gid)
+    return script_path
+
+
+def submit_job(
+    *,
+    session: Session,
+    compute: Compute,
+    actor: Actor,
+    project_name: str,
+    partition: str,
+    gpus: int,
+    time_min: int,
+    nodes: int = 1,
+    template: str | None = None,
+    params: dict[str, str] | None = None,
+    script: bytes | str | None = None,
+    name: str | None = None,
+) -> Job:
+    """Validate, check the allocation, write the job's directory and hand it to the scheduler."""
+    project = find_project(session, actor, project_name)
+    part = get_partition(compute, partition)
+    _check_resources(part, gpus=gpus, nodes=nodes, time_min=time_min)
+    if (template is None) == (script is None):
+        raise InvalidRequest("give a template (--template) or a batch script (--script), one of them", param="script")
+    refresh_jobs(session=session, compute=compute, project_id=project.id)
+    charged = part.charged_gpus(nodes=nodes, gpus=gpus * nodes)
+    admission.check(session=session, actor=actor, project=project, partition=part.name,
+                    gpu_hours=charged * time_min / 60.0, time_min=time_min, charged_gpus=charged)
+    run_as = _run_as(session, compute, actor)
+    job = Job(
+        scheduler=compute.scheduler.kind, cluster=compute.scheduler.cluster, job_id="", project_id=project.id,
+        user_id=actor.user_id, partition=part.name, account=project_account(project.name), run_as=run_as,
+        nodes=nodes, gpus_per_node=gpus, charged_gpus=charged, time_limit_min=time_min, template=template,
+        params=dict(params or {}), state=JobState.pending, reason="submitted",
+    )
+    job.name = (name or template or "batch")[:200]
+    workdir = compute.jobs_dir / job_dir_name(project.name)
+    extra: dict[str, str] = {}
+    if template is not None:
+        tpl = templates.get(template)
+        context = {"gpus_per_node": str(gpus)}
+        if "key_file" in tpl.context:
+            context |= admission.gateway_key(session=session, compute=compute, actor=actor, project=project,
+                                             time_min=time_min, extra=extra)
+            context["key_file"] = str(workdir / ".api_key")
+        text = tpl.render(job.params, context)
+    else:
+        text = _script_text(script or b"", compute.settings.compute.max_script_bytes)
+    job.workdir = str(workdir)
+    script_path = _prepare_workdir(workdir, text, run_as, extra)
+    request = JobRequest(
+        name=job.name, account=job.account, partition=part.name, nodes=nodes, gpus_per_node=gpus,
+        time_limit_min=time_min, script=script_path, workdir=workdir, run_as=run_as,
+    )
+    try:
+        job.job_id = compute.scheduler.submit(request)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    session.add(job)
+    session.flush()
+    return job
+
+
+def job_dir_name(project_name: str) -> str:
+    return f"{project_account(project_name)}/{utcnow():%Y%m%d-%H%M%S}-{os.urandom(4).hex()}"
+
+
+def _query(actor: Actor):
+    return select(Job).options(joinedload(Job.project)).where(project_visible(actor, Job.project_id))
+
+
+def get_job(*, session: Session, compute: Compute, actor: Actor, job_id: str, refresh: bool = True) -> Job:
+    job = session.scalar(_query(actor).where(Job.cluster == compute.scheduler.cluster, Job.job_id == str(job_id)))
+    if job is None:
+        raise NotFound(f"no job {job_id!r}", param="job_id")
+    if refresh and not JobState(job.state).finished:
+        refresh_jobs(session=session, compute=compute, jobs=[job])
+    return job
+
+
+def list_jobs(
+    *, session: Session, compute: Compute, actor: Actor, project_name: str | None = None, limit: int = 200
+) -> list[Job]:
+    query = _query(actor).where(Job.cluster == compute.scheduler.cluster)
+    if project_name is not None:
+        query = query.where(Job.project_id == find_project(session, actor, project_name).id)
+    jobs = list(session.scalars(query.order_by(Job.submitted_at.desc(), Job.id).limit(limit)))
+    refresh_jobs(session=session, compute=compute, jobs=[j for j in jobs if not JobState(j.state).finished])
+    return jobs
+
+
+def cancel_job(*, session: Session, compute: Compute, actor: Actor, job_id: str) -> Job:
+    job = get_job(session=session, compute=compute, actor=actor, job_id=job_id)
+    if JobState(job.state).finished:
+        return job
+    compute.scheduler.cancel(job.job_id)
+    refresh_jobs(session=session, compute=compute, jobs=[job])
+    if not JobState(job.state).finished:  # Slurm may need a moment; the next refresh confirms it
+        job.reason = "cancelling"
+    return job
+
+
+def refresh_jobs(
+    *, session: Session, compute: Compute, jobs: Iterable[Job] | None = None, project_id: str | None = None
+) -> int:
+    """Bring unfinished jobs' states in step with the scheduler; returns how many changed."""
+    if jobs is None:
+        query = select(Job).where(Job.cluster == compute.scheduler.cluster,
+                                  Job.state.in_([JobState.pending, JobState.running]))
+        if project_id is not None:
+            query = query.where(Job.project_id == project_id)
+        jobs = session.scalars(query)
+    by_id = {j.job_id: j for j in jobs}
+    if not by_id:
+        return 0
+    changed = 0
+    for job_id, status in compute.scheduler.status(list(by_id)).items():
+        job = by_id[job_id]
+        new = (status.state.value, status.reason[:200], status.started_at, status.ended_at, status.exit_code)
+        if new != (job.state, job.reason, job.started_at, job.ended_at, job.exit_code):
+            job.state, job.reason, job.started_at, job.ended_at, job.exit_code = new
+            changed += 1
+    session.flush()
+    return changed
+
+
+def _tail(path: Path, offset: int) -> tuple[str, int]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(LOG_CHUNK)
+    except FileNotFoundError:
+        return "", offset
+    return data.decode("utf-8", errors="replace"), offset + len(data)
+
+
+def job_logs(
+    *, session: Session, compute: Compute, actor: Actor, job_id: str, stdout_offset: int = 0, stderr_offset: int = 0
+) -> JobLogs:
+    """What the job wrote to stdout and stderr from the offsets on (readable while it runs)."""
+    job = get_job(session=session, compute=compute, actor=actor, job_id=job_id)
+    out, out_at = _tail(Path(job.workdir) / "stdout.log", max(0, stdout_offset))
+    err, err_at = _tail(Path(job.workdir) / "stderr.log", max(0, stderr_offset))
+    return JobLogs(job_id=job.job_id, state=job.state, stdout=out, stderr=err, stdout_offset=out_at,
+                   stderr_offset=err_at)
+
+
+def job_out(job: Job, user_email: str | None = None) -> JobOut:
+    return JobOut(
+        job_id=job.job_id, id=job.id, scheduler=job.scheduler, cluster=job.cluster, project=job.project.name,
+        user=user_email, name=job.name, partition=job.partition, account=job.account, run_as=job.run_as,
+        nodes=job.nodes, gpus_per_node=job.gpus_per_node, gpus=job.nodes * job.gpus_per_node,
+        charged_gpus=job.charged_gpus, time_limit_min=job.time_limit_min, template=job.template, state=job.state,
+        reason=job.reason, exit_code=job.exit_code, submitted_at=job.submitted_at, started_at=job.started_at,
+        ended_at=job.ended_at, accounted=job.accounted_at is not None, workdir=job.workdir,
+    )
+
+
+def emails(session: Session, jobs: Iterable[Job]) -> dict[str, str]:
+    ids = {j.user_id for j in jobs if j.user_id}
+    if not ids:
+        return {}
+    return dict(session.execute(select(User.id, User.email).where(User.id.in_(ids))).all())

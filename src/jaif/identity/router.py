@@ -1,0 +1,88 @@
+"""REST API of identity: the current user, their personal access tokens, a project's members and
+invitations. Same permissions as the portal (see identity/membership.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Response
+
+from jaif.access.schemas import Actor
+from jaif.errors import InvalidRequest
+from jaif.identity import membership, pats
+from jaif.identity import service as identity
+from jaif.identity.schemas import (
+    InvitationCreate,
+    InvitationView,
+    Me,
+    MemberView,
+    TokenCreate,
+    TokenCreated,
+    TokenView,
+)
+from jaif.web.deps import DB, CurrentActor, IdentityConf, MailerDep
+
+router = APIRouter(prefix="/api/v1", tags=["identity"])
+
+
+@router.get("/me", response_model=Me, summary="The current user, with roles, organisation and projects")
+def get_me(session: DB, actor: CurrentActor) -> Me:
+    return identity.me(session=session, actor=actor)
+
+
+@router.get("/me/tokens", response_model=list[TokenView], summary="Your personal access tokens")
+def list_tokens(session: DB, actor: CurrentActor) -> list[TokenView]:
+    return [TokenView.model_validate(t) for t in pats.list_for(session=session, user_id=_user_id(actor))]
+
+
+@router.post("/me/tokens", response_model=TokenCreated, status_code=201,
+             summary="Create a personal access token (shown only in this answer)")
+def create_token(body: TokenCreate, session: DB, actor: CurrentActor) -> TokenCreated:
+    expires_at = datetime.now(UTC) + timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    row, secret = pats.create(session=session, user_id=_user_id(actor), name=body.name, expires_at=expires_at)
+    return TokenCreated(**TokenView.model_validate(row).model_dump(), token=secret)
+
+
+@router.delete("/me/tokens/{token_id}", status_code=204, summary="Revoke one of your tokens (by id or prefix)")
+def revoke_token(token_id: str, session: DB, actor: CurrentActor) -> Response:
+    pats.revoke(session=session, user_id=_user_id(actor), token_id=token_id)
+    return Response(status_code=204)
+
+
+@router.get("/projects/{project_id}/members", response_model=list[MemberView], summary="A project's members")
+def list_members(project_id: str, session: DB, actor: CurrentActor) -> list[MemberView]:
+    return membership.list_members(session=session, actor=actor, project_id=project_id)
+
+
+@router.delete("/projects/{project_id}/members/{user_id}", status_code=204,
+               summary="Remove a member (PI or operator), or leave the project yourself")
+def remove_member(project_id: str, user_id: str, session: DB, actor: CurrentActor) -> Response:
+    membership.remove_member(session=session, actor=actor, project_id=project_id, user_id=user_id)
+    return Response(status_code=204)
+
+
+@router.get("/projects/{project_id}/invitations", response_model=list[InvitationView],
+            summary="A project's pending invitations (PI or operator)")
+def list_invitations(project_id: str, session: DB, actor: CurrentActor) -> list[InvitationView]:
+    return membership.list_invitations(session=session, actor=actor, project_id=project_id)
+
+
+@router.post("/projects/{project_id}/invitations", response_model=InvitationView, status_code=201,
+             summary="Invite someone by e-mail (PI or operator); the link goes to that address only")
+def invite(project_id: str, body: InvitationCreate, session: DB, actor: CurrentActor, conf: IdentityConf,
+           mailer: MailerDep) -> InvitationView:
+    return membership.invite(session=session, actor=actor, project_id=project_id, email=body.email, role=body.role,
+                             settings=conf, mailer=mailer)
+
+
+@router.delete("/projects/{project_id}/invitations/{invitation_id}", status_code=204,
+               summary="Withdraw a pending invitation (PI or operator)")
+def revoke_invitation(project_id: str, invitation_id: str, session: DB, actor: CurrentActor) -> Response:
+    membership.revoke_invitation(session=session, actor=actor, project_id=project_id, invitation_id=invitation_id)
+    return Response(status_code=204)
+
+
+def _user_id(actor: Actor) -> str:
+    if actor.user_id is None:
+        raise InvalidRequest("personal access tokens belong to user accounts")
+    return actor.user_id

@@ -1,0 +1,66 @@
+"""/api/v1/training-events: training events, seats and registration."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from jaif.training import service
+from jaif.training.schemas import EventRegistration, TrainingEvent, TrainingEventCreate, TrainingEventUpdate
+from jaif.web.deps import DB, CurrentActor, MailerDep, Operator
+
+router = APIRouter(prefix="/api/v1/training-events", tags=["training"])
+
+
+@router.get("", summary="Training events with seats left", response_model=list[TrainingEvent])
+def list_events(
+    session: DB,
+    actor: CurrentActor,
+    include_past: Annotated[bool, Query(description="Also events that have ended.")] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[TrainingEvent]:
+    return service.list_events(session=session, actor=actor, include_past=include_past, limit=limit)
+
+
+@router.post("", status_code=201, summary="Plan an event (operators)", response_model=TrainingEvent)
+def create_event(body: TrainingEventCreate, session: DB, actor: Operator) -> TrainingEvent:
+    return service.create_event(session=session, actor=actor, **body.model_dump())
+
+
+@router.get("/{event_id}", summary="A training event", response_model=TrainingEvent)
+def get_event(event_id: str, session: DB, actor: CurrentActor) -> TrainingEvent:
+    return service.get_event(session=session, actor=actor, event_id=event_id)
+
+
+@router.patch("/{event_id}", summary="Change an event (operators)", response_model=TrainingEvent)
+def update_event(
+    event_id: str, body: TrainingEventUpdate, session: DB, actor: Operator, mailer: MailerDep
+) -> TrainingEvent:
+    return service.update_event(
+        session=session, mailer=mailer, actor=actor, event_id=event_id, changes=body.model_dump(exclude_unset=True)
+    )
+
+
+@router.get("/{event_id}/registrations", summary="Registrations", response_model=list[EventRegistration])
+def list_registrations(event_id: str, session: DB, actor: CurrentActor) -> list[EventRegistration]:
+    """Operators see everyone's; others only their own."""
+    return service.list_registrations(session=session, actor=actor, event_id=event_id)
+
+
+@router.post("/{event_id}/registrations", status_code=201, summary="Register", response_model=EventRegistration)
+def register(event_id: str, session: DB, actor: CurrentActor, mailer: MailerDep) -> EventRegistration:
+    """Takes a seat, or a place on the waitlist when the seats are gone (see ``status``)."""
+    return service.register(session=session, mailer=mailer, actor=actor, event_id=event_id)
+
+
+@router.delete(
+    "/{event_id}/registrations/{registration_id}", summary="Cancel a registration", response_model=EventRegistration
+)
+def cancel(
+    event_id: str, registration_id: str, session: DB, actor: CurrentActor, mailer: MailerDep
+) -> EventRegistration:
+    """Your own, or anyone's for operators. The seat goes to the first on the waitlist."""
+    return service.cancel(
+        session=session, mailer=mailer, actor=actor, event_id=event_id, registration_id=registration_id
+    )

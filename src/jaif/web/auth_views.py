@@ -1,0 +1,227 @@
+"""Sign-up, sign-in and out, e-mail verification, password reset and single sign-on pages.
+
+Views stay thin: read the form, call one identity service, render or redirect. A form with a mistake
+comes back with the error next to its field and what was typed kept (400), never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from jaif.access.models import User
+from jaif.errors import InvalidRequest, JaifError
+from jaif.identity import service as identity
+from jaif.identity import sso as sso_service
+from jaif.identity.models import TokenPurpose
+from jaif.identity.oidc import SsoProviders
+from jaif.identity.service import FieldErrors
+from jaif.web.deps import DB, IdentityConf, MailerDep, OptionalActor, PageUser, public_base_url
+from jaif.web.session import flash, safe_next, sign_in, sign_out
+from jaif.web.templating import TEMPLATES
+
+router = APIRouter(include_in_schema=False)
+FormStr = Annotated[str, Form()]
+
+
+def render(request: Request, template: str, status_code: int = 200, **context) -> Response:
+    return TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def message_page(request: Request, *, title: str, message: str, status_code: int = 200, link: tuple | None = None):
+    return render(request, "auth/message.html", status_code, title=title, message=message, link=link)
+
+
+def _providers(request: Request) -> SsoProviders:
+    return request.app.state.sso
+
+
+def _start_session(request: Request, user: User) -> None:
+    sign_in(
+        request, user_id=user.id, stamp=identity.session_stamp(user), email=user.email, name=user.name, role=user.role
+    )
+
+
+def _continue(next_path: str | None) -> RedirectResponse:
+    return RedirectResponse(safe_next(next_path), status_code=303)
+
+
+# --- sign-up ---------------------------------------------------------------------------------------------
+
+
+def _signup_page(request: Request, session, *, values: dict, errors: dict, status_code: int = 200) -> Response:
+    orgs = [(o.id, f"{o.name} ({o.country})") for o in identity.organisation_choices(session=session)]
+    return render(request, "auth/signup.html", status_code, values=values, errors=errors, organisations=orgs,
+                  providers=list(_providers(request)))
+
+
+@router.get("/signup")
+def signup_form(request: Request, session: DB, conf: IdentityConf, actor: OptionalActor,
+                next: str = "/", email: str = "") -> Response:
+    if not conf.allow_signup:
+        return message_page(request, title="Sign-up is closed", status_code=403,
+                            message="Accounts here are created by the operators, by invitation or by single sign-on.")
+    if actor is not None:
+        return _continue(next)
+    return _signup_page(request, session, values={"next": safe_next(next), "email": email[:320]}, errors={})
+
+
+@router.post("/signup")
+def signup(request: Request, session: DB, conf: IdentityConf, mailer: MailerDep, email: FormStr = "",
+           name: FormStr = "", password: FormStr = "", organisation_id: FormStr = "", next: FormStr = "/") -> Response:
+    if not conf.allow_signup:
+        return message_page(request, title="Sign-up is closed", status_code=403,
+                            message="Accounts here are created by the operators, by invitation or by single sign-on.")
+    values = {"email": email, "name": name, "organisation_id": organisation_id, "next": safe_next(next)}
+    try:
+        user = identity.sign_up(session=session, email=email, name=name, password=password,
+                                organisation_id=organisation_id or None, settings=conf, mailer=mailer)
+    except FieldErrors as exc:
+        return _signup_page(request, session, values=values, errors=exc.errors, status_code=400)
+    _start_session(request, user)
+    flash(request, f"Welcome, {user.name}! We sent a link to {user.email}: open it to confirm your address.")
+    return _continue(next)
+
+
+# --- sign-in and out ---------------------------------------------------------------------------------------
+
+
+def _login_page(request: Request, *, email: str = "", next: str = "/", error: str = "", status_code: int = 200):
+    return render(request, "auth/login.html", status_code, email=email, next=safe_next(next), error=error,
+                  providers=list(_providers(request)),
+                  allow_signup=request.app.state.settings.identity.allow_signup)
+
+
+@router.get("/login")
+def login_form(request: Request, actor: OptionalActor, next: str = "/") -> Response:
+    if actor is not None:
+        return _continue(next)
+    return _login_page(request, next=next)
+
+
+@router.post("/login")
+def login(request: Request, session: DB, email: FormStr = "", password: FormStr = "", next: FormStr = "/") -> Response:
+    try:
+        user = identity.authenticate(session=session, email=email, password=password)
+    except JaifError as exc:
+        return _login_page(request, email=email, next=next, error=exc.message, status_code=exc.status)
+    _start_session(request, user)
+    return _continue(next)
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    sign_out(request)
+    flash(request, "You are signed out.", "info")
+    return RedirectResponse("/", status_code=303)
+
+
+# --- e-mail verification -------------------------------------------------------------------------------------
+
+
+@router.get("/verify-email")
+def verify_email(request: Request, session: DB, token: str = "") -> Response:
+    try:
+        user = identity.verify_email(session=session, token=token)
+    except InvalidRequest as exc:
+        return message_page(request, title="E-mail address not confirmed", message=exc.message, status_code=400,
+                            link=("/account", "Send a new link from your account page"))
+    flash(request, f"Thank you: {user.email} is confirmed.")
+    return RedirectResponse("/account" if request.session.get("user_id") == user.id else "/", status_code=303)
+
+
+@router.post("/verify-email/resend")
+def resend_verification(request: Request, session: DB, actor: PageUser, conf: IdentityConf,
+                        mailer: MailerDep) -> Response:
+    user = identity.get_user(session=session, user_id=actor.user_id or "")
+    if user.email_verified_at is not None:
+        flash(request, "Your e-mail address is confirmed already.", "info")
+    else:
+        identity.send_verification(session=session, user=user, settings=conf, mailer=mailer)
+        flash(request, f"We sent a new link to {user.email}.")
+    return RedirectResponse("/account", status_code=303)
+
+
+# --- password reset --------------------------------------------------------------------------------------------
+
+
+@router.get("/forgot-password")
+def forgot_password_form(request: Request, email: str = "") -> Response:
+    return render(request, "auth/forgot_password.html", values={"email": email[:320]}, errors={})
+
+
+@router.post("/forgot-password")
+def forgot_password(request: Request, session: DB, conf: IdentityConf, mailer: MailerDep,
+                    email: FormStr = "") -> Response:
+    if problem := identity.email_problem(identity.normalise_email(email)):
+        return render(request, "auth/forgot_password.html", 400, values={"email": email}, errors={"email": problem})
+    identity.request_password_reset(session=session, email=email, settings=conf, mailer=mailer)
+    return message_page(
+        request, title="Check your e-mail",
+        message=f"If an account has the address {email.strip()}, we sent it a link to choose a new password. "
+        f"The link works for {conf.reset_password_hours:g} hours.",
+    )
+
+
+@router.get("/reset-password")
+def reset_password_form(request: Request, session: DB, token: str = "") -> Response:
+    try:
+        identity.find_one_time(session=session, purpose=TokenPurpose.reset_password, secret=token)
+    except InvalidRequest as exc:
+        return message_page(request, title="Password not reset", message=exc.message, status_code=400,
+                            link=("/forgot-password", "Ask for a new link"))
+    return render(request, "auth/reset_password.html", token=token, errors={})
+
+
+@router.post("/reset-password")
+def reset_password(request: Request, session: DB, conf: IdentityConf, token: FormStr = "",
+                   password: FormStr = "") -> Response:
+    try:
+        user = identity.reset_password(session=session, token=token, password=password, settings=conf)
+    except FieldErrors as exc:
+        return render(request, "auth/reset_password.html", 400, token=token, errors=exc.errors)
+    except InvalidRequest as exc:
+        return message_page(request, title="Password not reset", message=exc.message, status_code=400,
+                            link=("/forgot-password", "Ask for a new link"))
+    _start_session(request, user)
+    flash(request, "Your new password is set, and you are signed in.")
+    return RedirectResponse("/", status_code=303)
+
+
+# --- single sign-on -----------------------------------------------------------------------------------------------
+
+
+@router.get("/login/sso/{name}")
+async def sso_start(request: Request, name: str, next: Annotated[str, Query()] = "/") -> Response:
+    providers = _providers(request)
+    try:
+        providers.get(name)
+        request.session["sso_next"] = safe_next(next)
+        callback = public_base_url(request) + request.app.url_path_for("sso_callback", name=name)
+        return await providers.redirect(request, name, redirect_uri=callback)
+    except JaifError as exc:
+        return _login_page(request, next=next, error=exc.message, status_code=exc.status)
+
+
+@router.get("/login/sso/{name}/callback", name="sso_callback")
+async def sso_callback(request: Request, name: str, session: DB) -> Response:
+    providers = _providers(request)
+    next_path = safe_next(request.session.pop("sso_next", "/"))
+    try:
+        provider = providers.get(name)
+        claims = await providers.claims(request, name)
+        current = request.session.get("user_id")
+        result = await run_in_threadpool(
+            lambda: sso_service.sign_in(session=session, provider=provider, claims=claims, current_user_id=current)
+        )
+    except JaifError as exc:
+        return _login_page(request, next=next_path, error=exc.message, status_code=exc.status)
+    _start_session(request, result.user)
+    if result.created:
+        flash(request, f"Welcome, {result.user.name}! Your account was created with {provider.display_name}.")
+    elif result.linked:
+        flash(request, f"{provider.display_name} is now linked to your account.")
+    return _continue(next_path)

@@ -1,0 +1,49 @@
+"""Wires identity into the app: sessions, CSRF protection, the sign-in redirect, SSO clients, routes.
+
+Called by create_app before the outer middleware (the body limit) is added, so that the order from the
+outside in is: body limit, session cookie, CSRF check, the app.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from jaif.access.router import router as keys_api
+from jaif.config import Settings
+from jaif.errors import JaifError
+from jaif.identity.oidc import SsoProviders
+from jaif.identity.router import router as identity_api
+from jaif.web import account_views, auth_views, errors
+from jaif.web.csrf import CsrfMiddleware
+from jaif.web.deps import SignInRequired, sign_in_redirect
+
+SESSION_COOKIE = "jaif_session"
+
+
+def _refused(request: Request, error: JaifError) -> Response:
+    """The 403 of a form without a valid CSRF token: JSON under /api, else a page that says what to do."""
+    if request.url.path.startswith("/api/") or request.url.path.startswith("/v1/"):
+        return errors.render(request, error)
+    return auth_views.message_page(request, title="Form not accepted", message=error.message,
+                                   status_code=error.status)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    app.state.sso = SsoProviders(settings.identity.oidc_providers)
+    app.add_exception_handler(SignInRequired, sign_in_redirect)
+    app.include_router(identity_api)
+    app.include_router(keys_api)
+    app.include_router(auth_views.router)
+    app.include_router(account_views.router)
+    app.add_middleware(CsrfMiddleware, refused=_refused)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.web.secret_key.get_secret_value(),
+        session_cookie=SESSION_COOKIE,
+        max_age=settings.identity.session_max_age_s,
+        same_site="lax",
+        https_only=settings.identity.cookie_https_only,
+    )

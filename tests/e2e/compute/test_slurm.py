@@ -1,0 +1,97 @@
+"""What only a real Slurm has: accounts and associations made by `jaif slurm sync` exactly as planned
+(a second sync changes nothing), GPU budgets that make Slurm hold jobs once an allocation runs out
+while jaif refuses them itself, and jobs over several nodes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from jaif.access import service as access
+from jaif.compute import sync
+from jaif.compute.naming import org_account
+
+pytestmark = pytest.mark.slurm
+
+
+def associations(slurm, account: str) -> dict[str, str]:
+    """user ("" for the account itself) -> "parent|GrpTRESMins" of ``account``'s associations."""
+    out = slurm.slurm("sacctmgr", "-n", "-P", "show", "associations", f"account={account}",
+                      "format=User,ParentName,GrpTRESMins")
+    return {u: f"{p}|{limit}" for u, p, limit in (line.split("|") for line in out.splitlines())}
+
+
+def test_sync_makes_exactly_what_it_planned_and_a_second_sync_changes_nothing(slurm):
+    name = slurm.project(None)
+    with slurm.session() as session:
+        access.create_user(session=session, email=f"ada-{name}@example.org")
+        access.add_member(session=session, project_name=name, email=f"ada-{name}@example.org")
+        sync.set_username(session=session, email=f"ada-{name}@example.org", username=f"ada{name[1:7]}")
+    slurm.jaif("allocation", "create", "--project", name, "--partition", "gpu", "--gpu-hours", "2.5", "--days", "30")
+    org = org_account(f"Org {name}", "org_")
+    plan = slurm.json("slurm", "sync", "--dry-run")
+    assert f"add account {name} (project {name}) under {org}, GrpTRESMins=gres/gpu=150" in plan["changes"]
+    assert f"add user ada{name[1:7]} to account {name}" in plan["changes"]
+    assert associations(slurm, name) == {}  # a dry run changes nothing
+    done = slurm.json("slurm", "sync")
+    assert done["errors"] == [] and done["remaining"] == []
+    assert set(plan["changes"]) <= set(done["changes"])
+    assert associations(slurm, name) == {"": f"{org}|gres/gpu=150", "root": "|", f"ada{name[1:7]}": "|"}
+    assert associations(slurm, org)[""] == "root|"
+    again = slurm.json("slurm", "sync")
+    assert again["commands"] == again["load"] == again["changes"] == [] and again["sacctmgr_processes"] == 1
+    assert "Slurm matches jaif" in slurm.jaif("slurm", "sync").stdout
+
+
+def test_an_allocation_that_runs_out_makes_slurm_hold_jobs_and_jaif_refuses(slurm):
+    # 0.005 GPU-hours = 18 GPU-seconds; Slurm's limit rounds up to 1 GPU-minute
+    name = slurm.project(0.005)
+    assert associations(slurm, name)[""].endswith("|gres/gpu=1")
+    refused = slurm.jaif("job", "submit", "--project", name, "--partition", "gpu", "--gpus", "1", "--time", "1",
+                         "--script", slurm.script("true\n"), check=False)
+    assert refused.returncode == 1 and "could use 0.02 GPU-hours (1 min x 1 GPUs)" in refused.stderr
+    # A member's own sbatch, past jaif: Slurm admits it (1 GPU-minute fits) and it uses 20 GPU-seconds.
+    direct = slurm.slurm("sbatch", "--parsable", f"--account={name}", "--gpus-per-node=1", "--time=1",
+                         f"--chdir={slurm.tmp}", "--output=/dev/null", "--wrap", "sleep 20").strip()
+    record = slurm.scheduler_record(direct, timeout=90)
+    assert record["state"] == "COMPLETED" and record["elapsed_s"] >= 18
+    imported = slurm.json("accounting", "import")
+    assert imported["imported"] >= 1
+    assert slurm.allocation_used(name) == pytest.approx(record["elapsed_s"] / 3600)
+    (allocation,) = slurm.json("allocation", "list", "--project", name)
+    assert allocation["status"] == "exhausted"
+    blocked = slurm.json("slurm", "sync")
+    assert f"{name} (project {name}): allocation exhausted, GrpTRESMins=gres/gpu=0" in blocked["blocked"]
+    assert associations(slurm, name)[""].endswith("|gres/gpu=0")
+    # Slurm now holds any GPU job of the account ...
+    held = slurm.slurm("sbatch", "--parsable", f"--account={name}", "--gpus-per-node=1", "--time=1",
+                       f"--chdir={slurm.tmp}", "--output=/dev/null", "--wrap", "true").strip()
+    reason = ""
+    for _ in range(50):
+        state, reason = slurm.slurm("squeue", "-h", "-j", held, "-o", "%T|%r").strip().split("|")
+        if reason == "AssocGrpGRESMinutes":
+            break
+        time.sleep(0.2)
+    assert (state, reason) == ("PENDING", "AssocGrpGRESMinutes")
+    slurm.slurm("scancel", held)
+    # ... and jaif refuses with its own message, nothing submitted
+    again = slurm.jaif("job", "submit", "--project", name, "--partition", "gpu", "--gpus", "1", "--time", "1",
+                       "--script", slurm.script("true\n"), check=False)
+    assert again.returncode == 1 and "is exhausted" in again.stderr and "nothing submitted" in again.stderr
+    assert slurm.json("job", "list", "--project", name) == []
+
+
+def test_a_job_over_two_nodes_is_charged_for_all_its_gpus(slurm):
+    name = slurm.project(10)
+    job_id = slurm.submit(name, "srun --ntasks-per-node=1 bash -c 'echo node $SLURM_NODEID gpus $CUDA_VISIBLE_DEVICES'"
+                          "\nsleep 2\n", gpus=4, nodes=2)
+    job = slurm.wait(job_id, {"completed"})
+    assert (job["nodes"], job["gpus"]) == (2, 8)
+    out = slurm.jaif("job", "logs", job_id).stdout
+    assert sorted(out.split("\n")[:2]) == ["node 0 gpus 0,1,2,3", "node 1 gpus 0,1,2,3"]
+    record = slurm.scheduler_record(job_id)
+    assert record["gpus"] == 8
+    slurm.json("accounting", "import")
+    report = slurm.json("report", "--project", name)
+    assert report["gpu_hours"] == pytest.approx(record["elapsed_s"] * 8 / 3600)

@@ -1,0 +1,62 @@
+"""The operators' commands, run as operators run them: `jaif call …`, `jaif application list`,
+`jaif allocation …`, and `jaif project create --token-quota` / `set-quota` going through allocations."""
+
+from __future__ import annotations
+
+import json
+
+from tests.support.procs import jaif, last_line
+
+
+def test_operator_commands(jaif_env):
+    env = jaif_env
+    jaif(env, "init")
+    listed = jaif(env, "call", "list", "--json")
+    calls = {c["slug"]: c for c in json.loads(last_line(listed))}
+    assert set(calls) == {"playground", "fast-lane", "large-scale"}
+    assert calls["playground"]["review_mode"] == "automatic"
+    assert "playground" in jaif(env, "call", "list").stdout
+
+    jaif(env, "call", "create", "sme-ai", "--name", "SME AI", "--kind", "custom", "--review-mode", "technical",
+         "--partition", "booster=20000", "--max-gpu-hours", "2000", "--duration", "1", "--duration", "3",
+         "--sector", "sme", "--sector", "startup", "--target-days", "5")
+    jaif(env, "call", "close", "fast-lane")
+    slugs = {c["slug"] for c in json.loads(last_line(jaif(env, "call", "list", "--json")))}
+    assert slugs == {"playground", "large-scale", "sme-ai"}
+    bad = jaif(env, "call", "create", "bad", "--name", "Bad", "--partition", "booster", check=False)
+    assert bad.returncode == 1 and "NAME=GPU_HOURS" in bad.stderr
+
+    jaif(env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
+    jaif(env, "project", "create", "lab", "--org", "Uni A", "--token-quota", "5000")
+    gpu_id = last_line(jaif(env, "allocation", "create", "--project", "lab", "--partition", "booster",
+                            "--gpu-hours", "100", "--days", "30"))
+    tokens_id = last_line(jaif(env, "allocation", "create", "--project", "lab", "--tokens", "1000", "--days", "7"))
+    assert len(gpu_id) == 32 and len(tokens_id) == 32
+    rows = json.loads(last_line(jaif(env, "allocation", "list", "--project", "lab", "--json")))
+    by_id = {r["id"]: r for r in rows}
+    assert by_id[gpu_id]["resource"] == "gpu_hours" and by_id[gpu_id]["partition"] == "booster"
+    assert by_id[tokens_id]["amount"] == 1000 and len(rows) == 3
+    usage = json.loads(last_line(jaif(env, "usage", "--project", "lab", "--json")))
+    assert usage["token_quota"] == 6000
+
+    assert "revoked" in jaif(env, "allocation", "revoke", tokens_id).stdout
+    usage = json.loads(last_line(jaif(env, "usage", "--project", "lab", "--json")))
+    assert usage["token_quota"] == 5000
+    again = jaif(env, "allocation", "revoke", tokens_id, check=False)
+    assert again.returncode == 1 and "revoked already" in again.stderr
+    jaif(env, "project", "set-quota", "lab", "8000")
+    usage = json.loads(last_line(jaif(env, "usage", "--project", "lab", "--json")))
+    assert usage["token_quota"] == 8000
+
+    both = jaif(env, "allocation", "create", "--project", "lab", "--tokens", "5", "--gpu-hours", "5",
+                "--partition", "p", "--days", "1", check=False)
+    assert both.returncode == 1 and "one of them" in both.stderr
+    missing = jaif(env, "allocation", "create", "--project", "nope", "--tokens", "5", "--days", "1", check=False)
+    assert missing.returncode == 1 and "no project" in missing.stderr
+    assert "0 expired" in jaif(env, "allocation", "sweep").stdout
+
+    assert json.loads(last_line(jaif(env, "application", "list", "--json"))) == []
+    assert json.loads(last_line(jaif(env, "application", "list", "--call", "playground", "--state", "submitted",
+                                     "--json"))) == []
+    wrong = jaif(env, "application", "list", "--state", "nonsense", check=False)
+    assert wrong.returncode == 1 and "state must be one of" in wrong.stderr

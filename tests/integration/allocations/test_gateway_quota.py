@@ -1,0 +1,109 @@
+"""The gateway enforces the quota that token allocations make: one source of truth, real transactions.
+
+A QuotaManager and UsageWriter (what each `jaif serve` process runs) lease, reserve, settle and flush
+against a fresh migrated database while allocations are granted and revoked beside them. Also: the
+migration turns the quotas of existing projects into token allocations.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+
+from jaif.access import service as access
+from jaif.access.models import Project
+from jaif.access.schemas import CLI_ACTOR
+from jaif.allocations import service
+from jaif.allocations.models import Allocation
+from jaif.db.base import utcnow
+from jaif.db.engine import make_engine, make_session_factory, transaction
+from jaif.db.migrate import alembic_config, upgrade
+from jaif.errors import QuotaExceeded
+from jaif.metering.ledger import UsageEvent, UsageWriter
+from jaif.metering.quota import QuotaManager, Reservation
+
+
+@pytest.fixture
+def factory(database_url):
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def _event(reservation: Reservation, used: int) -> UsageEvent:
+    return UsageEvent(
+        request_id=uuid.uuid4().hex, created_at=utcnow(), project_id=reservation.project_id, api_key_id=None,
+        endpoint="chat.completions", model="m", replica=None, stream=False, prompt_tokens=used, completion_tokens=0,
+        usage_source="upstream", latency_ms=1.0, ttft_ms=None, status="ok", status_code=200,
+        leased=reservation.leased, lease_id=reservation.lease_id,
+    )
+
+
+async def _use(quota: QuotaManager, usage: UsageWriter, project_id: str, tokens: int) -> None:
+    reservation = await quota.reserve(project_id=project_id, has_quota=True, tokens=tokens)
+    quota.settle(reservation, tokens)
+    usage.record(_event(reservation, tokens))
+    await usage.flush()
+
+
+async def test_the_gateway_spends_what_allocations_give(factory):
+    with transaction(factory) as session:
+        access.create_organisation(session=session, name="Org", sector="academia", country="DE")
+        project_id = access.create_project(session=session, name="p", organisation="Org", token_quota=1000).id
+    quota = QuotaManager(factory, holder="test", lease_tokens=100, lease_ttl_s=60, idle_return_s=60)
+    usage = UsageWriter(factory, quota, max_rows=10)
+
+    await _use(quota, usage, project_id, 600)
+    with pytest.raises(QuotaExceeded):
+        await quota.reserve(project_id=project_id, has_quota=True, tokens=500)
+
+    with transaction(factory) as session:
+        [first] = service.list_allocations(session=session, actor=CLI_ACTOR, project_id=project_id)
+        assert first.used == 600  # naming the project brings its books up to date
+        more = service.create_allocation(session=session, actor=CLI_ACTOR, project_id=project_id, resource="tokens",
+                                         amount=1000, days=30)
+        more_id = more.id
+    await _use(quota, usage, project_id, 900)  # 400 left of the first, 500 of the second
+
+    taken = quota.take_idle(everything=True)
+    with transaction(factory) as session:
+        quota.give_back_in(session, taken)
+    with transaction(factory) as session:
+        service.revoke_allocation(session=session, actor=CLI_ACTOR, allocation_id=more_id)
+        project = session.get(Project, project_id)
+        used = {a.id: a.used for a in session.scalars(sa.select(Allocation).where(Allocation.project_id == project_id))}
+        assert project.tokens_spent == 1500 and project.token_quota == 1500 and project.tokens_leased == 0
+        assert used[more_id] == 500 and sorted(used.values()) == [500, 1000]
+    with pytest.raises(QuotaExceeded):
+        await quota.reserve(project_id=project_id, has_quota=True, tokens=1)
+    with transaction(factory) as session:
+        project = session.get(Project, project_id)
+        assert project.tokens_spent + project.tokens_leased <= project.token_quota
+
+
+def test_the_migration_turns_quotas_into_allocations(database_url):
+    upgrade(database_url, "0003")
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO organisations (id, name, sector, country, created_at) "
+                             "VALUES ('o1', 'Org', 'academia', 'DE', CURRENT_TIMESTAMP)"))
+        for pid, quota, spent in (("p1", 5000, 1200), ("p2", None, 30)):
+            conn.execute(sa.text(
+                "INSERT INTO projects (id, name, organisation_id, description, is_active, token_quota, tokens_spent, "
+                "tokens_leased, created_at) VALUES (:id, :id, 'o1', '', true, :quota, :spent, 0, CURRENT_TIMESTAMP)"
+            ), {"id": pid, "quota": quota, "spent": spent})
+    upgrade(database_url)
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        [allocation] = session.scalars(sa.select(Allocation))
+        assert (allocation.project_id, allocation.resource, allocation.amount, allocation.used) == ("p1", "tokens",
+                                                                                                    5000, 1200)
+        service.sweep(session=session)
+        quotas = dict(session.execute(sa.select(Project.id, Project.token_quota)).all())
+        assert quotas == {"p1": 5000, "p2": None}
+    command.downgrade(alembic_config(database_url), "0003")
+    engine.dispose()

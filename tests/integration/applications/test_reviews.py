@@ -1,0 +1,176 @@
+"""Reviews: assignment with conflict-of-interest checks, scores and comments, what the applicant sees."""
+
+from __future__ import annotations
+
+import pytest
+
+from jaif.applications import reviews, service, views
+from jaif.applications.schemas import DraftIn
+from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from tests.support.frontdoor import actor_of, complete
+
+
+@pytest.fixture
+def case(session, world):
+    """A Fast Lane application of an applicant at 'Uni A', submitted; an operator."""
+    world.call("fast-lane")
+    world.call("large-scale")
+    org = world.org("Uni A")
+    applicant = world.user(org=org, email="pi@uni-a.example")
+    application = service.create_draft(
+        session=session,
+        actor=actor_of(applicant),
+        data=DraftIn(**complete("fast-lane", team=["postdoc@uni-a.example"])),
+    )
+    service.submit(session=session, actor=actor_of(applicant), mailer=None, application_id=application.id)
+    operator = world.user(role="operator")
+    return application, applicant, actor_of(operator), org
+
+
+def _assign(session, operator, application, reviewer, stage="technical", mailer=None):
+    return reviews.assign(
+        session=session,
+        actor=operator,
+        mailer=mailer,
+        application_id=application.id,
+        reviewer_email=reviewer.email,
+        stage=stage,
+    )
+
+
+def test_a_reviewer_of_the_applicants_organisation_is_refused(session, world, case):
+    application, _applicant, operator, org = case
+    colleague = world.user(role="reviewer", org=org)
+    with pytest.raises(Conflict) as caught:
+        _assign(session, operator, application, colleague)
+    assert caught.value.code == "conflict_of_interest" and caught.value.param == "reviewer_email"
+    assert caught.value.message == (
+        f"conflict of interest: {colleague.email} belongs to Uni A, the applicant's organisation; "
+        "choose another reviewer"
+    )
+    assert application.state == "submitted" and application.reviews == []
+
+
+def test_the_applicant_and_the_team_are_refused(session, world, case):
+    application, applicant, operator, _org = case
+    applicant.role = "reviewer"
+    with pytest.raises(Conflict, match="is the applicant"):
+        _assign(session, operator, application, applicant)
+    postdoc = world.user(role="reviewer", email="postdoc@uni-a.example", org=world.org())
+    with pytest.raises(Conflict, match="in the application's team"):
+        _assign(session, operator, application, postdoc)
+
+
+def test_reviewers_need_the_role(session, world, case):
+    application, _applicant, operator, _org = case
+    with pytest.raises(InvalidRequest, match="not an active reviewer"):
+        _assign(session, operator, application, world.user(org=world.org()))
+    with pytest.raises(NotFound):
+        reviews.assign(
+            session=session,
+            actor=operator,
+            mailer=None,
+            application_id=application.id,
+            reviewer_email="nobody@example.org",
+            stage="technical",
+        )
+
+
+def test_only_operators_assign(session, world, case):
+    application, _applicant, _operator, _org = case
+    reviewer = world.user(role="reviewer", org=world.org())
+    with pytest.raises(Forbidden):
+        _assign(session, actor_of(reviewer), application, reviewer)
+
+
+def test_assignment_starts_the_review_stages(session, world, case):
+    application, _applicant, operator, _org = case
+    tech, peer = (world.user(role="reviewer", org=world.org()) for _ in range(2))
+    with pytest.raises(Conflict, match="technical review before assigning peer"):
+        _assign(session, operator, application, peer, stage="peer")
+    _assign(session, operator, application, tech)
+    assert application.state == "technical_review"
+    with pytest.raises(Conflict, match="assigned to the technical review already"):
+        _assign(session, operator, application, tech)
+    _assign(session, operator, application, peer, stage="peer")
+    assert application.state == "peer_review"
+    assert [e.note for e in application.events if e.to_state.endswith("_review")] == [
+        "technical review started",
+        "peer review started",
+    ]
+
+
+def test_scores_and_comments(session, world, case):
+    application, _applicant, operator, _org = case
+    reviewer = world.user(role="reviewer", org=world.org())
+    review = _assign(session, operator, application, reviewer)
+    with pytest.raises(InvalidRequest):
+        reviews.submit_review(session=session, actor=actor_of(reviewer), review_id=review.id, score=6, comment="x")
+    with pytest.raises(InvalidRequest):
+        reviews.submit_review(session=session, actor=actor_of(reviewer), review_id=review.id, score=3, comment=" ")
+    reviews.submit_review(session=session, actor=actor_of(reviewer), review_id=review.id, score=3, comment="Fine")
+    reviews.submit_review(session=session, actor=actor_of(reviewer), review_id=review.id, score=4, comment="Better")
+    assert (review.score, review.comment) == (4, "Better") and review.submitted_at
+    other = world.user(role="reviewer", org=world.org())
+    with pytest.raises(NotFound):
+        reviews.submit_review(session=session, actor=actor_of(other), review_id=review.id, score=1, comment="no")
+    with pytest.raises(Forbidden):
+        reviews.submit_review(session=session, actor=operator, review_id=review.id, score=1, comment="no")
+    service.decide(session=session, actor=operator, mailer=None, application_id=application.id, accept=False)
+    with pytest.raises(Conflict, match="reviews are closed"):
+        reviews.submit_review(session=session, actor=actor_of(reviewer), review_id=review.id, score=5, comment="!")
+
+
+def test_the_applicant_sees_comments_without_identities(session, world, case):
+    application, applicant, operator, _org = case
+    first = world.user(role="reviewer", org=world.org(), email="first.reviewer@example.org")
+    second = world.user(role="reviewer", org=world.org(), email="second.reviewer@example.org")
+    for reviewer, score, comment in ((first, 4, "Solid plan"), (second, 2, "Data unclear")):
+        review = _assign(session, operator, application, reviewer)
+        reviews.submit_review(
+            session=session, actor=actor_of(reviewer), review_id=review.id, score=score, comment=comment
+        )
+    mine = views.detail(application, actor_of(applicant))
+    assert mine.reviews == [] and mine.decision_comment == ""
+    service.decide(
+        session=session,
+        actor=operator,
+        mailer=world.mailer,
+        application_id=application.id,
+        accept=False,
+        comment="Not feasible on this partition",
+    )
+    mine = views.detail(application, actor_of(applicant))
+    assert mine.state == "rejected" and mine.decision_comment == "Not feasible on this partition"
+    assert sorted((r.score, r.comment) for r in mine.reviews) == [(2, "Data unclear"), (4, "Solid plan")]
+    dumped = mine.model_dump_json()
+    for secret in (first.email, second.email, first.id, second.id, *(r.id for r in application.reviews)):
+        assert secret not in dumped
+    assert {e.actor for e in mine.events} <= {"you", "operator", "automatic"}
+    [decision] = [m for m in world.mails(applicant.email) if m.subject.startswith("Decision")]
+    assert "Data unclear" in decision.body and "Solid plan" in decision.body
+    assert first.email not in decision.body and second.email not in decision.body
+    full = views.detail(application, operator)
+    assert {r.reviewer_email for r in full.reviews} == {first.email, second.email}
+
+
+def test_a_reviewer_sees_only_what_is_assigned(session, world, case):
+    application, _applicant, operator, _org = case
+    reviewer = world.user(role="reviewer", org=world.org())
+    other_reviewer = world.user(role="reviewer", org=world.org())
+    as_reviewer = actor_of(reviewer)
+    assert service.list_applications(session=session, actor=as_reviewer) == []
+    with pytest.raises(NotFound):
+        service.get_application(session=session, actor=as_reviewer, application_id=application.id)
+    mine = _assign(session, operator, application, reviewer)
+    theirs = _assign(session, operator, application, other_reviewer)
+    assert service.list_applications(session=session, actor=as_reviewer) == [application]
+    seen = views.detail(
+        service.get_application(session=session, actor=as_reviewer, application_id=application.id), as_reviewer
+    )
+    assert [r.id for r in seen.reviews] == [mine.id]
+    assert [r.id for r in reviews.list_reviews(session=session, actor=as_reviewer)] == [mine.id]
+    assert {r.id for r in reviews.list_reviews(session=session, actor=operator, everyone=True)} == {mine.id, theirs.id}
+    assert reviews.list_reviews(session=session, actor=operator) == []  # the operator has none of their own
+    assert len(reviews.list_reviews(session=session, actor=operator, application_id=application.id)) == 2
+    assert reviews.list_reviews(session=session, actor=as_reviewer, pending=False) == []

@@ -1,0 +1,192 @@
+"""Submitting jobs: validated against the partition and the allocation, refused with a clear reason and
+nothing submitted; list, show, cancel and logs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from jaif.access.models import ApiKey
+from jaif.compute import service
+from jaif.compute.models import JobState, SlurmUser
+from jaif.compute.naming import project_account
+from jaif.compute.scheduler import PartitionInfo
+from jaif.config import PartitionProfile
+from jaif.errors import Forbidden, InvalidRequest, NotFound, QuotaExceeded
+from tests.integration.compute.conftest import grant
+
+SCRIPT = b"#!/bin/bash\necho hello\n"
+
+
+def submit(session, compute, actor, project, **kw):
+    args = {"partition": "gpu", "gpus": 1, "time_min": 10, "script": SCRIPT} | kw
+    return service.submit_job(session=session, compute=compute, actor=actor, project_name=project.name, **args)
+
+
+def test_a_member_submits_a_script_under_the_project_account(session, compute, scheduler, world):
+    alice = world.user("alice")
+    lab = world.project(alice)
+    grant(session, lab)
+    job = submit(session, compute, alice, lab, gpus=2, time_min=30, script=b"echo no shebang\n")
+    assert job.job_id == "100" and job.state == "pending" and job.charged_gpus == 2
+    (request,) = scheduler.submitted
+    assert (request.account, request.partition, request.gpus_per_node, request.nodes) == (
+        project_account(lab.name), "gpu", 2, 1)
+    assert request.time_limit_min == 30 and request.run_as == "nobody"
+    assert request.script.read_text() == "#!/bin/bash\necho no shebang\n"
+    assert request.workdir == Path(job.workdir) and request.workdir.is_relative_to(compute.jobs_dir)
+    shown = service.get_job(session=session, compute=compute, actor=alice, job_id="100")
+    assert shown.id == job.id and shown.reason == "Priority"  # refreshed from the scheduler
+
+
+BAD = [
+    ({"partition": "nope"}, InvalidRequest, "unknown partition 'nope'; partitions: gpu"),
+    ({"gpus": 5}, InvalidRequest, "partition gpu has 4 GPUs per node; 5 asked for"),
+    ({"nodes": 3}, InvalidRequest, "partition gpu has 2 nodes; 3 asked for"),
+    ({"time_min": 121}, InvalidRequest, "partition gpu allows at most 120 minutes; 121 asked for"),
+    ({"script": b"\x7fELF\x02\x01\x01\x00\x00\x00"}, InvalidRequest, "the script is not text"),
+    ({"script": b"\xff\xfe\xfa"}, InvalidRequest, "the script is not text"),
+    ({"script": b"   \n"}, InvalidRequest, "the script is not text"),
+    ({"script": None}, InvalidRequest, "give a template"),
+    ({"template": "python", "params": {"script": "a.py"}}, InvalidRequest, "give a template"),
+    ({"script": None, "template": "python"}, InvalidRequest, "needs --param script="),
+    ({"script": b"x" * 2_000_000}, InvalidRequest, "at most 1000000 are accepted"),
+]
+
+
+@pytest.mark.parametrize(("change", "error", "message"), BAD, ids=[m for _c, _e, m in BAD])
+def test_bad_input_is_refused_and_nothing_submitted(session, compute, scheduler, world, change, error, message):
+    alice = world.user("alice")
+    lab = world.project(alice)
+    grant(session, lab)
+    with pytest.raises(error, match=message):
+        submit(session, compute, alice, lab, **change)
+    assert scheduler.submitted == []
+    assert not list(compute.jobs_dir.rglob("job.sh")) if compute.jobs_dir.exists() else True
+
+
+def test_someone_elses_project_does_not_exist_for_you(session, compute, scheduler, world):
+    alice, mallory = world.user("alice"), world.user("mallory")
+    lab = world.project(alice)
+    grant(session, lab)
+    with pytest.raises(NotFound, match=f"no project '{lab.name}' \\(or you are not a member of it\\)"):
+        submit(session, compute, mallory, lab)
+    assert scheduler.submitted == []
+
+
+def test_allocation_missing_expired_revoked_or_on_another_partition(session, compute, scheduler, world):
+    alice = world.user("alice")
+    lab = world.project(alice)
+    with pytest.raises(Forbidden, match="has no GPU-hour allocation on partition gpu"):
+        submit(session, compute, alice, lab)
+    grant(session, lab, partition="booster")
+    with pytest.raises(Forbidden, match="has no GPU-hour allocation on partition gpu"):
+        submit(session, compute, alice, lab)
+    old = grant(session, lab, starts_at=datetime.now(UTC) - timedelta(days=10), days=2)
+    with pytest.raises(Forbidden, match=f"allocation on partition gpu expired on {old.ends_at:%Y-%m-%d}"):
+        submit(session, compute, alice, lab)
+    late = grant(session, lab, starts_at=datetime.now(UTC) + timedelta(days=3), days=2)
+    with pytest.raises(Forbidden, match=f"starts on {late.starts_at:%Y-%m-%d}"):
+        submit(session, compute, alice, lab)
+    late.status, late.revoked_at = "revoked", datetime.now(UTC)
+    with pytest.raises(Forbidden, match="was revoked on"):
+        submit(session, compute, alice, lab)
+    assert scheduler.submitted == []
+
+
+def test_exhausted_allocation(session, compute, scheduler, world):
+    alice = world.user("alice")
+    lab = world.project(alice)
+    allocation = grant(session, lab, gpu_hours=2)
+    allocation.used = 2.0
+    with pytest.raises(QuotaExceeded, match="is exhausted: 2.00 of 2 GPU-hours used"):
+        submit(session, compute, alice, lab)
+    assert scheduler.submitted == []
+
+
+def test_time_limit_times_gpus_must_fit_what_is_left_after_unfinished_jobs(session, compute, scheduler, world):
+    alice = world.user("alice")
+    lab = world.project(alice)
+    grant(session, lab, gpu_hours=1)
+    with pytest.raises(QuotaExceeded, match=r"could use 2.00 GPU-hours \(60 min x 2 GPUs\) but project .* has 1.00"):
+        submit(session, compute, alice, lab, gpus=2, time_min=60)
+    submit(session, compute, alice, lab, gpus=1, time_min=40)  # holds 0.67 GPU-hours while it waits
+    with pytest.raises(QuotaExceeded, match="0.33 left .*0.67 of them held by its unfinished jobs"):
+        submit(session, compute, alice, lab, gpus=1, time_min=30)
+    # once it ran 6 minutes and ended, only what it used is held until the import charges it
+    scheduler.finish("100", seconds=360)
+    submit(session, compute, alice, lab, gpus=1, time_min=30)
+    assert len(scheduler.submitted) == 2
+
+
+def test_whole_node_charging_counts_every_gpu_of_the_node(session, compute, scheduler, world):
+    compute.settings.compute.partitions = [PartitionProfile(name="gpu", charge="node")]
+    alice = world.user("alice")
+    lab = world.project(alice)
+    grant(session, lab, gpu_hours=1)
+    with pytest.raises(QuotaExceeded, match=r"\(60 min x 4 GPUs\)"):
+        submit(session, compute, alice, lab, gpus=1, time_min=60)
+    job = submit(session, compute, alice, lab, gpus=1, time_min=15)
+    assert job.charged_gpus == 4
+
+
+def test_templates_and_the_batch_inference_key(session, compute, scheduler, world):
+    alice = world.user("alice")
+    lab = world.project(alice)
+    grant(session, lab)
+    job = submit(session, compute, alice, lab, script=None, template="python", params={"script": "train.py"})
+    assert "exec python3 train.py" in scheduler.submitted[0].script.read_text()
+    assert job.template == "python" and job.params == {"script": "train.py"}
+    submit(session, compute, alice, lab, script=None, template="batch-inference", params={"input": "in.jsonl"})
+    request = scheduler.submitted[1]
+    key_file = request.workdir / ".api_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    secret = key_file.read_text().strip()
+    key = session.query(ApiKey).filter_by(project_id=lab.id).one()
+    assert secret.startswith(key.prefix.rstrip("…")) and key.expires_at is not None
+    assert str(key_file) in request.script.read_text() and "/v1" in request.script.read_text()
+
+
+def test_jobs_never_run_as_root_for_ordinary_users(session, compute, scheduler, world):
+    compute.settings.slurm.submit_user = "root"
+    alice, op = world.user("alice"), world.operator()
+    lab = world.project(alice)
+    grant(session, lab)
+    with pytest.raises(Forbidden, match="would run as root"):
+        submit(session, compute, alice, lab)
+    assert submit(session, compute, op, lab).run_as == "root"  # operators may
+    session.add(SlurmUser(user_id=alice.user_id, username="nobody"))
+    session.flush()
+    assert submit(session, compute, alice, lab).run_as == "nobody"
+
+
+def test_list_show_cancel_and_logs(session, compute, scheduler, world):
+    alice, bob = world.user("alice"), world.user("bob")
+    lab, other = world.project(alice), world.project(bob)
+    grant(session, lab)
+    grant(session, other)
+    mine = submit(session, compute, alice, lab)
+    submit(session, compute, bob, other)
+    listed = service.list_jobs(session=session, compute=compute, actor=alice)
+    assert [j.job_id for j in listed] == [mine.job_id]
+    with pytest.raises(NotFound):
+        service.get_job(session=session, compute=compute, actor=alice, job_id="101")
+    with pytest.raises(NotFound):
+        service.cancel_job(session=session, compute=compute, actor=alice, job_id="101")
+    Path(mine.workdir, "stdout.log").write_text("step 1\nstep 2\n")
+    logs = service.job_logs(session=session, compute=compute, actor=alice, job_id=mine.job_id)
+    assert (logs.stdout, logs.stderr, logs.stdout_offset) == ("step 1\nstep 2\n", "", 14)
+    with open(Path(mine.workdir, "stdout.log"), "a") as f:
+        f.write("step 3\n")
+    more = service.job_logs(session=session, compute=compute, actor=alice, job_id=mine.job_id, stdout_offset=14)
+    assert more.stdout == "step 3\n"
+    cancelled = service.cancel_job(session=session, compute=compute, actor=alice, job_id=mine.job_id)
+    assert scheduler.cancelled == [mine.job_id] and cancelled.state == JobState.cancelled
+
+
+def test_partitions_come_from_the_scheduler(session, compute, scheduler, world):
+    scheduler.reported = [PartitionInfo("gpu", 2, 4, 8, 16384, 120), PartitionInfo("big", 8, 8, 8, 16384, None)]
+    assert sorted(compute.partitions()) == ["big", "gpu"]
+    assert compute.partitions()["big"].max_walltime_min is None

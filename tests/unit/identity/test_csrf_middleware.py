@@ -1,0 +1,92 @@
+"""CsrfMiddleware on a tiny Starlette app behind the real SessionMiddleware: which requests it checks,
+and that the body reaches the app intact after the check read it."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from jaif.web.csrf import CsrfMiddleware, csrf_token
+
+
+async def token(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(csrf_token(request))
+
+
+async def sign_in(request: Request) -> PlainTextResponse:
+    request.session["user_id"] = "u1"
+    return PlainTextResponse(csrf_token(request))
+
+
+async def echo(request: Request) -> JSONResponse:
+    form = await request.form() if "form" in request.headers.get("content-type", "") else None
+    if form is not None:
+        body = {k: v if isinstance(v, str) else (await v.read()).decode() for k, v in form.items()}
+    else:
+        body = (await request.body()).decode()
+    return JSONResponse({"body": body})
+
+
+def make_app() -> Starlette:
+    methods = ["GET", "POST", "PUT", "DELETE"]
+    return Starlette(
+        routes=[
+            Route("/token", token),
+            Route("/sign-in", sign_in),
+            Route("/form", echo, methods=methods),
+            Route("/api/v1/thing", echo, methods=methods),
+            Route("/v1/chat/completions", echo, methods=methods),
+        ],
+        middleware=[Middleware(SessionMiddleware, secret_key="test"), Middleware(CsrfMiddleware)],
+    )
+
+
+@pytest.fixture
+async def client():
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app()), base_url="http://t") as c:
+        yield c
+
+
+async def test_form_posts_need_the_token_and_arrive_intact(client):
+    t = (await client.get("/token")).text
+    assert (await client.post("/form", data={"a": "1"})).status_code == 403
+    assert (await client.post("/form", data={"a": "1", "csrf_token": "nope"})).status_code == 403
+    ok = await client.post("/form", data={"a": "1", "csrf_token": t})
+    assert ok.status_code == 200 and ok.json()["body"] == {"a": "1", "csrf_token": t}
+    big = "é" * 100_000
+    ok = await client.post("/form", files={"f": ("x.txt", big.encode())}, data={"csrf_token": t})
+    assert ok.status_code == 200 and ok.json()["body"]["f"] == big
+
+
+async def test_other_unsafe_requests_without_json_need_the_header(client):
+    t = (await client.get("/token")).text
+    assert (await client.put("/form", content=b"raw", headers={"content-type": "text/plain"})).status_code == 403
+    assert (await client.delete("/form")).status_code == 403
+    assert (await client.delete("/form", headers={"x-csrf-token": t})).status_code == 200
+    assert (await client.post("/form", content=b"{}", headers={"content-type": "text/plain"})).status_code == 403
+
+
+async def test_exempt_requests(client):
+    assert (await client.get("/form")).status_code == 200
+    assert (await client.post("/form", json={"a": 1})).status_code == 200
+    assert (await client.post("/form", data={"a": "1"}, headers={"authorization": "Bearer x"})).status_code == 200
+    assert (await client.post("/v1/chat/completions", data={"a": "1"})).status_code == 200
+    # Under /api a browser that is not signed in has nothing to forge with; a signed-in one does.
+    assert (await client.delete("/api/v1/thing")).status_code == 200
+    t = (await client.get("/sign-in")).text
+    assert (await client.delete("/api/v1/thing")).status_code == 403
+    assert (await client.delete("/api/v1/thing", headers={"x-csrf-token": t})).status_code == 200
+
+
+async def test_a_malformed_multipart_body_is_refused_not_failed(client):
+    await client.get("/token")
+    response = await client.post(
+        "/form", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"}
+    )
+    assert response.status_code == 403
