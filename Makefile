@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 TEST_STAMP := $(STAMP)-test
 
-.PHONY: run test install install-test lint bench clean oidc-provider slurm-packages
+.PHONY: run test install install-test lint bench clean oidc-provider slurm-packages chromium
 
 run: install
 	@echo "==> preparing the database and the built-in models"
@@ -15,8 +15,20 @@ run: install
 	@echo "==> starting jaif at http://$${JAIF_WEB__HOST:-127.0.0.1}:$${JAIF_WEB__PORT:-8000} (Ctrl+C to stop)"
 	$(BIN)/jaif serve
 
-test: install-test oidc-provider slurm-packages
+test: install-test oidc-provider slurm-packages chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser tests (marked browser) drive Debian's Chromium with Playwright for Python; Playwright's own
+# browser downloads are never used. Installed when missing and root; otherwise those tests skip and say why.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "==> /usr/bin/chromium is missing and cannot be installed here (not root, or no apt-get): the browser tests will skip"; \
+	else \
+	  echo "==> installing Debian's chromium for the browser tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+	    || echo "==> installing chromium failed: the browser tests will skip"; \
+	fi
 
 # The single sign-on tests run a real OpenID Connect provider (oidc-provider from the npm registry) with
 # Node.js. Installed once per change of its lock file; without npm those tests skip and say why.

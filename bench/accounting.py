@@ -13,6 +13,7 @@ Writes the figures into bench/RESULTS.md (compute section).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -105,12 +106,14 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--projects", type=int, default=1000)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--batch", type=int, default=10_000, help="compute.accounting_batch")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
         accounts = setup(url, args.projects)
         lines = sacct_lines(args.records, accounts, datetime.now(UTC))
-        settings = Settings(database_url=url, data_dir=Path(tmp), compute={"site": "jupiter"})
+        settings = Settings(database_url=url, data_dir=Path(tmp),
+                            compute={"site": "jupiter", "accounting_batch": args.batch})
         compute = Compute(settings, GeneratedSacct(lines))
         engine = make_engine(url)
         factory = make_session_factory(engine)
@@ -127,19 +130,18 @@ def main() -> None:
         engine.dispose()
     assert first.imported == args.records == stored and second.imported == 0, (first, second, stored)
     assert abs(charged - first.gpu_hours) < 1e-6 * max(1.0, charged)
-    backend = url.split(":", 1)[0]
+    backend = url.split(":", 1)[0].split("+")[0]
     print(f"imported {first.imported} records in {took:.2f} s ({cpu:.2f} s CPU, {first.imported / took:.0f}/s); "
           f"again (all already there) in {again:.2f} s; {first.gpu_hours:.0f} GPU-hours charged")
     rows = [
-        f"| accounting import, {args.records:,} sacct records ({2 * args.records:,} lines), "
-        f"{args.projects:,} projects, {backend} | {took:.2f} s wall, {cpu:.2f} s CPU ({first.imported / took:,.0f} records/s), "
-        f"{first.gpu_hours:,.0f} GPU-hours "
-        f"charged | ≤ 10 s | {{when}} |",
-        f"| accounting import again, the same {args.records:,} records (nothing new) | {again:.2f} s, "
+        f"| accounting import ({backend}), {args.records:,} sacct records ({2 * args.records:,} lines), "
+        f"{args.projects:,} projects | {took:.2f} s wall, {cpu:.2f} s CPU in jaif "
+        f"({first.imported / took:,.0f} records/s; load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores), {first.gpu_hours:,.0f} GPU-hours charged | ≤ 10 s | {{when}} |",
+        f"| accounting import ({backend}) again, the same {args.records:,} records (nothing new) | {again:.2f} s, "
         f"0 charged | idempotent | {{when}} |",
     ]
-    write("accounting import", rows, "python bench/accounting.py " + " ".join(sys.argv[1:]))
-
+    write(f"accounting import ({backend})", rows, "python bench/accounting.py " + " ".join(sys.argv[1:]))
 
 if __name__ == "__main__":
     main()

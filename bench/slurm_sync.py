@@ -138,19 +138,19 @@ def main() -> None:
         memory = MemorySlurm()
         compute = Compute(settings, Scheduler(), memory)
         plan, took = timed_sync(factory, compute, dry_run=True)
-        commands = len(plan.plan.commands)
-        longest = max(len(" ".join(c)) for c in plan.plan.commands)
+        calls = len(plan.plan.commands) + bool(plan.plan.load)
         _applied, _ = timed_sync(factory, compute, dry_run=False)
         again, again_took = timed_sync(factory, compute, dry_run=True)
-        assert again.plan.commands == [], again.plan.changes[:5]
+        assert again.plan.commands == [] and again.plan.load == [], again.plan.changes[:5]
         size = f"{args.projects:,} projects, {args.projects * args.members:,} members, {args.orgs} organisations"
-        print(f"{size}: plan {took:.2f} s, {commands} sacctmgr commands (longest line {longest} chars) in 1 "
-              f"process (+1 to read); re-plan once Slurm matches {again_took:.2f} s, 0 commands")
+        print(f"{size}: plan {took:.2f} s: {calls} sacctmgr calls ({len(plan.plan.commands)} commands, a load file "
+              f"of {len(plan.plan.load):,} lines), {len(plan.plan.changes):,} changes; re-plan once Slurm matches "
+              f"{again_took:.2f} s, nothing to do")
         rows += [
-            f"| sync plan from an empty Slurm, {size} | {took:.2f} s; {commands} sacctmgr commands "
-            f"({len(plan.plan.changes):,} changes) sent in 1 sacctmgr process, +1 to read the associations "
-            f"| ≤ 5 s, fewer calls better | {{when}} |",
-            f"| sync plan again once Slurm matches | {again_took:.2f} s; 0 commands, 1 sacctmgr process (read) "
+            f"| sync plan from an empty Slurm, {size} | {took:.2f} s; {calls} sacctmgr call: one `sacctmgr load` "
+            f"file of {len(plan.plan.load):,} lines for {len(plan.plan.changes):,} changes (+1 call to read the "
+            f"associations) | ≤ 5 s, fewer calls better | {{when}} |",
+            f"| sync plan again once Slurm matches | {again_took:.2f} s; 0 calls to change, 1 to read "
             f"| idempotent | {{when}} |",
         ]
         if args.slurm_conf:
@@ -162,11 +162,12 @@ def main() -> None:
             done, applied = timed_sync(factory, real, dry_run=False)
             second, second_took = timed_sync(factory, real, dry_run=True)
             print(f"real Slurm: applied in {applied:.1f} s ({len(done.errors)} errors, {len(done.remaining)} left); "
-                  f"second sync {second_took:.2f} s, {len(second.plan.commands)} commands")
+                  f"second sync {second_took:.2f} s, {len(second.plan.changes)} changes")
             applied_rows.append(
-                f"| sync applied to the real test Slurm (22.05, slurmdbd on MariaDB), {size} | {applied:.1f} s for "
-                f"{len(done.plan.commands)} commands in 1 sacctmgr process ({len(done.errors)} errors); the next "
-                f"sync: {len(second.plan.commands)} commands in {second_took:.2f} s | matches the plan | {{when}} |"
+                f"| sync applied to the real test Slurm (22.05, slurmdbd on MariaDB), {size} | {applied:.1f} s "
+                f"(read, load, read back: {done.processes} sacctmgr processes; {len(done.errors)} errors, "
+                f"{len(done.remaining)} differences left); the next sync: {len(second.plan.changes)} changes, "
+                f"{second_took:.2f} s | matches the plan | {{when}} |"
             )
     command = "python bench/slurm_sync.py " + " ".join(sys.argv[1:])
     write("sync plan", rows, command)

@@ -26,6 +26,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +108,8 @@ class Cluster:
     # -- set-up ------------------------------------------------------------------------------------
     def write_configs(self) -> None:
         host = socket.gethostname().split(".")[0]
-        db_host, db_port = ("localhost", "3306") if self._system_mysql() else ("127.0.0.1", str(self._private_db_port()))
+        local = self._system_mysql()
+        db_host, db_port = ("localhost", "3306") if local else ("127.0.0.1", str(self._private_db_port()))
         values = {
             **{k: str(v) for k, v in vars(self).items() if not isinstance(v, list)},
             "state": str(self.state),
@@ -172,7 +174,7 @@ class Cluster:
         return SYSTEM_MYSQL_SOCKET.is_socket()
 
     def _private_db_port(self) -> int:
-        return self.dbd_port + 1000
+        return self.dbd_port + 1000 if self.dbd_port < 64000 else self.dbd_port - 1000
 
     def mysql(self, sql: str) -> None:
         if self._system_mysql():
@@ -199,7 +201,8 @@ class Cluster:
         if not (d / "data" / "mysql").exists():
             d.mkdir(parents=True, exist_ok=True)
             os.chown(d, mysql.pw_uid, mysql.pw_gid)
-            self.run("mariadb-install-db", "--user=mysql", f"--datadir={d / 'data'}", "--auth-root-authentication-method=normal")
+            self.run("mariadb-install-db", "--user=mysql", f"--datadir={d / 'data'}",
+                     "--auth-root-authentication-method=normal")
         subprocess.Popen(
             ["mariadbd", "--no-defaults", "--user=mysql", f"--datadir={d / 'data'}", f"--socket={d / 'mysqld.sock'}",
              f"--pid-file={d / 'mariadbd.pid'}", "--bind-address=127.0.0.1", f"--port={self._private_db_port()}",
@@ -224,18 +227,19 @@ class Cluster:
         self.wait("the nodes", self._nodes_ready, timeout=30)
 
     def _nodes_ready(self) -> bool:
-        states = dict(
-            line.split("|", 1) for line in self.run("sinfo", "-h", "-N", "-o", "%N|%T", timeout=10).split() if "|" in line
-        )
+        out = self.run("sinfo", "-h", "-N", "-o", "%N|%T", timeout=10)
+        states = dict(line.split("|", 1) for line in out.split() if "|" in line)
         stuck = [n for n, s in states.items() if "drain" in s or s.startswith("inval")]
         if stuck:  # a drain saved by an earlier bad config survives restarts (FACTS.md)
             self.run("scontrol", "update", f"nodename={','.join(stuck)}", "state=resume", check=False)
-        return len(states) == self.nodes and all(s.rstrip("*") in ("idle", "mixed", "allocated") for s in states.values())
+        up = ("idle", "mixed", "allocated")
+        return len(states) == self.nodes and all(s.rstrip("*") in up for s in states.values())
 
     def start(self, *, fresh: bool = False) -> None:
         if os.geteuid() != 0:
             raise ClusterError("the Slurm test cluster needs root (it starts daemons and makes device files)")
-        missing = [b for b in ("munged", "slurmdbd", "slurmctld", "slurmd", "sbatch", "sacctmgr") if not shutil.which(b)]
+        tools = ("munged", "slurmdbd", "slurmctld", "slurmd", "sbatch", "sacctmgr")
+        missing = [b for b in tools if not shutil.which(b)]
         if missing:
             raise ClusterError(f"Slurm is not installed ({', '.join(missing)} missing): run scripts/slurm/install.sh")
         if fresh:
@@ -276,8 +280,77 @@ class Cluster:
             if self.pid_of(daemon, pid_file) == pid:
                 os.kill(pid, signal.SIGKILL)
 
+    def destroy(self) -> None:
+        """After stop: drop the accounting database and remove the state dir (for private clusters)."""
+        try:
+            self.mysql(f"DROP DATABASE IF EXISTS `{self.db_name}`")
+        except ClusterError:
+            pass
+        shutil.rmtree(self.state, ignore_errors=True)
+
+    @classmethod
+    def private(cls, **kw) -> Cluster:
+        """A cluster of its own (state dir, ports, database), beside any other on this machine. The
+        state dir records the process that owns it; ``reap_orphans`` removes those whose owner died."""
+        cls.reap_orphans()
+        state = Path(tempfile.mkdtemp(prefix="jaif-slurm-", dir="/var/tmp"))
+        (state / "owner").write_text(str(os.getpid()))
+        ports = _free_ports(3)
+        node_first = _free_run(kw.get("nodes", 2))
+        return cls(state=state, ctld_port=ports[0], dbd_port=ports[1], node_port_first=node_first,
+                   db_name=_private_db_name(state), **kw)
+
+    @classmethod
+    def reap_orphans(cls) -> None:
+        """Stop and remove private clusters whose owning process is gone (a test run that was killed)."""
+        for owner in Path("/var/tmp").glob("jaif-slurm-*/owner"):
+            try:
+                os.kill(int(owner.read_text()), 0)
+                continue  # its owner still runs
+            except (ProcessLookupError, ValueError):
+                pass
+            except PermissionError:
+                continue
+            nodes = len(list((owner.parent / "spool" / "d").glob("*"))) or 2
+            orphan = cls(state=owner.parent, nodes=nodes, db_name=_private_db_name(owner.parent))
+            orphan.stop()
+            orphan.destroy()
+
     def status(self) -> dict[str, bool]:
         return {f"{d} ({p.name})": self.running(d, p) for d, p in self.pid_files()}
+
+
+def _private_db_name(state: Path) -> str:
+    return f"jaif_slurm_{state.name.rsplit('-', 1)[-1].lower()}"
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _free_run(n: int) -> int:
+    """The first of ``n`` consecutive free ports (slurmd's Port=[a-b] range)."""
+    for first in range(20000 + os.getpid() % 20000, 60000, n):
+        try:
+            sockets = []
+            for port in range(first, first + n):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise ClusterError("no free ports for slurmd")
 
 
 def main(argv: list[str] | None = None) -> int:

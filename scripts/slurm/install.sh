@@ -13,6 +13,7 @@ done
 if ! { [ -S /run/mysqld/mysqld.sock ] || command -v mariadbd >/dev/null 2>&1; }; then
   missing+=(mariadb-server)
 fi
+command -v mysql >/dev/null 2>&1 || missing+=(mariadb-client)  # the harness creates slurmdbd's database
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -30,6 +30,7 @@ from jaif.training import router as training_api
 from jaif.training import views as training_views
 from jaif.web import errors
 from jaif.web import identity as web_identity
+from jaif.web import pages as portal_pages
 from jaif.web.limits import BodyLimit
 from jaif.web.portal import router as portal_router
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(inference_router)
     app.include_router(ops_router)
     app.include_router(portal_router)
+    portal_pages.install(app)  # home, apply, review, operator console, keys, usage (web/pages/) and /static
     for services in (support_api, support_views, catalogue_api, catalogue_views, training_api, training_views):
         app.include_router(services.router)
     # The front door's API: organisations, projects, calls, applications, reviews, allocations.

@@ -16,6 +16,8 @@ import uuid
 
 import jaif.db.models  # noqa: F401  (every mapper known before the first query: relationships span concepts)
 from jaif.allocations import service as allocations
+from jaif.compute import worker as compute_worker
+from jaif.compute.backend import make_compute
 from jaif.config import Settings
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.inference.backends.base import InferenceBackend
@@ -95,6 +97,10 @@ class Runtime:
             asyncio.create_task(self._every(self.settings.inference.health_interval_s, self._probe), name="health"),
             asyncio.create_task(self._every(allocations.SWEEP_INTERVAL_S, self._sweep), name="allocation-sweep"),
         ]
+        if self.settings.slurm.sync_interval_s > 0:  # job states, accounting import, Slurm sync (compute/worker.py)
+            self._tasks.append(
+                asyncio.create_task(self._every(self.settings.slurm.sync_interval_s, self._compute), name="compute")
+            )
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -139,6 +145,10 @@ class Runtime:
 
         await asyncio.to_thread(_run)
 
+    async def _compute(self) -> None:
+        compute = make_compute(self.settings)
+        await asyncio.to_thread(compute_worker.tick, lambda: transaction(self.session_factory), compute)
+
     def _reclaim(self) -> None:
         with transaction(self.session_factory) as session:
             self.quota.reclaim_expired_in(session)
@@ -152,8 +162,16 @@ class Runtime:
             with transaction(self.session_factory) as session:
                 self.quota.give_back_in(session, taken)
 
+        write = asyncio.ensure_future(asyncio.to_thread(_write))
         try:
-            await asyncio.to_thread(_write)
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # Cancelled by stop() mid-write: let the thread finish first (the process exit right after
+            # stop would kill it, and the tokens would stay leased until the lease expires).
+            await asyncio.wait([write])
+            if write.exception() is not None:
+                self.quota.untake(taken)
+            raise
         except Exception:
             self.quota.untake(taken)
             raise

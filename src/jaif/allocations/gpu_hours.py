@@ -43,21 +43,19 @@ class _Book:
 
 
 def _books(session: Session, project_ids: list[str]) -> dict[tuple[str, str], list[_Book]]:
+    """The projects' GPU-hour allocations, locked in one query in (starts_at, created_at, id) order: the
+    order the allocation sweep locks them in too, so the two never deadlock."""
     books: dict[tuple[str, str], list[_Book]] = {}
-    for i in range(0, len(project_ids), 500):
-        for a in session.scalars(
-            select(Allocation)
-            .where(Allocation.project_id.in_(project_ids[i:i + 500]), Allocation.resource == Resource.gpu_hours)
-            .order_by(Allocation.starts_at, Allocation.created_at, Allocation.id)
-            .with_for_update()
-        ):
-            revoked = a.status == AllocationStatus.revoked
-            until = (a.revoked_at or a.starts_at) if revoked else None
-            books.setdefault((a.project_id, a.partition or ""), []).append(
-                _Book(a, a.starts_at, a.ends_at, until, a.amount, a.used)
-            )
-    for found in books.values():
-        found.sort(key=lambda b: (b.starts_at, b.allocation.created_at, b.allocation.id))
+    for a in session.scalars(
+        select(Allocation)
+        .where(Allocation.project_id.in_(project_ids), Allocation.resource == Resource.gpu_hours)
+        .order_by(Allocation.starts_at, Allocation.created_at, Allocation.id)
+        .with_for_update()
+    ):
+        until = (a.revoked_at or a.starts_at) if a.status == AllocationStatus.revoked else None
+        books.setdefault((a.project_id, a.partition or ""), []).append(
+            _Book(a, a.starts_at, a.ends_at, until, a.amount, a.used)
+        )
     return books
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, String
+from sqlalchemy import Float, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from jaif.access.models import Project
@@ -26,6 +26,8 @@ class AllocationStatus(enum.StrEnum):
 
 class Allocation(Base):
     __tablename__ = "allocations"
+    # Lists newest first (the operator console pages through them).
+    __table_args__ = (Index("ix_allocations_created", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)

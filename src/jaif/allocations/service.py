@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from jaif.access.models import Project, ProjectMember, ProjectRole, User
@@ -197,6 +197,26 @@ def create_allocation(
     return allocation
 
 
+def _listed(session: Session, actor: Actor, *, project_id: str | None, project_name: str | None,
+            status: str | None, resource: str | None, sync: bool) -> list:
+    """The WHERE clauses of a list of allocations, shared by the list and its count."""
+    where = [project_visible(actor, Allocation.project_id)]
+    if project_id is not None or project_name is not None:
+        project = _project(session, actor, project_id=project_id, name=project_name)
+        if sync and project.token_quota is not None and resource != Resource.gpu_hours:
+            sync_token_quota(session, project.id)  # a project without token allocations has no token books
+        where.append(Allocation.project_id == project.id)
+    if status is not None:
+        if status not in AllocationStatus.__members__:
+            raise InvalidRequest(f"status must be one of {', '.join(AllocationStatus.__members__)}", param="status")
+        where.append(Allocation.status == status)
+    if resource is not None:
+        if resource not in Resource.__members__:
+            raise InvalidRequest("resource must be gpu_hours or tokens", param="resource")
+        where.append(Allocation.resource == resource)
+    return where
+
+
 def list_allocations(
     *,
     session: Session,
@@ -205,28 +225,37 @@ def list_allocations(
     project_name: str | None = None,
     status: str | None = None,
     resource: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[Allocation]:
-    """Allocations ``actor`` may see, newest first. Naming one project brings its token books up to date."""
+    """Allocations ``actor`` may see, newest first (a page of ``limit`` from ``offset``, or all). Naming one
+    project brings its token books up to date."""
+    where = _listed(session, actor, project_id=project_id, project_name=project_name, status=status,
+                    resource=resource, sync=True)
     query = (
         select(Allocation)
         .options(joinedload(Allocation.project))
-        .where(project_visible(actor, Allocation.project_id))
+        .where(*where)
         .order_by(Allocation.created_at.desc(), Allocation.id)
+        .offset(max(0, offset))
+        .limit(limit)
     )
-    if project_id is not None or project_name is not None:
-        project = _project(session, actor, project_id=project_id, name=project_name)
-        if project.token_quota is not None and resource != Resource.gpu_hours:
-            sync_token_quota(session, project.id)  # a project without token allocations has no token books
-        query = query.where(Allocation.project_id == project.id)
-    if status is not None:
-        if status not in AllocationStatus.__members__:
-            raise InvalidRequest(f"status must be one of {', '.join(AllocationStatus.__members__)}", param="status")
-        query = query.where(Allocation.status == status)
-    if resource is not None:
-        if resource not in Resource.__members__:
-            raise InvalidRequest("resource must be gpu_hours or tokens", param="resource")
-        query = query.where(Allocation.resource == resource)
     return list(session.scalars(query))
+
+
+def count_allocations(
+    *,
+    session: Session,
+    actor: Actor,
+    project_id: str | None = None,
+    project_name: str | None = None,
+    status: str | None = None,
+    resource: str | None = None,
+) -> int:
+    """How many allocations ``list_allocations`` pages through with the same filters."""
+    where = _listed(session, actor, project_id=project_id, project_name=project_name, status=status,
+                    resource=resource, sync=False)
+    return session.scalar(select(func.count()).select_from(Allocation).where(*where)) or 0
 
 
 def get_allocation(*, session: Session, actor: Actor, allocation_id: str) -> Allocation:

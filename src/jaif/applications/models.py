@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from jaif.access.models import Organisation, Project, User
@@ -39,6 +39,13 @@ class AiActRisk(enum.StrEnum):
 
 class Application(Base):
     __tablename__ = "applications"
+    __table_args__ = (
+        # Lists newest change first (the operator console pages through them), all or by state; and
+        # time-to-access per call read from the index alone (bench/portal.py).
+        Index("ix_applications_updated", "updated_at", "id"),
+        Index("ix_applications_state_updated", "state", "updated_at", "id"),
+        Index("ix_applications_call_allocated", "call_id", "allocated_at", "submitted_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     call_id: Mapped[str] = mapped_column(ForeignKey("access_calls.id"), index=True)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import ColumnElement, false, or_, select, true
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import ColumnElement, false, func, or_, select, true
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from jaif.access import service as access
 from jaif.access.models import Organisation, User
@@ -60,23 +60,44 @@ def get_application(*, session: Session, actor: Actor, application_id: str, lock
     return found
 
 
-def list_applications(
-    *, session: Session, actor: Actor, call: str | None = None, state: str | None = None, limit: int = 500
-) -> list[Application]:
-    """Applications ``actor`` may see, most recently changed first."""
-    query = (
-        select(Application)
-        .where(visible(actor))
-        .order_by(Application.updated_at.desc(), Application.id)
-        .limit(limit)
-    )
+def _listed(session: Session, actor: Actor, *, call: str | None, state: str | None, mine: bool):
+    """The WHERE clauses of a list of applications, shared by the list and its count."""
+    where = [visible(actor)]
+    if mine:
+        where.append(Application.applicant_id == actor.user_id)
     if call is not None:
-        query = query.where(Application.call_id == calls.get_call(session=session, actor=actor, ref=call).id)
+        where.append(Application.call_id == calls.get_call(session=session, actor=actor, ref=call).id)
     if state is not None:
         if state not in S.__members__:
             raise InvalidRequest(f"state must be one of {', '.join(S.__members__)}", param="state")
-        query = query.where(Application.state == state)
+        where.append(Application.state == state)
+    return where
+
+
+def list_applications(
+    *, session: Session, actor: Actor, call: str | None = None, state: str | None = None, limit: int = 500,
+    mine: bool = False, offset: int = 0,
+) -> list[Application]:
+    """Applications ``actor`` may see (``mine``: only those they made), most recently changed first; a page
+    of ``limit`` from ``offset``. Call, applicant and organisation come loaded (lists show them)."""
+    query = (
+        select(Application)
+        .where(*_listed(session, actor, call=call, state=state, mine=mine))
+        .options(joinedload(Application.call), joinedload(Application.applicant),
+                 joinedload(Application.organisation))
+        .order_by(Application.updated_at.desc(), Application.id.desc())  # as ix_applications_(state_)updated
+        .limit(limit)
+        .offset(max(0, offset))
+    )
     return list(session.scalars(query))
+
+
+def count_applications(
+    *, session: Session, actor: Actor, call: str | None = None, state: str | None = None, mine: bool = False
+) -> int:
+    """How many applications ``list_applications`` pages through with the same filters."""
+    where = _listed(session, actor, call=call, state=state, mine=mine)
+    return session.scalar(select(func.count()).select_from(Application).where(*where)) or 0
 
 
 def _own(session: Session, actor: Actor, application_id: str) -> Application:

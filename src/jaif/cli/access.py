@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -138,16 +139,33 @@ def key_create(
 
 
 @key_app.command("list")
-def key_list(ctx: typer.Context, project: Annotated[str, typer.Option(help="The project's name.")]) -> None:
+def key_list(
+    ctx: typer.Context,
+    project: Annotated[str, typer.Option(help="The project's name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
     """List a project's keys (prefixes only: the keys themselves are not stored)."""
-    table = Table("prefix", "name", "created", "expires", "revoked", "last used", "rpm", "tpm")
     with context(ctx).session() as session:
-        for k in service.list_api_keys(session=session, project_name=project):
-            table.add_row(
-                k.prefix, k.name, _when(k.created_at), _when(k.expires_at), _when(k.revoked_at),
-                _when(k.last_used_at), str(k.rpm_limit or "-"), str(k.tpm_limit or "-"),
-            )
+        keys = service.list_api_keys(session=session, project_name=project)
+    if as_json:
+        print(json.dumps([
+            {"prefix": k.prefix, "name": k.name, "created_at": _iso(k.created_at), "expires_at": _iso(k.expires_at),
+             "revoked_at": _iso(k.revoked_at), "last_used_at": _iso(k.last_used_at), "rpm_limit": k.rpm_limit,
+             "tpm_limit": k.tpm_limit}
+            for k in keys
+        ]))
+        return
+    table = Table("prefix", "name", "created", "expires", "revoked", "last used", "rpm", "tpm")
+    for k in keys:
+        table.add_row(
+            k.prefix, k.name, _when(k.created_at), _when(k.expires_at), _when(k.revoked_at),
+            _when(k.last_used_at), str(k.rpm_limit or "-"), str(k.tpm_limit or "-"),
+        )
     out.print(table)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 def _when(value: datetime | None) -> str:

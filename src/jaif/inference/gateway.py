@@ -171,7 +171,7 @@ class Gateway:
                 raise ContextLengthExceeded(
                     f"This model's maximum context length is {ctx} tokens; you asked for {limit} "
                     f"completion tokens{f' after a prompt of {exact}' if exact is not None else ''}.",
-                    param="max_tokens",
+                    param=request.output_limit_param(),
                 )
             prompt = exact if exact is not None else prompt_upper_bound(request)
             budget = min(prompt + (limit if limit is not None else ctx), ctx)

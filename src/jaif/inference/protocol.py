@@ -14,7 +14,11 @@ from jaif.errors import InvalidRequest
 
 # What a JSON integer may be on its way upstream: orjson, and engines, carry 64 bits.
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
-Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1, strict=True)]
+# Token counts and flags are strict: `"max_tokens": true` or `"stream": "yes"` are mistakes to report,
+# not values to guess at.
+TokenCount = Annotated[int, Field(ge=1, strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
 
 
 class _Request(BaseModel):
@@ -26,7 +30,7 @@ class _Request(BaseModel):
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
-    include_usage: bool | None = None
+    include_usage: Flag | None = None
 
 
 class ContentPart(BaseModel):
@@ -51,24 +55,27 @@ class ChatMessage(BaseModel):
 
 
 class _Sampling(_Request):
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_tokens: TokenCount | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    n: Annotated[int, Field(ge=1, le=1)] | None = None
+    n: Annotated[int, Field(ge=1, le=1, strict=True)] | None = None
     stop: str | list[str] | None = None
     seed: Int64 | None = None
     presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
-    stream: bool | None = False
+    stream: Flag | None = False
     stream_options: StreamOptions | None = None
 
 
 class ChatCompletionRequest(_Sampling):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_completion_tokens: TokenCount | None = None
 
     def output_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    def output_limit_param(self) -> str:
+        return "max_completion_tokens" if self.max_completion_tokens else "max_tokens"
 
 
 class CompletionRequest(_Sampling):
@@ -76,6 +83,9 @@ class CompletionRequest(_Sampling):
 
     def output_limit(self) -> int | None:
         return self.max_tokens
+
+    def output_limit_param(self) -> str:
+        return "max_tokens"
 
 
 class EmbeddingRequest(_Request):

@@ -74,8 +74,18 @@ class UsageWriter:
             while self._pending or heartbeat:
                 batch, self._pending = self._pending[: self._max_rows], self._pending[self._max_rows :]
                 beats = self._quota.held() if heartbeat else None
+                write = asyncio.ensure_future(asyncio.to_thread(self._write, batch, beats))
                 try:
-                    n, lost = await asyncio.to_thread(self._write, batch, beats)
+                    n, lost = await asyncio.shield(write)
+                except asyncio.CancelledError:
+                    # Cancelled (Runtime.stop) while the thread writes on: wait for it, holding the lock,
+                    # so that the batch is written or back in pending before the final flush. Else it
+                    # would be lost with the thread when the process exits right after (uvicorn
+                    # re-raises SIGTERM once shut down, which kills running threads).
+                    await asyncio.wait([write])
+                    if write.exception() is not None:
+                        self._pending[:0] = batch
+                    raise
                 except Exception:
                     # Keep the batch: it is retried on the next flush; the log tells the operator.
                     log.exception("writing %d usage records failed; will retry", len(batch))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -211,7 +212,9 @@ class QuotaManager:
                         # what the reclaim took already. Raising rolls this transaction back.
                         raise _LeaseLost(lease_id)
                     session.add(
-                        QuotaLease(id=lease_id, project_id=project_id, holder=self.holder, tokens=grant, expires_at=expires)
+                        QuotaLease(
+                            id=lease_id, project_id=project_id, holder=self.holder, tokens=grant, expires_at=expires
+                        )
                     )
                 return grant
         return 0
@@ -281,7 +284,8 @@ class QuotaManager:
         now = time.monotonic()
         taken = {}
         for project_id, lease in self._leases.items():
-            if lease.available > 0 and (everything or (lease.reserved == 0 and now - lease.last_used > self._idle_return_s)):
+            idle = lease.reserved == 0 and now - lease.last_used > self._idle_return_s
+            if lease.available > 0 and (everything or idle):
                 taken[project_id] = (lease.lease_id, lease.available)
                 lease.available = 0
         return taken
@@ -308,7 +312,7 @@ class QuotaManager:
         return self._reclaim_expired(session)
 
 
-def _lock_projects(session: Session, project_ids) -> None:
+def _lock_projects(session: Session, project_ids: Iterable[str]) -> None:
     """Lock project rows in id order before lease rows (PostgreSQL; SQLite has one writer anyway).
 
     FOR NO KEY UPDATE, the lock an UPDATE of tokens_spent takes anyway: unlike FOR UPDATE it does not

@@ -11,7 +11,7 @@ import asyncio
 import time
 from typing import Protocol
 
-from sqlalchemy import update
+from sqlalchemy import and_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -120,7 +120,7 @@ class DatabaseRateLimiter:
             stmt = stmt.on_conflict_do_update(
                 index_elements=[table.c.api_key_id, table.c.window_start],
                 set_={"requests": table.c.requests + 1, "tokens": table.c.tokens + tokens},
-                where=conditions[0] if len(conditions) == 1 else (conditions[0] & conditions[1]) if conditions else None,
+                where=and_(*conditions) if conditions else None,
             ).returning(table.c.requests)
             ok = session.execute(stmt).first() is not None
             # Old windows are useless; drop them now and then (cheap, indexed by primary key).

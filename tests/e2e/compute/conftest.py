@@ -58,12 +58,13 @@ def slurm_cluster():
     if reason:
         pytest.skip(reason)
     module = _cluster_module()
-    cluster = module.Cluster()
-    cluster.start(fresh=True)
+    cluster = module.Cluster.private()  # its own state dir, ports and database: runs beside any other
     try:
+        cluster.start(fresh=True)
         yield cluster
     finally:
         cluster.stop()
+        cluster.destroy()
 
 
 @dataclass

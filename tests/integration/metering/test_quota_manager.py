@@ -209,7 +209,7 @@ async def test_settle_returns_what_was_not_used_and_flush_spends_the_rest_once(d
     second = await proc.reserve(project, 400)
     leased = db.books(project).leased
     assert leased >= 800
-    # 200 tokens more would not fit beside 800 reserved in 1000 ... until the first settles at 150.
+    # 300 more do not fit beside 800 reserved of 1000 ... until the first settles at 150 of its 400.
     assert await _try_reserve(proc, project, 300) is None
     proc.finish(first, 150)
     third = await proc.reserve(project, 300)
@@ -479,3 +479,33 @@ async def test_a_holder_whose_lease_was_reclaimed_does_not_spend_it(db):
     books = db.books(project)
     books.check()
     assert (books.spent, books.leased, books.lease_rows) == (1000, 0, 0)
+
+
+async def test_stop_waits_for_a_flush_in_flight(db):
+    """Runtime.stop cancels the background flush; one caught writing must finish (or put its batch
+    back) before stop returns. `jaif serve` exits right after stop by re-raising SIGTERM, which kills
+    any thread still writing: its batch, records and spend, would be lost."""
+    if not db.url.startswith("postgresql"):
+        pytest.skip("needs a row lock that holds up the usage writer alone (PostgreSQL; SQLite has one writer)")
+    project = db.project(None)
+    runtime = Runtime(_settings(db.url))
+    await runtime.start()
+    blocker = make_engine(db.url)
+    conn = blocker.connect()
+    stopping = None
+    try:
+        conn.execute(text("SELECT id FROM projects WHERE id = :p FOR UPDATE"), {"p": project})
+        for _ in range(5):
+            runtime.usage.record(usage_event(Reservation(project, 10, leased=False), 10))
+        await asyncio.sleep(0.3)  # the background flush is writing now, held up by the lock
+        stopping = asyncio.create_task(runtime.stop())
+        await asyncio.sleep(0.5)
+        assert not stopping.done(), "stop() returned while a flush was still writing"
+    finally:
+        conn.rollback()
+        conn.close()
+        blocker.dispose()
+        if stopping is not None:
+            await stopping
+    books = db.books(project)
+    assert (books.records, books.spent) == (5, 50)

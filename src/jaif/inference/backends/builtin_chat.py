@@ -132,7 +132,8 @@ class _Answer:
     def response(self, texts: list[str], outcomes: list[_Outcome]) -> Body:
         choices: list[Body] = []
         for i, (text, outcome) in enumerate(zip(texts, outcomes, strict=True)):
-            content = {"message": {"role": "assistant", "content": text}} if self.chat else {"text": text}
+            message = {"role": "assistant", "content": text, "refusal": None}
+            content = {"message": message} if self.chat else {"text": text}
             choices.append({"index": i, **content, "logprobs": None, "finish_reason": outcome.finish_reason})
         kind = "chat.completion" if self.chat else "text_completion"
         return self._envelope(kind, choices, _usage(outcomes))

@@ -1,0 +1,35 @@
+"""The portal's pages on the front door: home and project pages, applying, the review queue, the
+operator console, a project's API keys, and usage charts. ``install`` adds their routes and serves the
+small static files they use (/static: a stylesheet and the draft autosave script).
+
+Each module is thin: it reads the form or query, calls the services of calls, applications,
+allocations, identity, metering and compute, and renders templates/<concept>/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from jaif.web.pages import (
+    apply,
+    apply_steps,
+    home,
+    keys,
+    operator_applications,
+    operator_calls,
+    operator_directory,
+    review,
+    usage,
+)
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+MODULES = (home, apply, apply_steps, review, operator_calls, operator_applications, operator_directory, keys, usage)
+
+
+def install(app: FastAPI) -> None:
+    for module in MODULES:
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")

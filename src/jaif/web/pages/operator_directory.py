@@ -1,0 +1,138 @@
+"""The operator console's allocations (list by project and status, create, revoke) and organisations
+(list, create). Forms with a mistake come back with the error next to the field and the input kept.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+from starlette.responses import RedirectResponse, Response
+
+from jaif.access import directory
+from jaif.access.schemas import Actor, OrganisationIn
+from jaif.allocations import service as allocations
+from jaif.allocations.models import AllocationStatus
+from jaif.errors import JaifError
+from jaif.web.deps import DB, MailerDep, PageOperator
+from jaif.web.pages.common import FormFields, attempt, render, sentence
+from jaif.web.session import flash
+
+router = APIRouter(include_in_schema=False)
+SHOWN = 200
+STATUSES = [(s.value, s.value) for s in AllocationStatus]
+
+
+def _allocations_page(request: Request, session: Session, actor: Actor, *, project: str = "", status: str = "",
+                      values=None, errors=None, status_code: int = 200) -> Response:
+    found = allocations.list_allocations(session=session, actor=actor, project_name=project.strip() or None,
+                                         status=status or None)
+    return render(
+        request, "operator/allocations.html", status_code, section="operator",
+        allocations=[allocations.out(a) for a in found[:SHOWN]], total=len(found), shown=SHOWN,
+        chosen={"project": project, "status": status}, statuses=STATUSES,
+        values=values or {"resource": "gpu_hours", "partition": "booster", "days": "60"}, errors=errors or {},
+    )
+
+
+@router.get("/operator/allocations")
+def allocation_list(
+    request: Request, session: DB, actor: PageOperator,
+    project: Annotated[str, Query(max_length=200)] = "", status: Annotated[str, Query(max_length=20)] = "",
+) -> Response:
+    status = status if status in AllocationStatus.__members__ else ""
+    try:
+        return _allocations_page(request, session, actor, project=project, status=status)
+    except JaifError as exc:  # no such project: say so beside the filter
+        if exc.status != 404:
+            raise
+        return _allocations_page(request, session, actor, status=status, errors={"project": sentence(exc.message)},
+                                 status_code=404)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text.replace(",", "").replace("_", "").strip())
+    except ValueError:
+        return None
+
+
+def _allocation_errors(form: dict[str, str]) -> dict[str, str]:
+    errors = {}
+    if not form.get("project_name", "").strip():
+        errors["project_name"] = "Name the project."
+    if form.get("resource") not in ("gpu_hours", "tokens"):
+        errors["resource"] = "Choose GPU-hours or tokens."
+    amount = _number(form.get("amount", ""))
+    if amount is None or not 0 < amount <= 1e15:
+        errors["amount"] = "Enter an amount more than 0."
+    days = _number(form.get("days", ""))
+    if days is None or not 0 < days <= 36500:
+        errors["days"] = "Enter the number of days the allocation lasts (1 to 36500)."
+    return errors
+
+
+@router.post("/operator/allocations")
+def create_allocation(request: Request, session: DB, actor: PageOperator, mailer: MailerDep,
+                      form: FormFields) -> Response:
+    errors = _allocation_errors(form)
+    if not errors:
+        resource = form["resource"]
+        try:
+            made = attempt(session, lambda: allocations.create_allocation(
+                session=session, actor=actor, mailer=mailer, project_name=form["project_name"].strip(),
+                resource=resource, amount=_number(form["amount"]) or 0,
+                partition=form.get("partition", "").strip() if resource == "gpu_hours" else None,
+                days=_number(form["days"])))
+        except JaifError as exc:
+            field = {"project": "project_name"}.get(exc.param or "", exc.param or "amount")
+            errors = {field: sentence(exc.message)}
+        else:
+            flash(request, f"Allocated to {made.project.name}: {allocations.describe(made)}.")
+            return RedirectResponse("/operator/allocations", status_code=303)
+    return _allocations_page(request, session, actor, values=form, errors=errors, status_code=400)
+
+
+@router.post("/operator/allocations/{allocation_id}/revoke")
+def revoke_allocation(request: Request, session: DB, actor: PageOperator, allocation_id: str) -> Response:
+    try:
+        revoked = attempt(session, lambda: allocations.revoke_allocation(session=session, actor=actor,
+                                                                         allocation_id=allocation_id))
+    except JaifError as exc:
+        if exc.status == 404:
+            raise
+        flash(request, sentence(exc.message), "error")
+    else:
+        flash(request, f"The allocation of {revoked.project.name} is revoked.")
+    return RedirectResponse("/operator/allocations", status_code=303)
+
+
+def _organisations_page(request: Request, session: Session, actor: Actor, *, values=None, errors=None,
+                        status_code: int = 200) -> Response:
+    return render(request, "operator/organisations.html", status_code, section="operator",
+                  organisations=directory.list_organisations(session=session, actor=actor),
+                  values=values or {}, errors=errors or {})
+
+
+@router.get("/operator/organisations")
+def organisation_list(request: Request, session: DB, actor: PageOperator) -> Response:
+    return _organisations_page(request, session, actor)
+
+
+@router.post("/operator/organisations")
+def create_organisation(request: Request, session: DB, actor: PageOperator, form: FormFields) -> Response:
+    values = {k: form.get(k, "").strip() for k in ("name", "sector", "country")}
+    values["country"] = values["country"].upper()
+    try:
+        data = OrganisationIn(**values)
+        org = attempt(session, lambda: directory.create_organisation(session=session, actor=actor, data=data))
+    except ValidationError as exc:
+        errors = {str(e["loc"][0]): e["msg"].rstrip(".") + "." for e in reversed(exc.errors()) if e["loc"]}
+    except JaifError as exc:
+        errors = {exc.param or "name": sentence(exc.message)}
+    else:
+        flash(request, f"Organisation {org.name} is created.")
+        return RedirectResponse("/operator/organisations", status_code=303)
+    return _organisations_page(request, session, actor, values=values, errors=errors, status_code=400)

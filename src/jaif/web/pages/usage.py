@@ -1,0 +1,78 @@
+"""Usage over time, per project: inference tokens per day (the gateway's usage records) and GPU-hours per
+day (the compute accounting's job records), as server-drawn SVG charts with the figures in a table too.
+
+Without ``project`` the page shows the user's own projects; with it, that one project, which must be
+one the user may see (operators: any), else 404.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from markupsafe import Markup
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from jaif.access import directory
+from jaif.access.models import Project
+from jaif.access.schemas import Actor
+from jaif.compute import daily as compute_daily
+from jaif.identity import service as identity
+from jaif.metering import reports as metering_reports
+from jaif.web.deps import DB, PageUser
+from jaif.web.pages import charts
+from jaif.web.pages.common import render
+
+router = APIRouter(include_in_schema=False)
+PERIODS = (7, 30, 90)
+
+
+@dataclass
+class Panel:
+    project: Project
+    tokens: charts.Series
+    gpu_hours: charts.Series
+    tokens_chart: Markup
+    gpu_chart: Markup
+
+
+def _projects(session: Session, actor: Actor, project_id: str) -> list[Project]:
+    if project_id:
+        return [directory.get_project(session=session, actor=actor, project_id=project_id)]
+    if actor.user_id is None:
+        return []
+    ids = [m.project_id for m in identity.me(session=session, actor=actor).projects]
+    return [directory.get_project(session=session, actor=actor, project_id=i) for i in ids]
+
+
+def panels(session: Session, actor: Actor, projects: list[Project], *, first: date, last: date) -> list[Panel]:
+    since = datetime.combine(first, time(), tzinfo=UTC)
+    ids = [p.id for p in projects]
+    tokens = metering_reports.tokens_per_day(session=session, actor=actor, project_ids=ids, since=since)
+    hours = compute_daily.gpu_hours_per_day(session=session, actor=actor, project_ids=ids, since=since)
+    found = []
+    for p in projects:
+        t = charts.daily(dict(tokens.get(p.id, {})), first=first, last=last, unit="tokens")
+        g = charts.daily(hours.get(p.id, {}), first=first, last=last, unit="GPU-hours")
+        found.append(Panel(
+            project=p, tokens=t, gpu_hours=g,
+            tokens_chart=charts.bar_chart(t, title=f"Tokens per day, project {p.name}", chart_id=f"tokens-{p.id}"),
+            gpu_chart=charts.bar_chart(g, title=f"GPU-hours per day, project {p.name}", chart_id=f"gpu-{p.id}"),
+        ))
+    return found
+
+
+@router.get("/usage")
+def usage(
+    request: Request, session: DB, actor: PageUser,
+    project: Annotated[str, Query(max_length=32)] = "", days: int = 30,
+) -> Response:
+    days = days if days in PERIODS else 30
+    last = datetime.now(UTC).date()
+    first = last - timedelta(days=days - 1)
+    chosen = _projects(session, actor, project)
+    return render(request, "usage/usage.html", section="usage", panels=panels(session, actor, chosen, first=first,
+                  last=last), days=days, periods=PERIODS, project=project, first=first, last=last)

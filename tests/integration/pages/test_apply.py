@@ -1,0 +1,130 @@
+"""Applying through the pages: the calls with who may apply, the form step by step (saved at every step,
+bad input kept next to its error), submission (refused with the problem next to its field, or accepted
+and allocated at once by the Playground call), and what the applicant sees afterwards."""
+
+from __future__ import annotations
+
+import html
+
+from sqlalchemy import select
+
+from jaif.applications.models import Application
+from tests.integration.pages.conftest import give_organisation, location_id
+from tests.support.frontdoor import ABSTRACT
+
+PROPOSAL = {"title": "Multilingual LLM for public services", "project_name": "", "domain": "language models",
+            "abstract": ABSTRACT}
+
+
+async def start(browser, call: str = "playground") -> str:
+    started = await browser.submit(f"/apply/{call}", {}, page="/apply")
+    return location_id(started, r"/applications/([0-9a-f]{32})/edit/proposal")
+
+
+async def step(browser, app_id: str, name: str, data: dict, action: str = "next"):
+    return await browser.submit(f"/applications/{app_id}/edit/{name}", {**data, "action": action})
+
+
+async def fill(browser, app_id: str, *, project_name: str, gpu_hours: str = "1000", call_months: str = "2") -> None:
+    for name, data in [
+        ("proposal", PROPOSAL | {"project_name": project_name}),
+        ("team", {"organisation_choice": "new", "org_name": f"Uni {project_name}", "org_sector": "academia",
+                  "org_country": "de", "team": ""}),
+        ("resources", {"gpu_hours.booster": gpu_hours, "requested_tokens": "100,000", "duration_months": call_months}),
+        ("data", {"datasets": "Public EU legal texts"}),
+        ("ai-act", {"ai_act_risk": "limited", "ai_act_notes": ""}),
+    ]:
+        saved = await step(browser, app_id, name, data)
+        assert saved.status_code == 303, (name, saved.text[:1500])
+
+
+async def test_the_calls_say_who_may_apply_and_whether_you_may(portal, world, seeded, session):
+    alice = world.user("alice")
+    give_organisation(session, alice, name="Acme Inc", country="US", sector="industry")
+    browser = await portal.as_(alice)
+    page = (await browser.get("/apply")).text
+    assert "Playground" in page and "Fast Lane" in page and "Large Scale" in page
+    assert "EU member states and countries associated to Horizon Europe" in page
+    assert "Acme Inc may not apply" in page and "is based in US" in page
+
+
+async def test_a_playground_application_is_allocated_at_once(portal, world, seeded, session):
+    alice = world.user("alice")
+    browser = await portal.as_(alice)
+    app_id = await start(browser)
+    await fill(browser, app_id, project_name="alice-llm")
+    check = (await browser.get(f"/applications/{app_id}/edit/submit")).text
+    assert "Your application is complete" in check
+    submitted = await browser.submit(f"/applications/{app_id}/submit", {}, page=f"/applications/{app_id}/edit/submit")
+    assert submitted.status_code == 303 and submitted.headers["location"] == f"/applications/{app_id}"
+    status = (await browser.get(f"/applications/{app_id}")).text
+    assert "project alice-llm has its allocations" in status and "Allocated" in status
+    home = (await browser.get("/")).text
+    assert "alice-llm" in home and "GPU-hours on booster" in home and "Inference tokens" in home
+    assert "0 of 1,000 GPU-hours used" in home and "0 of 100,000 tokens used" in home
+
+
+async def test_bad_input_is_shown_next_to_its_field_kept_and_the_rest_saved(portal, world, seeded, session):
+    alice = world.user("alice")
+    browser = await portal.as_(alice)
+    app_id = await start(browser)
+    typed = {"gpu_hours.booster": "lots", "requested_tokens": "250000", "duration_months": "2"}
+    refused = await step(browser, app_id, "resources", typed)
+    assert refused.status_code == 400
+    page = refused.text
+    assert 'id="f-gpu_hours.booster-error"' in page and "Enter a number of GPU-hours" in page
+    assert 'value="lots"' in page and 'aria-invalid="true"' in page
+    session.expire_all()
+    saved = session.scalar(select(Application).where(Application.id == app_id))
+    assert saved.requested_tokens == 250000 and saved.duration_months == 2  # the valid fields are not lost
+
+
+async def test_a_refused_submission_shows_the_step_with_the_problem_next_to_the_field(portal, world, seeded):
+    alice = world.user("alice")
+    browser = await portal.as_(alice)
+    app_id = await start(browser)
+    await fill(browser, app_id, project_name="too-much", gpu_hours="9000")  # Playground grants at most 5,000
+    refused = await browser.submit(f"/applications/{app_id}/submit", {}, page=f"/applications/{app_id}/edit/submit")
+    assert refused.status_code == 400
+    page = html.unescape(refused.text)
+    assert 'aria-current="step">Resources' in page
+    assert 'id="f-gpu_hours-error"' in page and "This call grants at most 5000 GPU-hours." in page
+    assert 'value="9000"' in page
+
+
+async def test_drafts_autosave_through_the_draft_api_with_the_session(portal, world, seeded, session):
+    alice = world.user("alice")
+    browser = await portal.as_(alice)
+    app_id = await start(browser)
+    page = (await browser.get(f"/applications/{app_id}/edit/proposal")).text
+    assert f'data-autosave="/api/v1/applications/{app_id}"' in page and "/static/autosave.js" in page
+    token = page.split('name="csrf-token" content="')[1].split('"')[0]
+    saved = await browser.client.patch(f"/api/v1/applications/{app_id}", json={"title": "Typed so far"},
+                                       headers={"x-csrf-token": token})
+    assert saved.status_code == 200, saved.text
+    assert 'value="Typed so far"' in (await browser.get(f"/applications/{app_id}/edit/proposal")).text
+    script = await browser.get("/static/autosave.js")
+    assert script.status_code == 200 and "PATCH" in script.text
+
+
+async def test_the_applicant_sees_the_decision_and_anonymous_reviews(portal, world, seeded, session):
+    from jaif.applications import reviews, service
+    from tests.support.services import actor_of
+
+    alice, op = world.user("alice"), world.operator()
+    reviewer = world.user("rita", role="reviewer")
+    browser = await portal.as_(alice)
+    app_id = await start(browser, "fast-lane")
+    await fill(browser, app_id, project_name="alice-fast", call_months="3")
+    submitted = await browser.submit(f"/applications/{app_id}/submit", {}, page=f"/applications/{app_id}/edit/submit")
+    assert submitted.status_code == 303
+    review = reviews.assign(session=session, actor=op, mailer=None, application_id=app_id,
+                            reviewer_email=reviewer.email, stage="technical")
+    reviews.submit_review(session=session, actor=reviewer, review_id=review.id, score=4, comment="Sound plan.")
+    service.decide(session=session, actor=op, mailer=None, application_id=app_id, accept=False,
+                   comment="Not this time.")
+    session.commit()
+    assert actor_of  # the world made its actors through it
+    page = (await browser.get(f"/applications/{app_id}")).text
+    assert "Rejected" in page and "Not this time." in page and "Sound plan." in page and "score 4 of 5" in page
+    assert reviewer.email not in page

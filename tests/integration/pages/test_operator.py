@@ -1,0 +1,116 @@
+"""The operator console through its pages: calls (a bad field kept beside its error, then saved),
+a Fast Lane application through technical review (a reviewer with a conflict of interest refused with
+the reason, the review, the decision and its allocation), allocations and organisations."""
+
+from __future__ import annotations
+
+import html
+
+from sqlalchemy import select
+
+from jaif.allocations.models import Allocation
+from jaif.calls.models import AccessCall
+from tests.integration.pages.test_apply import fill, start
+
+NEW_CALL = {
+    "slug": "ai-startups", "name": "AI start-ups", "kind": "custom", "description": "For young companies",
+    "opens_at": "", "closes_at": "", "cutoffs": "", "offered_gpu_hours": "booster = 200000",
+    "offered_tokens": "1,000,000,000", "max_gpu_hours": "10000", "min_gpu_hours": "", "max_tokens": "50000000",
+    "durations_months": "1, 3", "sector_startup": "1", "sector_sme": "1", "eligible_countries": "",
+    "review_mode": "technical", "target_days_to_access": "5", "is_active": "1",
+}
+
+
+async def test_calls_are_made_and_changed_with_errors_beside_their_fields(portal, world, seeded, session):
+    op = world.operator()
+    browser = await portal.as_(op)
+    bad = await browser.submit("/operator/calls/new", NEW_CALL | {"durations_months": "1, three"})
+    assert bad.status_code == 400
+    assert 'id="f-durations_months-error"' in bad.text and 'value="1, three"' in bad.text
+    assert 'id="f-sector_startup" name="sector_startup" type="checkbox" value="1" checked' in bad.text
+    made = await browser.submit("/operator/calls/new", NEW_CALL)
+    assert made.status_code == 303, made.text[:2000]
+    call = session.scalar(select(AccessCall).where(AccessCall.slug == "ai-startups"))
+    assert call.eligible_sectors == ["startup", "sme"] and call.durations_months == [1, 3]
+    edit = (await browser.get("/operator/calls/ai-startups")).text
+    assert "booster = 200000" in edit and 'value="1, 3"' in edit
+    closed = await browser.submit("/operator/calls/ai-startups", NEW_CALL | {"is_active": ""})
+    assert closed.status_code == 303
+    session.expire_all()
+    assert session.scalar(select(AccessCall.is_active).where(AccessCall.slug == "ai-startups")) is False
+    console = (await browser.get("/operator")).text
+    assert "Time to access per call" in console and "AI start-ups" in console
+
+
+async def test_an_operator_runs_a_fast_lane_application_through_technical_review(portal, world, seeded, session):
+    alice, op = world.user("alice"), world.operator()
+    rita, tom = world.user("rita", role="reviewer"), world.user("tom", role="reviewer")
+    as_alice = await portal.as_(alice)
+    app_id = await start(as_alice, "fast-lane")
+    await fill(as_alice, app_id, project_name="alice-fast", call_months="3")
+    team = await as_alice.submit(f"/applications/{app_id}/edit/team", {
+        "organisation_choice": "new", "org_name": "Uni alice-fast", "org_sector": "academia", "org_country": "DE",
+        "team": tom.email})
+    assert team.status_code == 303
+    submitted = await as_alice.submit(f"/applications/{app_id}/submit", {}, page=f"/applications/{app_id}/edit/submit")
+    assert submitted.status_code == 303
+
+    as_op = await portal.as_(op)
+    listed = (await as_op.get("/operator/applications?call=fast-lane&state=submitted")).text
+    assert f"/operator/applications/{app_id}" in listed
+    page = f"/operator/applications/{app_id}"
+    refused = await as_op.submit(f"{page}/reviewers", {"reviewer_email": tom.email, "stage": "technical"}, page=page)
+    assert refused.status_code == 409
+    text = html.unescape(refused.text)
+    assert 'id="f-reviewer_email-error"' in text and "Conflict of interest" in text
+    assert f"{tom.email} is in the application's team" in text and f'value="{tom.email}"' in text
+
+    assigned = await as_op.submit(f"{page}/reviewers", {"reviewer_email": rita.email, "stage": "technical"}, page=page)
+    assert assigned.status_code == 303
+    as_rita = await portal.as_(rita)
+    review_id = _review_id(await as_rita.get("/review"))
+    empty = await as_rita.submit(f"/review/{review_id}", {"comment": "Good plan"})
+    assert empty.status_code == 400 and "Choose a score" in empty.text and "Good plan</textarea>" in empty.text
+    reviewed = await as_rita.submit(f"/review/{review_id}", {"score": "4", "comment": "Good plan"})
+    assert reviewed.status_code == 303
+
+    decided = await as_op.submit(f"{page}/decision", {"decision": "accept", "comment": "Welcome", "allocate": "1"},
+                                 page=page)
+    assert decided.status_code == 303
+    done = (await as_op.get(page)).text
+    assert "Allocated" in done and "by " + rita.email in done
+    allocations = session.scalars(select(Allocation).where(Allocation.application_id == app_id)).all()
+    assert sorted((a.resource, a.amount) for a in allocations) == [("gpu_hours", 1000.0), ("tokens", 100000.0)]
+
+
+def _review_id(queue) -> str:
+    return queue.text.split('href="/review/')[1].split('"')[0]
+
+
+async def test_allocations_and_organisations_in_the_console(portal, world, seeded, session):
+    op, alice = world.operator(), world.user("alice")
+    lab = world.project(pi=alice)
+    session.commit()
+    browser = await portal.as_(op)
+    bad = await browser.submit("/operator/allocations", {"project_name": lab.name, "resource": "gpu_hours",
+                                                         "partition": "booster", "amount": "-5", "days": "30"})
+    assert bad.status_code == 400 and 'id="f-amount-error"' in bad.text and 'value="-5"' in bad.text
+    unknown = await browser.submit("/operator/allocations", {"project_name": "nope", "resource": "tokens",
+                                                             "partition": "", "amount": "5", "days": "30"})
+    assert unknown.status_code == 400 and 'id="f-project_name-error"' in unknown.text
+    made = await browser.submit("/operator/allocations", {"project_name": lab.name, "resource": "tokens",
+                                                          "partition": "", "amount": "5000", "days": "30"})
+    assert made.status_code == 303
+    listed = (await browser.get(f"/operator/allocations?project={lab.name}")).text
+    allocation = session.scalar(select(Allocation).where(Allocation.project_id == lab.id))
+    assert f"/operator/allocations/{allocation.id}/revoke" in listed
+    revoked = await browser.submit(f"/operator/allocations/{allocation.id}/revoke", {}, page="/operator/allocations")
+    assert revoked.status_code == 303
+    session.refresh(allocation)
+    assert allocation.status == "revoked"
+
+    org_bad = await browser.submit("/operator/organisations", {"name": "Uni Bonn", "sector": "", "country": "DE"})
+    assert org_bad.status_code == 400 and 'id="f-sector-error"' in org_bad.text and 'value="Uni Bonn"' in org_bad.text
+    org = await browser.submit("/operator/organisations", {"name": "Uni Bonn", "sector": "academia", "country": "de"})
+    assert org.status_code == 303
+    assert "Uni Bonn" in (await browser.get("/operator/organisations")).text
