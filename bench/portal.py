@@ -25,7 +25,6 @@ import asyncio
 import os
 import platform
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -75,7 +74,8 @@ PAGES = [
     Page("operator: calls", "operator", "/operator/calls"),
     Page("operator: applications", "operator", "/operator/applications"),
     Page("operator: applications, state=submitted", "operator", "/operator/applications?state=submitted"),
-    Page("operator: applications, call+state", "operator", "/operator/applications?call=fast-lane&state=technical_review"),
+    Page("operator: applications, call+state", "operator",
+         "/operator/applications?call=fast-lane&state=technical_review"),
     Page("operator: applications, page 50", "operator", "/operator/applications?page=50"),
     Page("operator: allocations", "operator", "/operator/allocations"),
     Page("operator: allocations, status=active", "operator", "/operator/allocations?status=active"),
@@ -139,7 +139,8 @@ async def async_sign_in(client: httpx.AsyncClient, email: str) -> None:
 # --- in process: statements per page, the sweep ---------------------------------------------------------
 
 
-def count_queries(database_url: str, data_dir: str, paths: dict[str, str], pages: list[Page], figures: dict[int, Figures]) -> float:
+def count_queries(database_url: str, data_dir: str, paths: dict[str, str], pages: list[Page],
+                  figures: dict[int, Figures]) -> float:
     """Run each page once in this process and count its SQL statements; returns the sweep's seconds."""
     from sqlalchemy import Engine, event
 
@@ -267,7 +268,8 @@ def rows_of(pages: list[Page], figures: dict[int, Figures], args) -> list[str]:
         queries = f"{fig.queries} ({fig.query_ms:.1f} ms)" if fig.queries is not None else "?"
         rows.append(
             f"| {page.label} | {page.who} | {pct(seq, 50):.1f} / {pct(seq, 95):.1f} / {pct(seq, 99):.1f} "
-            f"| {pct(conc, 50):.1f} / {pct(conc, 95):.1f} / {pct(conc, 99):.1f} ({len(conc) / fig.concurrent_s:.0f} req/s) "
+            f"| {pct(conc, 50):.1f} / {pct(conc, 95):.1f} / {pct(conc, 99):.1f} "
+            f"({len(conc) / fig.concurrent_s:.0f} req/s) "
             f"| {queries} | {fig.bytes / 1024:.0f} KiB | {verdict} |"
         )
     return rows

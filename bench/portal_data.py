@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import sys
 import time
@@ -119,7 +118,7 @@ class Ids:
         self.rng = rng
 
     def __call__(self) -> str:
-        return "%032x" % self.rng.getrandbits(128)
+        return f"{self.rng.getrandbits(128):032x}"
 
 
 def copy(conn: psycopg.Connection, table: str, columns: list[str], rows) -> int:
@@ -161,14 +160,16 @@ class Unindexed:
         for name, _ in self.indexes:
             conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
         for name, _ in reversed(self.constraints):
-            conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(table), sql.Identifier(name)))
+            conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(table),
+                                                                              sql.Identifier(name)))
 
     def __exit__(self, *exc) -> None:
         if exc[0] is not None:
             return
         self.conn.execute("SET maintenance_work_mem = '256MB'")
         for name, definition in self.constraints:
-            self.conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} " + definition.replace("{", "{{").replace("}", "}}"))
+            escaped = definition.replace("{", "{{").replace("}", "}}")
+            self.conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} " + escaped)
                               .format(sql.Identifier(self.table), sql.Identifier(name)))
         for _, definition in self.indexes:
             self.conn.execute(definition)
@@ -200,7 +201,8 @@ class Generator:
             oid, sector = self.id(), rng.choice(SECTORS)
             self.orgs.append((oid, sector))
             self.org_users[oid] = []
-            kind = {"academia": "University", "startup": "AI", "sme": "GmbH", "industry": "AG", "public": "Agency"}[sector]
+            kind = {"academia": "University", "startup": "AI", "sme": "GmbH", "industry": "AG",
+                    "public": "Agency"}[sector]
             created = self.now - timedelta(days=400 + rng.random() * 300)
             yield (oid, f"{WORDS[i % 26].title()} {kind} {i:04d}", sector, rng.choice(COUNTRIES), created)
 
@@ -269,7 +271,7 @@ class Generator:
                 kid = self.id()
                 keys.append(kid)
                 revoked = self.now - timedelta(days=rng.random() * 30) if rng.random() < 0.1 else None
-                yield (kid, p["id"], rng.choice(p["members"]), f"key {k + 1}", "%064x" % rng.getrandbits(256),
+                yield (kid, p["id"], rng.choice(p["members"]), f"key {k + 1}", f"{rng.getrandbits(256):064x}",
                        f"jaif-{len(self.project_keys):06d}k{k}", None, None, None, revoked,
                        None, p["allocated_at"] + timedelta(hours=rng.randint(1, 200)))
             self.project_keys[p["id"]] = keys
@@ -285,7 +287,7 @@ class Generator:
         for _ in range(self.s.renewals):
             plans.append((rng.choice(("renewal", "top_up")), rng.choice(self.projects), "allocated"))
         others = self.s.applications - len(plans)
-        for i in range(max(0, others)):
+        for _i in range(max(0, others)):
             plans.append(("new", None, None))
         for n, (kind, project, state) in enumerate(plans):
             yield self._application(calls, kind, project, state, own=n >= len(plans) - 6)
@@ -315,7 +317,8 @@ class Generator:
         else:
             allocated_at = None
         # When it was made and submitted: before its allocation, or over the last year.
-        ttas = {"playground": rng.uniform(0.001, 3), "fast-lane": rng.uniform(1, 10), "large-scale": rng.uniform(15, 60)}
+        ttas = {"playground": rng.uniform(0.001, 3), "fast-lane": rng.uniform(1, 10),
+                "large-scale": rng.uniform(15, 60)}
         if allocated_at is not None:
             submitted = allocated_at - timedelta(days=ttas[call_slug])
         else:
@@ -419,7 +422,8 @@ class Generator:
     def usage_rows(self):
         """1,000,000 records: projects Zipf-weighted (the bench user's first project the busiest)."""
         rng = self.rng
-        active = [self.projects[0]] + rng.sample(self.projects[1:], min(len(self.projects) - 1, self.s.usage_projects - 1))
+        others = min(len(self.projects) - 1, self.s.usage_projects - 1)
+        active = [self.projects[0]] + rng.sample(self.projects[1:], others)
         self.busiest = active[0]["id"]
         weights = zipf_weights(len(active))
         cum, total = [], 0.0

@@ -15,7 +15,7 @@ from jaif.inference import service as inference
 
 DEMO_ORG = "Demo Organisation"
 DEMO_PROJECT = "demo"
-OPERATOR_EMAIL = "operator@localhost"
+OPERATOR_EMAIL = "operator@jaif.local"  # a dotted domain: the sign-in form checks for one
 
 
 @dataclass

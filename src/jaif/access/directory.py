@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from jaif.access import service as access
@@ -25,8 +25,16 @@ def _operator(actor: Actor) -> None:
         raise Forbidden("Only operators may do this.")
 
 
-def list_organisations(*, session: Session, actor: Actor) -> list[Organisation]:
-    return list(session.scalars(select(Organisation).where(organisation_visible(actor)).order_by(Organisation.name)))
+def list_organisations(
+    *, session: Session, actor: Actor, limit: int | None = None, offset: int = 0
+) -> list[Organisation]:
+    """By name; a page of ``limit`` from ``offset``, or all."""
+    query = select(Organisation).where(organisation_visible(actor)).order_by(Organisation.name)
+    return list(session.scalars(query.offset(max(0, offset)).limit(limit)))
+
+
+def count_organisations(*, session: Session, actor: Actor) -> int:
+    return session.scalar(select(func.count()).select_from(Organisation).where(organisation_visible(actor))) or 0
 
 
 def get_organisation(*, session: Session, actor: Actor, organisation_id: str) -> Organisation:

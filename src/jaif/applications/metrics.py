@@ -11,6 +11,7 @@ import math
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from jaif.applications.models import Application, ApplicationState
@@ -78,28 +79,51 @@ def for_application(application: Application, *, now: datetime | None = None) ->
 
 def for_call(session: Session, call: AccessCall) -> TimeToAccessOut:
     """Median and 90th percentile of working days to access, and the share within the call's target."""
-    rows = session.execute(
-        select(Application.submitted_at, Application.allocated_at).where(
-            Application.call_id == call.id,
-            Application.allocated_at.is_not(None),
-            Application.submitted_at.is_not(None),
-        )
-    ).all()
-    days = [working_days(s, a) for s, a in rows]
+    done = (Application.call_id == call.id, Application.allocated_at.is_not(None),
+            Application.submitted_at.is_not(None))
+    if session.get_bind().dialect.name == "postgresql":  # in the database: calls have tens of thousands
+        allocated, median, p90, within = _aggregate_postgresql(session, done, call.target_days_to_access)
+    else:
+        days = [working_days(s, a) for s, a in session.execute(select(Application.submitted_at,
+                                                                          Application.allocated_at).where(*done))]
+        allocated, median, p90 = len(days), percentile(days, 50), percentile(days, 90)
+        within = sum(d <= call.target_days_to_access for d in days)
     pending = session.scalar(
         select(func.count())
         .select_from(Application)
         .where(Application.call_id == call.id, Application.state.in_(PENDING))
     )
-    within = sum(d <= call.target_days_to_access for d in days)
-    median, p90 = percentile(days, 50), percentile(days, 90)
     return TimeToAccessOut(
         call_id=call.id,
         call_slug=call.slug,
         target_days=call.target_days_to_access,
-        allocated=len(days),
+        allocated=allocated,
         pending=pending or 0,
         median_days=round(median, 3) if median is not None else None,
         p90_days=round(p90, 3) if p90 is not None else None,
-        within_target=round(within / len(days), 4) if days else None,
+        within_target=round(within / allocated, 4) if allocated else None,
     )
+
+
+def _working_seconds_sql(column):
+    """_working_seconds in PostgreSQL: working seconds from _MONDAY to ``column``."""
+    since = func.date_part("epoch", column) - _MONDAY.timestamp()
+    weeks = func.floor(since / _WEEK)
+    return weeks * (5 * _DAY) + func.least(since - weeks * _WEEK, 5 * _DAY)
+
+
+def _aggregate_postgresql(session: Session, where, target: int) -> tuple[int, float | None, float | None, int]:
+    """Allocated, median and 90th percentile of working days (interpolated as ``percentile``), and how many
+    within ``target``, in one query that reads ix_applications_call_allocated alone."""
+    span = _working_seconds_sql(Application.allocated_at) - _working_seconds_sql(Application.submitted_at)
+    spans = select((func.greatest(span, 0.0) / _DAY).label("days")).where(*where).cte("spans")
+    days = spans.prefix_with("MATERIALIZED").c.days  # each row's days computed once, not per aggregate
+    allocated, quantiles, within = session.execute(
+        select(
+            func.count(),
+            func.percentile_cont(postgresql.array([0.5, 0.9])).within_group(days),
+            func.count().filter(days <= target),
+        )
+    ).one()
+    median, p90 = quantiles if quantiles is not None else (None, None)
+    return allocated, median, p90, within

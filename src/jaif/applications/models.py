@@ -41,10 +41,11 @@ class Application(Base):
     __tablename__ = "applications"
     __table_args__ = (
         # Lists newest change first (the operator console pages through them), all or by state; and
-        # time-to-access per call read from the index alone (bench/portal.py).
+        # time-to-access per call (allocated, pending) read from indexes alone (bench/portal.py).
         Index("ix_applications_updated", "updated_at", "id"),
         Index("ix_applications_state_updated", "state", "updated_at", "id"),
         Index("ix_applications_call_allocated", "call_id", "allocated_at", "submitted_at"),
+        Index("ix_applications_call_state", "call_id", "state"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

@@ -97,9 +97,8 @@ class JobRecord(Base):
     energy_source: Mapped[str] = mapped_column(String(10))
     co2_kg: Mapped[float] = mapped_column(Float)
     # The allocation the GPU-hours were charged to first; None when no allocation covered the job.
-    allocation_id: Mapped[str | None] = mapped_column(
-        ForeignKey("allocations.id", ondelete="SET NULL"), nullable=True, index=True
-    )
+    # (Not indexed: allocations are not deleted, and every index costs the import a write per record.)
+    allocation_id: Mapped[str | None] = mapped_column(ForeignKey("allocations.id", ondelete="SET NULL"), nullable=True)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

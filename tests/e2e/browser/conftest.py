@@ -78,11 +78,10 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(module_env: dict[str, str], chromium) -> Iterator[Site]:
+def site(chromium, module_env: dict[str, str]) -> Iterator[Site]:
     """`jaif init` (the seeded calls), an operator, a model on the stand-in upstream, `jaif serve`."""
     jaif(module_env, "init")
-    # Not the first operator `jaif init` prints: its address (operator@localhost) has no domain with a
-    # dot, which the sign-in form refuses as an e-mail address.
+    # An operator of the test's own: the first operator's one-time password goes to `jaif init`'s terminal.
     email = "operator@factory.example.org"
     password = last_line(jaif(module_env, "user", "create", email, "--role", "operator"))
     with upstream(module_env) as (url, _proc):

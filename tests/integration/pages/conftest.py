@@ -14,19 +14,19 @@ from tests.support.services import api, engine, factory, migrated_url, portal, s
 
 
 @pytest.fixture
-def seeded(session: Session) -> Session:
+def seeded(session: Session) -> Session:  # noqa: F811 (the fixture imported above)
     """The three seeded calls (Playground, Fast Lane, Large Scale), visible to the app's sessions."""
     seed_calls(session)
     session.commit()
     return session
 
 
-def give_organisation(session: Session, actor, *, name: str, country: str = "DE", sector: str = "academia"):
+def give_organisation(db: Session, actor, *, name: str, country: str = "DE", sector: str = "academia"):
     org = Organisation(name=name, sector=sector, country=country)
-    session.add(org)
-    session.flush()
-    session.get(User, actor.user_id).organisation_id = org.id
-    session.commit()
+    db.add(org)
+    db.flush()
+    db.get(User, actor.user_id).organisation_id = org.id
+    db.commit()
     return org
 
 

@@ -19,25 +19,29 @@ from jaif.calls import service as calls
 from jaif.errors import JaifError
 from jaif.web.deps import DB, MailerDep, PageOperator
 from jaif.web.pages.common import STATE_LABELS, FormStr, attempt, render, sentence
+from jaif.web.pages.paging import Pager
 from jaif.web.session import flash
 
 router = APIRouter(include_in_schema=False)
-PAGE_SIZE = 200
 
 
 @router.get("/operator/applications")
 def application_list(
     request: Request, session: DB, actor: PageOperator,
     call: Annotated[str, Query(max_length=100)] = "", state: Annotated[str, Query(max_length=30)] = "",
+    page: Annotated[str, Query(max_length=12)] = "1",
 ) -> Response:
     every = calls.list_calls(session=session, actor=actor, include_inactive=True)
     chosen_call = call if call in {c.slug for c in every} else ""
     chosen_state = state if state in STATE_LABELS else ""
-    found = applications.list_applications(session=session, actor=actor, call=chosen_call or None,
-                                           state=chosen_state or None, limit=PAGE_SIZE)
+    filters = {"call": chosen_call or None, "state": chosen_state or None}
+    pager = Pager.of(request, page=page, total=applications.count_applications(session=session, actor=actor,
+                                                                               **filters))
+    found = applications.list_applications(session=session, actor=actor, **filters, limit=pager.size,
+                                           offset=pager.offset)
     return render(request, "operator/applications.html", section="operator", applications=found,
                   calls=[(c.slug, c.name) for c in every], chosen={"call": chosen_call, "state": chosen_state},
-                  page_size=PAGE_SIZE)
+                  pager=pager)
 
 
 def _page(request: Request, session: Session, actor: Actor, application_id: str, *, values=None, errors=None,

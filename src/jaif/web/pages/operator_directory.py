@@ -18,20 +18,23 @@ from jaif.allocations.models import AllocationStatus
 from jaif.errors import JaifError
 from jaif.web.deps import DB, MailerDep, PageOperator
 from jaif.web.pages.common import FormFields, attempt, render, sentence
+from jaif.web.pages.paging import Pager
 from jaif.web.session import flash
 
 router = APIRouter(include_in_schema=False)
-SHOWN = 200
 STATUSES = [(s.value, s.value) for s in AllocationStatus]
 
 
 def _allocations_page(request: Request, session: Session, actor: Actor, *, project: str = "", status: str = "",
-                      values=None, errors=None, status_code: int = 200) -> Response:
-    found = allocations.list_allocations(session=session, actor=actor, project_name=project.strip() or None,
-                                         status=status or None)
+                      page: str = "1", values=None, errors=None, status_code: int = 200) -> Response:
+    filters = {"project_name": project.strip() or None, "status": status or None}
+    pager = Pager.of(request, page=page, total=allocations.count_allocations(session=session, actor=actor,
+                                                                             **filters))
+    found = allocations.list_allocations(session=session, actor=actor, **filters, limit=pager.size,
+                                         offset=pager.offset)
     return render(
         request, "operator/allocations.html", status_code, section="operator",
-        allocations=[allocations.out(a) for a in found[:SHOWN]], total=len(found), shown=SHOWN,
+        allocations=[allocations.out(a) for a in found], pager=pager,
         chosen={"project": project, "status": status}, statuses=STATUSES,
         values=values or {"resource": "gpu_hours", "partition": "booster", "days": "60"}, errors=errors or {},
     )
@@ -41,10 +44,11 @@ def _allocations_page(request: Request, session: Session, actor: Actor, *, proje
 def allocation_list(
     request: Request, session: DB, actor: PageOperator,
     project: Annotated[str, Query(max_length=200)] = "", status: Annotated[str, Query(max_length=20)] = "",
+    page: Annotated[str, Query(max_length=12)] = "1",
 ) -> Response:
     status = status if status in AllocationStatus.__members__ else ""
     try:
-        return _allocations_page(request, session, actor, project=project, status=status)
+        return _allocations_page(request, session, actor, project=project, status=status, page=page)
     except JaifError as exc:  # no such project: say so beside the filter
         if exc.status != 404:
             raise
@@ -109,16 +113,18 @@ def revoke_allocation(request: Request, session: DB, actor: PageOperator, alloca
     return RedirectResponse("/operator/allocations", status_code=303)
 
 
-def _organisations_page(request: Request, session: Session, actor: Actor, *, values=None, errors=None,
-                        status_code: int = 200) -> Response:
-    return render(request, "operator/organisations.html", status_code, section="operator",
-                  organisations=directory.list_organisations(session=session, actor=actor),
-                  values=values or {}, errors=errors or {})
+def _organisations_page(request: Request, session: Session, actor: Actor, *, page: str = "1", values=None,
+                        errors=None, status_code: int = 200) -> Response:
+    pager = Pager.of(request, page=page, total=directory.count_organisations(session=session, actor=actor))
+    found = directory.list_organisations(session=session, actor=actor, limit=pager.size, offset=pager.offset)
+    return render(request, "operator/organisations.html", status_code, section="operator", organisations=found,
+                  pager=pager, values=values or {}, errors=errors or {})
 
 
 @router.get("/operator/organisations")
-def organisation_list(request: Request, session: DB, actor: PageOperator) -> Response:
-    return _organisations_page(request, session, actor)
+def organisation_list(request: Request, session: DB, actor: PageOperator,
+                      page: Annotated[str, Query(max_length=12)] = "1") -> Response:
+    return _organisations_page(request, session, actor, page=page)
 
 
 @router.post("/operator/organisations")

@@ -102,7 +102,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("cluster", "job_id", name="uq_compute_job_records_cluster_job_id"),
     )
     with op.batch_alter_table("compute_job_records", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_compute_job_records_allocation_id"), ["allocation_id"], unique=False)
         batch_op.create_index("ix_compute_job_records_project_ended", ["project_id", "ended_at"], unique=False)
         batch_op.create_index("ix_compute_job_records_cluster_ended", ["cluster", "ended_at"], unique=False)
 
@@ -111,7 +110,6 @@ def downgrade() -> None:
     with op.batch_alter_table("compute_job_records", schema=None) as batch_op:
         batch_op.drop_index("ix_compute_job_records_cluster_ended")
         batch_op.drop_index("ix_compute_job_records_project_ended")
-        batch_op.drop_index(batch_op.f("ix_compute_job_records_allocation_id"))
 
     op.drop_table("compute_job_records")
     op.drop_table("compute_slurm_users")

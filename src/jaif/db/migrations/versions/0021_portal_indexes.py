@@ -6,7 +6,7 @@ Create Date: 2026-11-26
 
 Found with bench/portal.py (10,000 projects, 100,000 applications, 1,000,000 usage records):
 - applications newest change first, all or by state, in pages: (updated_at, id), (state, updated_at, id);
-- time-to-access of a call from the index alone: (call_id, allocated_at, submitted_at);
+- time-to-access of a call from indexes alone: (call_id, allocated_at, submitted_at), (call_id, state);
 - allocations newest first, in pages: (created_at, id);
 - tokens per project and day from the index alone: ix_usage_project_created carries total_tokens
   (INCLUDE, PostgreSQL only; elsewhere it is rebuilt as it was).
@@ -24,6 +24,7 @@ def upgrade() -> None:
     op.create_index("ix_applications_updated", "applications", ["updated_at", "id"])
     op.create_index("ix_applications_state_updated", "applications", ["state", "updated_at", "id"])
     op.create_index("ix_applications_call_allocated", "applications", ["call_id", "allocated_at", "submitted_at"])
+    op.create_index("ix_applications_call_state", "applications", ["call_id", "state"])
     op.create_index("ix_allocations_created", "allocations", ["created_at", "id"])
     op.drop_index("ix_usage_project_created", table_name="usage_records")
     op.create_index("ix_usage_project_created", "usage_records", ["project_id", "created_at"],
@@ -34,6 +35,7 @@ def downgrade() -> None:
     op.drop_index("ix_usage_project_created", table_name="usage_records")
     op.create_index("ix_usage_project_created", "usage_records", ["project_id", "created_at"])
     op.drop_index("ix_allocations_created", table_name="allocations")
+    op.drop_index("ix_applications_call_state", table_name="applications")
     op.drop_index("ix_applications_call_allocated", table_name="applications")
     op.drop_index("ix_applications_state_updated", table_name="applications")
     op.drop_index("ix_applications_updated", table_name="applications")
