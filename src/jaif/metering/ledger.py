@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -48,6 +48,9 @@ class UsageEvent:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+_COLUMNS = tuple(f.name for f in fields(UsageEvent) if f.name not in ("leased", "lease_id"))
 
 
 class UsageWriter:
@@ -100,24 +103,27 @@ class UsageWriter:
     def _write(self, batch: list[UsageEvent], beats: list[str] | None) -> tuple[int, set[str]]:
         """Write a batch and its spend in one transaction; returns how many records were new and the
         ids of leases found lost."""
-        rows = []
-        for event in batch:
-            row = asdict(event)
-            row.pop("leased")
-            row.pop("lease_id")
-            row["total_tokens"] = event.total_tokens
-            rows.append(row)
+        # Plain dicts by hand: dataclasses.asdict deep-copies every field, a cost paid per request.
+        # The request id is unique already; as the row id it spares a uuid4 (a syscall) per row.
+        rows = [
+            {name: getattr(event, name) for name in _COLUMNS}
+            | {"id": event.request_id, "total_tokens": event.total_tokens}
+            for event in batch
+        ]
         lost: set[str] = set()
         written: set[str] = set()
         with transaction(self._factory) as session:
             if rows:
                 dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+                table = UsageRecord.__table__
+                # Core, not the ORM's bulk path: the batch is plain rows, and the ORM's per-row
+                # bookkeeping cost the event loop's thread a third of its time under load.
                 stmt = (
-                    dialect.insert(UsageRecord)
-                    .on_conflict_do_nothing(index_elements=[UsageRecord.request_id])
-                    .returning(UsageRecord.request_id)
+                    dialect.insert(table)
+                    .on_conflict_do_nothing(index_elements=[table.c.request_id])
+                    .returning(table.c.request_id)
                 )
-                written = set(session.scalars(stmt, rows))
+                written = set(session.connection().execute(stmt, rows).scalars())
                 # Per (project, lease): a batch may hold use of several leases of one project (one
                 # lost and its successor) and use drawn from none (a project without quota).
                 spent: dict[tuple[str, str | None], int] = {}
