@@ -88,7 +88,17 @@ def process(argv: list[str], env: dict[str, str], health: str):
 @contextmanager
 def upstream(env: dict[str, str], *, delay_ms: float = 0, tokens: int = 16):
     port = free_port()
-    argv = [sys.executable, "-m", "jaif.testing.upstream", "--port", str(port), "--delay-ms", str(delay_ms), "--tokens", str(tokens)]
+    argv = [
+        sys.executable,
+        "-m",
+        "jaif.testing.upstream",
+        "--port",
+        str(port),
+        "--delay-ms",
+        str(delay_ms),
+        "--tokens",
+        str(tokens),
+    ]
     with process(argv, env, f"http://127.0.0.1:{port}/v1/models"):
         yield f"http://127.0.0.1:{port}/v1"
 
@@ -96,8 +106,11 @@ def upstream(env: dict[str, str], *, delay_ms: float = 0, tokens: int = 16):
 @contextmanager
 def gateway(env: dict[str, str], *, workers: int = 1, extra_env: dict[str, str] | None = None):
     port = free_port()
-    with process([JAIF, "serve", "--port", str(port), "--workers", str(workers)], {**env, **(extra_env or {})},
-                 f"http://127.0.0.1:{port}/healthz"):
+    with process(
+        [JAIF, "serve", "--port", str(port), "--workers", str(workers)],
+        {**env, **(extra_env or {})},
+        f"http://127.0.0.1:{port}/healthz",
+    ):
         yield f"http://127.0.0.1:{port}/v1"
 
 
@@ -112,15 +125,22 @@ def wrk(url: str, body: dict, key: str, *, connections: int, duration: float) ->
     )
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "-s", str(lua), url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     lua.unlink()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     pct = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|75|90|99)%\s+([\d.]+\w+)", out, re.M)}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50_ms": pct.get("50"), "p99_ms": pct.get("99"),
-            "errors": int(errors.group(1)) if errors else 0, "socket_errors": sock.group(1) if sock else ""}
+    return {
+        "rps": rps,
+        "p50_ms": pct.get("50"),
+        "p99_ms": pct.get("99"),
+        "errors": int(errors.group(1)) if errors else 0,
+        "socket_errors": sock.group(1) if sock else "",
+    }
 
 
 def _ms(text: str) -> float:

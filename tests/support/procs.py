@@ -60,7 +60,9 @@ def stop(proc: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout: float = 
 
 
 @contextmanager
-def started(argv: list[str], env: dict[str, str], health_url: str, *, timeout: float = 60.0) -> Iterator[subprocess.Popen]:
+def started(
+    argv: list[str], env: dict[str, str], health_url: str, *, timeout: float = 60.0
+) -> Iterator[subprocess.Popen]:
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_http(health_url, timeout=timeout, proc=proc)
@@ -82,7 +84,9 @@ def upstream(env: dict[str, str], *extra: str) -> Iterator[tuple[str, subprocess
 def server(env: dict[str, str], *extra: str, timeout: float = 120.0) -> Iterator[str]:
     """`jaif serve` on a free port; yields its base URL (without /v1)."""
     port = free_port()
-    with started([JAIF, "serve", "--port", str(port), *extra], env, f"http://127.0.0.1:{port}/healthz", timeout=timeout):
+    with started(
+        [JAIF, "serve", "--port", str(port), *extra], env, f"http://127.0.0.1:{port}/healthz", timeout=timeout
+    ):
         yield f"http://127.0.0.1:{port}"
 
 

@@ -86,7 +86,8 @@ class ProjectMember(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # Indexed: "the projects of this user" is in every page and list a user sees (access/visibility.py).
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(20), default=ProjectRole.member)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from jaif.access.models import Project, ProjectMember, ProjectRole, User
@@ -26,7 +26,7 @@ from jaif.access.visibility import project_visible
 from jaif.allocations import gpu_hours
 from jaif.allocations.models import Allocation, AllocationStatus, Resource
 from jaif.allocations.schemas import AllocationOut
-from jaif.allocations.tokens import lock_project, sync_token_quota
+from jaif.allocations.tokens import lock_project, stale_projects, sync_token_quota
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from jaif.identity.mail import Mailer
@@ -298,27 +298,20 @@ class SweepResult:
 def sweep(*, session: Session, now: datetime | None = None) -> SweepResult:
     """Mark ended allocations expired and used-up ones exhausted; re-derive the token quotas.
 
-    Every project with an active token allocation is synced: that also attributes recent spend, and
-    picks up allocations that started since the last sweep.
+    Every project with an active token allocation that needs it is synced (tokens.stale_projects): that
+    attributes recent spend, and picks up allocations that started since the last sweep.
     """
     now = now or utcnow()
     result = SweepResult()
+    projects = stale_projects(session, now=now)
     before = dict(
         session.execute(
             select(Allocation.id, Allocation.status).where(
-                Allocation.status == AllocationStatus.active, Allocation.resource == Resource.tokens
+                Allocation.status == AllocationStatus.active, Allocation.resource == Resource.tokens,
+                Allocation.project_id.in_(projects),
             )
         ).all()
-    )
-    projects = sorted(
-        set(
-            session.scalars(
-                select(Allocation.project_id).where(
-                    Allocation.status == AllocationStatus.active, Allocation.resource == Resource.tokens
-                )
-            )
-        )
-    )
+    ) if projects else {}
     for project_id in projects:
         sync_token_quota(session, project_id, now=now)
     result.projects_synced = len(projects)
@@ -403,3 +396,18 @@ def charge_gpu_hours(*, session: Session, charges: list[GpuCharge]) -> list[str 
     """Charge GPU-hours jobs used (compute accounting) to the project's allocations of their partition;
     returns per charge the allocation charged first, None where none covers the job (gpu_hours.py)."""
     return gpu_hours.charge(session, charges)
+
+
+def fingerprint(*, session: Session) -> tuple:
+    """Changes whenever any allocation is made, revoked, expired or exhausted: a cheap way for a
+    server to notice allocation changes made by other processes (the CLI, another worker)."""
+    return tuple(
+        session.execute(
+            select(
+                func.count(),
+                func.max(Allocation.created_at),
+                func.max(Allocation.revoked_at),
+                func.sum(case((Allocation.status == AllocationStatus.active, 1), else_=0)),
+            )
+        ).one()
+    )

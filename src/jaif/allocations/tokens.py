@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from jaif.access.models import Project
@@ -96,3 +96,30 @@ def sync_token_quota(session: Session, project_id: str, *, now: datetime | None 
     project.token_quota = max(project.tokens_spent + left, project.tokens_spent + project.tokens_leased)
     session.flush()
     return project.token_quota
+
+
+def stale_projects(session: Session, *, now: datetime) -> list[str]:
+    """The projects with an active token allocation on which ``sync_token_quota`` would change something
+    now: spend not yet attributed, an active allocation used up or ended, or a quota other than the one
+    its running allocations give (one that started since). Sorted, the order projects are locked in.
+
+    The sweep syncs only these: syncing every project with an allocation locked and rewrote thousands of
+    unchanged rows each minute, and pages and the gateway's usage flush waited on the locks (bench/portal.py).
+    """
+    running = (Allocation.starts_at <= now) & (Allocation.ends_at > now)
+    left = func.coalesce(func.sum(case(
+        (running, cast(Allocation.amount, BigInteger) - cast(Allocation.used, BigInteger)), else_=0)), 0)
+    due = func.sum(case(((Allocation.used >= Allocation.amount) | (Allocation.ends_at <= now), 1), else_=0))
+    floor = Project.tokens_spent + Project.tokens_leased
+    quota = case((Project.tokens_spent + left >= floor, Project.tokens_spent + left), else_=floor)
+    query = (
+        select(Project.id)
+        .join(Allocation, Allocation.project_id == Project.id)
+        .where(Allocation.resource == Resource.tokens, Allocation.status == AllocationStatus.active)
+        .group_by(Project.id, Project.tokens_spent, Project.tokens_attributed, Project.tokens_leased,
+                  Project.token_quota)
+        .having((Project.tokens_spent != Project.tokens_attributed) | (due > 0)
+                | Project.token_quota.is_distinct_from(quota))
+        .order_by(Project.id)
+    )
+    return list(session.scalars(query))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import ColumnElement, false, func, or_, select, true
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from jaif.access import service as access
 from jaif.access.models import Organisation, User
@@ -83,8 +83,8 @@ def list_applications(
     query = (
         select(Application)
         .where(*_listed(session, actor, call=call, state=state, mine=mine))
-        .options(joinedload(Application.call), joinedload(Application.applicant),
-                 joinedload(Application.organisation))
+        .options(selectinload(Application.call), selectinload(Application.applicant),
+                 selectinload(Application.organisation))  # after the page is cut, for its rows only
         .order_by(Application.updated_at.desc(), Application.id.desc())  # as ix_applications_(state_)updated
         .limit(limit)
         .offset(max(0, offset))

@@ -95,7 +95,9 @@ def project_set_quota(
     """Change a project's token allowance."""
     with context(ctx).session() as session:
         project = service.set_token_quota(session=session, project_name=name, token_quota=tokens)
-        out.print(f"{project.name}: token quota {project.token_quota if project.token_quota is not None else 'unlimited'}")
+        out.print(
+            f"{project.name}: token quota {project.token_quota if project.token_quota is not None else 'unlimited'}"
+        )
 
 
 def _expiry(days: float | None, at: str | None) -> datetime | None:
@@ -148,18 +150,35 @@ def key_list(
     with context(ctx).session() as session:
         keys = service.list_api_keys(session=session, project_name=project)
     if as_json:
-        print(json.dumps([
-            {"prefix": k.prefix, "name": k.name, "created_at": _iso(k.created_at), "expires_at": _iso(k.expires_at),
-             "revoked_at": _iso(k.revoked_at), "last_used_at": _iso(k.last_used_at), "rpm_limit": k.rpm_limit,
-             "tpm_limit": k.tpm_limit}
-            for k in keys
-        ]))
+        print(
+            json.dumps(
+                [
+                    {
+                        "prefix": k.prefix,
+                        "name": k.name,
+                        "created_at": _iso(k.created_at),
+                        "expires_at": _iso(k.expires_at),
+                        "revoked_at": _iso(k.revoked_at),
+                        "last_used_at": _iso(k.last_used_at),
+                        "rpm_limit": k.rpm_limit,
+                        "tpm_limit": k.tpm_limit,
+                    }
+                    for k in keys
+                ]
+            )
+        )
         return
     table = Table("prefix", "name", "created", "expires", "revoked", "last used", "rpm", "tpm")
     for k in keys:
         table.add_row(
-            k.prefix, k.name, _when(k.created_at), _when(k.expires_at), _when(k.revoked_at),
-            _when(k.last_used_at), str(k.rpm_limit or "-"), str(k.tpm_limit or "-"),
+            k.prefix,
+            k.name,
+            _when(k.created_at),
+            _when(k.expires_at),
+            _when(k.revoked_at),
+            _when(k.last_used_at),
+            str(k.rpm_limit or "-"),
+            str(k.tpm_limit or "-"),
         )
     out.print(table)
 

@@ -49,7 +49,9 @@ def model_add(
 
 
 @model_app.command("list")
-def model_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def model_list(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
     """List models with aliases and replicas."""
     with context(ctx).session() as session:
         rows = [

@@ -15,6 +15,18 @@ from jaif.compute.backend import Compute
 log = logging.getLogger(__name__)
 
 
+def sync_accounts(session_factory: Callable[[], AbstractContextManager[Session]], compute: Compute) -> None:
+    """Reconcile Slurm's accounts with the allocations now (after an allocation changed)."""
+    if compute.accounts is None:
+        return
+    with session_factory() as session:
+        done = sync.sync(session=session, compute=compute)
+    for error in done.errors + [f"still different: {r}" for r in done.remaining]:
+        log.warning("slurm sync: %s", error)
+    if done.plan.changes:
+        log.info("slurm sync after an allocation change: %d changes", len(done.plan.changes))
+
+
 def tick(session_factory: Callable[[], AbstractContextManager[Session]], compute: Compute) -> None:
     with session_factory() as session:
         service.refresh_jobs(session=session, compute=compute)

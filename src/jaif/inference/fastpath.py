@@ -52,14 +52,21 @@ class InferenceFastPath:
         except Exception:
             request_id = uuid.uuid4().hex[:12]
             log.exception("unhandled error, request %s POST %s", request_id, scope["path"])
-            await _send_error(send, JaifError(f"The server had an error processing your request (request {request_id})."))
+            await _send_error(
+                send, JaifError(f"The server had an error processing your request (request {request_id}).")
+            )
             return
         if isinstance(result, StreamRelay):
             await _send_stream(send, result)
             return
         payload = orjson.dumps(result)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [*_JSON, (b"content-length", str(len(payload)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*_JSON, (b"content-length", str(len(payload)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:

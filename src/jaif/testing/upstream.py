@@ -78,15 +78,27 @@ class FakeUpstream:
         self.requests += 1
         path = url.split(b"?")[0].rstrip(b"/")
         if method == b"GET" and path.endswith(b"/models"):
-            return _send(transport, 200, {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "fake"}]})
+            return _send(
+                transport,
+                200,
+                {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "fake"}]},
+            )
         if method == b"GET" and path in (b"/health", b"/v1/health"):
             return _send(transport, 200, {"status": "ok"})
         if method != b"POST":
-            return _send(transport, 404, {"error": {"message": "not found", "type": "not_found_error", "param": None, "code": None}})
+            return _send(
+                transport,
+                404,
+                {"error": {"message": "not found", "type": "not_found_error", "param": None, "code": None}},
+            )
         try:
             req = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return _send(transport, 400, {"error": {"message": "bad json", "type": "invalid_request_error", "param": None, "code": None}})
+            return _send(
+                transport,
+                400,
+                {"error": {"message": "bad json", "type": "invalid_request_error", "param": None, "code": None}},
+            )
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.status != 200:
@@ -102,12 +114,19 @@ class FakeUpstream:
             return await self._stream(transport, req, n, prompt_tokens, chat)
         text = " ".join(f"tok{i}" for i in range(n))
         out = {
-            "id": "cmpl-fake", "object": "chat.completion" if chat else "text_completion",
-            "created": int(time.time()), "model": req.get("model", self.model),
+            "id": "cmpl-fake",
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": req.get("model", self.model),
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                 "finish_reason": "length", "logprobs": None}
-                if chat else {"index": 0, "text": text, "finish_reason": "length", "logprobs": None}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "finish_reason": "length",
+                    "logprobs": None,
+                }
+                if chat
+                else {"index": 0, "text": text, "finish_reason": "length", "logprobs": None}
             ],
         }
         if self.usage:
@@ -117,8 +136,12 @@ class FakeUpstream:
     async def _stream(self, transport, req: dict, n: int, prompt_tokens: int, chat: bool) -> None:
         transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
         include_usage = bool((req.get("stream_options") or {}).get("include_usage")) and self.usage
-        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk" if chat else "text_completion",
-                "created": int(time.time()), "model": req.get("model", self.model)}
+        base = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": req.get("model", self.model),
+        }
         for i in range(n):
             if i == self.break_after:
                 transport.close()  # mid-body: the chunked response never ends
@@ -126,9 +149,16 @@ class FakeUpstream:
             if i and self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
             text = f"tok{i}" if i == 0 else f" tok{i}"
-            choice = ({"index": 0, "delta": {"content": text} if i else {"role": "assistant", "content": text},
-                       "finish_reason": "length" if i == n - 1 else None, "logprobs": None}
-                      if chat else {"index": 0, "text": text, "finish_reason": "length" if i == n - 1 else None, "logprobs": None})
+            choice = (
+                {
+                    "index": 0,
+                    "delta": {"content": text} if i else {"role": "assistant", "content": text},
+                    "finish_reason": "length" if i == n - 1 else None,
+                    "logprobs": None,
+                }
+                if chat
+                else {"index": 0, "text": text, "finish_reason": "length" if i == n - 1 else None, "logprobs": None}
+            )
             chunk = {**base, "choices": [choice]}
             if include_usage:
                 chunk["usage"] = None
@@ -147,8 +177,12 @@ class FakeUpstream:
         inputs = [inputs] if one else inputs or []
         data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))]
         tokens = sum(len(str(x).split()) for x in inputs)
-        return {"object": "list", "data": data, "model": req.get("model", self.model),
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return {
+            "object": "list",
+            "data": data,
+            "model": req.get("model", self.model),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
 
 def _count_prompt(req: dict) -> int:
@@ -189,8 +223,9 @@ def main() -> None:
     parser.add_argument("--no-usage", action="store_true", help="report no usage, like some engines")
     parser.add_argument("--model", default="fake")
     parser.add_argument("--status", type=int, default=200, help="answer every POST with this status")
-    parser.add_argument("--break-after", type=int, default=None, metavar="K",
-                        help="drop a stream's connection after K chunks")
+    parser.add_argument(
+        "--break-after", type=int, default=None, metavar="K", help="drop a stream's connection after K chunks"
+    )
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="sleep between stream chunks")
     args = parser.parse_args()
     try:

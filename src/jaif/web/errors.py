@@ -42,7 +42,8 @@ def render(request: Request, error: JaifError) -> Response:
         return Response(
             orjson.dumps(error.to_openai()), status_code=error.status, headers=headers, media_type="application/json"
         )
-    body = f"<!doctype html><title>Error {error.status}</title><h1>Error {error.status}</h1><p>{_escape(error.message)}</p>"
+    title = f"Error {error.status}"
+    body = f"<!doctype html><title>{title}</title><h1>{title}</h1><p>{_escape(error.message)}</p>"
     return HTMLResponse(body, status_code=error.status, headers=headers)
 
 

@@ -22,8 +22,15 @@ def home(request: Request, session: DB, actor: OptionalActor) -> Response:
     for alias, name in registry.aliases.items():
         aliases.setdefault(name, []).append(alias)
     models = [
-        {"name": m.name, "kind": m.kind, "context_length": m.context_length, "aliases": sorted(aliases.get(m.name, [])),
-         "replicas": len(m.replicas.replicas)}
+        {
+            "name": m.name,
+            "kind": m.kind,
+            "context_length": m.context_length,
+            "aliases": sorted(aliases.get(m.name, [])),
+            "replicas": len(m.replicas.replicas),
+        }
         for m in sorted(registry.models.values(), key=lambda m: m.name)
     ]
-    return TEMPLATES.TemplateResponse(request, "portal/home.html", {"models": models, "base_url": str(request.base_url)})
+    return TEMPLATES.TemplateResponse(
+        request, "portal/home.html", {"models": models, "base_url": str(request.base_url)}
+    )

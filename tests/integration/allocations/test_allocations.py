@@ -195,3 +195,14 @@ def test_the_pis_are_told(session, world, project):
     )
     [mail] = world.mails(pi.email)
     assert mail.subject == "New allocation for project lab" and "250 GPU-hours on partition booster" in mail.body
+
+
+def test_the_fingerprint_changes_with_every_allocation_change(session, project):
+    # Servers watch it to push allocation changes to Slurm within seconds (runtime.ALLOCATION_WATCH_S).
+    before = service.fingerprint(session=session)
+    allocation = _tokens(session, project, 1000)
+    made = service.fingerprint(session=session)
+    assert made != before
+    assert service.fingerprint(session=session) == made  # nothing changed, nothing to push
+    service.revoke_allocation(session=session, actor=CLI_ACTOR, allocation_id=allocation.id)
+    assert service.fingerprint(session=session) != made

@@ -46,7 +46,10 @@ class OpenAIUpstream:
         # Made on first use, inside the running event loop (aiohttp binds sessions to their loop).
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections, limit_per_host=self._max_connections, keepalive_timeout=60, ttl_dns_cache=300
+                limit=self._max_connections,
+                limit_per_host=self._max_connections,
+                keepalive_timeout=60,
+                ttl_dns_cache=300,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector, headers=self._headers, timeout=self._timeout, auto_decompress=True
