@@ -197,13 +197,20 @@ def create_allocation(
     return allocation
 
 
+def _stale(session: Session, project: Project) -> bool:
+    """Whether a sync would change the project's token books; if not, a list reads them without locking."""
+    return project.tokens_spent != project.tokens_attributed or bool(
+        stale_projects(session, now=utcnow(), project_ids=[project.id])
+    )
+
+
 def _listed(session: Session, actor: Actor, *, project_id: str | None, project_name: str | None,
             status: str | None, resource: str | None, sync: bool) -> list:
     """The WHERE clauses of a list of allocations, shared by the list and its count."""
     where = [project_visible(actor, Allocation.project_id)]
     if project_id is not None or project_name is not None:
         project = _project(session, actor, project_id=project_id, name=project_name)
-        if sync and project.token_quota is not None and resource != Resource.gpu_hours:
+        if sync and project.token_quota is not None and resource != Resource.gpu_hours and _stale(session, project):
             sync_token_quota(session, project.id)  # a project without token allocations has no token books
         where.append(Allocation.project_id == project.id)
     if status is not None:

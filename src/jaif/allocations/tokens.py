@@ -98,13 +98,14 @@ def sync_token_quota(session: Session, project_id: str, *, now: datetime | None 
     return project.token_quota
 
 
-def stale_projects(session: Session, *, now: datetime) -> list[str]:
+def stale_projects(session: Session, *, now: datetime, project_ids: list[str] | None = None) -> list[str]:
     """The projects with an active token allocation on which ``sync_token_quota`` would change something
     now: spend not yet attributed, an active allocation used up or ended, or a quota other than the one
     its running allocations give (one that started since). Sorted, the order projects are locked in.
 
-    The sweep syncs only these: syncing every project with an allocation locked and rewrote thousands of
-    unchanged rows each minute, and pages and the gateway's usage flush waited on the locks (bench/portal.py).
+    The sweep syncs only these (``project_ids``: only among those), and pages only when their project is
+    one: syncing every project with an allocation locked and rewrote thousands of unchanged rows each
+    minute, and pages and the gateway's usage flush waited on the locks (bench/portal.py).
     """
     running = (Allocation.starts_at <= now) & (Allocation.ends_at > now)
     left = func.coalesce(func.sum(case(
@@ -122,4 +123,6 @@ def stale_projects(session: Session, *, now: datetime) -> list[str]:
                 | Project.token_quota.is_distinct_from(quota))
         .order_by(Project.id)
     )
+    if project_ids is not None:
+        query = query.where(Project.id.in_(project_ids))
     return list(session.scalars(query))

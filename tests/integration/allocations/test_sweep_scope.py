@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from jaif.access import service as access
 from jaif.access.models import Project
@@ -55,3 +55,21 @@ def test_only_projects_whose_books_change_are_synced(session, world):
     assert result.projects_synced == 4 and (result.expired, result.exhausted) == (1, 1)
     assert _books(session, everyone) == every_synced
     assert stale_projects(session, now=later) == []
+
+
+def test_listing_a_projects_allocations_locks_it_only_when_its_books_change(session, world):
+    project = _project(session, world, "viewed", amount=1000)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(session.get_bind(), "before_cursor_execute", record)
+    try:
+        service.list_allocations(session=session, actor=CLI_ACTOR, project_id=project.id)
+        assert not [s for s in statements if "FOR " in s.upper()]  # nothing to attribute: no lock, no write
+        session.execute(update(Project).where(Project.id == project.id).values(tokens_spent=Project.tokens_spent + 70))
+        [allocation] = service.list_allocations(session=session, actor=CLI_ACTOR, project_id=project.id)
+        assert allocation.used == 70  # new spend: synced (and locked) as before
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", record)
