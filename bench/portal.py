@@ -10,7 +10,7 @@
 2. Counts the SQL statements each page runs and times the allocation sweep, in this process (the app
    built by create_app, driven through httpx's ASGI transport): N+1 queries show up here.
 3. Starts ``jaif serve`` on that database, signs in through the login form (CSRF token, session cookie)
-   as an ordinary user (a member of 4 projects, one of them the busiest) and as an operator, and requests
+   as an ordinary user (a member of 4 projects, one of them the busiest), a reviewer and an operator, and requests
    each page --requests times one after another, then --requests times from --concurrency clients at
    once. A page that answers 404 is reported as not built yet; any other non-200 answer is an error.
 
@@ -42,12 +42,14 @@ from portal_data import (  # noqa: E402
     DEFAULT_URL,
     OPERATOR_EMAIL,
     PASSWORD,
+    REVIEWER_EMAIL,
     USER_EMAIL,
     libpq,
     load,
 )
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
+ACCOUNTS = (("user", USER_EMAIL), ("reviewer", REVIEWER_EMAIL), ("operator", OPERATOR_EMAIL))
 TARGET_MS = 200.0
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -55,7 +57,7 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 @dataclass
 class Page:
     label: str
-    who: str  # "user" | "operator"
+    who: str  # "user" | "reviewer" | "operator"
     path: str  # may hold {project} (the user's busiest project) and {call} (a call id)
 
 
@@ -81,7 +83,8 @@ PAGES = [
     Page("operator: allocations, status=active", "operator", "/operator/allocations?status=active"),
     Page("operator: allocations, page 50", "operator", "/operator/allocations?page=50"),
     Page("operator: organisations", "operator", "/operator/organisations"),
-    Page("review queue", "operator", "/review"),
+    Page("home", "reviewer", "/"),
+    Page("review queue (about 200 reviews)", "reviewer", "/review"),
     # The REST API behind the same services, for comparison (not pages). GET /api/v1/allocations is left
     # out: it returns every allocation (18 MB of JSON for an operator here, seconds per request).
     Page("API: applications, state=submitted", "operator", "/api/v1/applications?state=submitted"),
@@ -164,7 +167,7 @@ def count_queries(database_url: str, data_dir: str, paths: dict[str, str], pages
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
             clients = {}
-            for who, email in (("user", USER_EMAIL), ("operator", OPERATOR_EMAIL)):
+            for who, email in ACCOUNTS:
                 clients[who] = httpx.AsyncClient(transport=transport, base_url="http://portal.test")
                 await async_sign_in(clients[who], email)
             event.listen(Engine, "before_cursor_execute", before)
@@ -199,7 +202,7 @@ def _sweep(app, transaction, allocations) -> None:
 def measure(base: str, paths: dict[str, str], pages: list[Page], figures: dict[int, Figures], args, *,
             workers: int, sequential: bool) -> None:
     cookies = {}
-    for who, email in (("user", USER_EMAIL), ("operator", OPERATOR_EMAIL)):
+    for who, email in ACCOUNTS:
         with httpx.Client(base_url=base, timeout=60) as client:
             sign_in(client, email)
             cookies[who] = dict(client.cookies)

@@ -16,8 +16,9 @@ migrations, seeds the three EuroHPC-style calls with jaif's own seed, then loads
   about 4 % of them), their keys and six models; projects' tokens_spent and token quotas match them;
 - 100,000 accounting records of finished Slurm jobs over the same 90 days (the GPU-hours chart).
 
-Two accounts sign in with a known password: ``bench-user@example.org`` (a user in 4 projects: PI of the
-busiest one, member of three others, with 6 applications of their own) and ``bench-operator@example.org``.
+Three accounts sign in with a known password: ``bench-user@example.org`` (a user in 4 projects: PI of the
+busiest one, member of three others, with 6 applications of their own), ``bench-reviewer@example.org`` (one
+of the 250 reviewers, with their share of the reviews) and ``bench-operator@example.org``.
 Every other account has no password (single sign-on only). Deterministic (seeded) for a given scale.
 """
 
@@ -47,6 +48,7 @@ from jaif.db.migrate import upgrade  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/jaif_portal_bench"
 USER_EMAIL, OPERATOR_EMAIL, PASSWORD = "bench-user@example.org", "bench-operator@example.org", "bench-portal-pw-1"
+REVIEWER_EMAIL = "bench-reviewer@example.org"
 PARTITION = "booster"
 BULK = {"usage_records", "application_events", "compute_job_records"}  # loaded without indexes, then indexed
 MODELS = [("llama-3.3-70b-instruct", 40), ("mistral-small-24b", 20), ("qwen2.5-coder-32b", 15),
@@ -219,6 +221,9 @@ class Generator:
             if role == "user":
                 self.org_users[org].append(uid)
             created = self.now - timedelta(days=rng.random() * 500)
+            if i == 20:  # the first reviewer signs in for the benchmark (about 200 reviews, like every reviewer)
+                yield (uid, REVIEWER_EMAIL, "Bench Reviewer", pw_hash, role, True, created, org, created)
+                continue
             yield (uid, f"user{i:05d}@{org[:8]}.example.org", f"User {i:05d}", None, role, True, created, org, created)
         # The two accounts the benchmark signs in as.
         self.bench_user, self.bench_operator = self.id(), self.id()

@@ -21,33 +21,13 @@ from jaif.calls.models import AccessCall
 from jaif.calls.seed import seed_calls
 from jaif.config import SmtpSettings
 from jaif.db.engine import make_engine
-from jaif.db.migrate import upgrade
 from jaif.identity.mail import Mailer
 from jaif.notify.models import Notification
-from tests.support import databases
-
-
-@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def migrated_url(request, tmp_path_factory) -> Iterator[str]:
-    """A database migrated to the head once per run: SQLite, or PostgreSQL where configured."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('frontdoor') / 'jaif.db'}"
-        upgrade(url)
-        yield url
-        return
-    reason = databases.postgres_reason()
-    if reason:
-        pytest.skip(reason)
-    url = databases.create_postgres_database()
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        databases.drop_postgres_database(url)
+from tests.support.services import migrated_url  # noqa: F401  (one migrated database per run, shared)
 
 
 @pytest.fixture(scope="session")
-def migrated_engine(migrated_url: str) -> Iterator[Engine]:
+def migrated_engine(migrated_url: str) -> Iterator[Engine]:  # noqa: F811  (the fixture, by name)
     engine = make_engine(migrated_url)
     yield engine
     engine.dispose()
