@@ -25,6 +25,7 @@ import asyncio
 import os
 import platform
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -351,12 +352,16 @@ def main() -> None:
     env.update(JAIF_DATABASE_URL=args.database_url, JAIF_INFERENCE__BUILTIN_MODELS="false",
                JAIF_WEB__LOG_LEVEL="warning", JAIF_DATA_DIR=data_dir)
     load_avg = os.getloadavg()
-    for n, workers in enumerate(args.workers):
-        port = free_port()
-        print(f"measuring against jaif serve --workers {workers} ...", flush=True)
-        with process([JAIF, "serve", "--port", str(port), "--workers", str(workers)], env,
-                     f"http://127.0.0.1:{port}/healthz"):
-            measure(f"http://127.0.0.1:{port}", paths, pages, figures, args, workers=workers, sequential=n == 0)
+    try:
+        for n, workers in enumerate(args.workers):
+            port = free_port()
+            print(f"measuring against jaif serve --workers {workers} ...", flush=True)
+            with process([JAIF, "serve", "--port", str(port), "--workers", str(workers)], env,
+                         f"http://127.0.0.1:{port}/healthz"):
+                measure(f"http://127.0.0.1:{port}", paths, pages, figures, args, workers=workers,
+                        sequential=n == 0)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
     load_avg_after = os.getloadavg()
 
     rows = rows_of(pages, figures, args)
@@ -368,8 +373,9 @@ def main() -> None:
     command = "python bench/portal.py " + " ".join(sys.argv[1:])
     preamble = [
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, PostgreSQL on the same machine, load average {load_avg[0]:.1f} before and "
-        f"{load_avg_after[0]:.1f} after). Command: `{command}`",
+        f"{platform.python_version()}, PostgreSQL, server and load generator on the same machine; load average "
+        f"{load_avg[0]:.1f} before, {load_avg_after[0]:.1f} after, this benchmark's own load included). "
+        f"Command: `{command}`",
         "",
         f"Data set:{loaded_note}: {data}. Signed in through the login form. Per page: {args.requests} requests one "
         f"after another (`jaif serve --workers {args.workers[0]}`), then {args.requests} from {args.concurrency} "
