@@ -107,8 +107,13 @@ def test_metrics_count_requests_tokens_latency_and_replica_health(gateway):
         ("m-down", gateway.down, 0),
     ):
         assert wait_for(lambda m=model, r=replica: health(m, r), lambda v, e=expected: v == e) == expected
-    outstanding = [s for s in scrape(gateway.base) if s.name == "jaif_replica_outstanding_requests"]
-    assert len(outstanding) == 4 and {s.value for s in outstanding} == {0}
+    # The gauge is a snapshot taken at each health probe: one taken while the last stream was still
+    # closing says 1, so wait for a probe after the traffic has settled.
+    def outstanding() -> list:
+        return [s for s in scrape(gateway.base) if s.name == "jaif_replica_outstanding_requests"]
+
+    settled = wait_for(outstanding, lambda samples: {s.value for s in samples} == {0})
+    assert len(settled) == 4 and {s.value for s in settled} == {0}
 
 
 def test_healthz_lists_models_with_replica_counts(gateway):
