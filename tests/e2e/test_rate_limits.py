@@ -90,6 +90,28 @@ def test_rpm_and_tpm_hold_across_two_servers(limiter_env, database_url):
     assert report["total_tokens"] == 5 * 12 + 6 * 12 + 5
 
 
+def test_requests_the_quota_refuses_do_not_use_up_the_rate_limit(limiter_env, database_url):
+    """The allowance is checked before the key's minute: a request refused for quota counts against
+    neither rpm nor tpm, so a client that lowers max_tokens is not then refused for a rate limit."""
+    env = limiter_env
+    with upstream(env) as (up, _):
+        # 40 tokens: the first request reserves 34 and uses 12, leaving 28; 34 no longer fits, 27 does.
+        platform = provision(database_url, upstream=up, quota=40, rpm=3, tpm=100)
+        with server(env) as base:
+            avoid_window_edge()
+            first = sequential([base], platform.key, 1, max_tokens=MAX_TOKENS)
+            assert first[0].status == 200, first
+            refused = sequential([base], platform.key, 5, max_tokens=MAX_TOKENS)
+            for outcome in refused:
+                assert_openai_error(outcome, status=429, code="insufficient_quota", type_="insufficient_quota")
+            # 1 + 5 requests and 34 + 5 x 34 tokens would be past rpm 3 and tpm 100 had the refused counted.
+            small = sequential([base], platform.key, 1, max_tokens=1)
+            assert small[0].status == 200, small
+    # Only the two answered requests were metered: 12 + (4 prompt + 1 completion) tokens.
+    report = usage_report(env, platform)
+    assert (report["requests"], report["total_tokens"]) == (2, 17)
+
+
 @pytest.fixture
 def private_redis(tmp_path):
     """A Redis of this test's own (it gets killed): redis-server on a free port."""

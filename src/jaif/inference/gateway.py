@@ -190,13 +190,19 @@ class Gateway:
         p = call.principal
         rpm = p.rpm_limit if p.rpm_limit is not None else self.default_rpm
         tpm = p.tpm_limit if p.tpm_limit is not None else self.default_tpm
-        if rpm is not None or tpm is not None:
-            await self.limiter.acquire(p.key_id, rpm=rpm, tpm=tpm, tokens=call.budget)
-            call.rate_limited = True
+        # The allowance first: a request the quota refuses must not use up the key's rate-limit window.
         if self.metering:
             call.reservation = await self.quota.reserve(
                 project_id=p.project_id, has_quota=p.has_quota, tokens=call.budget
             )
+        if rpm is not None or tpm is not None:
+            try:
+                await self.limiter.acquire(p.key_id, rpm=rpm, tpm=tpm, tokens=call.budget)
+            except BaseException:
+                if call.reservation is not None:
+                    self.quota.settle(call.reservation, 0)
+                raise
+            call.rate_limited = True
 
     async def _with_failover(
         self, call: _Call, attempt: Callable[[InferenceBackend], Awaitable[Any]]
