@@ -12,6 +12,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
 from jaif.access.schemas import KeyPrincipal
+from jaif.inference import openapi as docs
 from jaif.inference.gateway import Gateway
 from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, parse_request
 from jaif.inference.streaming import StreamRelay
@@ -39,20 +40,17 @@ def _json(data: dict) -> Response:
     return Response(orjson.dumps(data), media_type="application/json")
 
 
-REF_TEMPLATE = "#/components/schemas/{model}"
-
-
 def _body_schema(model: type[BaseModel]) -> dict:
-    schema = model.model_json_schema(ref_template=REF_TEMPLATE)
+    schema = model.model_json_schema(ref_template=docs.REF_TEMPLATE)
     schema.pop("$defs", None)
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def openapi_components() -> dict:
     """Schemas the request bodies refer to, for app.openapi to add to components.schemas."""
-    components: dict = {}
+    components: dict = docs.components()
     for model in (ChatCompletionRequest, CompletionRequest, EmbeddingRequest):
-        components.update(model.model_json_schema(ref_template=REF_TEMPLATE).get("$defs", {}))
+        components.update(model.model_json_schema(ref_template=docs.REF_TEMPLATE).get("$defs", {}))
     return components
 
 
@@ -66,26 +64,41 @@ async def _serve(request: Request, who: KeyPrincipal, model: type[BaseModel]) ->
     return _json(result)
 
 
-@router.get("/models", summary="List the models this key may use")
+@router.get("/models", summary="List the models this key may use", responses=docs.responses(docs.ModelList))
 async def list_models(request: Request, who: Principal) -> Response:
     return _json(gateway_of(request).list_models(who))
 
 
-@router.get("/models/{model:path}", summary="Describe one model")
+@router.get("/models/{model:path}", summary="Describe one model", responses=docs.responses(docs.Model))
 async def get_model(request: Request, model: str, who: Principal) -> Response:
     return _json(gateway_of(request).get_model(who, model))
 
 
-@router.post("/chat/completions", summary="Create a chat completion", openapi_extra=_body_schema(ChatCompletionRequest))
+@router.post(
+    "/chat/completions",
+    summary="Create a chat completion",
+    openapi_extra=_body_schema(ChatCompletionRequest),
+    responses=docs.responses(docs.ChatCompletion, stream=docs.ChatCompletionChunk),
+)
 async def chat_completions(request: Request, who: Principal) -> Response:
     return await _serve(request, who, ChatCompletionRequest)
 
 
-@router.post("/completions", summary="Create a text completion", openapi_extra=_body_schema(CompletionRequest))
+@router.post(
+    "/completions",
+    summary="Create a text completion",
+    openapi_extra=_body_schema(CompletionRequest),
+    responses=docs.responses(docs.Completion, stream=docs.Completion),
+)
 async def completions(request: Request, who: Principal) -> Response:
     return await _serve(request, who, CompletionRequest)
 
 
-@router.post("/embeddings", summary="Create embeddings", openapi_extra=_body_schema(EmbeddingRequest))
+@router.post(
+    "/embeddings",
+    summary="Create embeddings",
+    openapi_extra=_body_schema(EmbeddingRequest),
+    responses=docs.responses(docs.EmbeddingList),
+)
 async def embeddings(request: Request, who: Principal) -> Response:
     return await _serve(request, who, EmbeddingRequest)
