@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
 from schemathesis.python.asgi import shutdown_lifespans
-from schemathesis.specs.openapi.checks import response_schema_conformance
 from sqlalchemy import select
 
 from jaif.access import service as access
@@ -31,6 +27,7 @@ from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.db.migrate import upgrade
 from jaif.identity import pats
 from tests.support.frontdoor import actor_of, complete
+from tests.support.fuzz import fuzz_all
 
 PATHS = {
     "/api/v1/calls", "/api/v1/calls/{ref}", "/api/v1/calls/{ref}/time-to-access",
@@ -89,33 +86,8 @@ def test_no_server_errors_and_answers_as_documented(front_door):
     operations = [r.ok() for r in front_door["schema"].get_all_operations()]
     operations = [o for o in operations if o.path in PATHS]
     assert len(operations) >= 25
-    statuses: dict[str, set[int]] = {}
-    for operation in operations:
-        for who, mode in RUNS:
-            seen = statuses.setdefault(f"{operation.method.upper()} {operation.path}", set())
-            _fuzz(operation, mode, front_door["tokens"][who], front_door["known"], seen)
+    statuses = fuzz_all(operations, RUNS, front_door["tokens"], front_door["known"],
+                        max_examples=MAX_EXAMPLES, body_ids=("application_id", "project_id"))
     assert all(s and max(s) < 500 for s in statuses.values()), statuses
     assert sum(1 for s in statuses.values() if any(200 <= code < 300 for code in s)) >= 10, statuses
 
-
-def _fuzz(operation, mode, token, known, seen):
-    @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-    def fuzz(case):
-        params = case.path_parameters or {}
-        for name in params:
-            if name in known and hash(str(params[name])) % 2:
-                params[name] = known[name]
-        if isinstance(case.body, dict) and hash(str(case.body)) % 2:
-            for name in ("application_id", "project_id"):
-                if name in case.body:
-                    case.body[name] = known[name]
-        response = case.call_and_validate(headers={"authorization": f"Bearer {token}"},
-                                          checks=[not_a_server_error, response_schema_conformance])
-        seen.add(response.status_code)
-
-    try:
-        fuzz()
-    except Unsatisfiable:
-        assert mode == GenerationMode.NEGATIVE, operation.path

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
 from schemathesis.python.asgi import shutdown_lifespans
-from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from jaif.access import service as access
 from jaif.access.models import Organisation, Project, ProjectMember, User
@@ -23,6 +19,7 @@ from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.db.migrate import upgrade
 from jaif.identity import membership, pats
 from jaif.identity.mail import Mailer
+from tests.support.fuzz import fuzz_all
 from tests.support.services import actor_of, app_settings
 
 MAX_EXAMPLES = 10
@@ -73,35 +70,7 @@ def identity_api(database_url, tmp_path):
 def test_no_server_errors_and_answers_as_documented(identity_api):
     operations = [r.ok() for r in identity_api["schema"].get_all_operations() if _ours(r.ok().path)]
     assert len(operations) == 12, [o.path for o in operations]
-    statuses: dict[str, set[int]] = {}
-    for operation in operations:
-        for who, mode in RUNS:
-            seen = statuses.setdefault(f"{operation.method.upper()} {operation.path}", set())
-            _fuzz(operation, mode, identity_api["tokens"][who], identity_api["known"], seen)
+    statuses = fuzz_all(operations, RUNS, identity_api["tokens"], identity_api["known"], max_examples=MAX_EXAMPLES)
     assert all(s and max(s) < 500 for s in statuses.values()), statuses
     assert any(200 <= code < 300 for s in statuses.values() for code in s)
 
-
-def _fuzz(operation, mode, token, known, seen):
-    @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(
-        max_examples=MAX_EXAMPLES,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
-    def fuzz(case):
-        params = case.path_parameters or {}
-        for name in params:
-            if name in known and hash(str(params[name])) % 2:
-                params[name] = known[name]
-        response = case.call_and_validate(
-            headers={"authorization": f"Bearer {token}"},
-            checks=[not_a_server_error, response_schema_conformance],
-        )
-        seen.add(response.status_code)
-
-    try:
-        fuzz()
-    except Unsatisfiable:
-        assert mode == GenerationMode.NEGATIVE, operation.path
