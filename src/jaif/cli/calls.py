@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 from typing import Annotated
 
@@ -16,18 +15,11 @@ from jaif.applications import service as applications
 from jaif.applications import views
 from jaif.calls import service
 from jaif.calls.schemas import CallIn, CallPatch
-from jaif.cli.common import context, out
+from jaif.cli.common import JsonFlag, context, out, print_json_list
 from jaif.errors import InvalidRequest
 
 call_app = typer.Typer(help="Access calls.", no_args_is_help=True)
 application_app = typer.Typer(help="Applications to the calls.", no_args_is_help=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _print_json(items: list) -> None:
-    print(json.dumps([i.model_dump(mode="json") for i in items], ensure_ascii=False))
-
 
 def _wide() -> Console:
     """Where tables go: the terminal as it is, or, piped, lines wide enough that nothing is cut."""
@@ -49,7 +41,7 @@ def call_list(
         found = service.list_calls(session=session, actor=CLI_ACTOR, include_inactive=all_calls)
         calls = [service.out(c) for c in found]
     if as_json:
-        _print_json(calls)
+        print_json_list(calls)
         return
     table = Table(Column("slug", no_wrap=True), "name", Column("kind", no_wrap=True), Column("review", no_wrap=True),
                   "GPU-h per application", "months", "target (working days)", "open")
@@ -157,7 +149,7 @@ def application_list(
         found = [views.summary(a) for a in
                  applications.list_applications(session=session, actor=CLI_ACTOR, call=call, state=state)]
     if as_json:
-        _print_json(found)
+        print_json_list(found)
         return
     table = Table(_id_column(), "call", "state", "title", "applicant", "organisation", "submitted", "allocated")
     for a in found:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from jaif.access.schemas import CLI_ACTOR
 from jaif.catalogue import service as catalogue
-from jaif.cli.common import context, out
+from jaif.cli.common import JsonFlag, context, out, show_list
 from jaif.config import Settings
 from jaif.errors import InvalidRequest
 from jaif.identity.mail import Mailer
@@ -21,9 +19,6 @@ from jaif.training import service as training
 support_app = typer.Typer(help="The support desk.", no_args_is_help=True)
 solution_app = typer.Typer(help="The catalogue of domain solutions.", no_args_is_help=True)
 training_app = typer.Typer(help="Training events.", no_args_is_help=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
 
 def _mailer(settings: Settings) -> Mailer:
     base = settings.identity.public_url or f"http://{settings.web.host}:{settings.web.port}"
@@ -35,10 +30,6 @@ def _when(text: str, param: str) -> datetime:
         return datetime.fromisoformat(text)
     except ValueError:
         raise InvalidRequest(f"--{param} must be a date and time such as 2025-03-04T09:00 (UTC)", param=param) from None
-
-
-def _print_json(items: list) -> None:
-    print(json.dumps([i.model_dump(mode="json") for i in items], ensure_ascii=False))
 
 
 @support_app.command("list")
@@ -58,12 +49,11 @@ def support_list(
             category=category,
             assignee_id="none" if unassigned else None,
         )
-    if as_json:
-        _print_json(found)
-        return
-    table = Table("id", "status", "category", "subject", "requester", "project", "assignee", "updated")
-    for r in found:
-        table.add_row(
+    show_list(
+        found,
+        as_json=as_json,
+        columns=("id", "status", "category", "subject", "requester", "project", "assignee", "updated"),
+        row=lambda r: (
             r.id[:8],
             r.status,
             r.category,
@@ -72,8 +62,8 @@ def support_list(
             r.project_name or "",
             r.assignee.email if r.assignee else "",
             f"{r.updated_at:%Y-%m-%d %H:%M}",
-        )
-    out.print(table)
+        ),
+    )
 
 
 @solution_app.command("list")
@@ -85,16 +75,21 @@ def solution_list(
     """List the catalogue with each solution's licence and gateway model."""
     with context(ctx).session() as session:
         found = catalogue.list_solutions(session=session, actor=CLI_ACTOR, include_unpublished=all_)
-    if as_json:
-        _print_json(found)
-        return
-    table = Table("slug", "name", "domain", "licence", "languages", "model", "served", "published")
-    for s in found:
-        model = s.model.name if s.model else ""
-        served = ("yes" if s.model.served else "no") if s.model else ""
-        published = "yes" if s.is_published else "no"
-        table.add_row(s.slug, s.name, s.domain, s.licence, ", ".join(s.languages), model, served, published)
-    out.print(table)
+    show_list(
+        found,
+        as_json=as_json,
+        columns=("slug", "name", "domain", "licence", "languages", "model", "served", "published"),
+        row=lambda s: (
+            s.slug,
+            s.name,
+            s.domain,
+            s.licence,
+            ", ".join(s.languages),
+            s.model.name if s.model else "",
+            ("yes" if s.model.served else "no") if s.model else "",
+            "yes" if s.is_published else "no",
+        ),
+    )
 
 
 @solution_app.command("create")
@@ -166,12 +161,11 @@ def training_list(
     """List training events with their seats."""
     with context(ctx).session() as session:
         found = training.list_events(session=session, actor=CLI_ACTOR, include_past=past)
-    if as_json:
-        _print_json(found)
-        return
-    table = Table("id", "title", "starts (UTC)", "location", "seats", "registered", "waitlisted", "open")
-    for e in found:
-        table.add_row(
+    show_list(
+        found,
+        as_json=as_json,
+        columns=("id", "title", "starts (UTC)", "location", "seats", "registered", "waitlisted", "open"),
+        row=lambda e: (
             e.id,
             e.title,
             f"{e.starts_at:%Y-%m-%d %H:%M}",
@@ -180,8 +174,8 @@ def training_list(
             str(e.registered),
             str(e.waitlisted),
             "yes" if e.registration_open else "no",
-        )
-    out.print(table)
+        ),
+    )
 
 
 @training_app.command("create")
@@ -219,14 +213,18 @@ def training_registrations(ctx: typer.Context, event_id: str, as_json: JsonFlag 
     """Who is registered and who waits, in order."""
     with context(ctx).session() as session:
         found = training.list_registrations(session=session, actor=CLI_ACTOR, event_id=event_id)
-    if as_json:
-        _print_json(found)
-        return
-    table = Table("email", "name", "status", "waitlist", "since")
-    for r in found:
-        position = str(r.waitlist_position) if r.waitlist_position else ""
-        table.add_row(r.user.email, r.user.name, r.status, position, f"{r.created_at:%Y-%m-%d %H:%M}")
-    out.print(table)
+    show_list(
+        found,
+        as_json=as_json,
+        columns=("email", "name", "status", "waitlist", "since"),
+        row=lambda r: (
+            r.user.email,
+            r.user.name,
+            r.status,
+            str(r.waitlist_position) if r.waitlist_position else "",
+            f"{r.created_at:%Y-%m-%d %H:%M}",
+        ),
+    )
 
 
 @training_app.command("cancel")
