@@ -14,7 +14,7 @@ from rich.table import Table
 
 from jaif.access import service as access
 from jaif.access.schemas import CLI_ACTOR, Actor
-from jaif.cli.common import context, out
+from jaif.cli.common import JsonFlag, context, out
 from jaif.compute import accounting, reports, sync, templates
 from jaif.compute import service as jobs
 from jaif.compute.backend import Compute, make_compute
@@ -24,9 +24,6 @@ from jaif.errors import InvalidRequest
 job_app = typer.Typer(help="Jobs on the compute partitions (Slurm, or the local executor).", no_args_is_help=True)
 slurm_app = typer.Typer(help="Slurm accounts: sync from allocations, user names.", no_args_is_help=True)
 accounting_app = typer.Typer(help="Job accounting: import finished jobs and charge them.", no_args_is_help=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
 
 def _compute(ctx: typer.Context) -> Compute:
     return make_compute(context(ctx).settings)
