@@ -6,6 +6,11 @@ BIN := $(VENV)/bin
 # Re-install when the project's dependencies change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 TEST_STAMP := $(STAMP)-test
+# llama-cpp-python compiles llama.cpp for the CPU it builds on; ggml's default (native) build can emit
+# instructions that a virtual machine's CPU advertises but will not run (it died with SIGILL on one), and
+# pip's cache would hand that wheel to the next machine. A portable x86-64-v3 build instead (AVX2, FMA,
+# F16C); set CMAKE_ARGS yourself for a native build on your own hardware.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 .PHONY: run test install install-test lint bench clean oidc-provider slurm-packages chromium
 

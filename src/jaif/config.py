@@ -85,6 +85,12 @@ class IdentitySettings(BaseModel):
     verify_email_hours: float = Field(48.0, gt=0)
     reset_password_hours: float = Field(2.0, gt=0)
     invitation_days: float = Field(14.0, gt=0)
+    # Failed sign-ins: this many for one account, or per_address from one client address, within
+    # window_s refuse further sign-ins there for lockout_s (identity/throttle.py).
+    sign_in_max_failures: int = Field(5, ge=1, le=1000)
+    sign_in_max_failures_per_address: int = Field(50, ge=0, le=100_000)  # 0: by account only
+    sign_in_window_s: int = Field(900, ge=1)
+    sign_in_lockout_s: int = Field(900, ge=1)
     oidc_providers: list[OidcProviderSettings] = []
 
     @model_validator(mode="after")

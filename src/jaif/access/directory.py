@@ -7,8 +7,9 @@ organisation and those of their projects. Anything else answers NotFound.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, false, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from jaif.access import service as access
@@ -25,16 +26,30 @@ def _operator(actor: Actor) -> None:
         raise Forbidden("Only operators may do this.")
 
 
+def _organisations_where(actor: Actor, *, sector: str | None, country: str | None) -> list[ColumnElement[bool]]:
+    where = [organisation_visible(actor)]
+    if sector is not None:
+        where.append(Organisation.sector == sector)
+    if country is not None:
+        where.append(Organisation.country == country.upper())
+    return where
+
+
 def list_organisations(
-    *, session: Session, actor: Actor, limit: int | None = None, offset: int = 0
+    *, session: Session, actor: Actor, sector: str | None = None, country: str | None = None,
+    limit: int | None = None, offset: int = 0,
 ) -> list[Organisation]:
-    """By name; a page of ``limit`` from ``offset``, or all."""
-    query = select(Organisation).where(organisation_visible(actor)).order_by(Organisation.name)
+    """By name (unique); a page of ``limit`` from ``offset``, or all."""
+    where = _organisations_where(actor, sector=sector, country=country)
+    query = select(Organisation).where(*where).order_by(Organisation.name, Organisation.id)
     return list(session.scalars(query.offset(max(0, offset)).limit(limit)))
 
 
-def count_organisations(*, session: Session, actor: Actor) -> int:
-    return session.scalar(select(func.count()).select_from(Organisation).where(organisation_visible(actor))) or 0
+def count_organisations(
+    *, session: Session, actor: Actor, sector: str | None = None, country: str | None = None
+) -> int:
+    where = _organisations_where(actor, sector=sector, country=country)
+    return session.scalar(select(func.count()).select_from(Organisation).where(*where)) or 0
 
 
 def get_organisation(*, session: Session, actor: Actor, organisation_id: str) -> Organisation:
@@ -80,13 +95,52 @@ def _projects():
     )
 
 
-def list_projects(*, session: Session, actor: Actor, organisation_id: str | None = None) -> list[Project]:
-    query = _projects().where(project_visible(actor, Project.id)).order_by(Project.name)
+def _projects_where(actor: Actor, *, organisation_id: str | None, active: bool | None) -> list[ColumnElement[bool]]:
+    where = [project_visible(actor, Project.id)]
     if organisation_id is not None:
-        if not _ID.match(organisation_id):
-            return []
-        query = query.where(Project.organisation_id == organisation_id)
-    return list(session.scalars(query))
+        where.append(Project.organisation_id == organisation_id if _ID.match(organisation_id) else false())
+    if active is not None:
+        where.append(Project.is_active.is_(active))
+    return where
+
+
+def list_projects(
+    *, session: Session, actor: Actor, organisation_id: str | None = None, active: bool | None = None,
+    limit: int | None = None, offset: int = 0,
+) -> list[Project]:
+    """By name (unique); a page of ``limit`` from ``offset``, or all."""
+    where = _projects_where(actor, organisation_id=organisation_id, active=active)
+    query = _projects().where(*where).order_by(Project.name, Project.id)
+    return list(session.scalars(query.offset(max(0, offset)).limit(limit)))
+
+
+def count_projects(
+    *, session: Session, actor: Actor, organisation_id: str | None = None, active: bool | None = None
+) -> int:
+    where = _projects_where(actor, organisation_id=organisation_id, active=active)
+    return session.scalar(select(func.count()).select_from(Project).where(*where)) or 0
+
+
+@dataclass(frozen=True)
+class MyProject:
+    id: str
+    name: str
+    role: str
+    organisation: str
+
+
+def my_projects(*, session: Session, actor: Actor) -> list[MyProject]:
+    """The projects ``actor`` is a member of, by name, with their role and organisation: one query."""
+    if actor.user_id is None:
+        return []
+    rows = session.execute(
+        select(Project.id, Project.name, ProjectMember.role, Organisation.name)
+        .join(ProjectMember, ProjectMember.project_id == Project.id)
+        .join(Organisation, Organisation.id == Project.organisation_id)
+        .where(ProjectMember.user_id == actor.user_id)
+        .order_by(Project.name, Project.id)
+    ).all()
+    return [MyProject(id=pid, name=name, role=role, organisation=org) for pid, name, role, org in rows]
 
 
 def get_project(*, session: Session, actor: Actor, project_id: str) -> Project:

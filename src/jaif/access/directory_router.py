@@ -4,21 +4,35 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from jaif.access import directory
-from jaif.access.schemas import OrganisationIn, OrganisationOut, ProjectIn, ProjectOut
+from jaif.access.schemas import OrganisationIn, OrganisationOut, ProjectIn, ProjectOut, Sector
+from jaif.web import api_paging
 from jaif.web.api_errors import errors
+from jaif.web.api_paging import PAGED, Paging
 from jaif.web.deps import DB, CurrentActor, Operator
 
 router = APIRouter(prefix="/api/v1", tags=["organisations and projects"])
 
 
 @router.get("/organisations", response_model=list[OrganisationOut], summary="Organisations you belong to",
-            responses=errors(401))
-def list_organisations(session: DB, actor: CurrentActor) -> list[OrganisationOut]:
-    """Your organisation and those of your projects; operators see all."""
-    return [OrganisationOut.model_validate(o) for o in directory.list_organisations(session=session, actor=actor)]
+            responses={**PAGED, **errors(400, 401)})
+def list_organisations(
+    request: Request,
+    response: Response,
+    session: DB,
+    actor: CurrentActor,
+    page: Paging,
+    sector: Sector | None = None,
+    country: Annotated[str | None, Query(min_length=2, max_length=2, description="Two-letter code.")] = None,
+) -> list[OrganisationOut]:
+    """Your organisation and those of your projects; operators see all. By name."""
+    filters = {"sector": sector, "country": country}
+    found = directory.list_organisations(session=session, actor=actor, **filters, limit=page.limit,
+                                         offset=page.offset)
+    api_paging.send(request, response, page, directory.count_organisations(session=session, actor=actor, **filters))
+    return [OrganisationOut.model_validate(o) for o in found]
 
 
 @router.post("/organisations", response_model=OrganisationOut, status_code=201,
@@ -34,12 +48,21 @@ def get_organisation(organisation_id: str, session: DB, actor: CurrentActor) -> 
     return OrganisationOut.model_validate(org)
 
 
-@router.get("/projects", response_model=list[ProjectOut], summary="Your projects", responses=errors(401))
+@router.get("/projects", response_model=list[ProjectOut], summary="Your projects",
+            responses={**PAGED, **errors(400, 401)})
 def list_projects(
-    session: DB, actor: CurrentActor, organisation_id: Annotated[str | None, Query(max_length=32)] = None
+    request: Request,
+    response: Response,
+    session: DB,
+    actor: CurrentActor,
+    page: Paging,
+    organisation_id: Annotated[str | None, Query(max_length=32)] = None,
+    active: Annotated[bool | None, Query(description="Only active (true) or inactive (false) projects.")] = None,
 ) -> list[ProjectOut]:
-    """The projects you are a member of, with their token books; operators see all."""
-    found = directory.list_projects(session=session, actor=actor, organisation_id=organisation_id)
+    """The projects you are a member of, with their token books; operators see all. By name."""
+    filters = {"organisation_id": organisation_id, "active": active}
+    found = directory.list_projects(session=session, actor=actor, **filters, limit=page.limit, offset=page.offset)
+    api_paging.send(request, response, page, directory.count_projects(session=session, actor=actor, **filters))
     return [directory.project_out(p) for p in found]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, String, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from jaif.db.base import Base, UTCDateTime, new_id, utcnow
@@ -38,6 +38,8 @@ class Organisation(Base):
 
 class User(Base):
     __tablename__ = "users"
+    # Sign-in and invitations look users up by lower(email): an index of that, not a scan (migration 0022).
+    __table_args__ = (Index("ix_users_email_lower", func.lower(text("email"))),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     email: Mapped[str] = mapped_column(String(320), unique=True)

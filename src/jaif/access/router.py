@@ -7,19 +7,25 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from jaif.identity import membership
 from jaif.identity.schemas import KeyCreate, KeyCreated, KeyView
+from jaif.web import api_paging
+from jaif.web.api_errors import errors
+from jaif.web.api_paging import PAGED, Paging
 from jaif.web.deps import DB, CurrentActor
 
 router = APIRouter(prefix="/api/v1/projects/{project_id}/keys", tags=["api keys"])
 
 
-@router.get("", response_model=list[KeyView], summary="A project's API keys (PI or operator)")
-def list_keys(project_id: str, session: DB, actor: CurrentActor) -> list[KeyView]:
+@router.get("", response_model=list[KeyView], summary="A project's API keys (PI or operator)",
+            responses={**PAGED, **errors(400, 401, 403, 404)})
+def list_keys(
+    request: Request, response: Response, project_id: str, session: DB, actor: CurrentActor, page: Paging
+) -> list[KeyView]:
     keys = membership.list_keys(session=session, actor=actor, project_id=project_id)
-    return [KeyView.model_validate(k) for k in keys]
+    return [KeyView.model_validate(k) for k in api_paging.cut(keys, request, response, page)]
 
 
 @router.post("", response_model=KeyCreated, status_code=201,

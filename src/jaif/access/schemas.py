@@ -53,9 +53,12 @@ CLI_ACTOR = Actor(user_id=None, email="cli@localhost", role="operator")
 # -- /api/v1/organisations and /api/v1/projects (access/directory.py) ------------------------------
 
 
+Sector = Literal["academia", "startup", "sme", "industry", "public"]
+
+
 class OrganisationIn(Input):
     name: str = Field(min_length=1, max_length=200)
-    sector: Literal["academia", "startup", "sme", "industry", "public"]
+    sector: Sector
     country: str = Field(min_length=2, max_length=2, description="ISO 3166 two-letter code, e.g. DE.")
 
 

@@ -160,7 +160,8 @@ def create_api_key(
 
 def list_api_keys(*, session: Session, project_name: str) -> list[ApiKey]:
     project = get_project(session=session, name=project_name)
-    return list(session.scalars(select(ApiKey).where(ApiKey.project_id == project.id).order_by(ApiKey.created_at)))
+    query = select(ApiKey).where(ApiKey.project_id == project.id).order_by(ApiKey.created_at, ApiKey.id)
+    return list(session.scalars(query))
 
 
 def revoke_api_key(*, session: Session, prefix: str) -> ApiKey:

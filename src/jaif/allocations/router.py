@@ -4,29 +4,34 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from jaif.allocations import service
 from jaif.allocations.schemas import AllocationIn, AllocationOut, SweepOut
+from jaif.web import api_paging
 from jaif.web.api_errors import errors
+from jaif.web.api_paging import PAGED, Paging
 from jaif.web.deps import DB, CurrentActor, MailerDep, Operator
 
 router = APIRouter(prefix="/api/v1/allocations", tags=["allocations"])
 
 
 @router.get("", response_model=list[AllocationOut], summary="Allocations of your projects",
-            responses=errors(400, 401, 404))
+            responses={**PAGED, **errors(400, 401, 404)})
 def list_allocations(
+    request: Request,
+    response: Response,
     session: DB,
     actor: CurrentActor,
+    page: Paging,
     project_id: Annotated[str | None, Query(max_length=32)] = None,
     status: Literal["active", "expired", "exhausted", "revoked"] | None = None,
     resource: Literal["gpu_hours", "tokens"] | None = None,
 ) -> list[AllocationOut]:
     """Newest first; operators see every project's. Naming a project brings its token use up to date."""
-    found = service.list_allocations(
-        session=session, actor=actor, project_id=project_id, status=status, resource=resource
-    )
+    filters = {"project_id": project_id, "status": status, "resource": resource}
+    found = service.list_allocations(session=session, actor=actor, **filters, limit=page.limit, offset=page.offset)
+    api_paging.send(request, response, page, service.count_allocations(session=session, actor=actor, **filters))
     return [service.out(a) for a in found]
 
 

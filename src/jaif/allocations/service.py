@@ -26,7 +26,7 @@ from jaif.access.visibility import project_visible
 from jaif.allocations import gpu_hours
 from jaif.allocations.models import Allocation, AllocationStatus, Resource
 from jaif.allocations.schemas import AllocationOut
-from jaif.allocations.tokens import lock_project, stale_projects, sync_token_quota
+from jaif.allocations.tokens import lock_project, stale_projects, sync_stale, sync_token_quota
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from jaif.identity.mail import Mailer
@@ -248,6 +248,24 @@ def list_allocations(
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+def allocations_of_projects(*, session: Session, actor: Actor, project_ids: list[str]) -> dict[str, list[Allocation]]:
+    """The allocations of several projects at once, newest first per project, their token books brought up
+    to date (a page of many projects, such as the home page, in a few queries); projects ``actor`` may not
+    see have none here."""
+    sync_stale(session, project_ids)
+    found: dict[str, list[Allocation]] = {project_id: [] for project_id in project_ids}
+    if project_ids:
+        query = (
+            select(Allocation)
+            .options(joinedload(Allocation.project))
+            .where(Allocation.project_id.in_(project_ids), project_visible(actor, Allocation.project_id))
+            .order_by(Allocation.created_at.desc(), Allocation.id)
+        )
+        for allocation in session.scalars(query):
+            found[allocation.project_id].append(allocation)
+    return found
 
 
 def count_allocations(

@@ -126,3 +126,18 @@ def stale_projects(session: Session, *, now: datetime, project_ids: list[str] | 
     if project_ids is not None:
         query = query.where(Project.id.in_(project_ids))
     return list(session.scalars(query))
+
+
+def sync_stale(session: Session, project_ids: list[str], *, now: datetime | None = None) -> list[str]:
+    """Bring the token books of those of ``project_ids`` that need it up to date (one query to find them, in
+    the lock order), for a page that shows many projects' allocations at once; returns the synced ones."""
+    if not project_ids:
+        return []
+    now = now or utcnow()
+    unattributed = select(Project.id).where(
+        Project.id.in_(project_ids), Project.token_quota.is_not(None), Project.tokens_spent != Project.tokens_attributed
+    )
+    stale = sorted(set(stale_projects(session, now=now, project_ids=project_ids)) | set(session.scalars(unattributed)))
+    for project_id in stale:
+        sync_token_quota(session, project_id, now=now)
+    return stale

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from jaif.access.models import Organisation, ProjectMember, User
 from jaif.access.schemas import Actor
@@ -117,6 +117,23 @@ def submit_review(*, session: Session, actor: Actor, review_id: str, score: int,
     return review
 
 
+def _listed(
+    session: Session, actor: Actor, *, application_id: str | None, pending: bool | None, everyone: bool
+) -> list[ColumnElement[bool]] | None:
+    """The WHERE clauses of a list of reviews, shared by the list and its count; None when there are none."""
+    where: list[ColumnElement[bool]] = []
+    if application_id is not None:
+        get_application(session=session, actor=actor, application_id=application_id)  # NotFound if not visible
+        where.append(Review.application_id == application_id)
+    if not (actor.is_operator and (everyone or application_id is not None)):
+        if actor.user_id is None:
+            return None
+        where.append(Review.reviewer_id == actor.user_id)
+    if pending is not None:
+        where.append(Review.submitted_at.is_(None) if pending else Review.submitted_at.is_not(None))
+    return where
+
+
 def list_reviews(
     *,
     session: Session,
@@ -124,17 +141,56 @@ def list_reviews(
     application_id: str | None = None,
     pending: bool | None = None,
     everyone: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
+    open_first: bool = False,
 ) -> list[Review]:
     """The reviews assigned to ``actor``; operators may ask for everyone's (``everyone``, or naming an
-    application). Newest first."""
-    query = select(Review).options(joinedload(Review.application), joinedload(Review.reviewer))
-    if application_id is not None:
-        get_application(session=session, actor=actor, application_id=application_id)  # NotFound if not visible
-        query = query.where(Review.application_id == application_id)
-    if not (actor.is_operator and (everyone or application_id is not None)):
-        if actor.user_id is None:
-            return []
-        query = query.where(Review.reviewer_id == actor.user_id)
-    if pending is not None:
-        query = query.where(Review.submitted_at.is_(None) if pending else Review.submitted_at.is_not(None))
-    return list(session.scalars(query.order_by(Review.assigned_at.desc(), Review.id)))
+    application). Newest first (``open_first``: those still to be done, before the others); a page of
+    ``limit`` from ``offset``, or all."""
+    where = _listed(session, actor, application_id=application_id, pending=pending, everyone=everyone)
+    if where is None:
+        return []
+    query = (
+        select(Review)
+        .join(Review.application)
+        .options(contains_eager(Review.application).selectinload(Application.call), joinedload(Review.reviewer))
+        .where(*where)
+    )
+    if open_first:
+        query = query.order_by(case((is_open(), 0), else_=1))
+    query = query.order_by(Review.assigned_at.desc(), Review.id).offset(max(0, offset)).limit(limit)
+    return list(session.scalars(query))
+
+
+def is_open() -> ColumnElement[bool]:
+    """A review still to be done: not submitted, its application under review (needs the join)."""
+    return and_(Review.submitted_at.is_(None), Application.state.in_(sorted(states.UNDER_REVIEW)))
+
+
+def own_review(*, session: Session, actor: Actor, review_id: str) -> Review:
+    """A review assigned to ``actor``, with its application; NotFound for any other."""
+    review = None
+    if _ID.match(review_id or "") and actor.user_id is not None:
+        review = session.scalar(
+            select(Review).options(joinedload(Review.application))
+            .where(Review.id == review_id, Review.reviewer_id == actor.user_id)
+        )
+    if review is None:
+        raise NotFound(f"no review {review_id!r} assigned to you", param="id")
+    return review
+
+
+def count_reviews(
+    *, session: Session, actor: Actor, application_id: str | None = None, pending: bool | None = None,
+    everyone: bool = False, only_open: bool = False,
+) -> int:
+    """How many reviews ``list_reviews`` pages through with the same filters (``only_open``: of those, how
+    many are still to be done)."""
+    where = _listed(session, actor, application_id=application_id, pending=pending, everyone=everyone)
+    if where is None:
+        return 0
+    query = select(func.count()).select_from(Review).where(*where)
+    if only_open:
+        query = query.join(Review.application).where(is_open())
+    return session.scalar(query) or 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from jaif.applications import reviews, service, views
 from jaif.applications.schemas import (
@@ -24,7 +24,9 @@ from jaif.applications.schemas import (
     StageIn,
     State,
 )
+from jaif.web import api_paging
 from jaif.web.api_errors import errors
+from jaif.web.api_paging import PAGED, Paging
 from jaif.web.deps import DB, CurrentActor, MailerDep, Operator
 
 router = APIRouter(prefix="/api/v1/applications", tags=["applications"])
@@ -37,15 +39,21 @@ def _detail(session, actor, application_id: str) -> ApplicationOut:
 
 
 @router.get("", response_model=list[ApplicationSummary], summary="Applications you may see",
-            responses=errors(400, 401, 404))
+            responses={**PAGED, **errors(400, 401, 404)})
 def list_applications(
+    request: Request,
+    response: Response,
     session: DB,
     actor: CurrentActor,
+    page: Paging,
     call: Annotated[str | None, Query(max_length=100, description="A call's id or slug.")] = None,
     state: State | None = None,
+    mine: Annotated[bool, Query(description="Only the applications you made.")] = False,
 ) -> list[ApplicationSummary]:
     """Yours, and those assigned to you for review; operators see all. Most recently changed first."""
-    found = service.list_applications(session=session, actor=actor, call=call, state=state)
+    filters = {"call": call, "state": state, "mine": mine}
+    found = service.list_applications(session=session, actor=actor, **filters, limit=page.limit, offset=page.offset)
+    api_paging.send(request, response, page, service.count_applications(session=session, actor=actor, **filters))
     return [views.summary(a) for a in found]
 
 
@@ -131,17 +139,21 @@ def allocate(application_id: Id, body: GrantIn, session: DB, actor: Operator, ma
 
 
 @reviews_router.get("", response_model=list[ReviewOut], summary="Reviews assigned to you",
-                    responses=errors(401, 404))
+                    responses={**PAGED, **errors(400, 401, 404)})
 def list_reviews(
+    request: Request,
+    response: Response,
     session: DB,
     actor: CurrentActor,
+    page: Paging,
     application_id: Annotated[str | None, Query(max_length=32)] = None,
     pending: bool | None = None,
     everyone: Annotated[bool, Query(description="Operators: every reviewer's reviews.")] = False,
 ) -> list[ReviewOut]:
-    found = reviews.list_reviews(
-        session=session, actor=actor, application_id=application_id, pending=pending, everyone=everyone
-    )
+    """Newest assignment first."""
+    filters = {"application_id": application_id, "pending": pending, "everyone": everyone}
+    found = reviews.list_reviews(session=session, actor=actor, **filters, limit=page.limit, offset=page.offset)
+    api_paging.send(request, response, page, reviews.count_reviews(session=session, actor=actor, **filters))
     return [views.review_for_operator(r) for r in found]
 
 

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from jaif.applications import metrics
 from jaif.calls import service
 from jaif.calls.schemas import CallIn, CallOut, CallPatch, TimeToAccessOut
+from jaif.web import api_paging
 from jaif.web.api_errors import errors
+from jaif.web.api_paging import PAGED, Paging
 from jaif.web.deps import DB, Operator, OptionalActor
 
 router = APIRouter(prefix="/api/v1/calls", tags=["calls"])
 
 
-@router.get("", response_model=list[CallOut], summary="Access calls", responses=errors(401))
-def list_calls(session: DB, actor: OptionalActor, include_inactive: bool = False) -> list[CallOut]:
+@router.get("", response_model=list[CallOut], summary="Access calls", responses={**PAGED, **errors(400, 401)})
+def list_calls(
+    request: Request, response: Response, session: DB, actor: OptionalActor, page: Paging,
+    include_inactive: bool = False,
+) -> list[CallOut]:
     """Active calls by opening date; operators may ask for inactive ones too."""
     calls = service.list_calls(session=session, actor=actor, include_inactive=include_inactive)
-    return [service.out(c) for c in calls]
+    return [service.out(c) for c in api_paging.cut(calls, request, response, page)]
 
 
 @router.post("", response_model=CallOut, status_code=201, summary="Create a call (operators)",

@@ -4,27 +4,36 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from jaif.catalogue import service
 from jaif.catalogue.schemas import Solution, SolutionCreate, SolutionUpdate
+from jaif.web import api_paging
+from jaif.web.api_errors import errors
+from jaif.web.api_paging import PAGED, Paging
 from jaif.web.deps import DB, CurrentActor, Operator
 
 router = APIRouter(prefix="/api/v1/solutions", tags=["catalogue"])
 
 
-@router.get("", summary="Solutions in the catalogue", response_model=list[Solution])
+@router.get("", summary="Solutions in the catalogue", response_model=list[Solution],
+            responses={**PAGED, **errors(400, 401)})
 def list_solutions(
+    request: Request,
+    response: Response,
     session: DB,
     actor: CurrentActor,
+    page: Paging,
     domain: Annotated[str | None, Query(max_length=100)] = None,
     language: Annotated[str | None, Query(max_length=50)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Words in name, summary or intended use.")] = None,
     include_unpublished: Annotated[bool, Query(description="Operators only; ignored for others.")] = False,
 ) -> list[Solution]:
-    return service.list_solutions(
+    """By name."""
+    found = service.list_solutions(
         session=session, actor=actor, domain=domain, language=language, q=q, include_unpublished=include_unpublished
     )
+    return api_paging.cut(found, request, response, page)
 
 
 @router.post("", status_code=201, summary="Add a solution (operators)", response_model=Solution)

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from jaif.access.models import Project, User
@@ -21,7 +21,7 @@ from jaif.access.schemas import Actor
 from jaif.access.visibility import project_visible
 from jaif.compute import admission, templates
 from jaif.compute.backend import Compute
-from jaif.compute.models import Job, JobState, SlurmUser
+from jaif.compute.models import Job, JobRecord, JobState, SlurmUser
 from jaif.compute.naming import project_account
 from jaif.compute.scheduler import JobRequest
 from jaif.compute.schemas import JobLogs, JobOut
@@ -50,8 +50,12 @@ def get_partition(compute: Compute, name: str) -> Partition:
 
 def _check_resources(partition: Partition, *, gpus: int, nodes: int, time_min: int) -> None:
     p = partition
-    if gpus < 0 or nodes < 1 or time_min < 1:
-        raise InvalidRequest("GPUs must be 0 or more, nodes and minutes 1 or more", param="gpus")
+    if gpus < 0:
+        raise InvalidRequest("GPUs must be 0 or more", param="gpus")
+    if nodes < 1:
+        raise InvalidRequest("nodes must be 1 or more", param="nodes")
+    if time_min < 1:
+        raise InvalidRequest("the time limit must be 1 minute or more", param="time")
     if gpus > p.gpus_per_node:
         raise InvalidRequest(
             f"partition {p.name} has {p.gpus_per_node} GPUs per node; {gpus} asked for "
@@ -190,15 +194,43 @@ def get_job(*, session: Session, compute: Compute, actor: Actor, job_id: str, re
     return job
 
 
-def list_jobs(
-    *, session: Session, compute: Compute, actor: Actor, project_name: str | None = None, limit: int = 200
-) -> list[Job]:
-    query = _query(actor).where(Job.cluster == compute.scheduler.cluster)
+def _filters(session: Session, compute: Compute, actor: Actor, project_name: str | None, state: str | None) -> list:
+    found = [project_visible(actor, Job.project_id), Job.cluster == compute.scheduler.cluster]
     if project_name is not None:
-        query = query.where(Job.project_id == find_project(session, actor, project_name).id)
-    jobs = list(session.scalars(query.order_by(Job.submitted_at.desc(), Job.id).limit(limit)))
+        found.append(Job.project_id == find_project(session, actor, project_name).id)
+    if state is not None:
+        found.append(Job.state == JobState(state).value)
+    return found
+
+
+def list_jobs(
+    *, session: Session, compute: Compute, actor: Actor, project_name: str | None = None, state: str | None = None,
+    limit: int = 200, offset: int = 0,
+) -> list[Job]:
+    """Newest first; the states of the unfinished ones among them refreshed from the scheduler."""
+    query = select(Job).options(joinedload(Job.project)).where(*_filters(session, compute, actor, project_name, state))
+    jobs = list(session.scalars(query.order_by(Job.submitted_at.desc(), Job.id).limit(limit).offset(offset)))
     refresh_jobs(session=session, compute=compute, jobs=[j for j in jobs if not JobState(j.state).finished])
     return jobs
+
+
+def count_jobs(
+    *, session: Session, compute: Compute, actor: Actor, project_name: str | None = None, state: str | None = None
+) -> int:
+    """How many jobs ``list_jobs`` would list without a limit (as the database has their states)."""
+    where = _filters(session, compute, actor, project_name, state)
+    return session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+
+
+def charged_gpu_hours(session: Session, jobs: Iterable[Job]) -> dict[str, float]:
+    """The GPU-hours the accounting import charged each job (by ``Job.id``); jobs not imported are left out."""
+    keys = {(j.cluster, j.job_id): j.id for j in jobs}
+    if not keys:
+        return {}
+    rows = session.execute(select(JobRecord.cluster, JobRecord.job_id, JobRecord.gpu_hours)
+                           .where(JobRecord.cluster.in_(sorted({c for c, _ in keys})),
+                                  JobRecord.job_id.in_(sorted({j for _, j in keys}))))
+    return {keys[(c, j)]: hours for c, j, hours in rows if (c, j) in keys}
 
 
 def cancel_job(*, session: Session, compute: Compute, actor: Actor, job_id: str) -> Job:
@@ -236,9 +268,11 @@ def refresh_jobs(
     return changed
 
 
-def _tail(path: Path, offset: int) -> tuple[str, int]:
+def _tail(path: Path, offset: int, last: int | None = None) -> tuple[str, int]:
     try:
         with open(path, "rb") as f:
+            if last is not None:
+                offset = max(offset, f.seek(0, os.SEEK_END) - last)
             f.seek(offset)
             data = f.read(LOG_CHUNK)
     except FileNotFoundError:
@@ -247,12 +281,14 @@ def _tail(path: Path, offset: int) -> tuple[str, int]:
 
 
 def job_logs(
-    *, session: Session, compute: Compute, actor: Actor, job_id: str, stdout_offset: int = 0, stderr_offset: int = 0
+    *, session: Session, compute: Compute, actor: Actor, job_id: str, stdout_offset: int = 0, stderr_offset: int = 0,
+    last: int | None = None,
 ) -> JobLogs:
-    """What the job wrote to stdout and stderr from the offsets on (readable while it runs)."""
+    """What the job wrote to stdout and stderr from the offsets on (readable while it runs); with ``last``,
+    at most the last that many bytes of each."""
     job = get_job(session=session, compute=compute, actor=actor, job_id=job_id)
-    out, out_at = _tail(Path(job.workdir) / "stdout.log", max(0, stdout_offset))
-    err, err_at = _tail(Path(job.workdir) / "stderr.log", max(0, stderr_offset))
+    out, out_at = _tail(Path(job.workdir) / "stdout.log", max(0, stdout_offset), last)
+    err, err_at = _tail(Path(job.workdir) / "stderr.log", max(0, stderr_offset), last)
     return JobLogs(job_id=job.job_id, state=job.state, stdout=out, stderr=err, stdout_offset=out_at,
                    stderr_offset=err_at)
 

@@ -7,7 +7,7 @@ from jaif.calls.models import AccessCall
 from jaif.catalogue.models import Solution
 from jaif.compute.models import Job, JobRecord, SlurmUser
 from jaif.db.base import Base
-from jaif.identity.models import OneTimeToken, PersonalAccessToken, SsoIdentity
+from jaif.identity.models import OneTimeToken, PersonalAccessToken, SignInThrottle, SsoIdentity
 from jaif.inference.models import Model, ModelAlias, Replica
 from jaif.metering.models import QuotaLease, RateWindow, UsageRecord
 from jaif.notify.models import Notification
@@ -26,6 +26,7 @@ __all__ = [
     "OneTimeToken",
     "PersonalAccessToken",
     "Review",
+    "SignInThrottle",
     "Solution",
     "SsoIdentity",
     "SupportReply",

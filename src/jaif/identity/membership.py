@@ -181,7 +181,7 @@ def list_invitations(*, session: Session, actor: Actor, project_id: str) -> list
             OneTimeToken.used_at.is_(None),
             OneTimeToken.expires_at > utcnow(),
         )
-        .order_by(OneTimeToken.created_at)
+        .order_by(OneTimeToken.created_at, OneTimeToken.id)
     )
     return [_view(r) for r in rows]
 

@@ -46,7 +46,7 @@ def list_for(*, session: Session, user_id: str) -> list[PersonalAccessToken]:
     query = (
         select(PersonalAccessToken)
         .where(PersonalAccessToken.user_id == user_id)
-        .order_by(PersonalAccessToken.created_at.desc())
+        .order_by(PersonalAccessToken.created_at.desc(), PersonalAccessToken.id)
     )
     return list(session.scalars(query))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from jaif.access.schemas import Actor
 from jaif.errors import InvalidRequest
@@ -20,6 +20,9 @@ from jaif.identity.schemas import (
     TokenCreated,
     TokenView,
 )
+from jaif.web import api_paging
+from jaif.web.api_errors import errors
+from jaif.web.api_paging import PAGED, Paging
 from jaif.web.deps import DB, CurrentActor, IdentityConf, MailerDep
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
@@ -30,9 +33,13 @@ def get_me(session: DB, actor: CurrentActor) -> Me:
     return identity.me(session=session, actor=actor)
 
 
-@router.get("/me/tokens", response_model=list[TokenView], summary="Your personal access tokens")
-def list_tokens(session: DB, actor: CurrentActor) -> list[TokenView]:
-    return [TokenView.model_validate(t) for t in pats.list_for(session=session, user_id=_user_id(actor))]
+@router.get("/me/tokens", response_model=list[TokenView], summary="Your personal access tokens",
+            responses={**PAGED, **errors(400, 401)})
+def list_tokens(
+    request: Request, response: Response, session: DB, actor: CurrentActor, page: Paging
+) -> list[TokenView]:
+    found = pats.list_for(session=session, user_id=_user_id(actor))
+    return [TokenView.model_validate(t) for t in api_paging.cut(found, request, response, page)]
 
 
 @router.post("/me/tokens", response_model=TokenCreated, status_code=201,
@@ -49,9 +56,13 @@ def revoke_token(token_id: str, session: DB, actor: CurrentActor) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/projects/{project_id}/members", response_model=list[MemberView], summary="A project's members")
-def list_members(project_id: str, session: DB, actor: CurrentActor) -> list[MemberView]:
-    return membership.list_members(session=session, actor=actor, project_id=project_id)
+@router.get("/projects/{project_id}/members", response_model=list[MemberView], summary="A project's members",
+            responses={**PAGED, **errors(400, 401, 404)})
+def list_members(
+    request: Request, response: Response, project_id: str, session: DB, actor: CurrentActor, page: Paging
+) -> list[MemberView]:
+    found = membership.list_members(session=session, actor=actor, project_id=project_id)
+    return api_paging.cut(found, request, response, page)
 
 
 @router.delete("/projects/{project_id}/members/{user_id}", status_code=204,
@@ -62,9 +73,13 @@ def remove_member(project_id: str, user_id: str, session: DB, actor: CurrentActo
 
 
 @router.get("/projects/{project_id}/invitations", response_model=list[InvitationView],
-            summary="A project's pending invitations (PI or operator)")
-def list_invitations(project_id: str, session: DB, actor: CurrentActor) -> list[InvitationView]:
-    return membership.list_invitations(session=session, actor=actor, project_id=project_id)
+            summary="A project's pending invitations (PI or operator)",
+            responses={**PAGED, **errors(400, 401, 403, 404)})
+def list_invitations(
+    request: Request, response: Response, project_id: str, session: DB, actor: CurrentActor, page: Paging
+) -> list[InvitationView]:
+    found = membership.list_invitations(session=session, actor=actor, project_id=project_id)
+    return api_paging.cut(found, request, response, page)
 
 
 @router.post("/projects/{project_id}/invitations", response_model=InvitationView, status_code=201,

@@ -22,7 +22,7 @@ from jaif.access.secrets import hash_password, verify_password
 from jaif.config import IdentitySettings
 from jaif.db.base import utcnow
 from jaif.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
-from jaif.identity import mail, pats, tokens
+from jaif.identity import mail, pats, throttle, tokens
 from jaif.identity.mail import Mailer
 from jaif.identity.models import OneTimeToken, SsoIdentity, TokenPurpose
 from jaif.identity.policy import password_problem
@@ -116,6 +116,21 @@ def authenticate(*, session: Session, email: str, password: str) -> User:
         raise Unauthorized(WRONG_CREDENTIALS, code="wrong_credentials")
     if not user.is_active:
         raise Forbidden("This account is disabled. Ask the operators of the AI Factory.", code="account_disabled")
+    return user
+
+
+def sign_in(
+    *, session: Session, settings: IdentitySettings, email: str, password: str, address: str | None
+) -> User:
+    """``authenticate``, throttled (identity/throttle.py): RateLimited while the account or the client's
+    address has had too many failed sign-ins; a failure counts against both, a success clears the account."""
+    throttle.check(session=session, settings=settings, email=email, address=address)
+    try:
+        user = authenticate(session=session, email=email, password=password)
+    except Unauthorized:
+        throttle.failed(session=session, settings=settings, email=email, address=address)
+        raise
+    throttle.cleared(session=session, email=email)
     return user
 
 
@@ -285,6 +300,7 @@ def reset_password(*, session: Session, token: str, password: str, settings: Ide
         .execution_options(synchronize_session=False)
     )
     user.password_hash = hash_password(password)
+    throttle.cleared(session=session, email=user.email)
     if user.email_verified_at is None and user.email.lower() == row.email.lower():
         user.email_verified_at = utcnow()
     session.flush()

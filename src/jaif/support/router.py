@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from jaif.support import service
 from jaif.support.models import SupportCategory, SupportStatus
@@ -16,33 +16,32 @@ from jaif.support.schemas import (
     SupportRequestSummary,
     SupportStatusChange,
 )
+from jaif.web import api_paging
+from jaif.web.api_errors import errors
+from jaif.web.api_paging import PAGED, Paging
 from jaif.web.deps import DB, CurrentActor, MailerDep, Operator
 
 router = APIRouter(prefix="/api/v1/support-requests", tags=["support desk"])
 
 
-@router.get("", summary="Support requests you may see", response_model=list[SupportRequestSummary])
+@router.get("", summary="Support requests you may see", response_model=list[SupportRequestSummary],
+            responses={**PAGED, **errors(400, 401)})
 def list_requests(
+    request: Request,
+    response: Response,
     session: DB,
     actor: CurrentActor,
+    page: Paging,
     status: SupportStatus | None = None,
     category: SupportCategory | None = None,
     assignee_id: Annotated[str | None, Query(max_length=32, description="An operator's id, or 'none'.")] = None,
     project_id: Annotated[str | None, Query(max_length=32)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[SupportRequestSummary]:
-    """Yours and those of your projects; operators see all."""
-    return service.list_requests(
-        session=session,
-        actor=actor,
-        status=status,
-        category=category,
-        assignee_id=assignee_id,
-        project_id=project_id,
-        limit=limit,
-        offset=offset,
-    )
+    """Yours and those of your projects; operators see all. Newest activity first."""
+    filters = {"status": status, "category": category, "assignee_id": assignee_id, "project_id": project_id}
+    found = service.list_requests(session=session, actor=actor, **filters, limit=page.limit, offset=page.offset)
+    api_paging.send(request, response, page, service.count_requests(session=session, actor=actor, **filters))
+    return found
 
 
 @router.post("", status_code=201, summary="Ask for help", response_model=SupportRequestDetail)

@@ -212,6 +212,27 @@ def create_request(
     return _detail(actor, request)
 
 
+def _listed(
+    actor: Actor, *, status: str | None, category: str | None, assignee_id: str | None, project_id: str | None
+) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a list of requests, shared by the list and its count."""
+    where = [_visible(actor)]
+    if status:
+        where.append(SupportRequest.status == _choice(SupportStatus, status, param="status"))
+    if category:
+        where.append(SupportRequest.category == _choice(SupportCategory, category, param="category"))
+    for value, param in ((assignee_id, "assignee_id"), (project_id, "project_id")):
+        if value and value != "none" and not _ID.match(value):
+            raise InvalidRequest(f"{param} must be an id as the API shows them", param=param)
+    if assignee_id == "none":
+        where.append(SupportRequest.assignee_id.is_(None))
+    elif assignee_id:
+        where.append(SupportRequest.assignee_id == assignee_id)
+    if project_id:
+        where.append(SupportRequest.project_id == project_id)
+    return where
+
+
 def list_requests(
     *,
     session: Session,
@@ -224,9 +245,10 @@ def list_requests(
     offset: int = 0,
 ) -> list[SupportRequestSummary]:
     """What the actor may see, newest activity first. ``assignee_id="none"`` lists unassigned ones."""
+    where = _listed(actor, status=status, category=category, assignee_id=assignee_id, project_id=project_id)
     query = (
         select(SupportRequest)
-        .where(_visible(actor))
+        .where(*where)
         .options(
             selectinload(SupportRequest.replies),
             selectinload(SupportRequest.requester),
@@ -234,30 +256,24 @@ def list_requests(
             selectinload(SupportRequest.project),
         )
         .order_by(SupportRequest.updated_at.desc(), SupportRequest.id)
-        .limit(max(1, min(limit, 500)))
+        .limit(max(1, min(limit, 1000)))
         .offset(max(0, offset))
     )
-    if status:
-        query = query.where(SupportRequest.status == _choice(SupportStatus, status, param="status"))
-    if category:
-        query = query.where(SupportRequest.category == _choice(SupportCategory, category, param="category"))
-    for value, param in ((assignee_id, "assignee_id"), (project_id, "project_id")):
-        if value and value != "none" and not _ID.match(value):
-            raise InvalidRequest(f"{param} must be an id as the API shows them", param=param)
-    if assignee_id == "none":
-        query = query.where(SupportRequest.assignee_id.is_(None))
-    elif assignee_id:
-        query = query.where(SupportRequest.assignee_id == assignee_id)
-    if project_id:
-        query = query.where(SupportRequest.project_id == project_id)
     return [SupportRequestSummary(**_summary(actor, r)) for r in session.scalars(query)]
 
 
-def count_requests(*, session: Session, actor: Actor, status: str | None = None) -> int:
-    query = select(func.count()).select_from(SupportRequest).where(_visible(actor))
-    if status:
-        query = query.where(SupportRequest.status == _choice(SupportStatus, status, param="status"))
-    return session.scalar(query) or 0
+def count_requests(
+    *,
+    session: Session,
+    actor: Actor,
+    status: str | None = None,
+    category: str | None = None,
+    assignee_id: str | None = None,
+    project_id: str | None = None,
+) -> int:
+    """How many requests ``list_requests`` pages through with the same filters."""
+    where = _listed(actor, status=status, category=category, assignee_id=assignee_id, project_id=project_id)
+    return session.scalar(select(func.count()).select_from(SupportRequest).where(*where)) or 0
 
 
 def get_request(*, session: Session, actor: Actor, request_id: str) -> SupportRequestDetail:

@@ -4,23 +4,35 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from jaif.training import service
 from jaif.training.schemas import EventRegistration, TrainingEvent, TrainingEventCreate, TrainingEventUpdate
+from jaif.web import api_paging
+from jaif.web.api_errors import errors
+from jaif.web.api_paging import PAGED, Paging
 from jaif.web.deps import DB, CurrentActor, MailerDep, Operator
 
 router = APIRouter(prefix="/api/v1/training-events", tags=["training"])
 
 
-@router.get("", summary="Training events with seats left", response_model=list[TrainingEvent])
+@router.get("", summary="Training events with seats left", response_model=list[TrainingEvent],
+            responses={**PAGED, **errors(400, 401)})
 def list_events(
+    request: Request,
+    response: Response,
     session: DB,
     actor: CurrentActor,
+    page: Paging,
     include_past: Annotated[bool, Query(description="Also events that have ended.")] = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[TrainingEvent]:
-    return service.list_events(session=session, actor=actor, include_past=include_past, limit=limit)
+    """By start time."""
+    found = service.list_events(
+        session=session, actor=actor, include_past=include_past, limit=page.limit, offset=page.offset
+    )
+    total = service.count_events(session=session, actor=actor, include_past=include_past)
+    api_paging.send(request, response, page, total)
+    return found
 
 
 @router.post("", status_code=201, summary="Plan an event (operators)", response_model=TrainingEvent)
@@ -42,10 +54,14 @@ def update_event(
     )
 
 
-@router.get("/{event_id}/registrations", summary="Registrations", response_model=list[EventRegistration])
-def list_registrations(event_id: str, session: DB, actor: CurrentActor) -> list[EventRegistration]:
-    """Operators see everyone's; others only their own."""
-    return service.list_registrations(session=session, actor=actor, event_id=event_id)
+@router.get("/{event_id}/registrations", summary="Registrations", response_model=list[EventRegistration],
+            responses={**PAGED, **errors(400, 401, 404)})
+def list_registrations(
+    request: Request, response: Response, event_id: str, session: DB, actor: CurrentActor, page: Paging
+) -> list[EventRegistration]:
+    """Operators see everyone's (seats first, then the waitlist in order, then cancelled); others only their own."""
+    found = service.list_registrations(session=session, actor=actor, event_id=event_id)
+    return api_paging.cut(found, request, response, page)
 
 
 @router.post("/{event_id}/registrations", status_code=201, summary="Register", response_model=EventRegistration)

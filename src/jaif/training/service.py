@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from jaif.access.models import User
@@ -261,16 +261,34 @@ def update_event(
     return _views(session, actor, [event])[0]
 
 
-def list_events(
-    *, session: Session, actor: Actor, include_past: bool = False, limit: int = 100
-) -> list[schemas.TrainingEvent]:
-    """Events by start time: upcoming and running ones, or all with ``include_past``."""
-    query = select(TrainingEvent).order_by(TrainingEvent.starts_at, TrainingEvent.id).limit(max(1, min(limit, 500)))
+def _events_where(actor: Actor, *, include_past: bool) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
     if not actor.is_operator:
-        query = query.where(TrainingEvent.is_published.is_(True))
+        where.append(TrainingEvent.is_published.is_(True))
     if not include_past:
-        query = query.where(TrainingEvent.ends_at >= utcnow())
+        where.append(TrainingEvent.ends_at >= utcnow())
+    return where
+
+
+def list_events(
+    *, session: Session, actor: Actor, include_past: bool = False, limit: int = 100, offset: int = 0
+) -> list[schemas.TrainingEvent]:
+    """Events by start time: upcoming and running ones, or all with ``include_past``; a page of ``limit``
+    (at most 1000) from ``offset``."""
+    query = (
+        select(TrainingEvent)
+        .where(*_events_where(actor, include_past=include_past))
+        .order_by(TrainingEvent.starts_at, TrainingEvent.id)
+        .limit(max(1, min(limit, 1000)))
+        .offset(max(0, offset))
+    )
     return _views(session, actor, list(session.scalars(query)))
+
+
+def count_events(*, session: Session, actor: Actor, include_past: bool = False) -> int:
+    """How many events ``list_events`` pages through."""
+    where = _events_where(actor, include_past=include_past)
+    return session.scalar(select(func.count()).select_from(TrainingEvent).where(*where)) or 0
 
 
 def get_event(*, session: Session, actor: Actor, event_id: str) -> schemas.TrainingEvent:

@@ -6,6 +6,7 @@ comes back with the error next to its field and what was typed kept (400), never
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -13,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from jaif.access.models import User
-from jaif.errors import InvalidRequest, JaifError
+from jaif.errors import InvalidRequest, JaifError, RateLimited
 from jaif.identity import service as identity
 from jaif.identity import sso as sso_service
 from jaif.identity.models import TokenPurpose
@@ -89,10 +90,13 @@ def signup(request: Request, session: DB, conf: IdentityConf, mailer: MailerDep,
 # --- sign-in and out ---------------------------------------------------------------------------------------
 
 
-def _login_page(request: Request, *, email: str = "", next: str = "/", error: str = "", status_code: int = 200):
-    return render(request, "auth/login.html", status_code, email=email, next=safe_next(next), error=error,
-                  providers=list(_providers(request)),
-                  allow_signup=request.app.state.settings.identity.allow_signup)
+def _login_page(request: Request, *, email: str = "", next: str = "/", error: str = "", status_code: int = 200,
+                errors: dict[str, str] | None = None, headers: dict[str, str] | None = None):
+    response = render(request, "auth/login.html", status_code, email=email, next=safe_next(next), error=error,
+                      errors=errors or {}, providers=list(_providers(request)),
+                      allow_signup=request.app.state.settings.identity.allow_signup)
+    response.headers.update(headers or {})
+    return response
 
 
 @router.get("/login")
@@ -103,9 +107,15 @@ def login_form(request: Request, actor: OptionalActor, next: str = "/") -> Respo
 
 
 @router.post("/login")
-def login(request: Request, session: DB, email: FormStr = "", password: FormStr = "", next: FormStr = "/") -> Response:
+def login(request: Request, session: DB, conf: IdentityConf, email: FormStr = "", password: FormStr = "",
+          next: FormStr = "/") -> Response:
+    address = request.client.host if request.client else None
     try:
-        user = identity.authenticate(session=session, email=email, password=password)
+        user = identity.sign_in(session=session, settings=conf, email=email, password=password, address=address)
+    except RateLimited as exc:  # too many failed sign-ins: said next to the e-mail address, and above the form
+        wait = {"retry-after": str(max(1, math.ceil(exc.retry_after or 1)))}
+        return _login_page(request, email=email, next=next, error=exc.message, status_code=exc.status,
+                           errors={"email": exc.message}, headers=wait)
     except JaifError as exc:
         return _login_page(request, email=email, next=next, error=exc.message, status_code=exc.status)
     _start_session(request, user)

@@ -8,6 +8,7 @@ migration turns the quotas of existing projects into token allocations.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -107,3 +108,46 @@ def test_the_migration_turns_quotas_into_allocations(database_url):
         assert quotas == {"p1": 5000, "p2": None}
     command.downgrade(alembic_config(database_url), "0003")
     engine.dispose()
+
+
+async def test_an_allocation_that_ends_lowers_the_quota_at_the_next_sweep(factory):
+    """Nothing writes when an allocation's end passes; the server's minute sweep (runtime.py calls
+    ``service.sweep`` with the time now) finds the project stale, expires the allocation and lowers the quota
+    that the gateway enforces, for a project with another allocation running and for one left with none."""
+    with transaction(factory) as session:
+        access.create_organisation(session=session, name="Org", sector="academia", country="DE")
+        ids = {}
+        for name in ("two", "one"):
+            ids[name] = access.create_project(session=session, name=name, organisation="Org").id
+            ids[name + "-ending"] = service.create_allocation(
+                session=session, actor=CLI_ACTOR, project_id=ids[name], resource="tokens", amount=1000, days=30).id
+        service.create_allocation(session=session, actor=CLI_ACTOR, project_id=ids["two"], resource="tokens",
+                                  amount=300, days=60)
+    quota = QuotaManager(factory, holder="test", lease_tokens=100, lease_ttl_s=60, idle_return_s=60)
+    usage = UsageWriter(factory, quota, max_rows=10)
+    for name in ("two", "one"):
+        await _use(quota, usage, ids[name], 200)
+    with transaction(factory) as session:
+        quota.give_back_in(session, quota.take_idle(everything=True))
+        assert {session.get(Project, ids[n]).token_quota for n in ("two", "one")} == {1300, 1000}
+    with transaction(factory) as session:  # time passes: the first allocations end, and nothing else happens
+        session.execute(sa.update(Allocation).where(Allocation.id.in_([ids["two-ending"], ids["one-ending"]]))
+                        .values(ends_at=utcnow() - timedelta(minutes=1)))
+
+    with transaction(factory) as session:
+        result = service.sweep(session=session)
+        assert (result.expired, result.projects_synced) == (2, 2)
+    with transaction(factory) as session:
+        two, one = session.get(Project, ids["two"]), session.get(Project, ids["one"])
+        assert (two.tokens_spent, two.token_quota) == (200, 500)  # spent + what the 300 allocation has left
+        assert (one.tokens_spent, one.token_quota) == (200, 200)  # spent: nothing more
+        statuses = dict(session.execute(sa.select(Allocation.id, Allocation.status)).all())
+        assert statuses[ids["two-ending"]] == statuses[ids["one-ending"]] == "expired"
+    with pytest.raises(QuotaExceeded):
+        await quota.reserve(project_id=ids["one"], has_quota=True, tokens=1)
+    with pytest.raises(QuotaExceeded):
+        await quota.reserve(project_id=ids["two"], has_quota=True, tokens=301)
+    reservation = await quota.reserve(project_id=ids["two"], has_quota=True, tokens=300)
+    quota.settle(reservation, 0)
+    with transaction(factory) as session:
+        assert service.sweep(session=session).projects_synced == 0  # and a second sweep has nothing to do

@@ -19,7 +19,6 @@ from jaif.allocations.schemas import AllocationOut
 from jaif.applications import reviews
 from jaif.applications import service as applications
 from jaif.identity import membership
-from jaif.identity import service as identity
 from jaif.web.deps import DB, PageUser
 from jaif.web.pages.common import IN_FLIGHT, percent, render
 
@@ -65,14 +64,15 @@ def project_allocations(session: Session, actor: Actor, project_id: str) -> list
 
 
 def _cards(session: Session, actor: Actor) -> list[ProjectCard]:
-    me = identity.me(session=session, actor=actor)
+    """The user's projects and their allocations in a few queries, however many projects there are."""
+    mine = directory.my_projects(session=session, actor=actor)
+    found = allocations.allocations_of_projects(session=session, actor=actor, project_ids=[p.id for p in mine])
     cards = []
-    for membership_row in me.projects:
-        project = directory.get_project(session=session, actor=actor, project_id=membership_row.project_id)
-        card = ProjectCard(project.id, project.name, membership_row.role, project.organisation.name)
-        for allocation in project_allocations(session, actor, project.id):
+    for project in mine:
+        card = ProjectCard(project.id, project.name, project.role, project.organisation)
+        for allocation in found[project.id]:
             if allocation.status == "active":
-                card.bars.append(bar_of(allocation))
+                card.bars.append(bar_of(allocations.out(allocation)))
             else:
                 card.ended += 1
         cards.append(card)
@@ -86,7 +86,7 @@ def dashboard(request: Request, session: Session, actor: Actor) -> Response:
     else:
         cards = _cards(session, actor)
     mine = applications.list_applications(session=session, actor=actor, mine=True, limit=50)
-    pending_reviews = reviews.list_reviews(session=session, actor=actor, pending=True) if actor.is_reviewer else []
+    pending_reviews = reviews.count_reviews(session=session, actor=actor, only_open=True) if actor.is_reviewer else 0
     return render(
         request, "home/dashboard.html", section="home", actor=actor, projects=cards,
         in_flight=[a for a in mine if a.state in IN_FLIGHT], pending_reviews=pending_reviews,

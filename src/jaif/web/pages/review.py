@@ -5,7 +5,9 @@ reviewer, do not exist here (404).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
@@ -13,9 +15,10 @@ from jaif.access.schemas import Actor
 from jaif.applications import reviews, views
 from jaif.applications.models import Review
 from jaif.applications.states import UNDER_REVIEW
-from jaif.errors import JaifError, NotFound
+from jaif.errors import JaifError
 from jaif.web.deps import DB, PageUser
 from jaif.web.pages.common import FormStr, attempt, field_error, render
+from jaif.web.pages.paging import Pager
 from jaif.web.session import flash
 
 router = APIRouter(include_in_schema=False)
@@ -23,18 +26,22 @@ SCORES = [(5, "5 — excellent"), (4, "4 — good"), (3, "3 — fair"), (2, "2 �
 
 
 @router.get("/review")
-def queue(request: Request, session: DB, actor: PageUser) -> Response:
-    mine = reviews.list_reviews(session=session, actor=actor)
-    pending = [r for r in mine if r.submitted_at is None and r.application.state in UNDER_REVIEW]
-    done = [r for r in mine if r not in pending]
-    return render(request, "review/queue.html", section="review", pending=pending, done=done)
+def queue(
+    request: Request, session: DB, actor: PageUser, page: Annotated[str, Query(max_length=12)] = "1"
+) -> Response:
+    """Those still to review first, then the rest; newest assignment first in each, 50 a page."""
+    pager = Pager.of(request, page=page, total=reviews.count_reviews(session=session, actor=actor))
+    found = reviews.list_reviews(session=session, actor=actor, open_first=True, limit=pager.size,
+                                 offset=pager.offset)
+    pending = [r for r in found if r.submitted_at is None and r.application.state in UNDER_REVIEW]
+    done = [r for r in found if r not in pending]
+    waiting = reviews.count_reviews(session=session, actor=actor, only_open=True)
+    return render(request, "review/queue.html", section="review", pending=pending, done=done, pager=pager,
+                  waiting=waiting)
 
 
 def _mine(session: Session, actor: Actor, review_id: str) -> Review:
-    for review in reviews.list_reviews(session=session, actor=actor):
-        if review.id == review_id:
-            return review
-    raise NotFound(f"no review {review_id!r} assigned to you")
+    return reviews.own_review(session=session, actor=actor, review_id=review_id)
 
 
 def _page(request: Request, session: Session, actor: Actor, review_id: str, *, values=None, errors=None,
