@@ -5,7 +5,8 @@
 Generates the records in the format jaif reads from Slurm (``sacct -a -n -P --format=...``: an
 allocation line and a batch step line per job, 200,000 lines for 100,000 jobs) for jobs of 1,000 projects
 on the JUPITER profile's booster partition, then times ``import_accounting`` end to end into a fresh,
-migrated database (SQLite by default): parsing, the power model, charging the projects' allocations and
+migrated database (SQLite by default; a PostgreSQL database named in the URL is created afresh and
+dropped at the end): parsing, the power model, charging the projects' allocations and
 writing the records in batches. Then times a second import of the same records (all already there).
 Writes the figures into bench/RESULTS.md (compute section).
 """
@@ -21,10 +22,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
 from sqlalchemy import func, insert, select
 
 sys.path.insert(0, str(Path(__file__).parent))
 from compute_results import write  # noqa: E402
+from portal_data import admin_url, recreate  # noqa: E402
 
 import jaif.db.models  # noqa: E402,F401
 from jaif.access.models import Organisation, Project  # noqa: E402
@@ -108,6 +112,22 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--batch", type=int, default=10_000, help="compute.accounting_batch")
     args = parser.parse_args()
+    if args.database_url and args.database_url.startswith("postgresql"):
+        recreate(args.database_url)
+    try:
+        run(args)
+    finally:
+        if args.database_url and args.database_url.startswith("postgresql"):
+            drop(args.database_url)
+
+
+def drop(database_url: str) -> None:
+    admin, name = admin_url(database_url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
         accounts = setup(url, args.projects)

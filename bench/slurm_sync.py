@@ -23,7 +23,9 @@ from pathlib import Path
 from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).parents[1]))  # the repository: tests.support
 from compute_results import write  # noqa: E402
+from tests.support.sacctmgr import MemorySacctmgr  # noqa: E402
 
 import jaif.db.models  # noqa: E402,F401
 from jaif.access.models import Organisation, Project, ProjectMember, User  # noqa: E402
@@ -35,49 +37,6 @@ from jaif.config import Settings  # noqa: E402
 from jaif.db.base import new_id  # noqa: E402
 from jaif.db.engine import make_engine, make_session_factory, transaction  # noqa: E402
 from jaif.db.migrate import upgrade  # noqa: E402
-
-
-class MemorySlurm:
-    """sacctmgr's effect on the association table, in memory; counts processes as sacctmgr runs would."""
-
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], list[str]] = {("root", ""): ["", ""], ("root", "root"): ["", ""]}
-        self.processes = 0
-
-    def associations(self):
-        self.processes += 1
-        return [(a, u, p, limit) for (a, u), (p, limit) in self.rows.items()]
-
-    def _load(self, lines):
-        parent = None
-        for line in lines:
-            kind, _, rest = line.partition(" - ")
-            name, _, opts = rest.partition(":")
-            name = name.strip("'")
-            if kind == "Parent":
-                parent = name
-            elif kind == "Account":
-                row = self.rows.setdefault((name, ""), [parent, ""])
-                if opts.startswith("GrpTRESMins="):
-                    row[1] = opts.removeprefix("GrpTRESMins=")
-            elif kind == "User":
-                self.rows.setdefault((parent, name), ["", ""])
-
-    def apply(self, commands, load):
-        self.processes += 1
-        for c in commands:  # what a plan sends as commands: moves and removals
-            opts = dict(w.split("=", 1) for w in c if "=" in w)
-            if c[:2] == ["modify", "account"] and "parent" in opts:
-                for name in opts["name"].split(","):
-                    self.rows[(name, "")][0] = opts["parent"]
-            elif c[:2] == ["delete", "user"]:
-                for account in opts["account"].split(","):
-                    for user in opts["name"].split(","):
-                        del self.rows[(account, user)]
-            else:
-                raise AssertionError(f"unexpected command {c}")
-        self._load(load)  # as the adapter: commands first, then the load file
-        return []
 
 
 class Scheduler:
@@ -135,7 +94,7 @@ def main() -> None:
         build(url, args.projects, args.members, args.orgs)
         factory = make_session_factory(make_engine(url))
         settings = Settings(database_url=url, data_dir=Path(tmp), slurm={"submit_user": "jaifsvc"})
-        memory = MemorySlurm()
+        memory = MemorySacctmgr()
         compute = Compute(settings, Scheduler(), memory)
         plan, took = timed_sync(factory, compute, dry_run=True)
         calls = len(plan.plan.commands) + bool(plan.plan.load)

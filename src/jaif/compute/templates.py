@@ -67,47 +67,66 @@ _TORCHRUN = JobTemplate(
         "script": Param("the training script"),
         "args": Param("its arguments", default="", words=True),
         "port": Param("the rendezvous port on the first node", default="29500"),
+        "python": Param("the interpreter with torch (torchrun is its torch.distributed.run)", default="python3"),
     },
     context=("gpus_per_node",),
+    # The rendezvous address is the first node's NodeAddr (its host name where Slurm has none of its own).
     body="if command -v srun >/dev/null && [ -n \"$${SLURM_JOB_ID:-}\" ]; then\n"
     '  head=$$(scontrol show hostnames "$$SLURM_JOB_NODELIST" | head -n 1)\n'
-    '  exec srun --ntasks-per-node=1 torchrun --nnodes="$$SLURM_JOB_NUM_NODES" --nproc-per-node=$gpus_per_node \\\n'
-    '    --rdzv-id="$$SLURM_JOB_ID" --rdzv-backend=c10d --rdzv-endpoint="$$head:"$port $script $args\n'
+    '  addr=$$(scontrol show node "$$head" -o | tr " " "\\n" | sed -n "s/^NodeAddr=//p")\n'
+    "  exec srun --ntasks-per-node=1 $python -m torch.distributed.run --nnodes=\"$$SLURM_JOB_NUM_NODES\" \\\n"
+    '    --nproc-per-node=$gpus_per_node --rdzv-id="$$SLURM_JOB_ID" --rdzv-backend=c10d \\\n'
+    '    --rdzv-endpoint="$${addr:-$$head}:"$port $script $args\n'
     "fi\n"
-    "exec torchrun --standalone --nproc-per-node=$gpus_per_node $script $args\n",
+    "exec $python -m torch.distributed.run --standalone --nproc-per-node=$gpus_per_node $script $args\n",
 )
 
 _LORA = JobTemplate(
     name="lora",
     summary="LoRA fine-tuning of a catalogue model (transformers + peft)",
     params={
-        "model": Param("the model: a catalogue model's weights directory or hub name"),
+        "model": Param("the model: a weights directory, or a GGUF file (the catalogue's SmolLM2 ships one)"),
         "data": Param("training data, JSONL with a 'text' field per line"),
         "output": Param("where the adapter is saved", default="lora-adapter"),
         "epochs": Param("passes over the data", default="1"),
         "rank": Param("LoRA rank", default="8"),
         "lr": Param("learning rate", default="2e-4"),
+        "max_length": Param("tokens per example at most", default="1024"),
+        "steps": Param("stop after this many steps (0: no limit)", default="0"),
+        "python": Param("the interpreter with torch, transformers, peft (and gguf for GGUF files)",
+                        default="python3"),
     },
-    body="exec python3 - $model $data $output $epochs $rank $lr <<'PY'\n"
-    "import json, sys\n"
+    # Offline: the model comes from the file system, never from a model hub.
+    body="export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1\n"
+    "exec $python - $model $data $output $epochs $rank $lr $max_length $steps <<'PY'\n"
+    "import json, os, sys\n"
     "import torch\n"
     "from peft import LoraConfig, get_peft_model\n"
     "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
-    "model_name, data, output, epochs, rank, lr = sys.argv[1:7]\n"
-    "tok = AutoTokenizer.from_pretrained(model_name)\n"
-    "model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_name, torch_dtype=torch.bfloat16),\n"
-    "                       LoraConfig(r=int(rank), lora_alpha=2 * int(rank), task_type='CAUSAL_LM'))\n"
+    "model_name, data, output, epochs, rank, lr, max_length, steps = sys.argv[1:9]\n"
+    "where = {}\n"
+    "if model_name.endswith('.gguf'):  # transformers de-quantises it (needs the gguf package)\n"
+    "    model_name, where['gguf_file'] = os.path.split(os.path.abspath(model_name))\n"
     "device = 'cuda' if torch.cuda.is_available() else 'cpu'\n"
+    "tok = AutoTokenizer.from_pretrained(model_name, **where)\n"
+    "model = AutoModelForCausalLM.from_pretrained(\n"
+    "    model_name, dtype=torch.bfloat16 if device == 'cuda' else torch.float32, **where)\n"
+    "model = get_peft_model(model, LoraConfig(r=int(rank), lora_alpha=2 * int(rank), task_type='CAUSAL_LM'))\n"
     "model.to(device).train()\n"
-    "opt = torch.optim.AdamW(model.parameters(), lr=float(lr))\n"
+    "opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=float(lr))\n"
     "texts = [json.loads(line)['text'] for line in open(data) if line.strip()]\n"
+    "done, limit = 0, int(steps)\n"
     "for epoch in range(int(epochs)):\n"
     "    for text in texts:\n"
-    "        batch = tok(text, return_tensors='pt', truncation=True, max_length=1024).to(device)\n"
+    "        if limit and done >= limit:\n"
+    "            break\n"
+    "        batch = tok(text, return_tensors='pt', truncation=True, max_length=int(max_length)).to(device)\n"
     "        loss = model(**batch, labels=batch['input_ids']).loss\n"
     "        loss.backward(); opt.step(); opt.zero_grad()\n"
-    "    print(f'epoch {epoch + 1}: loss {loss.item():.4f}', flush=True)\n"
+    "        done += 1\n"
+    "        print(f'epoch {epoch + 1} step {done}: loss {loss.item():.4f}', flush=True)\n"
     "model.save_pretrained(output)\n"
+    "print(f'adapter written to {os.path.abspath(output)} after {done} steps', flush=True)\n"
     "PY\n",
 )
 

@@ -1,15 +1,26 @@
 """What only a real Slurm has: accounts and associations made by `jaif slurm sync` exactly as planned
 (a second sync changes nothing), GPU budgets that make Slurm hold jobs once an allocation runs out
-while jaif refuses them itself, and jobs over several nodes."""
+while jaif refuses them itself, jobs over several nodes, and a member's jobs running as the member's own
+Unix user (sbatch --uid)."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import shutil
+import subprocess
+import tempfile
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 
 from jaif.access import service as access
+from jaif.access.schemas import Actor
+from jaif.compute import service as jobs
 from jaif.compute import sync
+from jaif.compute.backend import make_compute
 from jaif.compute.naming import org_account
 
 pytestmark = pytest.mark.slurm
@@ -95,3 +106,48 @@ def test_a_job_over_two_nodes_is_charged_for_all_its_gpus(slurm):
     slurm.json("accounting", "import")
     report = slurm.json("report", "--project", name)
     assert report["gpu_hours"] == pytest.approx(record["elapsed_s"] * 8 / 3600)
+
+
+@pytest.fixture
+def unix_user():
+    """A Unix user made for the test (and removed after it): the member's own Slurm user name."""
+    if os.geteuid() != 0 or not shutil.which("useradd"):
+        pytest.skip("submitting as another user needs root and useradd")
+    name = f"jaift{uuid.uuid4().hex[:8]}"
+    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/bin/bash", name],
+                   check=True, capture_output=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+def test_a_member_with_a_slurm_user_name_submits_as_that_user(slurm, unix_user):
+    jobs_dir = Path(tempfile.mkdtemp(prefix="jaif-jobs-", dir="/var/tmp"))  # pytest's tmp is root's alone
+    jobs_dir.chmod(0o755)
+    platform = dataclasses.replace(slurm, env={**slurm.env, "JAIF_COMPUTE__JOBS_DIR": str(jobs_dir)})
+    try:
+        name = platform.project(10)
+        email = f"{unix_user}@uni.example"
+        with platform.session() as session:
+            user, _ = access.create_user(session=session, email=email)
+            access.add_member(session=session, project_name=name, email=email)
+            sync.set_username(session=session, email=email, username=unix_user)
+            actor = Actor(user_id=user.id, email=email, role="user")
+        with platform.session() as session:
+            result = sync.sync(session=session, compute=make_compute(platform.settings()))
+        assert not result.errors and not result.remaining, result.as_dict()
+        with platform.session() as session:
+            job = jobs.submit_job(session=session, compute=make_compute(platform.settings()), actor=actor,
+                                  project_name=name, partition=platform.partition, gpus=1, time_min=5,
+                                  script="id -un\necho account $SLURM_JOB_ACCOUNT\nsleep 2\n")
+            job_id, account, workdir = job.job_id, job.account, Path(job.workdir)
+        queued = platform.slurm("squeue", "-h", "-j", job_id, "-o", "%u|%a")
+        assert queued.strip() in ("", f"{unix_user}|{account}")  # "" once it has left the queue
+        platform.wait(job_id, {"completed"})
+        line = platform.slurm("sacct", "-j", job_id, "-X", "-n", "-P", "--format=User,Account,State").strip()
+        assert line == f"{unix_user}|{account}|COMPLETED"
+        assert (workdir / "stdout.log").read_text().splitlines()[:2] == [unix_user, f"account {account}"]
+        assert (workdir / "stdout.log").owner() == unix_user
+    finally:
+        shutil.rmtree(jobs_dir, ignore_errors=True)

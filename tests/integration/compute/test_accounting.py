@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -131,3 +133,23 @@ def test_a_job_under_a_partition_the_scheduler_no_longer_reports(session, comput
     assert used == 2.0
     assert session.scalar(select(func.count()).select_from(Job)) == 0
     assert JobState(record.state) == JobState.completed
+
+
+def test_a_requeued_job_reported_again_with_a_later_end_is_not_charged_twice(
+    session, compute, scheduler, world, transactions
+):
+    """The batch's window check misses a job recorded with another end time: the write collides (COPY on
+    PostgreSQL), and the batch is written again with each id looked up."""
+    lab = world.project(world.user())
+    allocation = grant(session, lab, gpu_hours=100)
+    account = project_account(lab.name)
+    scheduler.finish("5", seconds=3600, gpus=1, account=account)
+    run_import(transactions, compute)
+    first = scheduler.entries.pop()
+    scheduler.entries.append(dataclasses.replace(first, ended_at=first.ended_at + timedelta(hours=1)))
+    scheduler.finish("6", seconds=1800, gpus=2, account=account)
+    scheduler.entries[-1].ended_at += timedelta(hours=1)
+    result = run_import(transactions, compute)
+    assert (result.imported, result.already) == (1, 1)
+    assert allocation.used == pytest.approx(2.0)
+    assert session.scalar(select(func.count()).select_from(JobRecord)) == 2

@@ -10,11 +10,11 @@ from jaif.compute import service, worker
 from jaif.compute.models import JobRecord
 from jaif.compute.naming import project_account
 from tests.integration.compute.conftest import grant
-from tests.integration.compute.test_sync import FakeSacctmgr
+from tests.support.sacctmgr import MemorySacctmgr
 
 
 def test_a_tick_refreshes_imports_and_syncs(session, compute, scheduler, world):
-    compute.accounts = FakeSacctmgr()
+    compute.accounts = MemorySacctmgr()
     alice = world.user()
     lab = world.project(alice)
     allocation = grant(session, lab, gpu_hours=10)

@@ -41,4 +41,4 @@ def test_every_template_renders_valid_bash(name):
 
 def test_torchrun_starts_one_torchrun_per_node_with_srun():
     script = templates.get("torchrun").render({"script": "train.py"}, {"gpus_per_node": "4"})
-    assert "srun --ntasks-per-node=1 torchrun" in script and "--nproc-per-node=4" in script
+    assert "srun --ntasks-per-node=1 python3 -m torch.distributed.run" in script and "--nproc-per-node=4" in script
