@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from jaif.compute import reports, sync
 from jaif.compute import service as jobs
 from jaif.compute.backend import Compute
 from jaif.compute.schemas import ComputeReport, JobLogs, JobOut, JobSubmit, PartitionOut
+from jaif.web import api_paging
 from jaif.web.deps import DB, CurrentActor, Operator
 
 router = APIRouter(tags=["compute"])
@@ -36,15 +37,23 @@ def submit(body: JobSubmit, session: DB, actor: CurrentActor, compute: ComputeDe
     return jobs.job_out(job, actor.email if actor.user_id else None)
 
 
-@router.get("/api/v1/jobs", response_model=list[JobOut], summary="Jobs of the projects you are a member of")
+@router.get("/api/v1/jobs", response_model=list[JobOut], summary="Jobs of the projects you are a member of",
+            responses=api_paging.PAGED)
 def list_jobs(
+    request: Request,
+    response: Response,
     session: DB,
     actor: CurrentActor,
     compute: ComputeDep,
+    page: api_paging.Paging,
     project: Annotated[str | None, Query(description="A project's name.")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    state: Annotated[str | None, Query(description="pending, running, completed, failed, cancelled or timeout")] = None,
 ) -> list[JobOut]:
-    found = jobs.list_jobs(session=session, compute=compute, actor=actor, project_name=project, limit=limit)
+    """Newest first, a page at a time (``limit``, ``offset``; the total in ``X-Total-Count``)."""
+    found = jobs.list_jobs(session=session, compute=compute, actor=actor, project_name=project, state=state,
+                           limit=page.limit, offset=page.offset)
+    total = jobs.count_jobs(session=session, compute=compute, actor=actor, project_name=project, state=state)
+    api_paging.send(request, response, page, total)
     emails = jobs.emails(session, found)
     return [jobs.job_out(j, emails.get(j.user_id or "")) for j in found]
 

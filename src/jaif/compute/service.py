@@ -199,7 +199,9 @@ def _filters(session: Session, compute: Compute, actor: Actor, project_name: str
     if project_name is not None:
         found.append(Job.project_id == find_project(session, actor, project_name).id)
     if state is not None:
-        found.append(Job.state == JobState(state).value)
+        if state not in JobState.__members__:
+            raise InvalidRequest(f"state must be one of {', '.join(JobState.__members__)}", param="state")
+        found.append(Job.state == state)
     return found
 
 

@@ -78,3 +78,26 @@ async def test_partitions_and_report(api, session, world):
     assert {"gpu_hours", "energy_kwh", "co2_kg", "tokens"} <= set(report.json())
     assert (await api.anonymous.get("/api/v1/jobs")).status_code == 401
     assert (await as_alice.post("/api/v1/slurm/sync")).status_code == 403
+
+
+async def test_the_job_list_comes_in_pages_and_filters_by_state(api, session, world):
+    alice = world.user("alice")
+    lab = world.project(alice)
+    grant(session, lab, partition="local")
+    as_alice = api.as_(alice)
+    body = {"project": lab.name, "partition": "local", "gpus": 0, "time": 5, "script": "echo hi"}
+    made = [(await as_alice.post("/api/v1/jobs", json=body)).json()["job_id"] for _ in range(3)]
+    for job_id in made:
+        await wait_state(as_alice, job_id, {"completed"})
+    first = await as_alice.get("/api/v1/jobs", params={"limit": 2})
+    assert first.status_code == 200 and first.headers["x-total-count"] == "3"
+    assert 'rel="next"' in first.headers["link"] and "offset=2" in first.headers["link"]
+    rest = await as_alice.get("/api/v1/jobs", params={"limit": 2, "offset": 2})
+    newest_first = [j["job_id"] for j in first.json()] + [j["job_id"] for j in rest.json()]
+    assert sorted(newest_first) == sorted(made) and len(set(newest_first)) == 3
+    done = await as_alice.get("/api/v1/jobs", params={"state": "completed"})
+    assert done.headers["x-total-count"] == "3"
+    assert (await as_alice.get("/api/v1/jobs", params={"state": "running"})).json() == []
+    for params, param in (({"state": "finished"}, "state"), ({"limit": 0}, "query.limit"), ({"offset": -1}, "query.offset")):
+        wrong = await as_alice.get("/api/v1/jobs", params=params)
+        assert wrong.status_code == 400 and wrong.json()["error"]["param"] == param, wrong.text
