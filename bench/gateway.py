@@ -43,16 +43,21 @@ def measure(setup: Setup, args) -> list[str]:
                 rows += scenario(setup, f"{workers} worker(s)", gw, fast, slow, args)
         # Alternate off and on twice, so machine noise hits both.
         rates: dict[str, list[float]] = {"off": [], "on": []}
+        cpu_us: dict[str, list[float]] = {"off": [], "on": []}
         for _ in range(2):
             for label, extra in (("off", {"JAIF_METERING__ENABLED": "false"}), ("on", {})):
                 with gateway(env, workers=args.workers[-1], extra_env=extra) as gw:
                     url = gw + "/chat/completions"
-                    result = wrk(url, body("fast"), setup.key, connections=64, duration=args.duration)
+                    result = wrk(url, body("fast"), setup.key, connections=64, duration=args.duration, servers=(gw,))
                     rates[label].append(result["rps"])
+                    cpu_us[label].append(result["cpu_us"][0])
         off, on = (sum(rates[k]) / 2 for k in ("off", "on"))
+        cpu_off, cpu_on = (sum(cpu_us[k]) / 2 for k in ("off", "on"))
         rows.append(
             f"| metering+quotas off vs on, instant upstream, c=64, {args.workers[-1]} worker(s), mean of 2 "
-            f"| off {off:.0f} req/s | on {on:.0f} req/s | on/off = {on / off:.2f} |"
+            f"| off {off:.0f} req/s, gateway CPU {cpu_off:.0f} µs/req "
+            f"| on {on:.0f} req/s, gateway CPU {cpu_on:.0f} µs/req "
+            f"| on/off = {on / off:.2f} (CPU per request: off/on = {cpu_off / cpu_on:.2f}) |"
         )
     return rows
 
@@ -61,6 +66,7 @@ def scenario(setup: Setup, label: str, gw: str, fast: str, slow: str, args) -> l
     rows = []
     key, d = setup.key, args.duration
     for name, direct_url, model in (("instant", fast, "fast"), ("20 ms", slow, "slow")):
+        up = direct_url
         direct = wrk(direct_url + "/chat/completions", body(model), key, connections=1, duration=d)
         through = wrk(gw + "/chat/completions", body(model), key, connections=1, duration=d)
         rows.append(
@@ -70,25 +76,35 @@ def scenario(setup: Setup, label: str, gw: str, fast: str, slow: str, args) -> l
             f"| added at p50: {through['p50_ms'] - direct['p50_ms']:.2f} ms |"
         )
         for c in (1, 16, 64):
-            direct = wrk(direct_url + "/chat/completions", body(model), key, connections=c, duration=d)
-            through = wrk(gw + "/chat/completions", body(model), key, connections=c, duration=d)
+            direct = wrk(up + "/chat/completions", body(model), key, connections=c, duration=d, servers=(up,))
+            through = wrk(gw + "/chat/completions", body(model), key, connections=c, duration=d, servers=(gw, up))
             rows.append(
-                f"| {label}, {name} upstream, non-streaming, c={c} | direct {direct['rps']:.0f} req/s "
-                f"| jaif {through['rps']:.0f} req/s ({through['errors']} non-2xx) "
+                f"| {label}, {name} upstream, non-streaming, c={c} | direct {direct['rps']:.0f} req/s{cpu(direct, c)} "
+                f"| jaif {through['rps']:.0f} req/s ({through['errors']} non-2xx){cpu(through, c, through=True)} "
                 f"| jaif/direct = {through['rps'] / direct['rps']:.2f} |"
             )
+        stream = body(model, stream=True)
         for c in (1, 16, 64):
-            direct = stream_load(
-                direct_url + "/chat/completions", body(model, stream=True), key, connections=c, duration=d
-            )
-            through = stream_load(gw + "/chat/completions", body(model, stream=True), key, connections=c, duration=d)
+            direct = stream_load(up + "/chat/completions", stream, key, connections=c, duration=d, servers=(up,))
+            through = stream_load(gw + "/chat/completions", stream, key, connections=c, duration=d, servers=(gw, up))
             rows.append(
                 f"| {label}, {name} upstream, streaming, c={c} | direct {direct['rps']:.0f} req/s, TTFT p50 "
-                f"{direct['ttft_p50_ms']:.2f} ms | jaif {through['rps']:.0f} req/s, "
+                f"{direct['ttft_p50_ms']:.2f} ms{cpu(direct, c)} | jaif {through['rps']:.0f} req/s, "
                 f"TTFT p50 {through['ttft_p50_ms']:.2f} ms "
-                f"({through['errors']} failed) | jaif/direct = {through['rps'] / direct['rps']:.2f} |"
+                f"({through['errors']} failed){cpu(through, c, through=True)} "
+                f"| jaif/direct = {through['rps'] / direct['rps']:.2f} |"
             )
     return rows
+
+
+def cpu(result: dict, connections: int, *, through: bool = False) -> str:
+    """CPU microseconds per request of each process, for the c=64 rows: what two cores can carry."""
+    if connections != 64:
+        return ""
+    names = ("gateway", "upstream") if through else ("upstream",)
+    parts = [f"{n} {us:.0f}" for n, us in zip(names, result["cpu_us"], strict=True)]
+    parts.append(f"load generator {result['client_us']:.0f}")
+    return f"; CPU µs/req: {', '.join(parts)}"
 
 
 def write(section: str, rows: list[str], command: str) -> None:

@@ -71,6 +71,34 @@ class Setup:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class Served(str):
+    """A server's base URL that also knows the server's process id (for cpu_seconds)."""
+
+    pid: int
+
+
+def served(url: str, pid: int) -> Served:
+    out = Served(url)
+    out.pid = pid
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by a process and all its threads and child processes
+    (uvicorn's workers), read from /proc: a figure the machine's other load barely moves."""
+    total = 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                total += sum(cpu_seconds(int(child)) for child in f.read().split())
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
 @contextmanager
 def process(argv: list[str], env: dict[str, str], health: str):
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -99,8 +127,8 @@ def upstream(env: dict[str, str], *, delay_ms: float = 0, tokens: int = 16):
         "--tokens",
         str(tokens),
     ]
-    with process(argv, env, f"http://127.0.0.1:{port}/v1/models"):
-        yield f"http://127.0.0.1:{port}/v1"
+    with process(argv, env, f"http://127.0.0.1:{port}/v1/models") as proc:
+        yield served(f"http://127.0.0.1:{port}/v1", proc.pid)
 
 
 @contextmanager
@@ -110,12 +138,13 @@ def gateway(env: dict[str, str], *, workers: int = 1, extra_env: dict[str, str] 
         [JAIF, "serve", "--port", str(port), "--workers", str(workers)],
         {**env, **(extra_env or {})},
         f"http://127.0.0.1:{port}/healthz",
-    ):
-        yield f"http://127.0.0.1:{port}/v1"
+    ) as proc:
+        yield served(f"http://127.0.0.1:{port}/v1", proc.pid)
 
 
-def wrk(url: str, body: dict, key: str, *, connections: int, duration: float) -> dict:
-    """Run wrk (one thread) with a JSON POST body; returns requests/s, latency percentiles (ms), errors."""
+def wrk(url: str, body: dict, key: str, *, connections: int, duration: float, servers: tuple = ()) -> dict:
+    """Run wrk (one thread) with a JSON POST body; returns requests/s, latency percentiles (ms), errors,
+    and CPU microseconds per request: wrk's own (``client_us``) and each of ``servers``' (``cpu_us``)."""
     lua = Path(tempfile.mkstemp(suffix=".lua")[1])
     lua.write_text(
         'wrk.method = "POST"\n'
@@ -123,14 +152,22 @@ def wrk(url: str, body: dict, key: str, *, connections: int, duration: float) ->
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Bearer {key}"\n'
     )
+    before = [cpu_seconds(server.pid) for server in servers]
+    client_before = os.times()
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "-s", str(lua), url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    client_after = os.times()
+    after = [cpu_seconds(server.pid) for server in servers]
     lua.unlink()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = max(1, int(re.search(r"(\d+) requests in", out).group(1)))
+    client_s = (client_after.children_user + client_after.children_system) - (
+        client_before.children_user + client_before.children_system
+    )
     pct = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|75|90|99)%\s+([\d.]+\w+)", out, re.M)}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: (.*)", out)
@@ -140,6 +177,8 @@ def wrk(url: str, body: dict, key: str, *, connections: int, duration: float) ->
         "p99_ms": pct.get("99"),
         "errors": int(errors.group(1)) if errors else 0,
         "socket_errors": sock.group(1) if sock else "",
+        "client_us": client_s / requests * 1e6,
+        "cpu_us": [(b - a) / requests * 1e6 for a, b in zip(before, after, strict=True)],
     }
 
 
@@ -184,8 +223,19 @@ async def _stream_load(url: str, body: dict, key: str, connections: int, duratio
         "ttft_p50_ms": statistics.median(ttfts) if ttfts else None,
         "ttft_p99_ms": ttfts[int(len(ttfts) * 0.99) - 1] if ttfts else None,
         "errors": failed,
+        "streams": done,
     }
 
 
-def stream_load(url: str, body: dict, key: str, *, connections: int, duration: float) -> dict:
-    return asyncio.run(_stream_load(url, body, key, connections, duration))
+def stream_load(url: str, body: dict, key: str, *, connections: int, duration: float, servers: tuple = ()) -> dict:
+    """Streams from ``connections`` clients; with CPU microseconds per stream of this client
+    (``client_us``) and of each of ``servers`` (``cpu_us``), as wrk()."""
+    before = [cpu_seconds(server.pid) for server in servers]
+    client_before = time.process_time()
+    result = asyncio.run(_stream_load(url, body, key, connections, duration))
+    client_s = time.process_time() - client_before
+    after = [cpu_seconds(server.pid) for server in servers]
+    streams = max(1, result["streams"])
+    result["client_us"] = client_s / streams * 1e6
+    result["cpu_us"] = [(b - a) / streams * 1e6 for a, b in zip(before, after, strict=True)]
+    return result

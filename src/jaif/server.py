@@ -11,6 +11,7 @@ import uvicorn
 from jaif.app import asgi_app
 from jaif.config import Settings
 from jaif.db.migrate import check_current
+from jaif.http_protocol import HttpProtocol
 
 
 def run(settings: Settings, *, host: str | None, port: int | None, workers: int | None) -> None:
@@ -25,7 +26,7 @@ def run(settings: Settings, *, host: str | None, port: int | None, workers: int 
         access_log=settings.web.log_level == "debug",
         timeout_graceful_shutdown=30,
         loop="uvloop",
-        http="httptools",
+        http=HttpProtocol,  # httptools, with each response's head and body in one send
         # jaif is reached directly or through a proxy the operator configures; parsing forwarded
         # headers on every request is not worth its cost here.
         proxy_headers=False,

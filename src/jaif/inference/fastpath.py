@@ -45,7 +45,7 @@ class InferenceFastPath:
         try:
             body = await self._body(scope, receive)
             who = await gateway.authenticate(authorization)
-            result = await gateway.handle(who, parse_request(HOT_ROUTES[scope["path"]], body))
+            result = await gateway.handle(who, parse_request(HOT_ROUTES[scope["path"]], body), body)
         except JaifError as exc:
             await _send_error(send, exc)
             return

@@ -27,7 +27,7 @@ from jaif.errors import (
 )
 from jaif.inference.backends.base import BackendError, Body, InferenceBackend
 from jaif.inference.keys import KeyCache
-from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, dump
+from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, upstream_body
 from jaif.inference.registry import ModelRegistry, ServedModel
 from jaif.inference.routing import ReplicaState
 from jaif.inference.streaming import StreamMeter, StreamRelay
@@ -97,7 +97,7 @@ class Gateway:
         self._id_counter = itertools.count()
 
     def _next_request_id(self) -> str:
-        return f"{self._id_prefix}{next(self._id_counter):x}"
+        return f"{self._id_prefix}{next(self._id_counter):012x}"
 
     async def authenticate(self, authorization: str | None) -> KeyPrincipal:
         return await self.keys.authenticate(authorization)
@@ -118,8 +118,9 @@ class Gateway:
         return {"id": name, "object": "model", "created": model.created, "owned_by": model.owned_by}
 
     # -- the request path ------------------------------------------------------------------------
-    async def handle(self, principal: KeyPrincipal, request: Request) -> Body | StreamRelay:
-        call = self._prepare(principal, request)
+    async def handle(self, principal: KeyPrincipal, request: Request, raw: bytes | None = None) -> Body | StreamRelay:
+        """``raw``: the JSON body ``request`` was parsed from, if at hand (it spares re-serialising it)."""
+        call = self._prepare(principal, request, raw)
         await self._admit(call)
         try:
             if call.body.get("stream"):
@@ -142,7 +143,7 @@ class Gateway:
             )
         return model
 
-    def _prepare(self, principal: KeyPrincipal, request: Request) -> _Call:
+    def _prepare(self, principal: KeyPrincipal, request: Request, raw: bytes | None = None) -> _Call:
         endpoint, kind = ENDPOINTS[type(request)]
         model = self._authorised_model(principal, request.model)
         if model.kind != kind:
@@ -152,7 +153,7 @@ class Gateway:
                 param="model",
                 code="wrong_model_kind",
             )
-        body = dump(request)
+        body = upstream_body(request, raw)
         body["model"] = model.upstream_model or model.name
         replica = model.replicas.replicas[0] if model.replicas.replicas else None
         exact = replica.backend.count_prompt_tokens(endpoint, body) if replica else None

@@ -1,6 +1,8 @@
 """Bearer-key authentication with a short per-process cache, so the hot path skips the database.
 
 A revoked key stops working within ``key_cache_s`` seconds (default 2); an expired key at once.
+When an entry runs out, one lookup refreshes it: requests for the same key that arrive meanwhile
+wait for that lookup instead of each asking the database (64 at once under load, every 2 s).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class KeyCache:
         self._factory = session_factory
         self._ttl = ttl_s
         self._entries: dict[str, tuple[float, KeyPrincipal | JaifError]] = {}
+        # Lookups under way, with when they started.
+        self._lookups: dict[str, tuple[float, asyncio.Future[KeyPrincipal | JaifError]]] = {}
 
     async def authenticate(self, authorization: str | None) -> KeyPrincipal:
         if not authorization:
@@ -38,18 +42,35 @@ class KeyCache:
         digest = hash_api_key(secret)
         now = time.monotonic()
         entry = self._entries.get(digest)
-        if entry is None or entry[0] < now:
-            outcome = await asyncio.to_thread(self._lookup, secret)
-            if len(self._entries) >= MAX_ENTRIES:
-                self._entries.clear()
-            entry = (now + self._ttl, outcome)
-            self._entries[digest] = entry
-        outcome = entry[1]
+        outcome = entry[1] if entry is not None and entry[0] >= now else await self._refresh(digest, secret)
         if isinstance(outcome, JaifError):
             raise outcome
         if outcome.expires_at is not None and outcome.expires_at <= utcnow():
             raise Unauthorized("This API key has expired.", code="expired_api_key")
         return outcome
+
+    async def _refresh(self, digest: str, secret: str) -> KeyPrincipal | JaifError:
+        now = time.monotonic()
+        running = self._lookups.get(digest)
+        # Join a lookup under way only if its answer may be trusted now: never longer than the docs say.
+        if running is not None and running[0] + self._ttl >= now:
+            lookup = running[1]
+        else:
+            lookup = asyncio.ensure_future(asyncio.to_thread(self._lookup, secret))
+            self._lookups[digest] = (now, lookup)
+
+            def done(future: asyncio.Future) -> None:
+                if self._lookups.get(digest, (None, None))[1] is future:
+                    del self._lookups[digest]
+                newer = self._entries.get(digest, (0.0, None))[0] > now + self._ttl
+                if not future.cancelled() and future.exception() is None and not newer:
+                    if len(self._entries) >= MAX_ENTRIES:
+                        self._entries.clear()
+                    self._entries[digest] = (now + self._ttl, future.result())
+
+            lookup.add_done_callback(done)
+        # Shielded: one waiting request cancelled must not cancel the lookup the others wait for.
+        return await asyncio.shield(lookup)
 
     def _lookup(self, secret: str) -> KeyPrincipal | JaifError:
         with self._factory() as session:

@@ -57,7 +57,8 @@ def openapi_components() -> dict:
 async def _serve(request: Request, who: KeyPrincipal, model: type[BaseModel]) -> Response:
     # Normally answered by fastpath.InferenceFastPath before reaching here; same service, same errors.
     # The body is parsed by hand rather than as a FastAPI parameter, for errors in the OpenAI shape.
-    result = await gateway_of(request).handle(who, parse_request(model, await request.body()))
+    raw = await request.body()
+    result = await gateway_of(request).handle(who, parse_request(model, raw), raw)
     if isinstance(result, StreamRelay):
         return StreamingResponse(result.events, media_type="text/event-stream", headers=SSE_HEADERS,
                                  background=BackgroundTask(result.aclose))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from jaif.inference.backends.base import InferenceBackend
@@ -35,15 +35,21 @@ class ReplicaSet:
     cooldown_s: float = 10.0
     _tie: itertools.count = field(default_factory=itertools.count)
 
-    def pick(self, exclude: Iterable[ReplicaState] = ()) -> ReplicaState | None:
+    def pick(self, exclude: Collection[ReplicaState] = ()) -> ReplicaState | None:
+        # One pass, no sets or lists built on the way: this runs once per request.
         now = time.monotonic()
-        skipped = set(map(id, exclude))
-        candidates = [r for r in self.replicas if id(r) not in skipped]
-        healthy = [r for r in candidates if r.healthy(now)]
-        if not healthy:
+        best: list[ReplicaState] = []
+        least = 0
+        for replica in self.replicas:
+            if now < replica.cooldown_until or (exclude and replica in exclude):
+                continue
+            if not best or replica.outstanding < least:
+                best = [replica]
+                least = replica.outstanding
+            elif replica.outstanding == least:
+                best.append(replica)
+        if not best:
             return None
-        least = min(r.outstanding for r in healthy)
-        best = [r for r in healthy if r.outstanding == least]
         # Rotate among equals so idle replicas share sequential load too.
         return best[next(self._tie) % len(best)]
 

@@ -30,7 +30,7 @@ class StreamMeter:
     def feed(self, payload: bytes) -> bytes | None:
         if self.ttft_s is None:
             self.ttft_s = time.perf_counter() - self.started
-        if b'"usage"' in payload and not any(marker in payload for marker in _NULL_USAGE):
+        if b'"usage"' in payload and _NULL_USAGE[0] not in payload and _NULL_USAGE[1] not in payload:
             data = orjson.loads(payload)
             usage = data.get("usage")
             if isinstance(usage, dict):

@@ -3,11 +3,19 @@
 With several worker processes (``jaif serve --workers N``) prometheus_client keeps values in files
 in one folder and /metrics reads them all back, so a scrape sees the sum over workers (gauges: the
 sum of requests in flight, the lowest replica health any worker sees).
+
+Requests are counted in batches: ``observe`` queues a request's figures and the queue is applied
+once per turn of the event loop (and before every scrape). prometheus_client's per-call work
+(label lookup, a lock, in multiprocess mode a write to a shared file, per counter and histogram)
+cost more than a proxied request's JSON work; applied per batch it is paid once per label set.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+from bisect import bisect_left
+from collections.abc import Sequence
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -51,6 +59,8 @@ class GatewayMetrics:
             "jaif_usage_records_pending", "Usage records queued for the next flush", registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self._pending: list[tuple[str, str, str, int, int, float, float | None]] = []
+        self._flush_soon: asyncio.Handle | None = None
 
     def observe(
         self,
@@ -63,19 +73,45 @@ class GatewayMetrics:
         latency_s: float,
         ttft_s: float | None,
     ) -> None:
-        self.requests.labels(model, endpoint, status).inc()
-        if prompt_tokens:
-            self.tokens.labels(model, "prompt").inc(prompt_tokens)
-        if completion_tokens:
-            self.tokens.labels(model, "completion").inc(completion_tokens)
-        self.latency.labels(model).observe(latency_s)
-        if ttft_s is not None:
-            self.ttft.labels(model).observe(ttft_s)
+        self._pending.append((model, endpoint, status, prompt_tokens, completion_tokens, latency_s, ttft_s))
+        if self._flush_soon is None:
+            try:
+                self._flush_soon = asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no event loop: at once
+                self.flush()
+
+    def flush(self) -> None:
+        """Apply the queued requests' figures to the metrics."""
+        self._flush_soon = None
+        pending, self._pending = self._pending, []
+        requests: dict[tuple[str, str, str], int] = {}
+        tokens: dict[tuple[str, str], int] = {}
+        latency: dict[str, list[float]] = {}
+        ttft: dict[str, list[float]] = {}
+        for model, endpoint, status, prompt_tokens, completion_tokens, latency_s, ttft_s in pending:
+            key = (model, endpoint, status)
+            requests[key] = requests.get(key, 0) + 1
+            if prompt_tokens:
+                tokens[(model, "prompt")] = tokens.get((model, "prompt"), 0) + prompt_tokens
+            if completion_tokens:
+                tokens[(model, "completion")] = tokens.get((model, "completion"), 0) + completion_tokens
+            latency.setdefault(model, []).append(latency_s)
+            if ttft_s is not None:
+                ttft.setdefault(model, []).append(ttft_s)
+        for labels, count in requests.items():
+            self.requests.labels(*labels).inc(count)
+        for labels, count in tokens.items():
+            self.tokens.labels(*labels).inc(count)
+        for model, values in latency.items():
+            _observe_all(self.latency.labels(model), values)
+        for model, values in ttft.items():
+            _observe_all(self.ttft.labels(model), values)
 
     def replica_failed(self, model: str, replica: str) -> None:
         self.replica_failures.labels(model, replica).inc()
 
     def render(self) -> bytes:
+        self.flush()
         if self._multiprocess_dir is None:
             return generate_latest(self.registry)
         merged = CollectorRegistry()
@@ -86,3 +122,25 @@ class GatewayMetrics:
         """A worker going away: its live gauges leave the sums."""
         if self._multiprocess_dir is not None:
             multiprocess.mark_process_dead(os.getpid(), path=str(self._multiprocess_dir))
+
+
+def _observe_all(histogram: Histogram, values: Sequence[float]) -> None:
+    """Observe many values into one histogram child: one increment per bucket hit, one for the sum.
+
+    Reaches into the child's buckets (prometheus_client keeps them per bucket, not cumulative); where
+    a version lays them out otherwise, one observe() per value.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if len(values) == 1 or bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values:
+            histogram.observe(value)
+        return
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1
+    total.inc(sum(values))
+    for bucket, count in zip(buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)

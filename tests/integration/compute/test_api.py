@@ -98,6 +98,7 @@ async def test_the_job_list_comes_in_pages_and_filters_by_state(api, session, wo
     done = await as_alice.get("/api/v1/jobs", params={"state": "completed"})
     assert done.headers["x-total-count"] == "3"
     assert (await as_alice.get("/api/v1/jobs", params={"state": "running"})).json() == []
-    for params, param in (({"state": "finished"}, "state"), ({"limit": 0}, "query.limit"), ({"offset": -1}, "query.offset")):
+    wrongs = (({"state": "finished"}, "state"), ({"limit": 0}, "query.limit"), ({"offset": -1}, "query.offset"))
+    for params, param in wrongs:
         wrong = await as_alice.get("/api/v1/jobs", params=params)
         assert wrong.status_code == 400 and wrong.json()["error"]["param"] == param, wrong.text

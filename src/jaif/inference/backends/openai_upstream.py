@@ -1,26 +1,21 @@
 """Any OpenAI-compatible server (vLLM, llama.cpp server, TGI, Ollama, another jaif) as a backend.
 
-One pooled keep-alive aiohttp session per replica. aiohttp rather than httpx on this path: measured
-here, httpx's connection pool cost ~70% of the gateway's CPU per proxied request (bench/RESULTS.md).
-Streams are passed on event by event, never buffered.
+One pool of keep-alive connections per replica (http11.py: asyncio and httptools). Measured here,
+httpx's connection pool cost ~70% of the gateway's CPU per proxied request and aiohttp's client a
+third (bench/RESULTS.md). Streams are passed on event by event, never buffered.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
-import aiohttp
 import orjson
 
 from jaif.inference.backends.base import BackendError, Body
+from jaif.inference.backends.http11 import HTTPError, HTTPPool
 
-# Failures that mean nothing of the answer arrived: another replica may try.
-_NOTHING_RECEIVED = (
-    aiohttp.ClientConnectionError,
-    aiohttp.ServerDisconnectedError,
-    aiohttp.ClientPayloadError,
-    TimeoutError,
-)
+HEALTH_TIMEOUT_S = 2.0
 
 
 class OpenAIUpstream:
@@ -37,24 +32,23 @@ class OpenAIUpstream:
         self._headers = {"content-type": "application/json"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s)
+        self._connect_timeout_s = connect_timeout_s
+        self._read_timeout_s = read_timeout_s
         self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: HTTPPool | None = None
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        # Made on first use, inside the running event loop (aiohttp binds sessions to their loop).
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections,
-                limit_per_host=self._max_connections,
-                keepalive_timeout=60,
-                ttl_dns_cache=300,
+    def pool(self) -> HTTPPool:
+        # Made on first use, inside the running event loop (its connections belong to that loop).
+        if self._pool is None:
+            self._pool = HTTPPool(
+                self.url,
+                headers=self._headers,
+                connect_timeout_s=self._connect_timeout_s,
+                read_timeout_s=self._read_timeout_s,
+                max_connections=self._max_connections,
             )
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, timeout=self._timeout, auto_decompress=True
-            )
-        return self._session
+        return self._pool
 
     async def chat(self, body: Body) -> Body:
         return await self._post("/chat/completions", body)
@@ -76,24 +70,22 @@ class OpenAIUpstream:
 
     async def health(self) -> bool:
         try:
-            async with self.session.get(self.url + "/models", timeout=aiohttp.ClientTimeout(total=2.0)) as response:
-                return response.status < 500
-        except (aiohttp.ClientError, TimeoutError):
+            status, _ = await asyncio.wait_for(self.pool.request(b"GET", "/models"), HEALTH_TIMEOUT_S)
+        except (HTTPError, TimeoutError):
             return False
+        return status < 500
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
 
     async def _post(self, path: str, body: Body) -> Body:
         try:
-            async with self.session.post(self.url + path, data=orjson.dumps(body)) as response:
-                content = await response.read()
-                status = response.status
-        except _NOTHING_RECEIVED as exc:
-            raise BackendError(f"{self.url}: {type(exc).__name__}", retryable=True) from exc
-        except aiohttp.ClientError as exc:
-            raise BackendError(f"{self.url}: {type(exc).__name__}", retryable=False) from exc
+            status, content = await self.pool.request(b"POST", path, orjson.dumps(body))
+        except HTTPError as exc:
+            # Nothing usable came back: another replica may try (as the client would have).
+            raise BackendError(f"{self.url}: {exc.message}", retryable=True) from exc
         return self._decode(status, content)
 
     def _decode(self, status: int, content: bytes) -> Body:
@@ -115,23 +107,30 @@ class OpenAIUpstream:
     async def _stream(self, path: str, body: Body) -> AsyncIterator[bytes]:
         sent = False
         try:
-            async with self.session.post(self.url + path, data=orjson.dumps(body)) as response:
-                if response.status >= 400:
-                    self._decode(response.status, await response.read())
-                buffer = b""
-                async for piece in response.content.iter_any():
-                    buffer = (buffer + piece).replace(b"\r\n", b"\n")
-                    while (end := buffer.find(b"\n\n")) >= 0:
-                        event, buffer = buffer[:end], buffer[end + 2 :]
-                        for line in event.split(b"\n"):
-                            if not line.startswith(b"data:"):
-                                continue
-                            payload = line[5:].strip()
-                            if payload == b"[DONE]":
-                                return
-                            sent = True
-                            yield payload
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            response = await self.pool.stream(b"POST", path, orjson.dumps(body))
+        except HTTPError as exc:
+            raise BackendError(f"{self.url}: {exc.message}", retryable=True) from exc
+        try:
+            if response.status >= 400:
+                self._decode(response.status, await response.body())
+            buffer = b""
+            while piece := await response.read():
+                buffer = buffer + piece if buffer else piece
+                if b"\r" in buffer:
+                    buffer = buffer.replace(b"\r\n", b"\n")
+                while (end := buffer.find(b"\n\n")) >= 0:
+                    event, buffer = buffer[:end], buffer[end + 2 :]
+                    for line in event.split(b"\n"):
+                        if not line.startswith(b"data:"):
+                            continue
+                        payload = line[5:].strip()
+                        if payload == b"[DONE]":
+                            return
+                        sent = True
+                        yield payload
+        except HTTPError as exc:
             # Once an event was passed on, the client has bytes: only a silent failure may be retried.
-            raise BackendError(f"{self.url}: stream broke ({type(exc).__name__})", retryable=not sent) from exc
+            raise BackendError(f"{self.url}: stream broke ({exc.message})", retryable=not sent) from exc
+        finally:
+            response.close()
         raise BackendError(f"{self.url}: stream ended without [DONE]", retryable=not sent)
