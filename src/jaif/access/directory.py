@@ -143,10 +143,21 @@ def my_projects(*, session: Session, actor: Actor) -> list[MyProject]:
     return [MyProject(id=pid, name=name, role=role, organisation=org) for pid, name, role, org in rows]
 
 
-def get_project(*, session: Session, actor: Actor, project_id: str) -> Project:
+def member_projects(*, session: Session, actor: Actor) -> list[Project]:
+    """The projects ``actor`` is a member of, by name: one query, without their members or organisation."""
+    if actor.user_id is None:
+        return []
+    member = select(ProjectMember.project_id).where(ProjectMember.user_id == actor.user_id)
+    return list(session.scalars(select(Project).where(Project.id.in_(member)).order_by(Project.name, Project.id)))
+
+
+def get_project(*, session: Session, actor: Actor, project_id: str, members: bool = True) -> Project:
+    """A project ``actor`` may see, else NotFound; with its organisation and members loaded unless
+    ``members`` is false (a page that shows neither saves three queries)."""
     project = None
     if _ID.match(project_id or ""):
-        project = session.scalar(_projects().where(Project.id == project_id, project_visible(actor, Project.id)))
+        query = _projects() if members else select(Project)
+        project = session.scalar(query.where(Project.id == project_id, project_visible(actor, Project.id)))
     if project is None:
         raise NotFound(f"no project {project_id!r}", param="id")
     return project

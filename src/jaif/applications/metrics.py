@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from functools import cache
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Integer, Select, String, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -79,20 +80,18 @@ def for_application(application: Application, *, now: datetime | None = None) ->
 
 def for_call(session: Session, call: AccessCall) -> TimeToAccessOut:
     """Median and 90th percentile of working days to access, and the share within the call's target."""
-    done = (Application.call_id == call.id, Application.allocated_at.is_not(None),
-            Application.submitted_at.is_not(None))
     if session.get_bind().dialect.name == "postgresql":  # in the database: calls have tens of thousands
-        allocated, median, p90, within = _aggregate_postgresql(session, done, call.target_days_to_access)
+        row = session.execute(_aggregate_postgresql(), {"call_id": call.id, "target": call.target_days_to_access})
+        allocated, quantiles, within, pending = row.one()
+        median, p90 = quantiles if quantiles is not None else (None, None)
     else:
+        done = (Application.call_id == call.id, Application.allocated_at.is_not(None),
+                Application.submitted_at.is_not(None))
         days = [working_days(s, a) for s, a in session.execute(select(Application.submitted_at,
                                                                           Application.allocated_at).where(*done))]
         allocated, median, p90 = len(days), percentile(days, 50), percentile(days, 90)
         within = sum(d <= call.target_days_to_access for d in days)
-    pending = session.scalar(
-        select(func.count())
-        .select_from(Application)
-        .where(Application.call_id == call.id, Application.state.in_(PENDING))
-    )
+        pending = session.scalar(_pending(Application.call_id == call.id))
     return TimeToAccessOut(
         call_id=call.id,
         call_slug=call.slug,
@@ -105,25 +104,37 @@ def for_call(session: Session, call: AccessCall) -> TimeToAccessOut:
     )
 
 
-def _working_seconds_sql(column):
-    """_working_seconds in PostgreSQL: working seconds from _MONDAY to ``column``."""
-    since = func.date_part("epoch", column) - _MONDAY.timestamp()
-    weeks = func.floor(since / _WEEK)
-    return weeks * (5 * _DAY) + func.least(since - weeks * _WEEK, 5 * _DAY)
+def _pending(of_call: ColumnElement[bool]) -> Select[tuple[int]]:
+    return select(func.count()).select_from(Application).where(of_call, Application.state.in_(PENDING))
 
 
-def _aggregate_postgresql(session: Session, where, target: int) -> tuple[int, float | None, float | None, int]:
-    """Allocated, median and 90th percentile of working days (interpolated as ``percentile``), and how many
-    within ``target``, in one query that reads ix_applications_call_allocated alone."""
-    span = _working_seconds_sql(Application.allocated_at) - _working_seconds_sql(Application.submitted_at)
-    spans = select((func.greatest(span, 0.0) / _DAY).label("days")).where(*where).cte("spans")
-    days = spans.prefix_with("MATERIALIZED").c.days  # each row's days computed once, not per aggregate
-    allocated, quantiles, within = session.execute(
-        select(
-            func.count(),
-            func.percentile_cont(postgresql.array([0.5, 0.9])).within_group(days),
-            func.count().filter(days <= target),
-        )
-    ).one()
-    median, p90 = quantiles if quantiles is not None else (None, None)
-    return allocated, median, p90, within
+@cache  # the statement, built once: its call and target are bound parameters
+def _aggregate_postgresql() -> Select:
+    """Allocated, median and 90th percentile of working days (interpolated as ``percentile``), how many
+    within the target, and how many pending, of the call ``:call_id`` with target ``:target``, in one
+    statement: the allocated ones from ix_applications_call_allocated alone, the pending from
+    ix_applications_call_state.
+
+    ``_working_seconds`` of both ends, step by step: each step a subquery that PostgreSQL may not fold
+    into the next (OFFSET 0), so that each row's epochs, weeks and days are computed once, not once per
+    use (folded, the expression computes each epoch four times and the days once per aggregate)."""
+    call_id = bindparam("call_id", type_=String)
+    epochs = select(
+        (func.date_part("epoch", Application.allocated_at) - _MONDAY.timestamp()).label("a"),
+        (func.date_part("epoch", Application.submitted_at) - _MONDAY.timestamp()).label("s"),
+    ).where(Application.call_id == call_id, Application.allocated_at.is_not(None),
+            Application.submitted_at.is_not(None)).offset(0).subquery("epochs")
+    a, s = epochs.c.a, epochs.c.s
+    weeks = select(a, s, func.floor(a / _WEEK).label("wa"), func.floor(s / _WEEK).label("ws")).offset(0)
+    weeks = weeks.subquery("weeks")
+    span = (weeks.c.wa * (5 * _DAY) + func.least(weeks.c.a - weeks.c.wa * _WEEK, 5 * _DAY)) - (
+        weeks.c.ws * (5 * _DAY) + func.least(weeks.c.s - weeks.c.ws * _WEEK, 5 * _DAY)
+    )
+    spans = select((func.greatest(span, 0.0) / _DAY).label("days")).offset(0).subquery("spans")
+    days = spans.c.days
+    return select(
+        func.count(),
+        func.percentile_cont(postgresql.array([0.5, 0.9])).within_group(days),
+        func.count().filter(days <= bindparam("target", type_=Integer)),
+        _pending(Application.call_id == call_id).scalar_subquery(),
+    )

@@ -52,9 +52,9 @@ def list_applications(
 ) -> list[ApplicationSummary]:
     """Yours, and those assigned to you for review; operators see all. Most recently changed first."""
     filters = {"call": call, "state": state, "mine": mine}
-    found = service.list_applications(session=session, actor=actor, **filters, limit=page.limit, offset=page.offset)
+    found = service.application_rows(session=session, actor=actor, **filters, limit=page.limit, offset=page.offset)
     api_paging.send(request, response, page, service.count_applications(session=session, actor=actor, **filters))
-    return [views.summary(a) for a in found]
+    return [views.summary_of_row(row) for row in found]
 
 
 @router.post("", response_model=ApplicationOut, status_code=201, summary="Start a draft",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import ColumnElement, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Row, false, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from jaif.access import service as access
@@ -27,7 +27,7 @@ from jaif.applications.models import Application, ApplicationEvent, ApplicationK
 from jaif.applications.schemas import DraftIn
 from jaif.calls import service as calls
 from jaif.calls.eligibility import Problem
-from jaif.calls.models import ReviewMode
+from jaif.calls.models import AccessCall, ReviewMode
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from jaif.identity.mail import Mailer
@@ -90,6 +90,37 @@ def list_applications(
         .offset(max(0, offset))
     )
     return list(session.scalars(query))
+
+
+def application_rows(
+    *, session: Session, actor: Actor, call: str | None = None, state: str | None = None, limit: int = 50,
+    mine: bool = False, offset: int = 0,
+) -> list[Row]:
+    """The page of ``list_applications`` as plain rows for a table or a summary, in one query and without
+    objects: id, call_id, call_slug, call_name, kind, title, applicant_email, organisation_name (None
+    without one), organisation_proposal, state, created_at, updated_at, submitted_at, allocated_at. The page
+    of ids is cut first (from the list's index alone), then joined for its rows."""
+    page = (
+        select(Application.id)
+        .where(*_listed(session, actor, call=call, state=state, mine=mine))
+        .order_by(Application.updated_at.desc(), Application.id.desc())
+        .limit(limit)
+        .offset(max(0, offset))
+        .subquery("page")
+    )
+    query = (
+        select(Application.id, Application.call_id, AccessCall.slug.label("call_slug"),
+               AccessCall.name.label("call_name"), Application.kind, Application.title,
+               User.email.label("applicant_email"), Organisation.name.label("organisation_name"),
+               Application.organisation_proposal, Application.state, Application.created_at,
+               Application.updated_at, Application.submitted_at, Application.allocated_at)
+        .join(page, page.c.id == Application.id)
+        .join(AccessCall, AccessCall.id == Application.call_id)
+        .join(User, User.id == Application.applicant_id)
+        .outerjoin(Organisation, Organisation.id == Application.organisation_id)
+        .order_by(Application.updated_at.desc(), Application.id.desc())
+    )
+    return list(session.execute(query))
 
 
 def count_applications(

@@ -45,6 +45,19 @@ def summary(application: Application) -> ApplicationSummary:
     )
 
 
+def summary_of_row(row) -> ApplicationSummary:
+    """``summary`` of a row of ``service.application_rows`` (no objects loaded)."""
+    organisation = row.organisation_name
+    if organisation is None:
+        organisation = (row.organisation_proposal or {}).get("name")
+    return ApplicationSummary(
+        id=row.id, call_id=row.call_id, call_slug=row.call_slug, kind=row.kind, title=row.title,
+        applicant_email=row.applicant_email, organisation_name=organisation, state=row.state,
+        created_at=row.created_at, updated_at=row.updated_at, submitted_at=row.submitted_at,
+        allocated_at=row.allocated_at,
+    )
+
+
 def _actor_label(event: ApplicationEvent, viewer: Actor) -> str:
     if event.actor_id is None:
         return "automatic"

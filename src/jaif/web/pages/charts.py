@@ -66,14 +66,15 @@ def _bars(series: Series, top: float, plot_h: float) -> list[str]:
     slot = (WIDTH - LEFT - RIGHT) / count
     bar_w = max(1.0, slot * 0.75)
     label_every = max(1, math.ceil(count / 8))
+    unit = str(escape(series.unit))  # days and figures need no escaping: digits, dashes and commas
+    digits = 0 if series.unit == "tokens" else 2
     parts = []
     for i, (day, value) in enumerate(zip(series.days, series.values, strict=True)):
         h = plot_h * value / top if top else 0
         x = LEFT + i * slot + (slot - bar_w) / 2
-        tip = escape(f"{day:%Y-%m-%d}: {number(value, 0 if series.unit == 'tokens' else 2)} {series.unit}")
         parts.append(
             f'<rect x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{bar_w:.1f}" height="{max(h, 0):.1f}">'
-            f"<title>{tip}</title></rect>"
+            f"<title>{day.isoformat()}: {value:,.{digits}f} {unit}</title></rect>"
         )
         if i % label_every == 0:
             parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - 8}" text-anchor="middle">{day:%d %b}</text>')

@@ -85,7 +85,7 @@ def dashboard(request: Request, session: Session, actor: Actor) -> Response:
         cards = []
     else:
         cards = _cards(session, actor)
-    mine = applications.list_applications(session=session, actor=actor, mine=True, limit=50)
+    mine = applications.application_rows(session=session, actor=actor, mine=True, limit=50)
     pending_reviews = reviews.count_reviews(session=session, actor=actor, only_open=True) if actor.is_reviewer else 0
     return render(
         request, "home/dashboard.html", section="home", actor=actor, projects=cards,

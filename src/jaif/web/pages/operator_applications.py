@@ -37,8 +37,8 @@ def application_list(
     filters = {"call": chosen_call or None, "state": chosen_state or None}
     pager = Pager.of(request, page=page, total=applications.count_applications(session=session, actor=actor,
                                                                                **filters))
-    found = applications.list_applications(session=session, actor=actor, **filters, limit=pager.size,
-                                           offset=pager.offset)
+    found = applications.application_rows(session=session, actor=actor, **filters, limit=pager.size,
+                                          offset=pager.offset)
     return render(request, "operator/applications.html", section="operator", applications=found,
                   calls=[(c.slug, c.name) for c in every], chosen={"call": chosen_call, "state": chosen_state},
                   pager=pager)

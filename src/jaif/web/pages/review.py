@@ -31,10 +31,9 @@ def queue(
 ) -> Response:
     """Those still to review first, then the rest; newest assignment first in each, 50 a page."""
     pager = Pager.of(request, page=page, total=reviews.count_reviews(session=session, actor=actor))
-    found = reviews.list_reviews(session=session, actor=actor, open_first=True, limit=pager.size,
-                                 offset=pager.offset)
-    pending = [r for r in found if r.submitted_at is None and r.application.state in UNDER_REVIEW]
-    done = [r for r in found if r not in pending]
+    found = reviews.queue_rows(session=session, actor=actor, limit=pager.size, offset=pager.offset)
+    pending = [r for r in found if r.open]
+    done = [r for r in found if not r.open]
     waiting = reviews.count_reviews(session=session, actor=actor, only_open=True)
     return render(request, "review/queue.html", section="review", pending=pending, done=done, pager=pager,
                   waiting=waiting)

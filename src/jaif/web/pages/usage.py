@@ -20,11 +20,10 @@ from jaif.access import directory
 from jaif.access.models import Project
 from jaif.access.schemas import Actor
 from jaif.compute import daily as compute_daily
-from jaif.identity import service as identity
 from jaif.metering import reports as metering_reports
 from jaif.web.deps import DB, PageUser
 from jaif.web.pages import charts
-from jaif.web.pages.common import render
+from jaif.web.pages.common import number, render
 
 router = APIRouter(include_in_schema=False)
 PERIODS = (7, 30, 90)
@@ -36,16 +35,22 @@ class Panel:
     tokens: charts.Series
     gpu_hours: charts.Series
     tokens_chart: Markup
-    gpu_chart: Markup
+    gpu_chart: Markup | None  # drawn only when jobs ended in the period
+    rows: Markup  # the table's rows: day, tokens, GPU-hours, newest first, the days with either
 
 
 def _projects(session: Session, actor: Actor, project_id: str) -> list[Project]:
     if project_id:
-        return [directory.get_project(session=session, actor=actor, project_id=project_id)]
-    if actor.user_id is None:
-        return []
-    ids = [m.project_id for m in identity.me(session=session, actor=actor).projects]
-    return [directory.get_project(session=session, actor=actor, project_id=i) for i in ids]
+        return [directory.get_project(session=session, actor=actor, project_id=project_id, members=False)]
+    return directory.member_projects(session=session, actor=actor)
+
+
+def _rows(tokens: charts.Series, gpu_hours: charts.Series) -> Markup:
+    """The table's rows as HTML (dates and figures: nothing to escape), drawn here rather than by the
+    template, which would escape each of up to 3 x 90 cells."""
+    days = reversed(list(zip(tokens.days, tokens.values, gpu_hours.values, strict=True)))
+    return Markup("\n".join(f"<tr><td>{day.isoformat()}</td><td>{number(t)}</td><td>{number(g, 2)}</td></tr>"
+                             for day, t, g in days if t or g))
 
 
 def panels(session: Session, actor: Actor, projects: list[Project], *, first: date, last: date) -> list[Panel]:
@@ -55,12 +60,13 @@ def panels(session: Session, actor: Actor, projects: list[Project], *, first: da
     hours = compute_daily.gpu_hours_per_day(session=session, actor=actor, project_ids=ids, since=since)
     found = []
     for p in projects:
-        t = charts.daily(dict(tokens.get(p.id, {})), first=first, last=last, unit="tokens")
+        t = charts.daily(tokens.get(p.id, {}), first=first, last=last, unit="tokens")
         g = charts.daily(hours.get(p.id, {}), first=first, last=last, unit="GPU-hours")
         found.append(Panel(
-            project=p, tokens=t, gpu_hours=g,
+            project=p, tokens=t, gpu_hours=g, rows=_rows(t, g),
             tokens_chart=charts.bar_chart(t, title=f"Tokens per day, project {p.name}", chart_id=f"tokens-{p.id}"),
-            gpu_chart=charts.bar_chart(g, title=f"GPU-hours per day, project {p.name}", chart_id=f"gpu-{p.id}"),
+            gpu_chart=charts.bar_chart(g, title=f"GPU-hours per day, project {p.name}", chart_id=f"gpu-{p.id}")
+            if g.total else None,
         ))
     return found
 
