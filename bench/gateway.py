@@ -1,12 +1,13 @@
 """Gateway overhead: straight to a fast upstream vs through jaif, in one run.
 
-    .venv/bin/python bench/gateway.py [--duration 5] [--workers 1 2] [--database-url URL]
+    .venv/bin/python bench/gateway.py [--duration 5] [--workers 1 2] [--database-url URL] [--postgres-url URL]
 
 Measures, with the stand-in upstream (jaif.testing.upstream: keep-alive, TCP_NODELAY) answering at
 once and with a 20 ms delay: sequential p50/p99 latency; throughput at concurrency 1, 16 and 64 for
 non-streaming (wrk) and streaming (an asyncio client; time to first event); metering and quotas on
-vs off. Load generator, upstream and gateway share this machine's cores, so read ratios, not
-absolutes. Writes the figures into bench/RESULTS.md between the gateway markers.
+vs off per worker count and upstream, on SQLite and on PostgreSQL (``--postgres-url``), with the
+gateway's CPU per request. Load generator, upstream and gateway share this machine's cores, so read
+ratios and CPU per request, not absolutes. Writes the figures into bench/RESULTS.md between the gateway markers.
 """
 
 from __future__ import annotations
@@ -38,27 +39,46 @@ def measure(setup: Setup, args) -> list[str]:
     with upstream(env) as fast, upstream(env, delay_ms=20) as slow:
         setup.cli("model", "add", "fast", "--upstream", fast)
         setup.cli("model", "add", "slow", "--upstream", slow)
-        for workers in args.workers:
-            with gateway(env, workers=workers) as gw:
-                rows += scenario(setup, f"{workers} worker(s)", gw, fast, slow, args)
-        # Alternate off and on twice, so machine noise hits both.
-        rates: dict[str, list[float]] = {"off": [], "on": []}
-        cpu_us: dict[str, list[float]] = {"off": [], "on": []}
-        for _ in range(2):
-            for label, extra in (("off", {"JAIF_METERING__ENABLED": "false"}), ("on", {})):
-                with gateway(env, workers=args.workers[-1], extra_env=extra) as gw:
-                    url = gw + "/chat/completions"
-                    result = wrk(url, body("fast"), setup.key, connections=64, duration=args.duration, servers=(gw,))
-                    rates[label].append(result["rps"])
-                    cpu_us[label].append(result["cpu_us"][0])
-        off, on = (sum(rates[k]) / 2 for k in ("off", "on"))
-        cpu_off, cpu_on = (sum(cpu_us[k]) / 2 for k in ("off", "on"))
-        rows.append(
-            f"| metering+quotas off vs on, instant upstream, c=64, {args.workers[-1]} worker(s), mean of 2 "
-            f"| off {off:.0f} req/s, gateway CPU {cpu_off:.0f} µs/req "
-            f"| on {on:.0f} req/s, gateway CPU {cpu_on:.0f} µs/req "
-            f"| on/off = {on / off:.2f} (CPU per request: off/on = {cpu_off / cpu_on:.2f}) |"
-        )
+        if not args.metering_only:
+            for workers in args.workers:
+                with gateway(env, workers=workers) as gw:
+                    rows += scenario(setup, f"{workers} worker(s)", gw, fast, slow, args)
+        rows += metering(setup, "SQLite" if setup.postgres is None else "PostgreSQL", args)
+        if args.postgres_url and setup.postgres is None:
+            pg = Setup(database_url=args.postgres_url)
+            try:
+                pg.cli("model", "add", "fast", "--upstream", fast)
+                pg.cli("model", "add", "slow", "--upstream", slow)
+                rows += metering(pg, "PostgreSQL", args)
+            finally:
+                pg.cleanup()
+    return rows
+
+
+def metering(setup: Setup, database: str, args) -> list[str]:
+    """Metering and quotas off vs on at c=64, per worker count and upstream: the gateway's req/s and its
+    CPU per request. Off and on alternate twice, so machine noise hits both; each figure is the mean."""
+    rows = []
+    for workers in args.workers:
+        for name, model in (("instant", "fast"), ("20 ms", "slow")):
+            rates: dict[str, list[float]] = {"off": [], "on": []}
+            cpu_us: dict[str, list[float]] = {"off": [], "on": []}
+            for _ in range(2):
+                for label, extra in (("off", {"JAIF_METERING__ENABLED": "false"}), ("on", {})):
+                    with gateway(setup.env, workers=workers, extra_env=extra) as gw:
+                        url = gw + "/chat/completions"
+                        result = wrk(url, body(model), setup.key, connections=64, duration=args.duration, servers=(gw,))
+                        rates[label].append(result["rps"])
+                        cpu_us[label].append(result["cpu_us"][0])
+            off, on = (sum(rates[k]) / 2 for k in ("off", "on"))
+            cpu_off, cpu_on = (sum(cpu_us[k]) / 2 for k in ("off", "on"))
+            rows.append(
+                f"| metering+quotas off vs on, {name} upstream, c=64, {workers} worker(s), {database}, mean of 2 "
+                f"| off {off:.0f} req/s, gateway CPU {cpu_off:.0f} µs/req "
+                f"| on {on:.0f} req/s, gateway CPU {cpu_on:.0f} µs/req "
+                f"| on/off = {on / off:.2f} (CPU per request: off/on = {cpu_off / cpu_on:.2f}) |"
+            )
+            print(rows[-1], flush=True)
     return rows
 
 
@@ -133,7 +153,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="gateway worker counts to try")
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="jaif's database (default: SQLite in a temporary folder); a PostgreSQL database named here is "
+        "created afresh, dropping one of that name, and dropped at the end",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/jaif_bench_gateway",
+        help="metering on vs off on PostgreSQL as well, in this database (created afresh, dropping one of that "
+        "name, and dropped at the end); '' to skip",
+    )
+    parser.add_argument(
+        "--metering-only", action="store_true", help="only the metering on vs off rows; print them, write nothing"
+    )
     args = parser.parse_args()
     setup = Setup(database_url=args.database_url)
     try:
@@ -141,6 +175,8 @@ def main() -> None:
     finally:
         setup.cleanup()
     print("\n".join(rows))
+    if args.metering_only:
+        return
     write("gateway", rows, "python bench/gateway.py " + " ".join(sys.argv[1:]))
 
 

@@ -45,11 +45,39 @@ def wait_http(url: str, timeout: float = 120.0) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def _postgres_admin(database_url: str) -> tuple[str, str]:
+    """A libpq URL of the server's ``postgres`` database, and the name of the database in ``database_url``."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if not url.database:
+        raise SystemExit(f"the database URL must name a database: {database_url}")
+    return url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False), url.database
+
+
+def _postgres_database(database_url: str, *, create: bool) -> None:
+    """Drop the PostgreSQL database named in ``database_url`` if it exists, and create it afresh if ``create``."""
+    import psycopg
+    from psycopg import sql
+
+    admin, name = _postgres_admin(database_url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if create:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
 class Setup:
-    """A fresh database with one organisation, one project (unlimited tokens unless given) and a key."""
+    """A fresh database with one organisation, one project (unlimited tokens unless given) and a key.
+
+    SQLite in a temporary folder unless ``database_url`` is given; a PostgreSQL database named there is
+    created afresh (dropping one of that name) and dropped again by cleanup()."""
 
     def __init__(self, *, database_url: str | None = None, builtin: bool = False, token_quota: int | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="jaif-bench-"))
+        self.postgres = database_url if database_url and database_url.startswith("postgresql") else None
+        if self.postgres:
+            _postgres_database(self.postgres, create=True)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("JAIF_")}
         self.env.update(
             JAIF_DATABASE_URL=database_url or f"sqlite:///{self.dir / 'jaif.db'}",
@@ -69,6 +97,8 @@ class Setup:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.postgres:
+            _postgres_database(self.postgres, create=False)
 
 
 class Served(str):

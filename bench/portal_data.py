@@ -458,7 +458,7 @@ class Generator:
             if (when.hour < 7 or when.weekday() >= 5) and rng.random() < 0.5:
                 when = when.replace(hour=rng.randint(8, 18))
             when = min(when, self.now)
-            yield (self.id(), "req-" + self.id(), when, projects[i], rng.choice(keys[i]), endpoint, model,
+            yield (self.id(), when, projects[i], rng.choice(keys[i]), endpoint, model,
                    None, stream, prompt if ok else 0, completion if ok else 0, (prompt + completion) if ok else 0,
                    "upstream", round(latency, 2), round(latency * 0.2, 2) if stream else None,
                    "ok" if ok else "error", 200 if ok else rng.choice((429, 502, 503)))
@@ -531,7 +531,7 @@ def load(database_url: str = DEFAULT_URL, *, scale: float = 1.0, log=print) -> L
         step("allocations", ["id", "project_id", "application_id", "resource", "partition", "amount", "used",
                              "starts_at", "ends_at", "status", "created_by_id", "created_at", "revoked_at"],
              gen.allocations)
-        step("usage_records", ["id", "request_id", "created_at", "project_id", "api_key_id", "endpoint", "model",
+        step("usage_records", ["id", "created_at", "project_id", "api_key_id", "endpoint", "model",
                                "replica", "stream", "prompt_tokens", "completion_tokens", "total_tokens",
                                "usage_source", "latency_ms", "ttft_ms", "status", "status_code"], gen.usage_rows())
         step("compute_job_records", ["id", "cluster", "job_id", "project_id", "account", "user", "name", "partition",

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import attrgetter
+from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Dialect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jaif.access.service import touch_keys
+from jaif.db.base import UTCDateTime
 from jaif.db.engine import transaction
 from jaif.metering.models import UsageRecord
 from jaif.metering.quota import QuotaManager
@@ -51,7 +54,6 @@ class UsageEvent:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
-
 
 
 class UsageWriter:
@@ -152,13 +154,34 @@ class UsageWriter:
         return len(written), lost
 
 
-# The record's columns in table order, and where each comes from: the request id is unique already,
-# so as the row id it spares a uuid4 (a syscall) per row.
-ROWS_PER_STATEMENT = 500  # x 17 columns: within SQLite's 32,766 parameters per statement
+# The record's columns in table order, and where each comes from: the request id is the row id (unique,
+# so no record is written twice, and it spares a uuid4, a syscall, per row).
+ROWS_PER_STATEMENT = 500  # x 16 columns: within SQLite's 32,766 parameters per statement
 _SOURCES = {"id": "request_id", "total_tokens": "total_tokens"}
 _TABLE = UsageRecord.__table__
 _ROW_COLUMNS = tuple(c.name for c in _TABLE.columns)
 _ROW_OF = attrgetter(*(_SOURCES.get(name, name) for name in _ROW_COLUMNS))
+
+
+def _sqlite_utc(value: datetime | None) -> str | None:
+    """What UTCDateTime and SQLite's DATETIME make of a datetime (``2026-11-26 11:22:33.000044``, in UTC),
+    in a third of the time: a quarter of what converting a record cost."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+
+def _processors(dialect: Dialect) -> list[tuple[int, Callable[[Any], Any]]]:
+    """Per column position, the conversion SQLAlchemy's column type would apply to a value bound to it."""
+    found = []
+    for i, column in enumerate(_TABLE.columns):
+        if dialect.name == "sqlite" and isinstance(column.type, UTCDateTime):
+            found.append((i, _sqlite_utc))
+        elif (process := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None:
+            found.append((i, process))
+    return found
 
 
 def _insert_rows(connection: Connection, batch: list[UsageEvent]) -> None:
@@ -166,48 +189,39 @@ def _insert_rows(connection: Connection, batch: list[UsageEvent]) -> None:
     for SQLite, say) but without its per-row work: COPY on PostgreSQL (psycopg), else the driver's
     executemany."""
     dialect = connection.dialect
-    processors = [
-        (i, process)
-        for i, column in enumerate(_TABLE.columns)
-        if (process := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-    ]
-    rows: list[tuple] = [_ROW_OF(event) for event in batch]
-    if processors:
-        for n, row in enumerate(rows):
-            values = list(row)
-            for i, process in processors:
-                values[i] = process(values[i])
-            rows[n] = tuple(values)
+    width = len(_ROW_COLUMNS)
+    # The values of all rows in one list, each column converted in one go (a slice of every width-th
+    # value), not row by row: per row that was a list, a tuple and a loop in Python.
+    values = [value for event in batch for value in _ROW_OF(event)]
+    for i, process in _processors(dialect):
+        values[i::width] = map(process, values[i::width])
     columns = ", ".join(_ROW_COLUMNS)
     if dialect.name == "postgresql" and dialect.driver == "psycopg":
         with connection.connection.driver_connection.cursor() as cursor:
             with cursor.copy(f"COPY {_TABLE.name} ({columns}) FROM STDIN") as copy:
-                for row in rows:
+                for row in zip(*[iter(values)] * width, strict=True):
                     copy.write_row(row)
         return
     marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
     if marker is None:  # a driver this path does not know: SQLAlchemy's own executemany
-        connection.execute(_TABLE.insert(), [dict(zip(_ROW_COLUMNS, row, strict=True)) for row in rows])
+        rows = [dict(zip(_ROW_COLUMNS, values[i : i + width], strict=True)) for i in range(0, len(values), width)]
+        connection.execute(_TABLE.insert(), rows)
         return
     # Many rows per statement: executemany steps the statement once per row, and the driver lets go
     # of the GIL around every step, so the event loop's thread and this one would trade it back and
     # forth thousands of times per batch (a futex call and a context switch each time).
-    one = "(" + ", ".join([marker] * len(_ROW_COLUMNS)) + ")"
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        chunk = rows[start : start + ROWS_PER_STATEMENT]
-        sql = f"INSERT INTO {_TABLE.name} ({columns}) VALUES {', '.join([one] * len(chunk))}"
-        connection.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
+    one = "(" + ", ".join([marker] * width) + ")"
+    for start in range(0, len(batch), ROWS_PER_STATEMENT):
+        n = min(ROWS_PER_STATEMENT, len(batch) - start)
+        sql = f"INSERT INTO {_TABLE.name} ({columns}) VALUES {', '.join([one] * n)}"
+        connection.exec_driver_sql(sql, tuple(values[start * width : (start + n) * width]))
 
 
 def _insert_new_rows(connection: Connection, batch: list[UsageEvent]) -> set[str]:
-    """Insert the records whose request id is not in the table yet; returns their request ids."""
+    """Insert the records whose request id (the row id) is not in the table yet; returns their ids."""
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     # Core, not the ORM's bulk path: the batch is plain rows, and the ORM's per-row bookkeeping
     # cost the event loop's thread a third of its time under load.
-    stmt = (
-        dialect.insert(_TABLE)
-        .on_conflict_do_nothing(index_elements=[_TABLE.c.request_id])
-        .returning(_TABLE.c.request_id)
-    )
+    stmt = dialect.insert(_TABLE).on_conflict_do_nothing(index_elements=[_TABLE.c.id]).returning(_TABLE.c.id)
     rows = [dict(zip(_ROW_COLUMNS, _ROW_OF(event), strict=True)) for event in batch]
     return set(connection.execute(stmt, rows).scalars())

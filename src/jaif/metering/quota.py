@@ -316,8 +316,8 @@ def _lock_projects(session: Session, project_ids: Iterable[str]) -> None:
     """Lock project rows in id order before lease rows (PostgreSQL; SQLite has one writer anyway).
 
     FOR NO KEY UPDATE, the lock an UPDATE of tokens_spent takes anyway: unlike FOR UPDATE it does not
-    conflict with the KEY SHARE locks that inserting usage records (foreign key to projects) takes, so
-    two writers that inserted records of one project cannot deadlock upgrading their locks.
+    conflict with the KEY SHARE locks that inserting rows with a foreign key to projects (quota leases)
+    takes, so two transactions that inserted such rows of one project cannot deadlock upgrading their locks.
     """
     ids = sorted(project_ids)
     if ids:

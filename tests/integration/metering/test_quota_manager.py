@@ -509,3 +509,37 @@ async def test_stop_waits_for_a_flush_in_flight(db):
             await stopping
     books = db.books(project)
     assert (books.records, books.spent) == (5, 50)
+
+
+async def test_the_usage_writer_stores_what_the_orm_would(db):
+    """The writer converts values itself, column by column, not through SQLAlchemy's per-row machinery:
+    what it stores must be what the ORM stores for the same record, to the byte, on every database."""
+    project = db.project(None)
+    proc = db.proc()
+    when = utcnow().replace(microsecond=0)  # SQLite's DATETIME still writes ".000000"
+    fields = dict(
+        created_at=when,
+        project_id=project,
+        api_key_id=None,
+        endpoint="chat.completions",
+        model="m",
+        replica="http://127.0.0.1:1/v1",
+        stream=True,
+        prompt_tokens=3,
+        completion_tokens=4,
+        usage_source="upstream",
+        latency_ms=12.5,
+        ttft_ms=0.25,
+        status="ok",
+        status_code=200,
+    )
+    proc.usage.record(UsageEvent(request_id="writer", leased=False, **fields))
+    assert await proc.usage.flush() == 1
+    with transaction(proc.factory) as session:
+        session.add(UsageRecord(id="orm", total_tokens=7, **fields))
+    with proc.engine.connect() as conn:
+        rows = {row[0]: row[1:] for row in conn.exec_driver_sql("SELECT * FROM usage_records")}
+    assert rows["writer"] == rows["orm"]
+    with proc.factory() as session:
+        written = session.get(UsageRecord, "writer")
+        assert (written.request_id, written.created_at, written.total_tokens) == ("writer", when, 7)
