@@ -152,3 +152,13 @@ async def test_organisations_by_sector_and_country(api, session, world):
     found = await api.get("/api/v1/organisations", params={"sector": "startup", "country": "at"}, headers=op)
     assert [o["name"] for o in found.json()] == ["Start-up AT"] and found.headers["x-total-count"] == "1"
     assert error_of(await api.get("/api/v1/organisations", params={"sector": "bank"}, headers=op), 400)["param"]
+
+
+@pytest.mark.parametrize("url", [
+    "/api/v1/organisations?country=%00", "/api/v1/projects?name=a%00b", "/api/v1/jobs?project=x%00",
+    "/api/v1/applications/%00", "/login?next=%00",
+])
+async def test_a_nul_character_in_the_url_is_a_400_not_a_database_error(api, session, world, url):
+    op = bearer(session, world.user(role="operator"))
+    error = error_of(await api.get(url, headers=op), 400)
+    assert error["message"] == "The URL may not contain NUL characters (%00)." and error["type"] == "invalid_request_error"
