@@ -1,8 +1,10 @@
 """Refuse what no route could use before it reaches one: bodies over the configured size, before they
-are read into memory (413), and URLs with NUL characters (400: PostgreSQL cannot hold them in text, so
-a filter or an id with one would fail in the database instead of answering "bad request")."""
+are read into memory (413), and query strings with NUL characters (400: PostgreSQL cannot hold them in
+text, so a filter with one would fail in the database instead of answering "bad request")."""
 
 from __future__ import annotations
+
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,8 +25,8 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
-            await _refuse(send, InvalidRequest("The URL may not contain NUL characters (%00)."))
+        if b"%00" in scope["query_string"]:  # (ids in paths are checked by their services: 404, no query)
+            await _refuse(send, _nul_in(scope["query_string"]))
             return
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
@@ -47,6 +49,16 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+def _nul_in(query: bytes) -> InvalidRequest:
+    """The 400 for a query string with a NUL character, naming the parameter that has it."""
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    name = next((k for k, v in pairs if "\x00" in k or "\x00" in v), None)
+    return InvalidRequest(
+        "The query string may not contain NUL characters (%00).",
+        param=name if name is not None and "\x00" not in name else None,
+    )
 
 
 async def _refuse(send: Send, error: JaifError) -> None:

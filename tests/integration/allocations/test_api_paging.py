@@ -154,11 +154,13 @@ async def test_organisations_by_sector_and_country(api, session, world):
     assert error_of(await api.get("/api/v1/organisations", params={"sector": "bank"}, headers=op), 400)["param"]
 
 
-@pytest.mark.parametrize("url", [
-    "/api/v1/organisations?country=%00", "/api/v1/projects?name=a%00b", "/api/v1/jobs?project=x%00",
-    "/api/v1/applications/%00", "/login?next=%00",
+@pytest.mark.parametrize(("url", "param"), [
+    ("/api/v1/organisations?sector=sme&country=%00", "country"), ("/api/v1/projects?name=a%00b", "name"),
+    ("/api/v1/jobs?project=x%00", "project"), ("/api/v1/applications?call=%00", "call"), ("/login?next=%00", "next"),
+    ("/api/v1/projects?a%00=1", None),
 ])
-async def test_a_nul_character_in_the_url_is_a_400_not_a_database_error(api, session, world, url):
+async def test_a_nul_character_in_the_query_is_a_400_not_a_database_error(api, session, world, url, param):
     op = bearer(session, world.user(role="operator"))
     error = error_of(await api.get(url, headers=op), 400)
-    assert error["message"] == "The URL may not contain NUL characters (%00)." and error["type"] == "invalid_request_error"
+    assert error["message"] == "The query string may not contain NUL characters (%00)."
+    assert (error["type"], error["param"]) == ("invalid_request_error", param)
