@@ -4,7 +4,6 @@ invitation; a project's team page (members, invitations, API keys) for its PIs; 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -18,23 +17,11 @@ from jaif.identity.service import FieldErrors
 from jaif.notify import service as notify
 from jaif.web.auth_views import message_page, render
 from jaif.web.deps import DB, IdentityConf, MailerDep, OptionalActor, PageOperator, PageUser
+from jaif.web.pages.common import expiry_in_days
 from jaif.web.session import flash, login_url
 
 router = APIRouter(include_in_schema=False)
 FormStr = Annotated[str, Form()]
-
-
-def _expiry(days: str) -> datetime | None:
-    """'' for no expiry, else a positive number of days; InvalidRequest naming the field otherwise."""
-    if not days.strip():
-        return None
-    try:
-        value = float(days)
-    except ValueError as exc:
-        raise InvalidRequest("Enter a number of days, or leave it empty.", param="expires_in_days") from exc
-    if not 0 < value <= 3650:
-        raise InvalidRequest("Enter a number of days between 1 and 3650.", param="expires_in_days")
-    return datetime.now(UTC) + timedelta(days=value)
 
 
 # --- the account page ---------------------------------------------------------------------------------------
@@ -81,7 +68,7 @@ def create_token(request: Request, session: DB, actor: PageUser, token_name: For
     values = {"token_name": token_name, "expires_in_days": expires_in_days}
     try:
         row, secret = pats.create(session=session, user_id=actor.user_id or "", name=token_name,
-                                  expires_at=_expiry(expires_in_days))
+                                  expires_at=expiry_in_days(expires_in_days))
     except InvalidRequest as exc:
         field = "token_name" if exc.param == "name" else (exc.param or "token_name")
         return _account_page(request, session, actor, status_code=400, errors={field: exc.message}, values=values)
@@ -186,7 +173,7 @@ def create_key(request: Request, session: DB, actor: PageUser, project_id: str, 
     values = {"key_name": key_name, "key_expires_in_days": key_expires_in_days}
     try:
         key, secret = membership.create_key(session=session, actor=actor, project_id=project_id, name=key_name,
-                                            expires_at=_expiry(key_expires_in_days))
+                                            expires_at=expiry_in_days(key_expires_in_days))
     except InvalidRequest as exc:
         field = {"expires_in_days": "key_expires_in_days"}.get(exc.param or "", "key_name")
         return _team_page(request, session, actor, project_id, status_code=400, errors={field: exc.message},

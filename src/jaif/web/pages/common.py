@@ -5,14 +5,14 @@ inside a savepoint so that a refused action leaves nothing half done when the pa
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Form, Request
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from jaif.errors import JaifError
+from jaif.errors import InvalidRequest, JaifError
 from jaif.web.templating import TEMPLATES
 
 T = TypeVar("T")
@@ -120,3 +120,17 @@ def attempt(session: Session, action: Callable[[], T]) -> T:
 
 def field_error(exc: JaifError, default: str) -> dict[str, str]:
     return {exc.param or default: sentence(exc.message)}
+
+
+def expiry_in_days(days: str) -> datetime | None:
+    """A form's "expires in (days)" field: '' for no expiry, else 1 to 3650 days from now; InvalidRequest
+    naming the field otherwise. Used by the API keys and personal access token forms."""
+    if not days.strip():
+        return None
+    try:
+        value = float(days)
+    except ValueError as exc:
+        raise InvalidRequest("Enter a number of days, or leave it empty.", param="expires_in_days") from exc
+    if not 0 < value <= 3650:
+        raise InvalidRequest("Enter a number of days from 1 to 3650, or leave it empty.", param="expires_in_days")
+    return datetime.now(UTC) + timedelta(days=value)

@@ -5,32 +5,18 @@ not exist (404). Who may do what is identity/membership.py's to decide.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from jaif.access.schemas import Actor
-from jaif.errors import InvalidRequest, JaifError
+from jaif.errors import JaifError
 from jaif.identity import membership
 from jaif.web.deps import DB, PageUser, public_base_url
-from jaif.web.pages.common import FormStr, attempt, render, sentence
+from jaif.web.pages.common import FormStr, attempt, expiry_in_days, render, sentence
 from jaif.web.session import flash
 
 router = APIRouter(include_in_schema=False)
-
-
-def _expiry(days: str) -> datetime | None:
-    if not days.strip():
-        return None
-    try:
-        value = float(days)
-    except ValueError as exc:
-        raise InvalidRequest("Enter a number of days, or leave it empty.", param="expires_in_days") from exc
-    if not 0 < value <= 3650:
-        raise InvalidRequest("Enter a number of days from 1 to 3650, or leave it empty.", param="expires_in_days")
-    return datetime.now(UTC) + timedelta(days=value)
 
 
 def _page(request: Request, session: Session, actor: Actor, project_id: str, *, values=None, errors=None,
@@ -62,7 +48,7 @@ def create_key(request: Request, session: DB, actor: PageUser, project_id: str, 
     try:
         key, secret = attempt(session, lambda: membership.create_key(
             session=session, actor=actor, project_id=project_id, name=name,
-            expires_at=_expiry(expires_in_days)))
+            expires_at=expiry_in_days(expires_in_days)))
     except JaifError as exc:
         if exc.status == 404:
             raise
