@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import islice
 from operator import itemgetter
 
@@ -37,7 +37,7 @@ from jaif.compute.scheduler import AccountingEntry
 from jaif.compute.schemas import ImportResult
 from jaif.compute.site import Partition, from_profile, profile
 from jaif.config import ComputeSettings, PartitionProfile
-from jaif.db.base import UTCDateTime, utcnow
+from jaif.db.base import UTCDateTime, sqlite_time, utcnow
 
 OVERLAP = timedelta(hours=6)  # jobs can reach sacct a little after jobs that ended later
 FIRST_LOOKBACK = timedelta(days=30)
@@ -188,16 +188,6 @@ def _import_batch(
 
 _COLUMNS = [c.name for c in JobRecord.__table__.columns]
 _TIMES = [i for i, c in enumerate(JobRecord.__table__.columns) if isinstance(c.type, UTCDateTime)]
-
-
-def sqlite_time(value: datetime | None) -> str | None:
-    """A time as SQLAlchemy stores a UTCDateTime in SQLite (UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``), in half
-    the time of its own bind processor (tests/unit/compute checks that the two agree)."""
-    if value is None:
-        return None
-    if value.tzinfo is not UTC:
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _insert(session: Session, rows: list[dict]) -> None:

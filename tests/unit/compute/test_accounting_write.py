@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy.dialects import sqlite
 
-from jaif.compute.accounting import sqlite_time
-from jaif.db.base import UTCDateTime
+from jaif.db.base import UTCDateTime, sqlite_time
 
 
 @pytest.mark.parametrize("value", [
