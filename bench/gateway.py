@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from harness import Setup, gateway, stream_load, upstream, wrk  # noqa: E402
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
+# The project's token quota: one it never runs out of, so that "quotas on" is the lease, reserve and
+# settle path of every request, not the shortcut of a project without a quota.
+QUOTA = 10**15
 CHAT = {"model": "M", "messages": [{"role": "user", "content": "Say hello to Jülich."}], "max_tokens": 16}
 
 
@@ -45,7 +49,7 @@ def measure(setup: Setup, args) -> list[str]:
                     rows += scenario(setup, f"{workers} worker(s)", gw, fast, slow, args)
         rows += metering(setup, "SQLite" if setup.postgres is None else "PostgreSQL", args)
         if args.postgres_url and setup.postgres is None:
-            pg = Setup(database_url=args.postgres_url)
+            pg = Setup(database_url=args.postgres_url, token_quota=QUOTA)
             try:
                 pg.cli("model", "add", "fast", "--upstream", fast)
                 pg.cli("model", "add", "slow", "--upstream", slow)
@@ -57,26 +61,31 @@ def measure(setup: Setup, args) -> list[str]:
 
 def metering(setup: Setup, database: str, args) -> list[str]:
     """Metering and quotas off vs on at c=64, per worker count and upstream: the gateway's req/s and its
-    CPU per request. Off and on alternate twice, so machine noise hits both; each figure is the mean."""
+    CPU per request. Off and on alternate ``--pairs`` times, each in a fresh gateway, so that machine
+    noise (this VM's throughput swings by a third from one run to the next) hits both; the figures are
+    medians, and the row gives the range of the pairs' ratios too."""
     rows = []
     for workers in args.workers:
         for name, model in (("instant", "fast"), ("20 ms", "slow")):
             rates: dict[str, list[float]] = {"off": [], "on": []}
             cpu_us: dict[str, list[float]] = {"off": [], "on": []}
-            for _ in range(2):
+            for _ in range(args.pairs):
                 for label, extra in (("off", {"JAIF_METERING__ENABLED": "false"}), ("on", {})):
                     with gateway(setup.env, workers=workers, extra_env=extra) as gw:
                         url = gw + "/chat/completions"
                         result = wrk(url, body(model), setup.key, connections=64, duration=args.duration, servers=(gw,))
                         rates[label].append(result["rps"])
                         cpu_us[label].append(result["cpu_us"][0])
-            off, on = (sum(rates[k]) / 2 for k in ("off", "on"))
-            cpu_off, cpu_on = (sum(cpu_us[k]) / 2 for k in ("off", "on"))
+            off, on = (statistics.median(rates[k]) for k in ("off", "on"))
+            cpu_off, cpu_on = (statistics.median(cpu_us[k]) for k in ("off", "on"))
+            ratios = [b / a for a, b in zip(rates["off"], rates["on"], strict=True)]
             rows.append(
-                f"| metering+quotas off vs on, {name} upstream, c=64, {workers} worker(s), {database}, mean of 2 "
+                f"| metering+quotas off vs on, {name} upstream, c=64, {workers} worker(s), {database}, "
+                f"median of {args.pairs} "
                 f"| off {off:.0f} req/s, gateway CPU {cpu_off:.0f} µs/req "
                 f"| on {on:.0f} req/s, gateway CPU {cpu_on:.0f} µs/req "
-                f"| on/off = {on / off:.2f} (CPU per request: off/on = {cpu_off / cpu_on:.2f}) |"
+                f"| on/off = {on / off:.2f} (pairs {min(ratios):.2f}–{max(ratios):.2f}; "
+                f"CPU per request: off/on = {cpu_off / cpu_on:.2f}) |"
             )
             print(rows[-1], flush=True)
     return rows
@@ -168,8 +177,9 @@ def main() -> None:
     parser.add_argument(
         "--metering-only", action="store_true", help="only the metering on vs off rows; print them, write nothing"
     )
+    parser.add_argument("--pairs", type=int, default=5, help="off/on pairs per metering row (medians are reported)")
     args = parser.parse_args()
-    setup = Setup(database_url=args.database_url)
+    setup = Setup(database_url=args.database_url, token_quota=QUOTA)
     try:
         rows = measure(setup, args)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -35,6 +36,20 @@ from jaif.web.limits import BodyLimit
 from jaif.web.portal import router as portal_router
 
 
+def tune_gc() -> None:
+    """The cyclic garbage collector, tuned for a server whose requests make many short-lived objects.
+
+    Everything loaded by now (modules, the ORM's mappers, models' metadata) lives as long as the
+    process: frozen, out of the collector's sight, so a full collection walks only what requests made
+    since; full collections over the start-up heap cost the gateway ~15 µs a request. And a young
+    collection every 20,000 objects instead of 700: each walks the objects of the requests in flight,
+    which were collected every few dozen requests for ~6 µs a request (bench/gateway.py). Reference
+    counting frees almost everything anyway; what waits for the collector is bounded by the threshold."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -42,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime(settings)
         await runtime.start()
+        tune_gc()
         app.state.runtime = runtime
         app.state.gateway = runtime.gateway
         try:

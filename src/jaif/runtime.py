@@ -119,6 +119,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.usage.flush()
+        await self.usage.aclose()
         await self._give_back(everything=True)
         for backend in self.registry.backends():
             await backend.aclose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -204,10 +204,15 @@ def authenticate_key(*, session: Session, secret: str) -> KeyPrincipal:
     )
 
 
+_TOUCH_KEY = (
+    update(ApiKey.__table__).where(ApiKey.id == bindparam("key")).values(last_used_at=bindparam("when"))
+)
+
+
 def touch_keys(*, session: Session, last_used: dict[str, datetime]) -> None:
-    """Record when keys were last used (batched by the usage writer)."""
-    for key_id, when in last_used.items():
-        session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when))
+    """Record when keys were last used (batched by the usage writer: one Core statement, no ORM work)."""
+    if last_used:
+        session.connection().execute(_TOUCH_KEY, [{"key": key, "when": when} for key, when in last_used.items()])
 
 
 def list_organisations(*, session: Session) -> list[Organisation]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -46,6 +47,11 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def make_async_engine(url: str) -> AsyncEngine:
+    """An asyncio engine (psycopg's async connections) for PostgreSQL work done on the event loop."""
+    return create_async_engine(normalise_url(url), pool_pre_ping=True, pool_size=2, max_overflow=2)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

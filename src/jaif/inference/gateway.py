@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from jaif.access.schemas import KeyPrincipal
-from jaif.db.base import utcnow
 from jaif.errors import (
     ContextLengthExceeded,
     Forbidden,
@@ -33,7 +32,7 @@ from jaif.inference.routing import ReplicaState
 from jaif.inference.streaming import StreamMeter, StreamRelay
 from jaif.inference.tokenizers import TokenCounter, output_text
 from jaif.inference.tokens import embedding_inputs, prompt_upper_bound
-from jaif.metering.ledger import UsageEvent, UsageWriter
+from jaif.metering.ledger import UsageWriter
 from jaif.metering.quota import QuotaManager, Reservation
 from jaif.metering.ratelimit import RateLimiter
 from jaif.ops.metrics import GatewayMetrics
@@ -310,28 +309,25 @@ class Gateway:
             ttft_s=ttft_s,
         )
         if self.metering:
+            reservation = call.reservation
             self.usage.record(
-                UsageEvent(
-                    request_id=call.request_id,
-                    created_at=utcnow(),
-                    project_id=call.principal.project_id,
-                    api_key_id=call.principal.key_id,
-                    endpoint=call.endpoint,
-                    model=call.model.name,
-                    replica=replica.url if replica else None,
-                    stream=bool(call.body.get("stream")),
-                    prompt_tokens=prompt,
-                    completion_tokens=completion,
-                    usage_source=usage_source if usage else "none",
-                    latency_ms=latency_s * 1000,
-                    ttft_ms=ttft_s * 1000 if ttft_s is not None else None,
-                    status=status,
-                    status_code=status_code,
-                    leased=call.reservation is not None and call.reservation.leased,
-                    # Charge the use to the lease it was reserved from, even if that lease was lost
-                    # and replaced meanwhile (metering/quota.py).
-                    lease_id=call.reservation.lease_id if call.reservation is not None else None,
-                )
+                request_id=call.request_id,
+                project_id=call.principal.project_id,
+                api_key_id=call.principal.key_id,
+                endpoint=call.endpoint,
+                model=call.model.name,
+                replica=replica.url if replica else None,
+                stream=bool(call.body.get("stream")),
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                usage_source=usage_source if usage else "none",
+                latency_ms=latency_s * 1000,
+                ttft_ms=ttft_s * 1000 if ttft_s is not None else None,
+                status=status,
+                status_code=status_code,
+                # Charge the use to the lease it was reserved from, even if that lease was lost and
+                # replaced meanwhile (metering/quota.py).
+                lease_id=reservation.lease_id if reservation is not None and reservation.leased else None,
             )
         if call.rate_limited and used != call.budget:
             # Last, and best effort: the usage record and the quota books above must not depend on the

@@ -23,7 +23,7 @@ from jaif.db.base import utcnow
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.db.migrate import alembic_config, upgrade
 from jaif.errors import QuotaExceeded
-from jaif.metering.ledger import UsageEvent, UsageWriter
+from jaif.metering.ledger import UsageWriter
 from jaif.metering.quota import QuotaManager, Reservation
 
 
@@ -35,28 +35,42 @@ def factory(database_url):
     engine.dispose()
 
 
-def _event(reservation: Reservation, used: int) -> UsageEvent:
-    return UsageEvent(
-        request_id=uuid.uuid4().hex, created_at=utcnow(), project_id=reservation.project_id, api_key_id=None,
+@pytest.fixture
+async def writer(factory):
+    """Makes usage writers on the test's database, and closes them (their own connections) after it."""
+    made: list[UsageWriter] = []
+
+    def make(quota: QuotaManager) -> UsageWriter:
+        made.append(UsageWriter(factory, quota, max_rows=10))
+        return made[-1]
+
+    yield make
+    for usage in made:
+        await usage.aclose()
+
+
+def _event(reservation: Reservation, used: int) -> dict:
+    return dict(
+        request_id=uuid.uuid4().hex, project_id=reservation.project_id, api_key_id=None,
         endpoint="chat.completions", model="m", replica=None, stream=False, prompt_tokens=used, completion_tokens=0,
         usage_source="upstream", latency_ms=1.0, ttft_ms=None, status="ok", status_code=200,
-        leased=reservation.leased, lease_id=reservation.lease_id,
+        lease_id=reservation.lease_id,
     )
 
 
 async def _use(quota: QuotaManager, usage: UsageWriter, project_id: str, tokens: int) -> None:
     reservation = await quota.reserve(project_id=project_id, has_quota=True, tokens=tokens)
     quota.settle(reservation, tokens)
-    usage.record(_event(reservation, tokens))
+    usage.record(**_event(reservation, tokens))
     await usage.flush()
 
 
-async def test_the_gateway_spends_what_allocations_give(factory):
+async def test_the_gateway_spends_what_allocations_give(factory, writer):
     with transaction(factory) as session:
         access.create_organisation(session=session, name="Org", sector="academia", country="DE")
         project_id = access.create_project(session=session, name="p", organisation="Org", token_quota=1000).id
     quota = QuotaManager(factory, holder="test", lease_tokens=100, lease_ttl_s=60, idle_return_s=60)
-    usage = UsageWriter(factory, quota, max_rows=10)
+    usage = writer(quota)
 
     await _use(quota, usage, project_id, 600)
     with pytest.raises(QuotaExceeded):
@@ -110,7 +124,7 @@ def test_the_migration_turns_quotas_into_allocations(database_url):
     engine.dispose()
 
 
-async def test_an_allocation_that_ends_lowers_the_quota_at_the_next_sweep(factory):
+async def test_an_allocation_that_ends_lowers_the_quota_at_the_next_sweep(factory, writer):
     """Nothing writes when an allocation's end passes; the server's minute sweep (runtime.py calls
     ``service.sweep`` with the time now) finds the project stale, expires the allocation and lowers the quota
     that the gateway enforces, for a project with another allocation running and for one left with none."""
@@ -124,7 +138,7 @@ async def test_an_allocation_that_ends_lowers_the_quota_at_the_next_sweep(factor
         service.create_allocation(session=session, actor=CLI_ACTOR, project_id=ids["two"], resource="tokens",
                                   amount=300, days=60)
     quota = QuotaManager(factory, holder="test", lease_tokens=100, lease_ttl_s=60, idle_return_s=60)
-    usage = UsageWriter(factory, quota, max_rows=10)
+    usage = writer(quota)
     for name in ("two", "one"):
         await _use(quota, usage, ids[name], 200)
     with transaction(factory) as session:

@@ -18,13 +18,14 @@ import pytest
 from sqlalchemy import func, select, text
 
 from jaif.access import service as access
-from jaif.access.models import Project
+from jaif.access.models import ApiKey, Project
 from jaif.config import Settings
 from jaif.db.base import utcnow
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.db.migrate import upgrade
 from jaif.errors import QuotaExceeded
-from jaif.metering.ledger import UsageEvent, UsageWriter
+from jaif.metering import quota as quota_module
+from jaif.metering.ledger import UsageWriter
 from jaif.metering.models import QuotaLease, UsageRecord
 from jaif.metering.quota import QuotaManager, Reservation
 from jaif.runtime import Runtime
@@ -66,11 +67,11 @@ class Proc:
     async def reserve(self, project_id: str, tokens: int) -> Reservation:
         return await self.quota.reserve(project_id=project_id, has_quota=True, tokens=tokens)
 
-    def finish(self, reservation: Reservation, used: int) -> UsageEvent:
+    def finish(self, reservation: Reservation, used: int) -> dict:
         """Settle as the gateway does at the end of a request, and queue its usage record."""
         self.quota.settle(reservation, used)
         event = usage_event(reservation, used)
-        self.usage.record(event)
+        self.usage.record(**event)
         return event
 
     async def give_back(self, *, everything: bool = False) -> None:
@@ -97,11 +98,11 @@ class Proc:
         return await asyncio.to_thread(run)
 
 
-def usage_event(reservation: Reservation, used: int) -> UsageEvent:
+def usage_event(reservation: Reservation, used: int) -> dict:
+    """UsageWriter.record's arguments for a request that used ``used`` tokens of ``reservation``."""
     prompt = used // 2
-    return UsageEvent(
+    return dict(
         request_id=uuid.uuid4().hex,
-        created_at=utcnow(),
         project_id=reservation.project_id,
         api_key_id=None,
         endpoint="chat.completions",
@@ -115,12 +116,12 @@ def usage_event(reservation: Reservation, used: int) -> UsageEvent:
         ttft_ms=None,
         status="ok",
         status_code=200,
-        leased=reservation.leased,
+        lease_id=reservation.lease_id if reservation.leased else None,
     )
 
 
 @pytest.fixture
-def db(database_url):
+async def db(database_url):
     upgrade(database_url)
     engine = make_engine(database_url)
     factory = make_session_factory(engine)
@@ -128,6 +129,7 @@ def db(database_url):
 
     class Db:
         url = database_url
+        sessions = factory  # a sessionmaker: no method binding
 
         @staticmethod
         def project(quota: int | None) -> str:
@@ -169,6 +171,7 @@ def db(database_url):
 
     yield Db
     for proc in procs:
+        await proc.usage.aclose()
         proc.engine.dispose()
     engine.dispose()
 
@@ -283,6 +286,32 @@ async def test_two_processes_reserving_at_once_share_the_allowance_exactly(db):
     # Each process may be left with less than one reservation's worth unreserved in its slice.
     assert 98 <= len(held) <= 100
     assert books.quota - books.leased < 100  # what nobody leased is less than one reservation
+
+
+async def test_a_slice_used_up_fast_makes_the_next_grant_larger_and_slow_use_shrinks_it(db):
+    """A busy project must not cost a lease transaction per few hundred requests: while slices go
+    within GROW_WITHIN_S, each grant doubles (up to MAX_GROWTH x lease_tokens, at most a quarter of
+    what is left); after a pause the next grant is lease_tokens again."""
+    project = db.project(10_000_000)
+    proc = db.proc(lease_tokens=100)
+
+
+    async def next_grant() -> int:
+        """Reserve one token more than the slice holds (a grant of one more at least), settle at 0."""
+        lease = proc.quota._leases.get(project)
+        before = db.books(project).leased
+        proc.finish(await proc.reserve(project, (lease.available if lease else 0) + 1), 0)
+        return db.books(project).leased - before
+
+    grants = [await next_grant() for _ in range(9)]
+    assert grants == [100, 200, 400, 800, 1600, 3200, 6400, 6400, 6400]  # MAX_GROWTH = 64
+    assert quota_module.MAX_GROWTH == 64
+    proc.quota._leases[project].granted_at -= quota_module.GROW_WITHIN_S * 10  # a long pause
+    assert await next_grant() == 100
+    await proc.give_back(everything=True)
+    books = db.books(project)
+    books.check()
+    assert books.leased == 0
 
 
 async def test_idle_leases_are_given_back(db):
@@ -439,7 +468,7 @@ async def test_a_batch_written_before_is_not_charged_again(db):
     proc = db.proc()
     first = proc.finish(await proc.reserve(project, 100), 10)
     await proc.usage.flush()
-    proc.usage.record(first)  # the same record again, as a retried batch would carry it
+    proc.usage.record(**first)  # the same record again, as a retried batch would carry it
     proc.finish(await proc.reserve(project, 100), 20)
     assert await proc.usage.flush() == 1  # the second only
     assert proc.usage.pending == 0
@@ -496,7 +525,7 @@ async def test_stop_waits_for_a_flush_in_flight(db):
     try:
         conn.execute(text("SELECT id FROM projects WHERE id = :p FOR UPDATE"), {"p": project})
         for _ in range(5):
-            runtime.usage.record(usage_event(Reservation(project, 10, leased=False), 10))
+            runtime.usage.record(**usage_event(Reservation(project, 10, leased=False), 10))
         await asyncio.sleep(0.3)  # the background flush is writing now, held up by the lock
         stopping = asyncio.create_task(runtime.stop())
         await asyncio.sleep(0.5)
@@ -516,9 +545,8 @@ async def test_the_usage_writer_stores_what_the_orm_would(db):
     what it stores must be what the ORM stores for the same record, to the byte, on every database."""
     project = db.project(None)
     proc = db.proc()
-    when = utcnow().replace(microsecond=0)  # SQLite's DATETIME still writes ".000000"
+    when = utcnow().replace(microsecond=654321)  # kept to the microsecond through the epoch seconds
     fields = dict(
-        created_at=when,
         project_id=project,
         api_key_id=None,
         endpoint="chat.completions",
@@ -533,13 +561,30 @@ async def test_the_usage_writer_stores_what_the_orm_would(db):
         status="ok",
         status_code=200,
     )
-    proc.usage.record(UsageEvent(request_id="writer", leased=False, **fields))
+    proc.usage.record(request_id="writer", lease_id=None, created_at=when.timestamp(), **fields)
     assert await proc.usage.flush() == 1
     with transaction(proc.factory) as session:
-        session.add(UsageRecord(id="orm", total_tokens=7, **fields))
+        session.add(UsageRecord(id="orm", created_at=when, total_tokens=7, **fields))
     with proc.engine.connect() as conn:
         rows = {row[0]: row[1:] for row in conn.exec_driver_sql("SELECT * FROM usage_records")}
     assert rows["writer"] == rows["orm"]
     with proc.factory() as session:
         written = session.get(UsageRecord, "writer")
         assert (written.request_id, written.created_at, written.total_tokens) == ("writer", when, 7)
+
+
+async def test_a_flush_records_each_keys_last_use(db):
+    """The portal and `jaif key list` show when a key was last used: the newest of its flushed records."""
+    project = db.project(None)
+    with transaction(db.sessions) as session:
+        name = session.get(Project, project).name
+        keys = [access.create_api_key(session=session, project_name=name)[0].id for _ in range(2)]
+    proc = db.proc()
+    base = utcnow().replace(microsecond=0).timestamp()
+    for key, offset in ((keys[0], 5.25), (keys[0], 1.5), (keys[1], 3.0)):  # not in time order
+        event = usage_event(Reservation(project, 10, leased=False), 10)
+        proc.usage.record(**{**event, "api_key_id": key, "created_at": base + offset})
+    assert await proc.usage.flush() == 3
+    with db.sessions() as session:
+        used = {key: session.get(ApiKey, key).last_used_at.timestamp() for key in keys}
+    assert used == {keys[0]: base + 5.25, keys[1]: base + 3.0}
