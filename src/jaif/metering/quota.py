@@ -157,10 +157,6 @@ class QuotaManager:
         if not lease.lost:
             lease.available += reservation.tokens - used
 
-    def current_lease_id(self, project_id: str) -> str | None:
-        lease = self._leases.get(project_id)
-        return lease.lease_id if lease is not None else None
-
     def held(self) -> list[str]:
         """Ids of the leases whose rows this process keeps alive (for heartbeat_in; event loop)."""
         return [lease.lease_id for lease in self._leases.values() if lease.in_db]
