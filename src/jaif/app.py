@@ -50,14 +50,16 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, server: bool = False) -> FastAPI:
+    """``server``: the app is the process's one server (`jaif serve`), which may tune the process (tune_gc)."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime(settings)
         await runtime.start()
-        tune_gc()
+        if server:
+            tune_gc()
         app.state.runtime = runtime
         app.state.gateway = runtime.gateway
         try:
@@ -101,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def asgi_app(settings: Settings) -> InferenceFastPath:
     """What `jaif serve` runs: the app behind the hot-path middleware (inference/fastpath.py)."""
-    return InferenceFastPath(create_app(settings), max_body_bytes=settings.inference.max_body_bytes)
+    return InferenceFastPath(create_app(settings, server=True), max_body_bytes=settings.inference.max_body_bytes)
 
 
 def app_from_env() -> InferenceFastPath:
