@@ -42,7 +42,7 @@ class InferenceSettings(BaseModel):
 class MeteringSettings(BaseModel):
     enabled: bool = True
     flush_interval_s: float = Field(0.5, gt=0)
-    flush_max_rows: int = Field(1000, ge=1)
+    flush_max_rows: int = Field(10_000, ge=1)
     lease_tokens: int = Field(20000, ge=1)
     lease_ttl_s: float = Field(60.0, gt=0)
     lease_idle_return_s: float = Field(5.0, gt=0)

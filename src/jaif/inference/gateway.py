@@ -192,8 +192,8 @@ class Gateway:
         tpm = p.tpm_limit if p.tpm_limit is not None else self.default_tpm
         # The allowance first: a request the quota refuses must not use up the key's rate-limit window.
         if self.metering:
-            call.reservation = await self.quota.reserve(
-                project_id=p.project_id, has_quota=p.has_quota, tokens=call.budget
+            call.reservation = self.quota.reserve_now(p.project_id, p.has_quota, call.budget) or (
+                await self.quota.reserve(project_id=p.project_id, has_quota=p.has_quota, tokens=call.budget)
             )
         if rpm is not None or tpm is not None:
             try:

@@ -89,6 +89,20 @@ class QuotaManager:
         self._leases: dict[str, LocalLease] = {}
 
     # -- request path (event loop) -------------------------------------------------------------
+    def reserve_now(self, project_id: str, has_quota: bool, tokens: int) -> Reservation | None:
+        """Reserve without waiting where the slice in hand covers it (nearly every request); None
+        where only reserve() can say (a new slice from the database, or a refusal). No coroutine, no
+        keyword arguments: this runs on every request."""
+        if not has_quota:
+            return Reservation(project_id, tokens, False)
+        lease = self._leases.get(project_id)
+        if lease is None or lease.available < tokens:
+            return None
+        lease.available -= tokens
+        lease.reserved += tokens
+        lease.last_used = time.monotonic()
+        return Reservation(project_id, tokens, True, False, lease)
+
     async def reserve(self, *, project_id: str, has_quota: bool, tokens: int) -> Reservation:
         if not has_quota:
             return Reservation(project_id, tokens, leased=False)

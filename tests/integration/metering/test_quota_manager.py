@@ -13,6 +13,7 @@ import asyncio
 import random
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, text
@@ -573,6 +574,40 @@ async def test_the_usage_writer_stores_what_the_orm_would(db):
         assert (written.request_id, written.created_at, written.total_tokens) == ("writer", when, 7)
 
 
+async def test_the_usage_writer_keeps_awkward_values_intact(db):
+    """Text that a COPY format or a hand-built statement could mangle (tabs, newlines, backslashes, what
+    looks like NULL, non-ASCII), NULLs beside values, and a time at the end of a second: stored as given."""
+    project = db.project(None)
+    with transaction(db.sessions) as session:
+        key = access.create_api_key(session=session, project_name=session.get(Project, project).name)[0].id
+    proc = db.proc()
+    second = utcnow().replace(microsecond=0)
+    records = [
+        dict(request_id="req\t1\\N", api_key_id=key, model="Jülich\\model\n\"x\"", replica="http://h:1/v1?a=\t\\N",
+             stream=False, ttft_ms=None, created_at=(second + timedelta(microseconds=999_999)).timestamp(),
+             status="error", status_code=502, usage_source="tokenizer"),
+        dict(request_id="r\u00e9q-2\r", api_key_id=None, model="\\N", replica=None, stream=True, ttft_ms=0.0,
+             created_at=second.timestamp(), status="ok", status_code=200, usage_source="upstream"),
+    ]  # fmt: skip
+    for record in records:
+        proc.usage.record(
+            project_id=project, endpoint="chat.completions", prompt_tokens=2**40, completion_tokens=1,
+            latency_ms=1e-6, lease_id=None, **record,
+        )  # fmt: skip
+    assert await proc.usage.flush() == 2
+    with proc.factory() as session:
+        for record in records:
+            row = session.get(UsageRecord, record["request_id"])
+            assert row is not None, record["request_id"]
+            stored = {name: getattr(row, name) for name in record if name not in ("request_id", "created_at")}
+            assert stored == {k: v for k, v in record.items() if k not in ("request_id", "created_at")}
+            assert row.created_at.timestamp() == pytest.approx(record["created_at"], abs=1e-6)
+            assert (row.project_id, row.prompt_tokens, row.total_tokens, row.latency_ms) == (
+                project, 2**40, 2**40 + 1, 1e-6,
+            )  # fmt: skip
+    assert db.books(project).spent == 2 * (2**40 + 1)
+
+
 async def test_a_flush_records_each_keys_last_use(db):
     """The portal and `jaif key list` show when a key was last used: the newest of its flushed records."""
     project = db.project(None)
@@ -588,3 +623,23 @@ async def test_a_flush_records_each_keys_last_use(db):
     with db.sessions() as session:
         used = {key: session.get(ApiKey, key).last_used_at.timestamp() for key in keys}
     assert used == {keys[0]: base + 5.25, keys[1]: base + 3.0}
+
+
+async def test_reserve_now_draws_on_the_slice_in_hand_and_leaves_the_rest_to_reserve(db):
+    """The gateway's fast path: no database, no waiting; None whenever only reserve() can answer."""
+    project = db.project(10_000)
+    proc = db.proc(lease_tokens=1000)
+    assert proc.quota.reserve_now(project, True, 100) is None  # no slice yet
+    first = await proc.reserve(project, 100)  # leases a slice of 1000
+    fast = proc.quota.reserve_now(project, True, 800)
+    assert fast is not None and fast.leased and fast.lease_id == first.lease_id
+    assert proc.quota.reserve_now(project, True, 101) is None  # 100 left in the slice
+    unlimited = proc.quota.reserve_now(project, False, 10**9)
+    assert unlimited is not None and not unlimited.leased
+    for reservation, used in ((first, 50), (fast, 700), (unlimited, 5)):
+        proc.finish(reservation, used)
+    await proc.usage.flush()
+    await proc.give_back(everything=True)
+    books = db.books(project)
+    books.check()
+    assert (books.spent, books.leased, books.records) == (755, 0, 3)
