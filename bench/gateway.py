@@ -61,33 +61,44 @@ def measure(setup: Setup, args) -> list[str]:
 
 def metering(setup: Setup, database: str, args) -> list[str]:
     """Metering and quotas off vs on at c=64, per worker count and upstream: the gateway's req/s and its
-    CPU per request. Off and on alternate ``--pairs`` times, each in a fresh gateway, so that machine
-    noise (this VM's throughput swings by a third from one run to the next) hits both; the figures are
-    medians, and the row gives the range of the pairs' ratios too."""
+    CPU per request. Two gateways run side by side, one with metering off and one with it on, and are
+    measured in turn, ``--pairs`` times (off-on, then on-off, and so on: a drift hits both alike), each
+    for ``--duration`` seconds. This VM's throughput swings by a third from one minute to the next, and
+    two measurements a few seconds apart see the same machine where two fresh gateways a minute apart
+    did not. The ratio is the median of the pairs' ratios; the row gives their range too."""
     rows = []
     for workers in args.workers:
-        for name, model in (("instant", "fast"), ("20 ms", "slow")):
-            rates: dict[str, list[float]] = {"off": [], "on": []}
-            cpu_us: dict[str, list[float]] = {"off": [], "on": []}
-            for _ in range(args.pairs):
-                for label, extra in (("off", {"JAIF_METERING__ENABLED": "false"}), ("on", {})):
-                    with gateway(setup.env, workers=workers, extra_env=extra) as gw:
-                        url = gw + "/chat/completions"
-                        result = wrk(url, body(model), setup.key, connections=64, duration=args.duration, servers=(gw,))
+        with (
+            gateway(setup.env, workers=workers, extra_env={"JAIF_METERING__ENABLED": "false"}) as off_gw,
+            gateway(setup.env, workers=workers) as on_gw,
+        ):
+            for name, model in (("instant", "fast"), ("20 ms", "slow")):
+                servers = {"off": off_gw, "on": on_gw}
+                for gw in servers.values():  # warm up: connections, leases, caches
+                    wrk(gw + "/chat/completions", body(model), setup.key, connections=64, duration=1)
+                rates: dict[str, list[float]] = {"off": [], "on": []}
+                cpu_us: dict[str, list[float]] = {"off": [], "on": []}
+                for i in range(args.pairs):
+                    for label in ("off", "on") if i % 2 == 0 else ("on", "off"):
+                        gw = servers[label]
+                        result = wrk(
+                            gw + "/chat/completions", body(model), setup.key, connections=64,
+                            duration=args.duration, servers=(gw,),
+                        )  # fmt: skip
                         rates[label].append(result["rps"])
                         cpu_us[label].append(result["cpu_us"][0])
-            off, on = (statistics.median(rates[k]) for k in ("off", "on"))
-            cpu_off, cpu_on = (statistics.median(cpu_us[k]) for k in ("off", "on"))
-            ratios = [b / a for a, b in zip(rates["off"], rates["on"], strict=True)]
-            rows.append(
-                f"| metering+quotas off vs on, {name} upstream, c=64, {workers} worker(s), {database}, "
-                f"median of {args.pairs} "
-                f"| off {off:.0f} req/s, gateway CPU {cpu_off:.0f} µs/req "
-                f"| on {on:.0f} req/s, gateway CPU {cpu_on:.0f} µs/req "
-                f"| on/off = {on / off:.2f} (pairs {min(ratios):.2f}–{max(ratios):.2f}; "
-                f"CPU per request: off/on = {cpu_off / cpu_on:.2f}) |"
-            )
-            print(rows[-1], flush=True)
+                off, on = (statistics.median(rates[k]) for k in ("off", "on"))
+                cpu_off, cpu_on = (statistics.median(cpu_us[k]) for k in ("off", "on"))
+                ratios = [b / a for a, b in zip(rates["off"], rates["on"], strict=True)]
+                rows.append(
+                    f"| metering+quotas off vs on, {name} upstream, c=64, {workers} worker(s), {database}, "
+                    f"{args.pairs} alternating pairs of {args.duration:g} s "
+                    f"| off {off:.0f} req/s, gateway CPU {cpu_off:.0f} µs/req "
+                    f"| on {on:.0f} req/s, gateway CPU {cpu_on:.0f} µs/req "
+                    f"| on/off = {statistics.median(ratios):.2f} (pairs {min(ratios):.2f}–{max(ratios):.2f}; "
+                    f"CPU per request: off/on = {cpu_off / cpu_on:.2f}) |"
+                )
+                print(rows[-1], flush=True)
     return rows
 
 
@@ -177,7 +188,9 @@ def main() -> None:
     parser.add_argument(
         "--metering-only", action="store_true", help="only the metering on vs off rows; print them, write nothing"
     )
-    parser.add_argument("--pairs", type=int, default=5, help="off/on pairs per metering row (medians are reported)")
+    parser.add_argument(
+        "--pairs", type=int, default=10, help="alternating off/on measurements per metering row (medians are reported)"
+    )
     args = parser.parse_args()
     setup = Setup(database_url=args.database_url, token_quota=QUOTA)
     try:
