@@ -189,24 +189,24 @@ class UsageWriter:
     def _insert(self, connection: Connection, batch: list[tuple]) -> tuple[Spent, dict[str, float]]:
         """INSERT every record without SQLAlchemy's per-row work: COPY on PostgreSQL (psycopg), many
         rows per INSERT on SQLite, else SQLAlchemy's executemany. Returns the batch's tally()."""
+        spent: Spent = {}
+        last_used: dict[str, float] = {}
         if self._driver == "copy":
             sql = f"COPY {_TABLE.name} ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-            spent: Spent = {}
-            last_used: dict[str, float] = {}
             await_(_copy_async(connection.connection.driver_connection, sql, batch, self._copy_data, spent, last_used))
             return spent, last_used
         if self._driver == "sqlite":
             # Many rows per statement: executemany steps the statement once per row, and the driver lets
             # go of the GIL around every step, so the event loop's thread and this one would trade it back
             # and forth thousands of times per batch (a futex call and a context switch each time).
-            rows = sqlite_rows(batch)
+            rows = sqlite_rows(batch, spent, last_used)
             one = "(" + ", ".join(["?"] * len(ROW_COLUMNS)) + ")"
             for start in range(0, len(rows), ROWS_PER_STATEMENT):
                 chunk = rows[start : start + ROWS_PER_STATEMENT]
                 sql = f"INSERT INTO {_TABLE.name} ({', '.join(ROW_COLUMNS)}) VALUES {', '.join([one] * len(chunk))}"
                 connection.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
-        else:
-            connection.execute(_TABLE.insert(), orm_rows(batch))
+            return spent, last_used
+        connection.execute(_TABLE.insert(), orm_rows(batch))
         return tally(batch)
 
     def _insert_new(self, connection: Connection, batch: list[tuple]) -> set[str]:
@@ -219,7 +219,8 @@ class UsageWriter:
                 f"INSERT INTO {_TABLE.name} ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join(['?'] * len(ROW_COLUMNS))}) "
                 "ON CONFLICT (id) DO NOTHING"
             )
-            return {row[0] for row in sqlite_rows(batch) if connection.exec_driver_sql(sql, row).rowcount == 1}
+            rows = sqlite_rows(batch, {}, {})  # the tally of what is new is the caller's
+            return {row[0] for row in rows if connection.exec_driver_sql(sql, row).rowcount == 1}
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         stmt = dialect.insert(_TABLE).on_conflict_do_nothing(index_elements=[_TABLE.c.id]).returning(_TABLE.c.id)
         return set(connection.execute(stmt, orm_rows(batch)).scalars())

@@ -131,21 +131,27 @@ class BinaryCopy:
         return out + struct.pack(">ib", 1, bool(stream)) + struct.pack(">ii", 4, code)
 
 
-def sqlite_rows(records: list[tuple]) -> list[tuple]:
-    """Rows in ROW_COLUMNS order, created_at in SQLite's text form of UTCDateTime."""
+def sqlite_rows(records: list[tuple], spent: Spent, last_used: dict[str, float]) -> list[tuple]:
+    """Rows in ROW_COLUMNS order, created_at in SQLite's text form of UTCDateTime; adds the records'
+    tally to ``spent`` and ``last_used`` in the same pass, as BinaryCopy does."""
     rows = []
     second, prefix = -1, ""
     for (
         rid, when, project, key, endpoint, model, replica, stream, prompt, completion, source, latency, ttft,
-        status, code, _lease,
+        status, code, lease,
     ) in records:  # fmt: skip
         if int(when) != second:
             second = int(when)
             prefix = _second(second)
+        total = prompt + completion
         rows.append(
             (rid, f"{prefix}{_micro(when, second):06}", project, key, endpoint, model, replica, stream, prompt,
-             completion, prompt + completion, source, latency, ttft, status, code)
+             completion, total, source, latency, ttft, status, code)
         )  # fmt: skip
+        spent_key = (project, lease)
+        spent[spent_key] = spent.get(spent_key, 0) + total
+        if key is not None and when > last_used.get(key, 0.0):
+            last_used[key] = when
     return rows
 
 

@@ -20,13 +20,14 @@ def _records() -> list[tuple]:
     return out
 
 
-def test_the_copy_pass_tallies_what_tally_does():
+def test_the_copy_and_sqlite_passes_tally_what_tally_does():
     records = _records()
-    spent: dict = {}
-    last_used: dict = {}
-    BinaryCopy()(records, spent, last_used)
-    assert (spent, last_used) == tally(records)
-    assert sum(spent.values()) == sum(r[8] + r[9] for r in records)
+    for convert in (BinaryCopy(), sqlite_rows):
+        spent: dict = {}
+        last_used: dict = {}
+        convert(records, spent, last_used)
+        assert (spent, last_used) == tally(records)
+        assert sum(spent.values()) == sum(r[8] + r[9] for r in records)
 
 
 def test_copy_rows_carry_every_column_and_null_for_none():
@@ -55,6 +56,6 @@ def test_copy_rows_carry_every_column_and_null_for_none():
 def test_sqlite_rows_round_times_to_the_microsecond_within_their_second():
     record = list(_records()[0])
     record[1] = 1_764_171_601.9999996  # rounds up to the next second with datetime; kept in its own here
-    (row,) = sqlite_rows([tuple(record)])
+    (row,) = sqlite_rows([tuple(record)], {}, {})
     assert row[1].endswith(".999999")
     assert row[10] == record[8] + record[9]
