@@ -241,11 +241,9 @@ async def _copy_async(
     sql: str,
     batch: list[tuple],
     data: BinaryCopy,
-    spent: Spent | None = None,
-    last_used: dict[str, float] | None = None,
+    spent: Spent,
+    last_used: dict[str, float],
 ) -> None:
-    spent = {} if spent is None else spent
-    last_used = {} if last_used is None else last_used
     async with driver.cursor() as cursor, cursor.copy(sql) as copy:
         await copy.write(BinaryCopy.HEADER)
         for start in range(0, len(batch), COPY_CHUNK):
@@ -259,7 +257,8 @@ async def _stage_async(driver: psycopg.AsyncConnection, batch: list[tuple], data
     columns = ", ".join(COPY_COLUMNS)
     async with driver.cursor() as cursor:
         await cursor.execute(f"CREATE TEMPORARY TABLE usage_stage (LIKE {_TABLE.name}) ON COMMIT DROP")
-        await _copy_async(driver, f"COPY usage_stage ({columns}) FROM STDIN (FORMAT BINARY)", batch, data)
+        # The tally of what turns out new is the caller's: these dicts are thrown away.
+        await _copy_async(driver, f"COPY usage_stage ({columns}) FROM STDIN (FORMAT BINARY)", batch, data, {}, {})
         await cursor.execute(
             f"INSERT INTO {_TABLE.name} ({columns}) SELECT {columns} FROM usage_stage "
             "ON CONFLICT (id) DO NOTHING RETURNING id"

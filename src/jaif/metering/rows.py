@@ -1,7 +1,7 @@
 """Queued usage records turned into what the database driver takes: one pass per batch, at flush time.
 
 The request path only appends a plain tuple in RECORD order (UsageWriter.record, well under a
-microsecond). Timestamps, escaping, totals and the spend per lease are worked out here, once per
+microsecond). Timestamps, totals, the spend per lease and keys' last use are worked out here, once per
 batch, in tight loops: done per request they had been most of what metering cost a request
 (bench/gateway.py, metering on vs off).
 """
