@@ -5,12 +5,14 @@ template); scripts send it as the ``X-CSRF-Token`` header. CsrfMiddleware refuse
 that changes state (not GET, HEAD, OPTIONS) without the right token, except where no browser can be
 tricked into sending it:
 
-- requests with an ``Authorization`` header (personal access tokens, API keys: never sent by a
-  browser on its own),
+- requests with an ``Authorization: Bearer TOKEN`` header (personal access tokens, API keys: never sent
+  by a browser on its own; such a request is authenticated by its token alone, web/deps.py never falls
+  back to the session cookie);
 - the inference API under /v1 (bearer keys only; the session is not read there),
-- JSON bodies (a cross-site form cannot send ``application/json``; a script on another site would need
-  a CORS preflight, which jaif never grants),
 - calls under /api/ from a browser that is not signed in (nothing to forge with).
+
+A JSON body is no exemption: the portal's own scripts send the token as ``X-CSRF-Token`` (read from
+``<meta name="csrf-token">``), so a cookie-authenticated call never relies on the content type alone.
 
 Sign-in and sign-up forms are covered too, so another site cannot sign a visitor into its own account.
 """
@@ -47,13 +49,19 @@ def csrf_token(request: Request) -> str:
     return token
 
 
-def _exempt(scope: Scope, headers: Headers, content_type: str) -> bool:
+def _bearer(authorization: str | None) -> bool:
+    """Whether the request carries a bearer token: ``Bearer`` (any case) and a non-empty token."""
+    if not authorization:
+        return False
+    scheme, _, token = authorization.partition(" ")
+    return scheme.lower() == "bearer" and bool(token.strip())
+
+
+def _exempt(scope: Scope, headers: Headers) -> bool:
     path: str = scope["path"]
     if scope["method"] in SAFE_METHODS or path.startswith("/v1/") or path == "/v1":
         return True
-    if "authorization" in headers:
-        return True
-    if content_type == "application/json" or content_type.endswith("+json"):
+    if _bearer(headers.get("authorization")):
         return True
     return path.startswith("/api/") and not scope.get("session", {}).get("user_id")
 
@@ -72,7 +80,7 @@ class CsrfMiddleware:
             return
         headers = Headers(scope=scope)
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if _exempt(scope, headers, content_type):
+        if _exempt(scope, headers):
             await self.app(scope, receive, send)
             return
         supplied = headers.get(HEADER)

@@ -1,5 +1,6 @@
 """CSRF protection on the real app: a form posted without the session's token is refused with 403 and a
-page that says what to do; with the token it passes. Bearer-token API calls and JSON bodies are exempt."""
+page that says what to do; with the token it passes. Only bearer-token API calls are exempt: JSON bodies
+from a signed-in browser need the token too."""
 
 from __future__ import annotations
 
@@ -70,22 +71,29 @@ async def test_multipart_forms_and_the_header_are_checked_too(browsers, world, w
     assert by_header.status_code == 200
 
 
-async def test_api_calls_of_a_signed_in_browser_need_the_token_unless_json(browsers, world, with_password):
+async def test_api_calls_of_a_signed_in_browser_need_the_token_json_too(browsers, world, with_password):
+    """Issue 9: a JSON body was exempt, so a cookie-authenticated JSON POST needed no token."""
     ada = with_password(world.user("ada"))
     browser = browsers()
     await browser.sign_in(ada.email, PASSWORD)
-    made = await browser.client.post("/api/v1/me/tokens", json={"name": "from the page"})
-    assert made.status_code == 201  # JSON cannot come from a cross-site form
+    unchecked = await browser.client.post("/api/v1/me/tokens", json={"name": "from another site"})
+    assert unchecked.status_code == 403
+    assert unchecked.json()["error"]["code"] == "csrf_failed"
+    token = csrf_of((await browser.get("/account")).text)
+    made = await browser.client.post("/api/v1/me/tokens", json={"name": "from the page"},
+                                     headers={"x-csrf-token": token})
+    assert made.status_code == 201
     token_id = made.json()["id"]
     refused = await browser.client.delete(f"/api/v1/me/tokens/{token_id}")
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "csrf_failed"
-    token = csrf_of((await browser.get("/account")).text)
     allowed = await browser.client.delete(f"/api/v1/me/tokens/{token_id}", headers={"x-csrf-token": token})
     assert allowed.status_code == 204
 
 
 async def test_bearer_token_calls_are_exempt(api, world):
     client = api.as_(world.user("ada"))
-    made = (await client.post("/api/v1/me/tokens", json={"name": "x"})).json()
+    made = await client.post("/api/v1/me/tokens", json={"name": "x"})  # a JSON POST with a bearer token
+    assert made.status_code == 201, made.text
+    made = made.json()
     assert (await client.delete(f"/api/v1/me/tokens/{made['id']}")).status_code == 204

@@ -3,6 +3,8 @@ and that the body reaches the app intact after the check read it."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -74,14 +76,33 @@ async def test_other_unsafe_requests_without_json_need_the_header(client):
 
 async def test_exempt_requests(client):
     assert (await client.get("/form")).status_code == 200
-    assert (await client.post("/form", json={"a": 1})).status_code == 200
     assert (await client.post("/form", data={"a": "1"}, headers={"authorization": "Bearer x"})).status_code == 200
+    assert (await client.post("/form", json={"a": 1}, headers={"authorization": "bearer x"})).status_code == 200
     assert (await client.post("/v1/chat/completions", data={"a": "1"})).status_code == 200
     # Under /api a browser that is not signed in has nothing to forge with; a signed-in one does.
     assert (await client.delete("/api/v1/thing")).status_code == 200
     t = (await client.get("/sign-in")).text
     assert (await client.delete("/api/v1/thing")).status_code == 403
     assert (await client.delete("/api/v1/thing", headers={"x-csrf-token": t})).status_code == 200
+
+
+async def test_json_bodies_need_the_token_too(client):
+    """A JSON body is no exemption: a cookie-authenticated script call must send X-CSRF-Token (issue 9)."""
+    t = (await client.get("/sign-in")).text
+    assert (await client.post("/form", json={"a": 1})).status_code == 403
+    assert (await client.post("/api/v1/thing", json={"a": 1})).status_code == 403
+    assert (await client.put("/api/v1/thing", content=b"{}",
+                             headers={"content-type": "application/merge-patch+json"})).status_code == 403
+    ok = await client.post("/api/v1/thing", json={"a": 1}, headers={"x-csrf-token": t})
+    assert ok.status_code == 200 and json.loads(ok.json()["body"]) == {"a": 1}
+
+
+async def test_only_a_bearer_authorization_is_exempt(client):
+    """Another scheme (Basic, an empty Bearer) is not an API token: the session would be at stake."""
+    await client.get("/sign-in")
+    for value in ("Basic dTpw", "Bearer", "Bearer   ", "Token x"):
+        refused = await client.post("/form", json={"a": 1}, headers={"authorization": value})
+        assert refused.status_code == 403, value
 
 
 async def test_a_malformed_multipart_body_is_refused_not_failed(client):
