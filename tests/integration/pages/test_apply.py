@@ -128,3 +128,21 @@ async def test_the_applicant_sees_the_decision_and_anonymous_reviews(portal, wor
     page = (await browser.get(f"/applications/{app_id}")).text
     assert "Rejected" in page and "Not this time." in page and "Sound plan." in page and "score 4 of 5" in page
     assert reviewer.email not in page
+
+
+async def test_a_hostile_partition_name_is_escaped_in_the_form(portal, world, seeded, session):
+    """Issue 9, item 10: a partition name went into the form through ``attrs|safe`` unescaped."""
+    from markupsafe import escape
+
+    from jaif.calls.models import AccessCall
+
+    hostile = '"><script>alert(1)</script><x y="'
+    call = session.scalar(select(AccessCall).where(AccessCall.slug == "playground"))
+    call.offered_gpu_hours = {**call.offered_gpu_hours, hostile: 10.0}
+    session.commit()
+    browser = await portal.as_(world.user("alice"))
+    app_id = await start(browser)
+    page = (await browser.get(f"/applications/{app_id}/edit/resources")).text
+    assert "<script>alert(1)</script>" not in page
+    assert f'data-key="{escape(hostile)}"' in page
+    assert f"GPU-hours on {escape(hostile)}" in page
