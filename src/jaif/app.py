@@ -29,9 +29,11 @@ from jaif.support import router as support_api
 from jaif.support import views as support_views
 from jaif.training import router as training_api
 from jaif.training import views as training_views
+from jaif.web import docs as api_docs
 from jaif.web import errors
 from jaif.web import identity as web_identity
 from jaif.web import pages as portal_pages
+from jaif.web.headers import SecurityHeaders
 from jaif.web.limits import BodyLimit
 from jaif.web.portal import router as portal_router
 
@@ -72,6 +74,10 @@ def create_app(settings: Settings | None = None, *, server: bool = False) -> Fas
         version=__version__,
         summary="AI Factory platform: OpenAI-compatible inference gateway",
         lifespan=lifespan,
+        # /docs and /redoc are jaif's own pages with files served by jaif (web/docs.py), not a CDN's.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     app.state.compute = make_compute(settings)  # the scheduler: objects only, nothing started
@@ -88,7 +94,10 @@ def create_app(settings: Settings | None = None, *, server: bool = False) -> Fas
     app.include_router(compute_api)  # /api/v1/jobs, partitions, compute report, slurm sync
     # Sessions, CSRF, sign-in pages, /api/v1/me, project members and keys (web/identity.py).
     web_identity.install(app, settings)
+    api_docs.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.inference.max_body_bytes)
+    # Outermost: every answer, refusals of the body limit and CSRF check included (web/headers.py).
+    app.add_middleware(SecurityHeaders)
 
     def openapi() -> dict:
         if app.openapi_schema is None:

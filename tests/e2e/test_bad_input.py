@@ -251,3 +251,18 @@ def test_no_charges_for_bad_requests(gateway):
     # The refusals of the restricted project were not charged either (its one good call was).
     restricted = usage_of(gateway["env"], "restricted")
     assert restricted["errors"] == 0 and restricted["requests"] <= 1
+
+
+def test_gateway_answers_are_not_sniffed(gateway):
+    """Issue 9, item 7: the hot path (inference/fastpath.py) adds nosniff as constant bytes; other /v1
+    routes pass the app's security headers middleware (web/headers.py)."""
+    http, key = gateway["http"], gateway["keys"]["alpha"]
+    ok = chat(http, key)
+    assert ok.status_code == 200 and ok.headers["x-content-type-options"] == "nosniff"
+    streamed = chat(http, key, stream=True)
+    assert streamed.status_code == 200 and streamed.headers["x-content-type-options"] == "nosniff"
+    refused = chat(http, key, max_tokens=0)
+    assert refused.status_code == 400 and refused.headers["x-content-type-options"] == "nosniff"
+    models = http.get("/v1/models")
+    assert models.status_code == 200 and models.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in models.headers["content-security-policy"]

@@ -22,8 +22,10 @@ from jaif.inference.streaming import StreamRelay
 
 log = logging.getLogger(__name__)
 
-_JSON = [(b"content-type", b"application/json")]
-_SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+# nosniff (web/headers.py adds it, with the rest, to every other answer): constant bytes, no per-request work.
+_JSON = [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff")]
+_SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
+        (b"x-content-type-options", b"nosniff")]
 
 
 class InferenceFastPath:

@@ -1,0 +1,62 @@
+"""Security headers on every response of the portal and the API, precomputed once.
+
+- ``Content-Security-Policy``: scripts, styles, images, fonts and fetches from jaif itself only; no inline
+  script or style (the templates load /static files), no plugins, no <base> elsewhere, forms post back
+  to jaif, and no site may frame a page (``frame-ancestors 'none'``).
+- ``X-Frame-Options: DENY`` for browsers that predate ``frame-ancestors``.
+- ``X-Content-Type-Options: nosniff``: a body is never run as something other than its content type.
+- ``Referrer-Policy: same-origin``: links out of the portal do not carry its URLs (which may hold a
+  one-time token, e.g. /reset-password?token=…).
+- ``Cache-Control: no-store`` on every answer that does not say otherwise: the portal's pages and the
+  API's answers are private, and some show a secret once (a new API key, a personal access token).
+  Static files (/static, /docs/assets) keep their own caching.
+
+A route may set any of these itself (the API documentation pages, which need a looser style policy,
+web/docs.py); what it set is kept. The inference hot path (inference/fastpath.py) answers outside
+this middleware and adds the one header a JSON or event-stream body needs, ``nosniff``, as constant
+bytes.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", CSP.encode()),
+    (b"x-frame-options", b"DENY"),
+    NOSNIFF,
+    (b"referrer-policy", b"same-origin"),
+)
+NO_STORE = (b"cache-control", b"no-store")
+# Paths whose answers may be cached (files that hold no secret); every other answer is no-store.
+CACHEABLE_PREFIXES = ("/static/", "/docs/assets/")
+
+
+class SecurityHeaders:
+    """Adds HEADERS (and no-store) to each http response that does not carry them already."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cacheable = scope["path"].startswith(CACHEABLE_PREFIXES)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in HEADERS if h[0] not in present)
+                if not cacheable and b"cache-control" not in present:
+                    headers.append(NO_STORE)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
