@@ -20,6 +20,7 @@ from jaif.access.schemas import Actor
 from jaif.calls.models import AccessCall
 from jaif.calls.seed import seed_calls
 from jaif.config import SmtpSettings
+from jaif.db.base import utcnow
 from jaif.db.engine import make_engine
 from jaif.identity.mail import Mailer
 from jaif.notify.models import Notification
@@ -75,9 +76,17 @@ class World:
             session=self.session, name=name or f"Org {self._n()}", sector=sector, country=country
         )
 
-    def user(self, *, role: str = "user", org: Organisation | None = None, email: str | None = None) -> User:
+    def user(self, *, role: str = "user", org: Organisation | None = None, email: str | None = None,
+             verified: bool = True, confirmed: bool = True) -> User:
+        """A user whose address is verified and whose membership of ``org`` an operator confirmed (an
+        applicant the factory knows), unless ``verified`` or ``confirmed`` say otherwise: automatic grants
+        need both (tests/integration/applications/test_automatic_grants.py covers them missing)."""
         # Made directly, without the argon2 hash of access.create_user: tests stay fast.
-        user = User(email=email or f"u{self._n()}@example.org", role=role, organisation_id=org.id if org else None)
+        now = utcnow()
+        user = User(email=email or f"u{self._n()}@example.org", role=role, organisation_id=org.id if org else None,
+                    email_verified_at=now if verified else None,
+                    organisation_confirmed_at=now if org and confirmed else None,
+                    organisation_confirmed_via="operator" if org and confirmed else None)
         self.session.add(user)
         self.session.flush()
         return user

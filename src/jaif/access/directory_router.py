@@ -6,8 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from jaif.access import directory
-from jaif.access.schemas import OrganisationIn, OrganisationOut, ProjectIn, ProjectOut, Sector
+from jaif.access import directory, membership
+from jaif.access.schemas import (
+    ConfirmMemberIn,
+    DomainIn,
+    OrganisationDomainsOut,
+    OrganisationIn,
+    OrganisationMemberOut,
+    OrganisationOut,
+    ProjectIn,
+    ProjectOut,
+    Sector,
+)
 from jaif.web import api_paging
 from jaif.web.api_errors import errors
 from jaif.web.api_paging import PAGED, Paging
@@ -46,6 +56,49 @@ def create_organisation(body: OrganisationIn, session: DB, actor: Operator) -> O
 def get_organisation(organisation_id: str, session: DB, actor: CurrentActor) -> OrganisationOut:
     org = directory.get_organisation(session=session, actor=actor, organisation_id=organisation_id)
     return OrganisationOut.model_validate(org)
+
+
+@router.get("/organisations/{organisation_id}/members", response_model=list[OrganisationMemberOut],
+            summary="Who named the organisation as theirs (its confirmed members, operators)",
+            responses=errors(401, 404))
+def list_members(organisation_id: str, session: DB, actor: CurrentActor) -> list[OrganisationMemberOut]:
+    """Pending first, then by e-mail. Confirmed members of the organisation and operators only."""
+    found = membership.members(session=session, actor=actor, organisation_id=organisation_id)
+    return [OrganisationMemberOut.model_validate(m) for m in found]
+
+
+@router.post("/organisations/{organisation_id}/members/confirm", response_model=OrganisationMemberOut,
+             summary="Confirm that someone belongs to the organisation (its confirmed members, operators)",
+             responses=errors(400, 401, 404))
+def confirm_member(organisation_id: str, body: ConfirmMemberIn, session: DB,
+                   actor: CurrentActor) -> OrganisationMemberOut:
+    """A pending membership becomes confirmed: automatic grants need it (docs/access.md)."""
+    found = membership.confirm(session=session, actor=actor, organisation_id=organisation_id, email=body.email)
+    return OrganisationMemberOut.model_validate(found)
+
+
+@router.get("/organisations/{organisation_id}/domains", response_model=OrganisationDomainsOut,
+            summary="The e-mail domains the organisation registered", responses=errors(401, 404))
+def list_domains(organisation_id: str, session: DB, actor: CurrentActor) -> OrganisationDomainsOut:
+    return OrganisationDomainsOut(
+        domains=membership.domains(session=session, actor=actor, organisation_id=organisation_id))
+
+
+@router.post("/organisations/{organisation_id}/domains", response_model=OrganisationDomainsOut, status_code=201,
+             summary="Register an e-mail domain of the organisation (operators)",
+             responses=errors(400, 401, 403, 404, 409))
+def add_domain(organisation_id: str, body: DomainIn, session: DB, actor: Operator) -> OrganisationDomainsOut:
+    """A verified address in the domain confirms its holder's membership of the organisation by itself."""
+    return OrganisationDomainsOut(domains=membership.add_domain(
+        session=session, actor=actor, organisation_id=organisation_id, domain=body.domain))
+
+
+@router.delete("/organisations/{organisation_id}/domains/{domain}", response_model=OrganisationDomainsOut,
+               summary="Remove an e-mail domain of the organisation (operators)",
+               responses=errors(400, 401, 403, 404))
+def remove_domain(organisation_id: str, domain: str, session: DB, actor: Operator) -> OrganisationDomainsOut:
+    return OrganisationDomainsOut(domains=membership.remove_domain(
+        session=session, actor=actor, organisation_id=organisation_id, domain=domain))
 
 
 @router.get("/projects", response_model=list[ProjectOut], summary="Your projects",

@@ -34,6 +34,31 @@ class Organisation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     projects: Mapped[list[Project]] = relationship(back_populates="organisation")
+    domains: Mapped[list[OrganisationDomain]] = relationship(
+        back_populates="organisation", cascade="all, delete-orphan", order_by="OrganisationDomain.domain"
+    )
+
+
+class MembershipVia(enum.StrEnum):
+    """Who confirmed a user's membership of their organisation (access/membership.py)."""
+
+    member = "member"  # a confirmed member of the organisation
+    operator = "operator"
+    domain = "domain"  # recorded when a verified address in a registered domain is seen
+
+
+class OrganisationDomain(Base):
+    """An e-mail domain an operator registered for an organisation: a verified address in it confirms
+    its holder's membership. One organisation per domain."""
+
+    __tablename__ = "organisation_domains"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    domain: Mapped[str] = mapped_column(String(253), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    organisation: Mapped[Organisation] = relationship(back_populates="domains")
 
 
 class User(Base):
@@ -52,6 +77,9 @@ class User(Base):
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # The organisation the user works for (eligibility is checked against it); optional.
     organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)
+    # The membership is pending until confirmed (access/membership.py): when, and by whom (MembershipVia).
+    organisation_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    organisation_confirmed_via: Mapped[str | None] = mapped_column(String(20), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     organisation: Mapped[Organisation | None] = relationship()

@@ -72,6 +72,30 @@ class OrganisationOut(BaseModel):
     created_at: datetime
 
 
+class OrganisationMemberOut(BaseModel):
+    """Someone who named the organisation as theirs (access/membership.py): pending until confirmed."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    email: str
+    name: str
+    state: Literal["pending", "confirmed"]
+    confirmed_via: Literal["member", "operator", "domain"] | None
+    confirmed_at: datetime | None
+
+
+class ConfirmMemberIn(Input):
+    email: str = Field(min_length=3, max_length=320, description="The address of the member to confirm.")
+
+
+class DomainIn(Input):
+    domain: str = Field(min_length=3, max_length=253, description="An e-mail domain, e.g. uni.example.")
+
+
+class OrganisationDomainsOut(BaseModel):
+    domains: list[str] = Field(description="The e-mail domains the organisation registered.")
+
+
 class ProjectIn(Input):
     name: str = Field(min_length=1, max_length=200)
     organisation_id: str = Field(max_length=32)

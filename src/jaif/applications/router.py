@@ -102,6 +102,16 @@ def submit(application_id: Id, session: DB, actor: CurrentActor, mailer: MailerD
     return _detail(session, actor, application_id)
 
 
+@router.post("/{application_id}/automatic-review", response_model=ApplicationOut,
+             summary="Ask again for the automatic review of a submitted application",
+             responses=errors(400, 401, 403, 404, 409))
+def retry_automatic_review(application_id: Id, session: DB, actor: CurrentActor, mailer: MailerDep) -> ApplicationOut:
+    """For a call with automatic review: an application that waited (an unverified address, an unconfirmed
+    membership of its organisation) is granted now if all is in order, else waits with a note saying why."""
+    service.retry_automatic_review(session=session, actor=actor, mailer=mailer, application_id=application_id)
+    return _detail(session, actor, application_id)
+
+
 @router.post("/{application_id}/withdraw", response_model=ApplicationOut, summary="Withdraw before the decision",
              responses=errors(401, 403, 404, 409))
 def withdraw(application_id: Id, session: DB, actor: CurrentActor) -> ApplicationOut:

@@ -7,7 +7,11 @@ Who may do what (every function takes ``actor``):
 - operators move applications into review, decide, and allocate.
 
 Playground-style calls with automatic review accept and allocate an eligible submission at once
-(first come, first served: while the call has resources left; else an operator decides).
+(first come, first served: while the call has resources left; else an operator decides), but only for
+an applicant whose e-mail address is verified and whose membership of the application's organisation
+is confirmed (access/membership.py). Otherwise the application waits, submitted, with a note that says
+what is missing; once it is done the applicant asks again (``retry_automatic_review``), or an operator
+decides meanwhile.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import re
 from sqlalchemy import ColumnElement, Row, false, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
+from jaif.access import membership
 from jaif.access import service as access
 from jaif.access.models import Organisation, User
 from jaif.access.schemas import Actor
@@ -234,8 +239,8 @@ def _resolve_organisation(session: Session, application: Application) -> None:
         )
         application.organisation_id = org.id
         application.organisation_proposal = None
-    if application.applicant.organisation_id is None:
-        application.applicant.organisation_id = application.organisation_id
+    if application.applicant.organisation_id is None and application.organisation_id is not None:
+        membership.join(session, user=application.applicant, organisation_id=application.organisation_id)
     session.flush()
 
 
@@ -255,7 +260,26 @@ def submit(*, session: Session, actor: Actor, mailer: Mailer | None, application
     return application
 
 
+def automatic_grant_problem(session: Session, application: Application) -> str | None:
+    """Why an automatic review may not grant ``application`` (for the applicant), or None if it may:
+    the applicant's address must be verified and their membership of its organisation confirmed."""
+    applicant = application.applicant
+    if applicant.email_verified_at is None:
+        return (f"the applicant's e-mail address {applicant.email} is not verified yet: open the link we sent "
+                "(or send a new one from the account page), then ask for the automatic review again")
+    if not membership.is_confirmed_member(session, user=applicant, organisation_id=application.organisation_id):
+        name = application.organisation.name if application.organisation else "the organisation"
+        return (f"the applicant's membership of {name} is not confirmed yet: a confirmed member of {name} "
+                "or an operator confirms it (a verified address in a domain it registered does so by "
+                "itself), then ask for the automatic review again")
+    return None
+
+
 def _automatic_review(session: Session, mailer: Mailer | None, application: Application) -> None:
+    waiting = automatic_grant_problem(session, application)
+    if waiting is not None:
+        states.note(session, application, f"not accepted automatically: {waiting}; or an operator decides")
+        return
     wanted = Grant.requested(application)
     short = capacity_problem(session, application, wanted)
     if short is not None:
@@ -263,6 +287,22 @@ def _automatic_review(session: Session, mailer: Mailer | None, application: Appl
         return
     states.move(session, application, S.accepted, actor_id=None, note="automatic review: eligible and complete")
     _allocate(session, mailer, application, wanted, actor_id=None)
+
+
+def retry_automatic_review(*, session: Session, actor: Actor, mailer: Mailer | None,
+                           application_id: str) -> Application:
+    """The applicant asks again for the automatic review of a submitted application that waited (say,
+    for a verified address or a confirmed membership): granted now if it is still eligible and the call
+    still has the resources; else it waits with a note that says why."""
+    application = _own(session, actor, application_id)
+    if application.state != S.submitted or application.call.review_mode != ReviewMode.automatic:
+        raise Conflict("only a submitted application to a call with automatic review waits for it; "
+                       f"this one is {states.label(application.state)}")
+    found = checks.problems(session, application, now=utcnow())
+    if found:
+        raise checks.SubmissionRefused(found)
+    _automatic_review(session, mailer, application)
+    return application
 
 
 def _allocate(session: Session, mailer: Mailer | None, application: Application, wanted: Grant,

@@ -110,6 +110,8 @@ def allowed_actions(application: Application, viewer: Actor) -> list[str]:
             actions += ["update", "submit", "delete"]
         if refusal(state, ApplicationState.withdrawn, mode) is None:
             actions.append("withdraw")
+        if state == ApplicationState.submitted and mode == ReviewMode.automatic:
+            actions.append("retry_automatic_review")
     if viewer.is_operator:
         for stage in (ApplicationState.technical_review, ApplicationState.peer_review):
             if refusal(state, stage, mode) is None:

@@ -54,8 +54,9 @@ def _continue(next_path: str | None) -> RedirectResponse:
 
 
 def _signup_page(request: Request, session, *, values: dict, errors: dict, status_code: int = 200) -> Response:
-    orgs = [(o.id, f"{o.name} ({o.country})") for o in identity.organisation_choices(session=session)]
-    return render(request, "auth/signup.html", status_code, values=values, errors=errors, organisations=orgs,
+    # No list of organisations: it would show anonymous visitors every customer of the factory (issue 9).
+    # The organisation is named when applying (web/pages/apply_steps.py), and confirmed (access/membership.py).
+    return render(request, "auth/signup.html", status_code, values=values, errors=errors,
                   providers=list(_providers(request)))
 
 
@@ -72,14 +73,14 @@ def signup_form(request: Request, session: DB, conf: IdentityConf, actor: Option
 
 @router.post("/signup")
 def signup(request: Request, session: DB, conf: IdentityConf, mailer: MailerDep, email: FormStr = "",
-           name: FormStr = "", password: FormStr = "", organisation_id: FormStr = "", next: FormStr = "/") -> Response:
+           name: FormStr = "", password: FormStr = "", next: FormStr = "/") -> Response:
     if not conf.allow_signup:
         return message_page(request, title="Sign-up is closed", status_code=403,
                             message="Accounts here are created by the operators, by invitation or by single sign-on.")
-    values = {"email": email, "name": name, "organisation_id": organisation_id, "next": safe_next(next)}
+    values = {"email": email, "name": name, "next": safe_next(next)}
     try:
         user = identity.sign_up(session=session, email=email, name=name, password=password,
-                                organisation_id=organisation_id or None, settings=conf, mailer=mailer)
+                                organisation_id=None, settings=conf, mailer=mailer)
     except FieldErrors as exc:
         return _signup_page(request, session, values=values, errors=exc.errors, status_code=400)
     _start_session(request, user)

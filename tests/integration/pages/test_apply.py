@@ -8,7 +8,9 @@ import html
 
 from sqlalchemy import select
 
+from jaif.access.models import User
 from jaif.applications.models import Application
+from jaif.db.base import utcnow
 from tests.integration.pages.conftest import give_organisation, location_id
 from tests.support.frontdoor import ABSTRACT
 
@@ -48,7 +50,12 @@ async def test_the_calls_say_who_may_apply_and_whether_you_may(portal, world, se
     assert "Acme Inc may not apply" in page and "is based in US" in page
 
 
-async def test_a_playground_application_is_allocated_at_once(portal, world, seeded, session):
+async def test_a_playground_application_waits_for_a_verified_address_and_a_confirmed_membership(
+    portal, world, seeded, session, api
+):
+    """Issue 9, item 8: the Playground granted at once to an unverified address under an organisation the
+    applicant had declared. Now it waits, says why, and is granted when the applicant asks again once an
+    operator (or a confirmed member) has confirmed the membership."""
     alice = world.user("alice")
     browser = await portal.as_(alice)
     app_id = await start(browser)
@@ -57,6 +64,28 @@ async def test_a_playground_application_is_allocated_at_once(portal, world, seed
     assert "Your application is complete" in check
     submitted = await browser.submit(f"/applications/{app_id}/submit", {}, page=f"/applications/{app_id}/edit/submit")
     assert submitted.status_code == 303 and submitted.headers["location"] == f"/applications/{app_id}"
+    status = html.unescape((await browser.get(f"/applications/{app_id}")).text)
+    assert "has its allocations" not in status and "Submitted" in status
+    assert "waits: the applicant's e-mail address" in status and "is not verified yet" in status
+    assert "Ask for the automatic review again" in status
+    assert "GPU-hours on booster" not in (await browser.get("/")).text
+
+    user = session.get(User, alice.user_id)
+    user.email_verified_at = utcnow()  # the link in the e-mail was opened
+    session.commit()
+    again = await browser.submit(f"/applications/{app_id}/automatic-review", {}, page=f"/applications/{app_id}")
+    assert again.status_code == 303
+    status = html.unescape((await browser.get(f"/applications/{app_id}")).text)
+    assert "membership of Uni alice-llm is not confirmed yet" in status and "Not yet" in status
+    assert "has its allocations" not in status
+
+    session.refresh(user)
+    operator = api.as_(world.operator())
+    confirmed = await operator.post(f"/api/v1/organisations/{user.organisation_id}/members/confirm",
+                                    json={"email": alice.email})
+    assert confirmed.status_code == 200 and confirmed.json()["state"] == "confirmed", confirmed.text
+    again = await browser.submit(f"/applications/{app_id}/automatic-review", {}, page=f"/applications/{app_id}")
+    assert again.status_code == 303
     status = (await browser.get(f"/applications/{app_id}")).text
     assert "project alice-llm has its allocations" in status and "Allocated" in status
     home = (await browser.get("/")).text
@@ -146,3 +175,23 @@ async def test_a_hostile_partition_name_is_escaped_in_the_form(portal, world, se
     assert "<script>alert(1)</script>" not in page
     assert f'data-key="{escape(hostile)}"' in page
     assert f"GPU-hours on {escape(hostile)}" in page
+
+
+async def test_no_list_of_the_factorys_organisations_for_visitors_or_applicants(portal, world, seeded, session, api):
+    """Issue 9, item 8: sign-up listed every organisation to anonymous visitors (a customer list), and the
+    application form listed them to anyone signed in."""
+    from jaif.access.models import Organisation
+
+    session.add(Organisation(name="Secret Customer GmbH", sector="industry", country="DE"))
+    session.commit()
+    signup = await api.anonymous.get("/signup")
+    assert signup.status_code == 200 and "Secret Customer GmbH" not in signup.text
+    assert (await api.anonymous.get("/api/v1/organisations")).status_code == 401
+    bob = world.user("bob")
+    give_organisation(session, bob, name="Bob's Own Lab")
+    browser = await portal.as_(bob)
+    app_id = await start(browser)
+    team = (await browser.get(f"/applications/{app_id}/edit/team")).text
+    assert "Bob&#39;s Own Lab (DE)" in team and "Secret Customer GmbH" not in team
+    listed = await api.as_(bob).get("/api/v1/organisations")
+    assert [o["name"] for o in listed.json()] == ["Bob's Own Lab"]

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
+from jaif.access import directory
 from jaif.access.schemas import Actor
 from jaif.applications import service as applications
 from jaif.applications import views
@@ -21,7 +22,6 @@ from jaif.applications.schemas import ApplicationOut, DraftIn
 from jaif.calls import service as calls
 from jaif.calls.eligibility import Problem
 from jaif.errors import JaifError, NotFound
-from jaif.identity import service as identity
 from jaif.web.deps import DB, MailerDep, PageUser
 from jaif.web.pages import draft_form
 from jaif.web.pages.common import FormFields, attempt, render, sentence
@@ -51,7 +51,9 @@ def _page(request: Request, session: Session, actor: Actor, app: ApplicationOut,
         steps=draft_form.STEPS, partitions=partitions,
         values=values if values is not None else draft_form.values_of(app, partitions),
         errors=errors or {}, others=others or [], problems=problems,
-        organisations=[(o.id, f"{o.name} ({o.country})") for o in identity.organisation_choices(session=session)],
+        # Only the organisations the applicant may see (their own, their projects'): never every customer.
+        organisations=[(o.id, f"{o.name} ({o.country})") for o in directory.list_organisations(session=session,
+                                                                                               actor=actor)],
     )
 
 
@@ -105,10 +107,32 @@ def submit(request: Request, session: DB, actor: PageUser, mailer: MailerDep, ap
         app = _editable(session, actor, application_id, "submit")
         return _page(request, session, actor, app, "submit", errors={"submit": sentence(exc.message)},
                      status_code=exc.status)
+    waiting = applications.automatic_grant_problem(session, done) if done.state == "submitted" else None
+    if done.state == "allocated" and done.project is not None:
+        flash(request, f"Your application is accepted, and project {done.project.name} has its allocations.")
+    elif waiting is not None and done.call.review_mode == "automatic":
+        flash(request, f"Your application is submitted, and waits: {waiting}.", "warning")
+    else:
+        flash(request, "Your application is submitted. We will tell you by e-mail when it is decided.")
+    return RedirectResponse(f"/applications/{application_id}", status_code=303)
+
+
+@router.post("/applications/{application_id}/automatic-review")
+def retry_automatic_review(request: Request, session: DB, actor: PageUser, mailer: MailerDep,
+                           application_id: str) -> Response:
+    """*Ask again*: the automatic review of a submitted application that waited."""
+    try:
+        done = attempt(session, lambda: applications.retry_automatic_review(
+            session=session, actor=actor, mailer=mailer, application_id=application_id))
+    except JaifError as exc:
+        if exc.status == 404:
+            raise
+        flash(request, sentence(exc.message), "error")
+        return RedirectResponse(f"/applications/{application_id}", status_code=303)
     if done.state == "allocated" and done.project is not None:
         flash(request, f"Your application is accepted, and project {done.project.name} has its allocations.")
     else:
-        flash(request, "Your application is submitted. We will tell you by e-mail when it is decided.")
+        flash(request, "Not yet: the history below says what is missing.", "warning")
     return RedirectResponse(f"/applications/{application_id}", status_code=303)
 
 
