@@ -1,8 +1,9 @@
 """The portal in a real browser (headless Chromium), against `jaif serve`:
 
 1. a new user signs up, confirms the address through the link in the outbox, applies to the Playground
-   call and is allocated at once, makes an API key on the keys page, calls the gateway with the official
-   `openai` client, and sees the tokens on the usage page;
+   call under an organisation of their own naming (which waits until an operator confirms the
+   membership) and is allocated on asking again, makes an API key on the keys page, calls the gateway
+   with the official `openai` client, and sees the tokens on the usage page;
 2. an operator takes a Fast Lane application through technical review: a reviewer with a conflict of
    interest is refused with the reason, another reviewer scores it, the operator accepts, the
    allocation is made;
@@ -60,6 +61,15 @@ def _apply_to_playground(page, short: str) -> None:
     page.get_by_role("button", name="Submit the application").click()
 
 
+def _organisation_of(site, email: str) -> str:
+    from sqlalchemy import select
+
+    from jaif.access.models import User
+
+    with site.sessions() as session:
+        return session.scalar(select(User.organisation_id).where(User.email == email))
+
+
 def test_a_new_user_signs_up_applies_calls_the_gateway_and_sees_the_usage(site, context, tmp_path):
     page = context.new_page()
     email, short = _email("ada"), f"ada-{uuid.uuid4().hex[:6]}"
@@ -72,6 +82,14 @@ def test_a_new_user_signs_up_applies_calls_the_gateway_and_sees_the_usage(site, 
     assert f"{email} is confirmed" in page.content()
 
     _apply_to_playground(page, short)
+    # The organisation is the applicant's own word: the Playground waits until its membership is confirmed
+    # (docs/access.md). An operator confirms it; the applicant asks again.
+    assert "waits" in page.content() and "is not confirmed yet" in page.content()
+    org_id = _organisation_of(site, email)
+    with httpx.Client(base_url=site.base, headers={"authorization": f"Bearer {site.token(site.operator[0])}"}) as op:
+        confirmed = op.post(f"/api/v1/organisations/{org_id}/members/confirm", json={"email": email})
+        assert confirmed.status_code == 200, confirmed.text
+    page.get_by_role("button", name="Ask for the automatic review again").click()
     assert f"project {short} has its allocations" in page.content()
     page.get_by_role("link", name=short).click()
     assert "GPU-hours on booster" in page.content() and "Inference tokens" in page.content()
