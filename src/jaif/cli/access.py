@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from jaif.access import service
+from jaif.access import membership, service
+from jaif.access.schemas import CLI_ACTOR
 from jaif.cli.common import context, out
 from jaif.errors import InvalidRequest
 
@@ -39,6 +40,43 @@ def org_list(ctx: typer.Context) -> None:
     with context(ctx).session() as session:
         for org in service.list_organisations(session=session):
             table.add_row(org.name, org.sector, org.country, str(len(org.projects)))
+    out.print(table)
+
+
+@org_app.command("domain")
+def org_domain(
+    ctx: typer.Context,
+    org: str,
+    add: Annotated[list[str], typer.Option("--add", help="Register an e-mail domain, e.g. uni.example.")] = [],  # noqa: B006
+    remove: Annotated[list[str], typer.Option("--remove", help="Remove a registered domain.")] = [],  # noqa: B006
+) -> None:
+    """The e-mail domains of an organisation (by name): a verified address in one confirms its holder's
+    membership by itself. Without options, lists them."""
+    with context(ctx).session() as session:
+        found = service.get_organisation(session=session, name=org)
+        domains = membership.domains(session=session, actor=CLI_ACTOR, organisation_id=found.id)
+        for domain in add:
+            domains = membership.add_domain(session=session, actor=CLI_ACTOR, organisation_id=found.id, domain=domain)
+        for domain in remove:
+            domains = membership.remove_domain(session=session, actor=CLI_ACTOR, organisation_id=found.id,
+                                               domain=domain)
+        out.print(f"{found.name}: " + (", ".join(domains) or "no domains"))
+
+
+@org_app.command("members")
+def org_members(
+    ctx: typer.Context,
+    org: str,
+    confirm: Annotated[list[str], typer.Option("--confirm", help="Confirm this address's membership.")] = [],  # noqa: B006
+) -> None:
+    """Who named the organisation (by name) as theirs, pending or confirmed; --confirm EMAIL confirms."""
+    with context(ctx).session() as session:
+        found = service.get_organisation(session=session, name=org)
+        for email in confirm:
+            membership.confirm(session=session, actor=CLI_ACTOR, organisation_id=found.id, email=email)
+        table = Table("e-mail", "name", "membership", "confirmed by")
+        for m in membership.members(session=session, actor=CLI_ACTOR, organisation_id=found.id):
+            table.add_row(m.email, m.name, m.state, m.confirmed_via or "")
     out.print(table)
 
 
