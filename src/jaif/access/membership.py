@@ -179,3 +179,12 @@ def remove_domain(*, session: Session, actor: Actor, organisation_id: str, domai
     org.domains.remove(found)
     session.flush()
     return [d.domain for d in org.domains]
+
+
+def own_state(*, session: Session, actor: Actor) -> str | None:
+    """The state of ``actor``'s membership of their own organisation (None without one)."""
+    user = session.get(User, actor.user_id) if actor.user_id else None
+    if user is None:
+        return None
+    confirm_by_domain(session, user)
+    return state(user)

@@ -195,3 +195,44 @@ async def test_no_list_of_the_factorys_organisations_for_visitors_or_applicants(
     assert "Bob&#39;s Own Lab (DE)" in team and "Secret Customer GmbH" not in team
     listed = await api.as_(bob).get("/api/v1/organisations")
     assert [o["name"] for o in listed.json()] == ["Bob's Own Lab"]
+
+
+async def test_members_confirm_a_colleague_and_operators_register_domains_in_the_portal(portal, world, seeded,
+                                                                                      session):
+    from jaif.access.models import Organisation
+
+    senior, junior, outsider = world.user("senior"), world.user("junior"), world.user("outsider")
+    lab = give_organisation(session, senior, name="Portal Lab")
+    now = utcnow()
+    for actor, confirmed in ((senior, True), (junior, False)):
+        user = session.get(User, actor.user_id)
+        user.organisation_id, user.email_verified_at = lab.id, now
+        user.organisation_confirmed_at = now if confirmed else None
+    session.commit()
+    url = f"/organisations/{lab.id}/members"
+
+    pending = await portal.as_(junior)
+    assert "Your membership is pending" in (await pending.get("/apply")).text
+    assert (await pending.get(url)).status_code == 404
+    assert (await (await portal.as_(outsider)).get(url)).status_code == 404
+
+    browser = await portal.as_(senior)
+    assert f'href="{url}"' in (await browser.get("/apply")).text
+    page = (await browser.get(url)).text
+    assert f"Confirm {junior.email}" in page and "Register a domain" not in page
+    done = await browser.submit(f"{url}/confirm", {"email": junior.email}, page=url)
+    assert done.status_code == 303
+    page = (await browser.get(url)).text
+    assert f"{junior.email} is confirmed as a member" in page and "confirmed by member" in page
+
+    operator = await portal.as_(world.operator())
+    assert f'href="{url}"' in (await operator.get("/operator/organisations")).text
+    added = await operator.submit(f"/organisations/{lab.id}/domains", {"domain": "portal-lab.example",
+                                                                       "action": "add"}, page=url)
+    assert added.status_code == 303
+    page = (await operator.get(url)).text
+    assert "portal-lab.example is registered" in page and "<li>portal-lab.example" in page
+    bad = await operator.submit(f"/organisations/{lab.id}/domains", {"domain": "no", "action": "add"}, page=url)
+    assert bad.status_code == 303 and "Give a domain such as uni.example" in (await operator.get(url)).text
+    session.expire_all()
+    assert [d.domain for d in session.get(Organisation, lab.id).domains] == ["portal-lab.example"]

@@ -24,14 +24,15 @@ from jaif.web.pages import (
     operator_applications,
     operator_calls,
     operator_directory,
+    organisation,
     review,
     usage,
 )
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 # job_form before jobs: /jobs/new before /jobs/{job_id}
-MODULES = (home, apply, apply_steps, review, operator_calls, operator_applications, operator_directory, keys, usage,
-           job_form, jobs)
+MODULES = (home, apply, apply_steps, review, operator_calls, operator_applications, operator_directory, organisation,
+           keys, usage, job_form, jobs)
 
 
 def install(app: FastAPI) -> None:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
+from jaif.access import membership
 from jaif.access.schemas import Actor
 from jaif.applications import service as applications
 from jaif.applications import views
@@ -58,7 +59,7 @@ def apply_page(request: Request, session: DB, actor: PageUser) -> Response:
     drafts = [a for a in applications.list_applications(session=session, actor=actor, mine=True, limit=50)
               if a.state == "draft"]
     return render(request, "apply/calls.html", section="apply", offers=offers, organisation=organisation,
-                  drafts=drafts)
+                  drafts=drafts, membership=membership.own_state(session=session, actor=actor))
 
 
 @router.post("/apply/{call_ref}")
