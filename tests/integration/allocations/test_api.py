@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import httpx
 
+from jaif.access import membership
 from jaif.access import service as access
+from jaif.access.schemas import CLI_ACTOR
 from jaif.app import create_app
 from jaif.bootstrap import initialise
 from jaif.config import InferenceSettings, Settings
+from jaif.db.base import utcnow
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.db.migrate import upgrade
 from jaif.identity import pats
@@ -84,7 +87,10 @@ async def test_the_whole_app(database_url, tmp_path):
         initialise(session=session, builtin_models=False)
         org = access.create_organisation(session=session, name="Uni", sector="academia", country="AT")
         user, _password = access.create_user(session=session, email="pi@uni.example")
-        user.organisation_id = org.id
+        # A verified address in the organisation's registered domain: a confirmed member, whom the
+        # Playground grants at once (docs/access.md).
+        membership.add_domain(session=session, actor=CLI_ACTOR, organisation_id=org.id, domain="uni.example")
+        user.organisation_id, user.email_verified_at = org.id, utcnow()
         _row, token = pats.create(session=session, user_id=user.id)
     engine.dispose()
     settings = Settings(database_url=database_url, data_dir=tmp_path / "var",
