@@ -37,6 +37,11 @@ class InferenceSettings(BaseModel):
     retries: int = Field(2, ge=0)
     registry_refresh_s: float = Field(5.0, gt=0)
     key_cache_s: float = Field(2.0, ge=0)
+    # Checked before any other work on a request (inference/limits.py).
+    max_messages: int = Field(2048, ge=1)
+    max_prompt_bytes: int = Field(1024 * 1024, ge=1024)
+    # When set, GET /metrics wants ``Authorization: Bearer <token>``.
+    metrics_token: SecretStr | None = None
 
 
 class MeteringSettings(BaseModel):

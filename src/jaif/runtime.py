@@ -26,6 +26,7 @@ from jaif.inference.backends.openai_upstream import OpenAIUpstream
 from jaif.inference.gateway import Gateway
 from jaif.inference.keys import KeyCache
 from jaif.inference.registry import ModelRegistry
+from jaif.inference.revocation import RevocationListener, announce_on_commit
 from jaif.inference.routing import ReplicaState
 from jaif.inference.service import BUILTIN_SCHEME
 from jaif.inference.tokenizers import TokenCounter
@@ -60,9 +61,13 @@ class Runtime:
         self.limiter: RateLimiter = (
             RedisRateLimiter(settings.redis_url) if settings.redis_url else DatabaseRateLimiter(self.session_factory)
         )
+        self.keys = KeyCache(self.session_factory, ttl_s=inf.key_cache_s)
+        # A key revoked through this process (API, portal, a job's end) is refused here at once, and
+        # by every other gateway process through Redis where it is configured (inference/revocation.py).
+        announce_on_commit(self.session_factory, redis_url=settings.redis_url, local=self.keys.revoked)
         self.gateway = Gateway(
             registry=self.registry,
-            keys=KeyCache(self.session_factory, ttl_s=inf.key_cache_s),
+            keys=self.keys,
             quota=self.quota,
             usage=self.usage,
             limiter=self.limiter,
@@ -72,6 +77,8 @@ class Runtime:
             metering=met.enabled,
             default_rpm=met.default_rpm,
             default_tpm=met.default_tpm,
+            max_messages=inf.max_messages,
+            max_prompt_bytes=inf.max_prompt_bytes,
         )
         self._tasks: list[asyncio.Task] = []
         self._ticks = 0
@@ -102,6 +109,11 @@ class Runtime:
             asyncio.create_task(self._every(self.settings.inference.health_interval_s, self._probe), name="health"),
             asyncio.create_task(self._every(allocations.SWEEP_INTERVAL_S, self._sweep), name="allocation-sweep"),
         ]
+        if self.settings.redis_url:
+            listener = RevocationListener(
+                self.settings.redis_url, revoked=self.keys.revoked, resubscribed=self.keys.forget_all
+            )
+            self._tasks.append(asyncio.create_task(listener.run(), name="key-revocations"))
         if self.settings.slurm.sync_interval_s > 0:  # job states, accounting import, Slurm sync (compute/worker.py)
             self._tasks.append(
                 asyncio.create_task(self._every(self.settings.slurm.sync_interval_s, self._compute), name="compute")
@@ -125,6 +137,7 @@ class Runtime:
             await backend.aclose()
         await self._close_retired(everything=True)
         await self.limiter.aclose()
+        self.gateway.close()
         self.metrics.close()
         self.engine.dispose()
 

@@ -100,3 +100,17 @@ def test_chat_prompts_count_a_template_allowance_per_message(no_usage_platform):
     client.close()
     content = sum(len(tokenizer.encode(m["content"], add_special_tokens=False).ids) for m in messages)
     assert reply.usage.prompt_tokens == content + TEMPLATE_TOKENS_PER_MESSAGE * len(messages)
+
+
+def test_a_large_prompt_is_counted_the_same_off_the_event_loop(no_usage_platform):
+    """Prompts over 16 KiB (or 64 messages) are counted in the gateway's counting threads: same count."""
+    p = no_usage_platform
+    client = openai.OpenAI(base_url=p["base"] + "/v1", api_key=p["key"])
+    small = [{"role": "user", "content": "lorem ipsum dolor sit amet " * 20}]
+    large = small * 100  # 100 messages, ~54 KB
+    replies = [client.chat.completions.create(model="plain", messages=m, max_tokens=3) for m in (small, large)]
+    client.close()
+    per_message = replies[0].usage.prompt_tokens
+    assert replies[1].usage.prompt_tokens == 100 * per_message
+    rows = wait_for(lambda: records(p["env"]), lambda r: len(r) == 2)
+    assert [r.prompt_tokens for r in rows] == [per_message, 100 * per_message]

@@ -20,7 +20,9 @@ from sqlalchemy import select
 
 import jaif.db.models  # noqa: F401  (every table, so the ORM can resolve foreign keys across concepts)
 from jaif.access import service as access
+from jaif.db.base import utcnow
 from jaif.db.engine import make_engine, make_session_factory, transaction
+from jaif.identity import pats
 from jaif.inference import service as inference
 from jaif.metering.models import UsageRecord
 from tests.support.procs import started, wait_for
@@ -53,9 +55,29 @@ def create_key(database_url: str, *, project: str, token_quota: int | None = Non
     return secret
 
 
+def operator_token(database_url: str, *, email: str = "operator@example.org") -> str:
+    """A personal access token of an operator (with a verified address), for /api/v1."""
+    with _session(database_url) as session:
+        user, _password = access.create_user(session=session, email=email, role="operator")
+        user.email_verified_at = utcnow()
+        session.flush()
+        _row, secret = pats.create(session=session, user_id=user.id, name="tests")
+    return secret
+
+
+def project_id(database_url: str, name: str) -> str:
+    with _session(database_url) as session:
+        return access.get_project(session=session, name=name).id
+
+
 def add_model(database_url: str, name: str, upstreams: list[str], **options) -> None:
     with _session(database_url) as session:
         inference.add_model(session=session, name=name, upstreams=upstreams, **options)
+
+
+def seed_builtin_models(database_url: str) -> None:
+    with _session(database_url) as session:
+        inference.seed_builtin_models(session=session)
 
 
 def healthz(base: str) -> dict:
@@ -89,9 +111,10 @@ def records_after(database_url: str, *, model: str, count: int, timeout: float =
     return rows
 
 
-def scrape(base: str) -> list[Sample]:
-    """Every sample of GET /metrics, parsed as Prometheus does."""
-    response = httpx.get(base + "/metrics", timeout=5)
+def scrape(base: str, *, token: str | None = None) -> list[Sample]:
+    """Every sample of GET /metrics, parsed as Prometheus does (with the scrape token, if given)."""
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    response = httpx.get(base + "/metrics", headers=headers, timeout=5)
     response.raise_for_status()
     assert response.headers["content-type"].startswith("text/plain"), response.headers
     return [s for family in text_string_to_metric_families(response.text) for s in family.samples]

@@ -20,6 +20,7 @@ from jaif.access.secrets import (
 from jaif.allocations import service as allocations
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from jaif.inference import revocation
 
 ROLES = ("user", "reviewer", "operator")
 
@@ -171,6 +172,8 @@ def revoke_api_key(*, session: Session, prefix: str) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = utcnow()
     session.flush()
+    # Gateways drop it from their key caches once this commits (at once here; elsewhere through Redis).
+    revocation.key_revoked(session=session, key_hash=key.key_hash)
     return key
 
 

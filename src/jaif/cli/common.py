@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 import jaif.db.models  # noqa: F401  (every mapper known before the first query: relationships span concepts)
 from jaif.config import Settings
 from jaif.db.engine import make_engine, make_session_factory, transaction
+from jaif.inference.revocation import announce_on_commit
 
 app = typer.Typer(help="jaif: AI Factory platform.", no_args_is_help=True, pretty_exceptions_enable=False)
 out = Console(soft_wrap=True)
@@ -55,6 +56,8 @@ class Context:
     def session(self) -> AbstractContextManager[Session]:
         if self._factory is None:
             self._factory = make_session_factory(make_engine(self.settings.database_url))
+            # Keys revoked here reach the running gateways through Redis, where it is configured.
+            announce_on_commit(self._factory, redis_url=self.settings.redis_url)
         return transaction(self._factory)
 
 

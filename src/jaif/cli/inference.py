@@ -60,7 +60,7 @@ def model_list(
                 "kind": m.kind,
                 "context_length": m.context_length,
                 "aliases": sorted(a.alias for a in m.aliases),
-                "replicas": [r.url for r in m.replicas],
+                "replicas": [service.display_url(r.url) for r in m.replicas],  # without credentials
                 "active": m.is_active,
             }
             for m in service.list_models(session=session)
@@ -87,15 +87,15 @@ def model_add_replica(ctx: typer.Context, model: str, upstream: str) -> None:
     """Add a replica URL to a model."""
     with context(ctx).session() as session:
         service.add_replica(session=session, model_name=model, url=upstream)
-        out.print(f"{model}: added replica {upstream}")
+        out.print(f"{model}: added replica {service.display_url(upstream)}")
 
 
 @model_app.command("remove-replica")
 def model_remove_replica(ctx: typer.Context, model: str, upstream: str) -> None:
-    """Remove a replica URL from a model."""
+    """Remove a replica from a model: its URL, or the URL as `model list` shows it (credentials as ***)."""
     with context(ctx).session() as session:
         service.remove_replica(session=session, model_name=model, url=upstream)
-        out.print(f"{model}: removed replica {upstream}")
+        out.print(f"{model}: removed replica {service.display_url(upstream)}")
 
 
 def register(app: typer.Typer) -> None:

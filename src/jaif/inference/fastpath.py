@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jaif.errors import JaifError, PayloadTooLarge
 from jaif.inference.gateway import Gateway
-from jaif.inference.protocol import HOT_ROUTES, parse_request
+from jaif.inference.protocol import HOT_ROUTES
 from jaif.inference.streaming import StreamRelay
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class InferenceFastPath:
         try:
             body = await self._body(scope, receive)
             who = await gateway.authenticate(authorization)
-            result = await gateway.handle(who, parse_request(HOT_ROUTES[scope["path"]], body), body)
+            result = await gateway.handle(who, gateway.parse(HOT_ROUTES[scope["path"]], body), body)
         except JaifError as exc:
             await _send_error(send, exc)
             return

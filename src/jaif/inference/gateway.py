@@ -7,13 +7,18 @@ reservation once and writes exactly one usage record.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
+from pydantic import BaseModel
 
 from jaif.access.schemas import KeyPrincipal
 from jaif.errors import (
@@ -26,12 +31,18 @@ from jaif.errors import (
 )
 from jaif.inference.backends.base import BackendError, Body, InferenceBackend
 from jaif.inference.keys import KeyCache
-from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, upstream_body
+from jaif.inference.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    parse_request,
+    upstream_body,
+)
 from jaif.inference.registry import ModelRegistry, ServedModel
 from jaif.inference.routing import ReplicaState
 from jaif.inference.streaming import StreamMeter, StreamRelay
 from jaif.inference.tokenizers import TokenCounter, output_text
-from jaif.inference.tokens import embedding_inputs, prompt_upper_bound
+from jaif.inference.tokens import check_limits, embedding_inputs, measure, precheck_items
 from jaif.metering.ledger import UsageWriter
 from jaif.metering.quota import QuotaManager, Reservation
 from jaif.metering.ratelimit import RateLimiter
@@ -40,6 +51,14 @@ from jaif.ops.metrics import GatewayMetrics
 log = logging.getLogger(__name__)
 
 Request = ChatCompletionRequest | CompletionRequest | EmbeddingRequest
+
+# Prompts up to this many bytes and messages are counted on the event loop, before admission (well
+# under a millisecond); larger ones after admission, in the gateway's counting threads.
+COUNT_INLINE_BYTES = 16 * 1024
+COUNT_INLINE_ITEMS = 64
+COUNTING_THREADS = 2
+# Bodies larger than this have their message count checked before pydantic validates them.
+PRECHECK_BYTES = 64 * 1024
 
 ENDPOINTS = {
     ChatCompletionRequest: ("chat.completions", "chat"),
@@ -62,6 +81,8 @@ class _Call:
     started: float
     reservation: Reservation | None = None
     rate_limited: bool = False
+    # The backend to count a large prompt with, off the event loop, once the request is admitted.
+    count_later: InferenceBackend | None = None
 
 
 class Gateway:
@@ -79,6 +100,8 @@ class Gateway:
         metering: bool = True,
         default_rpm: int | None = None,
         default_tpm: int | None = None,
+        max_messages: int = 2048,
+        max_prompt_bytes: int = 1024 * 1024,
     ) -> None:
         self.registry = registry
         self.keys = keys
@@ -91,9 +114,16 @@ class Gateway:
         self.metering = metering
         self.default_rpm = default_rpm
         self.default_tpm = default_tpm
+        self.max_messages = max_messages
+        self.max_prompt_bytes = max_prompt_bytes
+        # Large prompts are counted here: a few threads, so a burst of them cannot take every core.
+        self._counting = ThreadPoolExecutor(max_workers=COUNTING_THREADS, thread_name_prefix="jaif-count")
         # Unique across processes without a syscall per request (uuid4 cost ~9% of the hot path).
         self._id_prefix = os.urandom(8).hex()
         self._id_counter = itertools.count()
+
+    def close(self) -> None:
+        self._counting.shutdown(wait=False, cancel_futures=True)
 
     def _next_request_id(self) -> str:
         return f"{self._id_prefix}{next(self._id_counter):012x}"
@@ -117,10 +147,30 @@ class Gateway:
         return {"id": name, "object": "model", "created": model.created, "owned_by": model.owned_by}
 
     # -- the request path ------------------------------------------------------------------------
+    def parse(self, model: type[BaseModel], raw: bytes) -> Request:
+        """The request in ``raw``, validated; a large body past the message limit is refused first."""
+        if len(raw) > PRECHECK_BYTES:
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                body = None  # pydantic says what is wrong with it
+            precheck_items(model, body, max_messages=self.max_messages)
+        return parse_request(model, raw)  # type: ignore[return-value]
+
     async def handle(self, principal: KeyPrincipal, request: Request, raw: bytes | None = None) -> Body | StreamRelay:
-        """``raw``: the JSON body ``request`` was parsed from, if at hand (it spares re-serialising it)."""
+        """``raw``: the JSON body ``request`` was parsed from, if at hand (it spares re-serialising it).
+
+        The order bounds the work one request can cause: size limits first (no tokenising), then the
+        allowance and rate limit, and only then is a large prompt counted, in a thread of its own
+        (``_count_large``). A small prompt is counted on the event loop before admission (microseconds)."""
         call = self._prepare(principal, request, raw)
         await self._admit(call)
+        if call.count_later is not None:
+            try:
+                await self._count_large(call, request)
+            except BaseException:
+                await self._release(call)
+                raise
         try:
             if call.body.get("stream"):
                 return await self._start_stream(call, include_usage=_wants_usage(request))
@@ -144,6 +194,8 @@ class Gateway:
 
     def _prepare(self, principal: KeyPrincipal, request: Request, raw: bytes | None = None) -> _Call:
         endpoint, kind = ENDPOINTS[type(request)]
+        size = measure(request)
+        check_limits(request, size, max_messages=self.max_messages, max_prompt_bytes=self.max_prompt_bytes)
         model = self._authorised_model(principal, request.model)
         if model.kind != kind:
             raise InvalidRequest(
@@ -155,26 +207,8 @@ class Gateway:
         body = upstream_body(request, raw)
         body["model"] = model.upstream_model or model.name
         replica = model.replicas.replicas[0] if model.replicas.replicas else None
-        exact = replica.backend.count_prompt_tokens(endpoint, body) if replica else None
-        ctx = model.context_length
-        if isinstance(request, EmbeddingRequest):
-            prompt = exact if exact is not None else prompt_upper_bound(request)
-            budget = min(prompt, ctx * embedding_inputs(request))
-        else:
-            limit = request.output_limit()
-            if exact is not None and exact >= ctx:
-                raise ContextLengthExceeded(
-                    f"This model's maximum context length is {ctx} tokens; the prompt has {exact}.",
-                    param="messages" if isinstance(request, ChatCompletionRequest) else "prompt",
-                )
-            if limit is not None and limit + (exact or 0) > ctx:
-                raise ContextLengthExceeded(
-                    f"This model's maximum context length is {ctx} tokens; you asked for {limit} "
-                    f"completion tokens{f' after a prompt of {exact}' if exact is not None else ''}.",
-                    param=request.output_limit_param(),
-                )
-            prompt = exact if exact is not None else prompt_upper_bound(request)
-            budget = min(prompt + (limit if limit is not None else ctx), ctx)
+        later = replica is not None and (size.size > COUNT_INLINE_BYTES or size.items > COUNT_INLINE_ITEMS)
+        exact = replica.backend.count_prompt_tokens(endpoint, body) if replica and not later else None
         return _Call(
             request_id=self._next_request_id(),
             principal=principal,
@@ -182,8 +216,40 @@ class Gateway:
             endpoint=endpoint,
             body=body,
             prompt_tokens=exact,
-            budget=budget,
+            budget=_budget(request, model.context_length, size.upper_bound, exact),
             started=time.perf_counter(),
+            count_later=replica.backend if later and replica else None,
+        )
+
+    async def _count_large(self, call: _Call, request: Request) -> None:
+        """Count a large prompt exactly, off the event loop, and check it against the context."""
+        assert call.count_later is not None
+        loop = asyncio.get_running_loop()
+        exact = await loop.run_in_executor(
+            self._counting, call.count_later.count_prompt_tokens, call.endpoint, call.body
+        )
+        if exact is not None:
+            _budget(request, call.model.context_length, exact, exact)  # raises past the context
+            call.prompt_tokens = exact
+
+    async def _release(self, call: _Call) -> None:
+        """A request refused after admission: give back its reservation and its tokens per minute (its
+        request per minute stays used: it was counted before its costly part)."""
+        if call.reservation is not None and not call.reservation.settled:
+            self.quota.settle(call.reservation, 0)
+        if call.rate_limited:
+            try:
+                await self.limiter.adjust(call.principal.key_id, tokens=-call.budget)
+            except Exception:
+                log.exception("adjusting the rate-limit window of key %s failed", call.principal.prefix)
+
+    async def _usage(self, call: _Call, output: str) -> tuple[dict, str]:
+        """Counted usage, for an upstream that reported none; a large prompt is counted off the loop."""
+        if call.count_later is None:
+            return self.tokens.usage(call.model.tokenizer, call.endpoint, call.body, output)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._counting, self.tokens.usage, call.model.tokenizer, call.endpoint, call.body, output
         )
 
     async def _admit(self, call: _Call) -> None:
@@ -249,7 +315,7 @@ class Gateway:
             raise UpstreamError("The model server's answer is not a JSON object.")
         usage, source = result.get("usage"), "upstream"
         if not isinstance(usage, dict):
-            usage, source = self.tokens.usage(call.model.tokenizer, call.endpoint, call.body, output_text(result))
+            usage, source = await self._usage(call, output_text(result))
             result["usage"] = usage  # the client gets what it is charged
         await self._finish(call, replica=replica, usage=usage, usage_source=source, status="ok", status_code=200)
         return result
@@ -273,7 +339,7 @@ class Gateway:
                 self.metrics.replica_failed(call.model.name, replica.url)
             usage, source = meter.usage, "upstream"
             if usage is None:  # an upstream without include_usage, or a broken stream
-                usage, source = self.tokens.usage(call.model.tokenizer, call.endpoint, call.body, meter.text())
+                usage, source = await self._usage(call, meter.text())
             await self._finish(
                 call, replica=replica, usage=usage, usage_source=source, status=status, status_code=code,
                 ttft_s=meter.ttft_s,
@@ -337,6 +403,27 @@ class Gateway:
                 await self.limiter.adjust(call.principal.key_id, tokens=used - call.budget)
             except Exception:
                 log.exception("adjusting the rate-limit window of key %s failed", call.principal.prefix)
+
+
+def _budget(request: Request, ctx: int, upper_bound: int, exact: int | None) -> int:
+    """Tokens to reserve: the prompt (exact, else its upper bound) plus what may be generated, within the
+    context. Raises ContextLengthExceeded where the prompt or the asked-for completion cannot fit."""
+    if isinstance(request, EmbeddingRequest):
+        return min(exact if exact is not None else upper_bound, ctx * embedding_inputs(request))
+    limit = request.output_limit()
+    if exact is not None and exact >= ctx:
+        raise ContextLengthExceeded(
+            f"This model's maximum context length is {ctx} tokens; the prompt has {exact}.",
+            param="messages" if isinstance(request, ChatCompletionRequest) else "prompt",
+        )
+    if limit is not None and limit + (exact or 0) > ctx:
+        raise ContextLengthExceeded(
+            f"This model's maximum context length is {ctx} tokens; you asked for {limit} "
+            f"completion tokens{f' after a prompt of {exact}' if exact is not None else ''}.",
+            param=request.output_limit_param(),
+        )
+    prompt = exact if exact is not None else upper_bound
+    return min(prompt + (limit if limit is not None else ctx), ctx)
 
 
 def _wants_usage(request: Request) -> bool:

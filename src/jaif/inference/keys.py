@@ -1,6 +1,8 @@
 """Bearer-key authentication with a short per-process cache, so the hot path skips the database.
 
-A revoked key stops working within ``key_cache_s`` seconds (default 2); an expired key at once.
+An expired key stops working at once. A revoked one: at once in the process that revoked it, within
+milliseconds in every gateway process where Redis is configured (``revoked``, fed by
+inference/revocation.py), else within ``key_cache_s`` seconds (default 2).
 When an entry runs out, one lookup refreshes it: requests for the same key that arrive meanwhile
 wait for that lookup instead of each asking the database (64 at once under load, every 2 s).
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +31,26 @@ class KeyCache:
         self._entries: dict[str, tuple[float, KeyPrincipal | JaifError]] = {}
         # Lookups under way, with when they started.
         self._lookups: dict[str, tuple[float, asyncio.Future[KeyPrincipal | JaifError]]] = {}
+        # Bumped by forget_all: a lookup begun before it must not put what it read in the cache.
+        self._generation = 0
+
+    def revoked(self, digests: Iterable[str]) -> None:
+        """These keys (by SHA-256) were revoked: refuse them from now on.
+
+        Safe from any thread (a revoking request's commit runs in a worker thread): each is one dict
+        assignment. The refusal is kept for ``key_cache_s``, which also stops a lookup that began before
+        the revocation (and may have read the key as valid) from caching its answer; then the database
+        says the same."""
+        until = time.monotonic() + self._ttl
+        refusal = Unauthorized("This API key has been revoked.", code="revoked_api_key")
+        for digest in digests:
+            self._entries[digest] = (until, refusal)
+
+    def forget_all(self) -> None:
+        """Drop every cached key (the revocations announced meanwhile may have been missed)."""
+        self._generation += 1
+        self._entries.clear()
+        self._lookups.clear()
 
     async def authenticate(self, authorization: str | None) -> KeyPrincipal:
         if not authorization:
@@ -58,12 +81,15 @@ class KeyCache:
         else:
             lookup = asyncio.ensure_future(asyncio.to_thread(self._lookup, secret))
             self._lookups[digest] = (now, lookup)
+            generation = self._generation
 
             def done(future: asyncio.Future) -> None:
                 if self._lookups.get(digest, (None, None))[1] is future:
                     del self._lookups[digest]
+                # A revocation since the lookup began left an entry that outlives the lookup's own.
                 newer = self._entries.get(digest, (0.0, None))[0] > now + self._ttl
-                if not future.cancelled() and future.exception() is None and not newer:
+                stale = generation != self._generation
+                if not future.cancelled() and future.exception() is None and not newer and not stale:
                     if len(self._entries) >= MAX_ENTRIES:
                         self._entries.clear()
                     self._entries[digest] = (now + self._ttl, future.result())

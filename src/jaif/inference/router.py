@@ -14,7 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from jaif.access.schemas import KeyPrincipal
 from jaif.inference import openapi as docs
 from jaif.inference.gateway import Gateway
-from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, parse_request
+from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from jaif.inference.streaming import StreamRelay
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible inference"])
@@ -58,7 +58,8 @@ async def _serve(request: Request, who: KeyPrincipal, model: type[BaseModel]) ->
     # Normally answered by fastpath.InferenceFastPath before reaching here; same service, same errors.
     # The body is parsed by hand rather than as a FastAPI parameter, for errors in the OpenAI shape.
     raw = await request.body()
-    result = await gateway_of(request).handle(who, parse_request(model, raw), raw)
+    gateway = gateway_of(request)
+    result = await gateway.handle(who, gateway.parse(model, raw), raw)
     if isinstance(result, StreamRelay):
         return StreamingResponse(result.events, media_type="text/event-stream", headers=SSE_HEADERS,
                                  background=BackgroundTask(result.aclose))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -45,11 +46,28 @@ BUILTIN_MODELS = (
 )
 
 
+def display_url(url: str) -> str:
+    """A replica URL as jaif shows it (metrics, logs, usage records, errors, lists): any user name and
+    password (``http://svc:secret@host``) and any query string replaced by ``***``."""
+    if "@" not in url and "?" not in url:
+        return url  # the common case, without parsing
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
+
+
 def _validate_url(url: str) -> str:
     if url.startswith(BUILTIN_SCHEME):
         return url
     if not (url.startswith("http://") or url.startswith("https://")):
-        raise InvalidRequest(f"upstream {url!r} must be an http(s) URL such as http://host:8000/v1", param="upstream")
+        raise InvalidRequest(
+            f"upstream {display_url(url)!r} must be an http(s) URL such as http://host:8000/v1", param="upstream"
+        )
     return url.rstrip("/")
 
 
@@ -130,13 +148,16 @@ def add_replica(*, session: Session, model_name: str, url: str) -> Replica:
 
 
 def remove_replica(*, session: Session, model_name: str, url: str) -> None:
+    """By its URL, or by the URL as lists show it (``display_url``) where that names one replica."""
     model = get_model(session=session, name=model_name)
-    for replica in model.replicas:
-        if replica.url == url.rstrip("/"):
-            session.delete(replica)
-            session.flush()
-            return
-    raise NotFound(f"model {model_name!r} has no replica {url!r}", param="upstream")
+    url = url.rstrip("/")
+    matches = [r for r in model.replicas if r.url == url] or [r for r in model.replicas if display_url(r.url) == url]
+    if len(matches) > 1:
+        raise Conflict(f"{url!r} names several replicas of {model_name!r}; give the full URL", param="upstream")
+    if not matches:
+        raise NotFound(f"model {model_name!r} has no replica {display_url(url)!r}", param="upstream")
+    session.delete(matches[0])
+    session.flush()
 
 
 def list_models(*, session: Session, active_only: bool = False) -> list[Model]:

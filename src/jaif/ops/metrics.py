@@ -13,6 +13,7 @@ cost more than a proxied request's JSON work; applied per batch it is paid once 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import os
 from bisect import bisect_left
 from collections.abc import Sequence
@@ -122,6 +123,15 @@ class GatewayMetrics:
         """A worker going away: its live gauges leave the sums."""
         if self._multiprocess_dir is not None:
             multiprocess.mark_process_dead(os.getpid(), path=str(self._multiprocess_dir))
+
+
+def scrape_allowed(authorization: str | None, token: str | None) -> bool:
+    """Whether a scrape may read /metrics: always without a token configured, else only with
+    ``Authorization: Bearer <token>`` (compared in constant time)."""
+    if not token:
+        return True
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 def _observe_all(histogram: Histogram, values: Sequence[float]) -> None:

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import JSONResponse, Response
 
+from jaif.ops.metrics import scrape_allowed
+
 router = APIRouter(tags=["operations"])
 
 
@@ -22,6 +24,15 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "models": models})
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics (with JAIF_INFERENCE__METRICS_TOKEN set: as a bearer token)")
 async def metrics(request: Request) -> Response:
-    return Response(request.app.state.runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    runtime = request.app.state.runtime
+    token = runtime.settings.inference.metrics_token
+    if not scrape_allowed(request.headers.get("authorization"), token.get_secret_value() if token else None):
+        return Response(
+            "/metrics wants the scrape token: Authorization: Bearer <JAIF_INFERENCE__METRICS_TOKEN>\n",
+            status_code=401,
+            media_type="text/plain",
+            headers={"www-authenticate": 'Bearer realm="metrics"'},
+        )
+    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)

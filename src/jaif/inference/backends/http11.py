@@ -204,7 +204,7 @@ class HTTPPool:
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {base_url}")
+            raise ValueError(f"not an http(s) URL: {parts.scheme}://{parts.hostname or ''}")
         self.loop = asyncio.get_running_loop()
         self._host = parts.hostname
         self._port = parts.port or (443 if parts.scheme == "https" else 80)

@@ -14,6 +14,7 @@ import orjson
 
 from jaif.inference.backends.base import BackendError, Body
 from jaif.inference.backends.http11 import HTTPError, HTTPPool
+from jaif.inference.service import display_url
 
 HEALTH_TIMEOUT_S = 2.0
 
@@ -28,7 +29,9 @@ class OpenAIUpstream:
         read_timeout_s: float = 300.0,
         max_connections: int = 1000,
     ) -> None:
-        self.url = url.rstrip("/")
+        # ``url`` is what metrics, logs, usage records and error messages show: without credentials.
+        self._target = url.rstrip("/")
+        self.url = display_url(self._target)
         self._headers = {"content-type": "application/json"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
@@ -42,7 +45,7 @@ class OpenAIUpstream:
         # Made on first use, inside the running event loop (its connections belong to that loop).
         if self._pool is None:
             self._pool = HTTPPool(
-                self.url,
+                self._target,
                 headers=self._headers,
                 connect_timeout_s=self._connect_timeout_s,
                 read_timeout_s=self._read_timeout_s,
