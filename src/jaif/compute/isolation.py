@@ -27,6 +27,7 @@ import pwd
 import shutil
 import stat
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,11 +54,13 @@ class JobPlan:
     bwrap: str | None = None
     hide_dirs: tuple[str, ...] = ()  # mounted empty (tmpfs) in the sandbox
     hide_files: tuple[str, ...] = ()  # /dev/null mounted over them
+    expose: tuple[str, ...] = ()  # read-only in the sandbox although a closed directory holds them
     drop: bool = False  # switch to uid/gid (jaif is root)
 
     def as_state(self) -> dict:
         return {"user": self.user, "uid": self.uid, "gid": self.gid, "bwrap": self.bwrap,
-                "hide_dirs": list(self.hide_dirs), "hide_files": list(self.hide_files), "drop": self.drop}
+                "hide_dirs": list(self.hide_dirs), "hide_files": list(self.hide_files), "expose": list(self.expose),
+                "drop": self.drop}
 
 
 @dataclass
@@ -121,7 +124,7 @@ class Isolation:
         drop = who.pw_uid != os.geteuid()
         self.prepare_dirs()
         bwrap = self.bwrap()
-        hide_dirs = [str(self.data_dir), str(self.jobs_dir)]
+        hide_dirs = [str(d) for d in (self.data_dir, self.jobs_dir) if d.is_dir()]
         blocked = unreachable(self.jobs_dir, who.pw_uid, who.pw_gid, stop_at=(self.data_dir, self.jobs_dir))
         if blocked is not None and drop:
             if bwrap is None:
@@ -131,12 +134,22 @@ class Isolation:
                     f"Give it the traverse permission (chmod o+x {blocked}) or set JAIF_COMPUTE__JOBS_DIR elsewhere"
                 )
             hide_dirs.insert(0, str(blocked))  # nothing under it was the job's to see: an empty one instead
+        expose = []
+        if bwrap is not None and drop:
+            # jaif's own Python (the templates' interpreter, the venv's packages and model files), readable
+            # as installed but maybe under a closed directory (a pyenv in /root): shown alone, read-only
+            for prefix in sorted({os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}):
+                closed = unreachable(Path(prefix), who.pw_uid, who.pw_gid)
+                if closed is not None and closed != Path(prefix):
+                    hide_dirs.insert(0, str(closed))
+                    expose.append(prefix)
         files = []
         if self.database_file is not None:
             base = str(self.database_file)
             files = [f for f in (base, base + "-wal", base + "-shm", base + "-journal") if os.path.exists(f)]
-        return JobPlan(user=user, uid=who.pw_uid, gid=who.pw_gid, bwrap=bwrap, hide_dirs=tuple(hide_dirs),
-                       hide_files=tuple(files), drop=drop)
+        return JobPlan(user=user, uid=who.pw_uid, gid=who.pw_gid, bwrap=bwrap,
+                       hide_dirs=tuple(dict.fromkeys(hide_dirs)), hide_files=tuple(files), expose=tuple(expose),
+                       drop=drop)
 
     def prepare_dirs(self) -> None:
         """var/ and the jobs directory to the server's account alone, traversable (never listable) by job
@@ -210,7 +223,7 @@ def probe_bwrap() -> tuple[str | None, str]:
     return path, ""
 
 
-def sandbox_args(*, hide_dirs, hide_files, workdir: str | None) -> list[str]:
+def sandbox_args(*, hide_dirs, hide_files, workdir: str | None, expose=()) -> list[str]:
     """bwrap's arguments (after its path, before the command): read-only root, own /dev, /proc, /tmp,
     the hidden paths empty, the job's directory writable. The network stays (jobs reach the gateway)."""
     args = ["--ro-bind", "/", "/", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm", "--proc", "/proc",
@@ -236,6 +249,9 @@ def sandbox_args(*, hide_dirs, hide_files, workdir: str | None) -> list[str]:
     for name in map(Path, hide_files):
         if not any(name.is_relative_to(e) for e in emptied):
             args += ["--ro-bind", "/dev/null", str(name)]
+    for path in map(Path, expose):
+        way(path)
+        args += ["--ro-bind", str(path), str(path)]
     if workdir is not None:
         way(Path(workdir))
         args += ["--bind", workdir, workdir, "--chdir", workdir]

@@ -280,7 +280,7 @@ def _start(state: dict, slots: list[int], launch) -> subprocess.Popen:
     as_user: dict = {}
     if plan["bwrap"]:
         prefix = [plan["bwrap"], *isolation.sandbox_args(hide_dirs=plan["hide_dirs"], hide_files=plan["hide_files"],
-                                                          workdir=state["workdir"])]
+                                                          workdir=state["workdir"], expose=plan.get("expose", ()))]
         if plan["drop"]:
             prefix += isolation.drop_args(plan["uid"], plan["gid"])
         argv = prefix + argv
