@@ -116,6 +116,22 @@ class Isolation:
                               f"({why}); install it (apt-get install bubblewrap) or set JAIF_COMPUTE__SANDBOX=auto")
         return path
 
+    def describe(self) -> str:
+        """How local jobs are isolated here, in a sentence (``jaif init`` prints it); prepares the directories."""
+        try:
+            if can_drop_privileges():
+                prefix = self.settings.job_user_prefix
+                who = f"each project's own unprivileged account ({prefix}…, made on its first job)"
+            else:
+                who = self.job_account("x")
+            sandbox = self.bwrap()
+        except Unavailable as exc:
+            return exc.message
+        self.prepare_dirs()
+        why = self._bwrap[1] if self._bwrap else "compute.sandbox is off"
+        how = "in a bubblewrap sandbox" if sandbox else f"WITHOUT a sandbox ({why})"
+        return f"local jobs run as {who}, {how}, with a clean environment and limits"
+
     def plan(self, account: str) -> JobPlan:
         """How the next job of the project whose account is ``account`` runs. Prepares the directories'
         modes; raises Unavailable (with what to set) when the job could not be kept from the server."""
