@@ -174,6 +174,9 @@ class Isolation:
         _chmod_own(self.jobs_dir, 0o711)
         if self.data_dir.exists():
             _chmod_own(self.data_dir, 0o711 if self.jobs_dir.is_relative_to(self.data_dir) else 0o700)
+            for entry in self.data_dir.iterdir():  # all else in var/ (the outbox, secrets): the server's alone
+                if not (entry == self.jobs_dir or self.jobs_dir.is_relative_to(entry) or entry.is_symlink()):
+                    _chmod_own(entry, stat.S_IMODE(entry.stat().st_mode) & 0o700)
         if self.database_file is not None and self.database_file.exists():
             _chmod_own(self.database_file, 0o600)
 

@@ -74,6 +74,7 @@ echo ENV-BEGIN; env; echo ENV-END
 head -c 15 {db_file} 2>&1; echo
 cat {data_dir}/secret_key 2>&1
 ls {data_dir} 2>&1
+cat {data_dir}/outbox/reset.eml 2>&1
 cat {other_log} 2>&1
 echo written > {data_dir}/written 2>&1
 cat /proc/1/environ 2>&1 | tr '\\0' '\\n' | grep -c JAIF_ || true
@@ -94,6 +95,9 @@ async def test_a_members_job_is_not_the_server(make_api, session, world, migrate
     data_dir.mkdir(exist_ok=True)
     (data_dir / "secret_key").write_text(CANARY)
     (data_dir / "secret_key").chmod(0o600)
+    (data_dir / "outbox").mkdir(mode=0o755)  # e-mails with their one-time links, as jaif writes them
+    (data_dir / "outbox" / "reset.eml").write_text(f"reset link {CANARY}")
+    (data_dir / "outbox" / "reset.eml").chmod(0o644)
     url = make_url(migrated_url)
     db_file = url.database if url.get_backend_name() == "sqlite" else str(data_dir / "jaif.db")
     if url.get_backend_name() != "sqlite":  # a database file all the same, where jaif keeps it by default
