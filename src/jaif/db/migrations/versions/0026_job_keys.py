@@ -19,13 +19,15 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE (SQLite has ADD and DROP COLUMN since 3.35): a batch copy of api_keys would reflect
+# users, whose expression index SQLAlchemy cannot reflect.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("api_keys", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("job_id", sa.String(length=32), nullable=True))
-        batch_op.create_index(batch_op.f("ix_api_keys_job_id"), ["job_id"], unique=False)
+    op.add_column("api_keys", sa.Column("job_id", sa.String(length=32), nullable=True))
+    op.create_index(op.f("ix_api_keys_job_id"), "api_keys", ["job_id"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("api_keys", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_api_keys_job_id"))
-        batch_op.drop_column("job_id")
+    op.drop_index(op.f("ix_api_keys_job_id"), table_name="api_keys")
+    op.drop_column("api_keys", "job_id")
