@@ -38,7 +38,8 @@ def _member_and_pi(platform, project: str) -> tuple[str, str]:
 
 def test_a_members_batch_inference_job_uses_a_credential_of_its_own(platform):
     if platform.kind != "local":
-        pytest.skip("the local executor's job on a live server (Slurm's is covered in test_slurm)")
+        pytest.skip("on the local executor only: the credential is the service's, the same under Slurm "
+                    "(tests/integration/compute/test_jobs.py); sbatch passes it in the job's environment")
     project = f"cred{os.urandom(3).hex()}"
     with platform.session() as session:
         access.create_organisation(session=session, name=f"Org {project}", sector="academia", country="DE")
