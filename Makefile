@@ -12,16 +12,28 @@ TEST_STAMP := $(STAMP)-test
 # F16C); set CMAKE_ARGS yourself for a native build on your own hardware.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
-.PHONY: run test install install-test lint bench clean oidc-provider slurm-packages chromium
+.PHONY: run test install install-test lint bench clean oidc-provider slurm-packages chromium bubblewrap
 
-run: install
+run: install bubblewrap
 	@echo "==> preparing the database and the built-in models"
 	$(BIN)/jaif init
 	@echo "==> starting jaif at http://$${JAIF_WEB__HOST:-127.0.0.1}:$${JAIF_WEB__PORT:-8000} (Ctrl+C to stop)"
 	$(BIN)/jaif serve
 
-test: install-test oidc-provider slurm-packages chromium
+test: install-test oidc-provider slurm-packages chromium bubblewrap
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Local jobs run in a bubblewrap sandbox where it works (docs/compute.md): Debian's bubblewrap, installed
+# when missing and root. Without it jobs still run as their project's own account, and jaif says so.
+bubblewrap:
+	@if command -v bwrap >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "==> bubblewrap (bwrap) is missing and cannot be installed here (not root, or no apt-get): local jobs run without a sandbox"; \
+	else \
+	  echo "==> installing Debian's bubblewrap, the sandbox of local jobs"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap; } \
+	    || echo "==> installing bubblewrap failed: local jobs run without a sandbox"; \
+	fi
 
 # The browser tests (marked browser) drive Debian's Chromium with Playwright for Python; Playwright's own
 # browser downloads are never used. Installed when missing and root; otherwise those tests skip and say why.

@@ -146,6 +146,12 @@ class ComputeSettings(BaseModel):
     local_cpus: int | None = Field(None, ge=1)
     max_script_bytes: int = Field(1_000_000, ge=1024)
     accounting_batch: int = Field(10000, ge=1)
+    # How local jobs are kept from the server (compute/isolation.py, docs/compute.md).
+    sandbox: Literal["auto", "bwrap", "off"] = "auto"
+    job_user_prefix: str = Field("jaif-job-", pattern=r"^[a-z_][a-z0-9_-]{0,20}$")
+    local_single_user: bool = False
+    local_max_processes: int = Field(512, ge=16)
+    job_key_margin_min: int = Field(10, ge=1)
 
 
 class SlurmSettings(BaseModel):

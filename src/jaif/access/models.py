@@ -142,6 +142,9 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # A job's own key (compute_jobs.id; no foreign key: made before the job row): listed nowhere, revoked
+    # when the job ends.
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
 
     project: Mapped[Project] = relationship()
     user: Mapped[User | None] = relationship()

@@ -160,9 +160,37 @@ def create_api_key(
 
 
 def list_api_keys(*, session: Session, project_name: str) -> list[ApiKey]:
+    """The project's keys; jobs' own keys are not the project's and are left out."""
     project = get_project(session=session, name=project_name)
-    query = select(ApiKey).where(ApiKey.project_id == project.id).order_by(ApiKey.created_at, ApiKey.id)
-    return list(session.scalars(query))
+    query = select(ApiKey).where(ApiKey.project_id == project.id, ApiKey.job_id.is_(None))
+    return list(session.scalars(query.order_by(ApiKey.created_at, ApiKey.id)))
+
+
+def create_job_key(
+    *, session: Session, project_id: str, user_id: str | None, job_id: str, expires_at: datetime
+) -> str:
+    """A key that belongs to one job (``compute_jobs.id``): charged to its project, listed nowhere, until
+    ``expires_at`` or ``end_job_keys``. Returns the secret, which is never stored."""
+    secret = new_api_key()
+    session.add(ApiKey(project_id=project_id, user_id=user_id, name="job credential", key_hash=hash_api_key(secret),
+                       prefix=display_prefix(secret), expires_at=expires_at, job_id=job_id))
+    session.flush()
+    return secret
+
+
+def end_job_keys(*, session: Session, job_ids: list[str]) -> int:
+    """Revoke the keys of jobs that ended; returns how many."""
+    if not job_ids:
+        return 0
+    result = session.execute(update(ApiKey).where(ApiKey.job_id.in_(job_ids), ApiKey.revoked_at.is_(None))
+                             .values(revoked_at=utcnow()))
+    return result.rowcount or 0
+
+
+def extend_job_key(*, session: Session, job_id: str, expires_at: datetime) -> None:
+    """Move the expiry of a job's live key (a job that waited in the queue gets its whole time limit)."""
+    session.execute(update(ApiKey).where(ApiKey.job_id == job_id, ApiKey.revoked_at.is_(None))
+                    .values(expires_at=expires_at))
 
 
 def revoke_api_key(*, session: Session, prefix: str) -> ApiKey:

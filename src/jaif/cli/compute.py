@@ -132,10 +132,14 @@ def job_logs(
     """The job's stdout, then its stderr (with --follow: both as they grow, until the job ends)."""
     compute = _compute(ctx)
     at_out = at_err = 0
+    said: set[str] = set()
     while True:
         with context(ctx).session() as session:
             logs = jobs.job_logs(session=session, compute=compute, actor=CLI_ACTOR, job_id=job_id,
                                  stdout_offset=at_out, stderr_offset=at_err)
+        for refused in set(logs.refused) - said:  # a log that is a link, or not the job's: why it is not shown
+            sys.stderr.write(f"jaif: {refused}\n")
+            said.add(refused)
         sys.stdout.write(logs.stdout)
         sys.stderr.write(logs.stderr)
         sys.stdout.flush()

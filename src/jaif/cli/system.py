@@ -39,6 +39,10 @@ def init(ctx: typer.Context) -> None:
 
     c = context(ctx)
     upgrade(c.settings.database_url)
+    if c.settings.scheduler == "local":
+        from jaif.compute.backend import make_isolation
+
+        out.print(make_isolation(c.settings).describe())  # and var/, the jobs directory, the database: the server's
     with c.session() as session:
         first = initialise(session=session, builtin_models=c.settings.inference.builtin_models)
     if first is None:

@@ -4,16 +4,14 @@ why in words a user can act on."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jaif.access import service as access
 from jaif.access.models import Project
 from jaif.access.schemas import Actor
 from jaif.allocations import service as allocations
-from jaif.compute.backend import Compute
 from jaif.compute.models import Job, JobState
 from jaif.db.base import utcnow
 from jaif.errors import Forbidden, QuotaExceeded
@@ -86,17 +84,3 @@ def check(
             param="time",
         )
     return left - outstanding
-
-
-def gateway_key(
-    *, session: Session, compute: Compute, actor: Actor, project: Project, time_min: int, extra: dict[str, str]
-) -> dict[str, str]:
-    """A project API key for a batch-inference job, valid for its time limit and a day; into ``extra``."""
-    settings = compute.settings
-    _key, secret = access.create_api_key(
-        session=session, project_name=project.name, user_email=actor.email if actor.user_id else None,
-        name="batch inference job", expires_at=utcnow() + timedelta(minutes=time_min, days=1),
-    )
-    extra[".api_key"] = secret + "\n"
-    base = settings.identity.public_url or f"http://{settings.web.host}:{settings.web.port}"
-    return {"base_url": base.rstrip("/") + "/v1"}

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from jaif.compute.isolation import Isolation
 from jaif.compute.scheduler import Scheduler
 from jaif.compute.site import Partition, resolve
 from jaif.config import Settings
@@ -31,6 +32,7 @@ class Compute:
     settings: Settings
     scheduler: Scheduler
     accounts: AccountManager | None = None
+    isolation: Isolation | None = None  # the local executor's (None under Slurm)
     _partitions: dict[str, Partition] | None = field(default=None, repr=False)
 
     @property
@@ -58,4 +60,18 @@ def make_compute(settings: Settings) -> Compute:
     from jaif.compute.local import LocalScheduler
 
     compute_dir = (settings.compute.jobs_dir or settings.data_dir / "jobs").absolute()
-    return Compute(settings, LocalScheduler(compute_dir / ".local", gpus=settings.compute.local_gpus))
+    isolation = make_isolation(settings)
+    scheduler = LocalScheduler(compute_dir / ".local", gpus=settings.compute.local_gpus, isolation=isolation,
+                               max_processes=settings.compute.local_max_processes)
+    return Compute(settings, scheduler, isolation=isolation)
+
+
+def make_isolation(settings: Settings) -> Isolation:
+    """How local jobs are kept from this server: its var/, jobs directory and SQLite database file."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    database = Path(url.database).absolute() if url.get_backend_name() == "sqlite" and url.database else None
+    return Isolation(settings.compute, data_dir=settings.data_dir.absolute(),
+                     jobs_dir=(settings.compute.jobs_dir or settings.data_dir / "jobs").absolute(),
+                     database_file=database if database and str(url.database) != ":memory:" else None)

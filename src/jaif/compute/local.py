@@ -6,13 +6,19 @@ slots as the job asks for (an flock on ``slots/gpuN`` each; the job sees them as
 ``CUDA_VISIBLE_DEVICES``), runs the batch script with bash in the job's working directory with stdout
 and stderr to its log files, kills it at its time limit, and records the outcome in the job's state
 file (JSON, replaced atomically). Cancel sends the supervisor SIGTERM; it kills the job's process group.
+
+The job runs as its project's account, in a clean environment, under Linux limits and, where it works,
+in a bubblewrap sandbox, as isolation.py plans it; the supervisor (jaif's account) only starts it. The
+state files (under ``.local``, mode 0700) are the server's alone.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -21,9 +27,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from jaif.compute import isolation
 from jaif.compute.models import JobState
 from jaif.compute.scheduler import AccountingEntry, JobRequest, JobStatus, PartitionInfo
 from jaif.errors import NotFound
+
+# The job's own shell: its output to its log files, opened as the job's account (never by the server).
+WRAPPER = 'exec >>"$1" 2>>"$2" </dev/null; shift 2; exec bash "$@"'
 
 POLL_S = 0.2
 
@@ -67,10 +77,13 @@ class LocalScheduler:
     kind = "local"
     cluster = "local"
 
-    def __init__(self, root: Path, *, gpus: int, minute_s: float = 60.0) -> None:
+    def __init__(self, root: Path, *, gpus: int, isolation: isolation.Isolation, minute_s: float = 60.0,
+                 max_processes: int = 512) -> None:
         self.root = root
         self.gpus = gpus
+        self.isolation = isolation
         self.minute_s = minute_s  # the length of a minute of time limit (tests shorten it)
+        self.max_processes = max_processes
 
     def _state_file(self, job_id: str) -> Path:
         if not job_id.isdigit():
@@ -78,7 +91,8 @@ class LocalScheduler:
         return self.root / "jobs" / f"{job_id}.json"
 
     def _next_id(self) -> str:
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # the state of every job: the server's alone
         with open(self.root / "counter", "a+") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             f.seek(0)
@@ -92,15 +106,21 @@ class LocalScheduler:
         return None  # the site profile describes the local partition
 
     def submit(self, request: JobRequest) -> str:
+        plan = request.isolation or self.isolation.plan(request.account)
         job_id = self._next_id()
         path = self._state_file(job_id)
         path.parent.mkdir(parents=True, exist_ok=True)
+        time_limit_s = request.time_limit_min * self.minute_s
+        cpus = request.cpus or os.cpu_count() or 1
         state = {
             "job_id": job_id, "name": request.name, "account": request.account, "partition": request.partition,
-            "user": request.run_as or _user(), "nodes": request.nodes, "gpus": request.nodes * request.gpus_per_node,
-            "time_limit_min": request.time_limit_min, "time_limit_s": request.time_limit_min * self.minute_s,
+            "user": plan.user, "nodes": request.nodes, "gpus": request.nodes * request.gpus_per_node,
+            "time_limit_min": request.time_limit_min, "time_limit_s": time_limit_s,
             "script": str(request.script), "workdir": str(request.workdir),
             "stdout": str(request.stdout), "stderr": str(request.stderr), "environment": request.environment,
+            "isolation": plan.as_state(),
+            "limits": {"cpu_s": math.ceil(time_limit_s * cpus) + 10, "processes": self.max_processes,
+                       "memory_bytes": request.memory_mb * 2**20 if request.memory_mb else None},
             "slots": self.gpus, "state": JobState.pending, "reason": "Resources", "submitted_at": _now(),
         }
         _write(path, state)
@@ -174,12 +194,6 @@ class LocalScheduler:
             )
 
 
-def _user() -> str:
-    import pwd
-
-    return pwd.getpwuid(os.getuid()).pw_name
-
-
 def _update(path: Path, *, unless_finished: bool = False, **changes) -> dict:
     """Change the state file under its lock (submitter, supervisor and cancel all write it)."""
     with open(path.with_suffix(".lock"), "a") as lock:
@@ -230,13 +244,12 @@ def supervise(path: Path) -> None:
     if stop["signal"] is not None:
         _update(path, state=JobState.cancelled, reason="cancelled while pending", ended_at=_now())
         return
-    env = {**os.environ, **state["environment"], "JAIF_JOB_ID": state["job_id"]}
-    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(slot) for slot, _f in held)
-    with open(state["stdout"], "ab") as out, open(state["stderr"], "ab") as err:
-        child = subprocess.Popen(
-            ["bash", state["script"]], cwd=state["workdir"], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-            env=env, start_new_session=True,
-        )
+    try:
+        with open(path.with_suffix(".launch"), "ab") as launch:  # what bwrap or setpriv say, if they fail
+            child = _start(state, [slot for slot, _f in held], launch)
+    except OSError as exc:
+        _update(path, state=JobState.failed, reason=f"could not start: {exc}"[:200], ended_at=_now())
+        return
     _update(path, state=JobState.running, reason="", started_at=_now(), pid=child.pid)
     deadline = time.monotonic() + state["time_limit_s"]
     while child.poll() is None:
@@ -250,8 +263,42 @@ def supervise(path: Path) -> None:
     outcome = {"cancelled": JobState.cancelled, "timeout": JobState.timeout}.get(stop["signal"] or "")
     if outcome is None:
         outcome = JobState.completed if code == 0 else JobState.failed
-    _update(path, state=outcome, reason="" if outcome == JobState.completed else outcome.value,
-            ended_at=_now(), exit_code=code)
+    reason = "" if outcome == JobState.completed else outcome.value
+    launched = path.with_suffix(".launch")
+    if outcome == JobState.failed and launched.exists() and launched.stat().st_size:
+        reason = f"failed: {launched.read_text(errors='replace').strip()}"[:200]
+    _update(path, state=outcome, reason=reason, ended_at=_now(), exit_code=code)
+
+
+def _start(state: dict, slots: list[int], launch) -> subprocess.Popen:
+    """The job's process, as isolation.py planned it: its account, its environment, its limits, its sandbox."""
+    plan = state["isolation"]
+    env = isolation.job_environment(user=plan["user"], workdir=state["workdir"], own={
+        **state["environment"], "JAIF_JOB_ID": state["job_id"], "CUDA_VISIBLE_DEVICES": ",".join(map(str, slots)),
+    })
+    argv = ["bash", "-c", WRAPPER, "jaif-job", state["stdout"], state["stderr"], state["script"]]
+    as_user: dict = {}
+    if plan["bwrap"]:
+        prefix = [plan["bwrap"], *isolation.sandbox_args(hide_dirs=plan["hide_dirs"], hide_files=plan["hide_files"],
+                                                          workdir=state["workdir"], expose=plan.get("expose", ()))]
+        if plan["drop"]:
+            prefix += isolation.drop_args(plan["uid"], plan["gid"])
+        argv = prefix + argv
+    elif plan["drop"]:
+        as_user = {"user": plan["uid"], "group": plan["gid"], "extra_groups": []}
+    limits = state["limits"]
+
+    def limit() -> None:  # in the child, before exec (inherited through bwrap and setpriv)
+        resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_s"], limits["cpu_s"]))
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"], limits["processes"]))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if limits["memory_bytes"]:
+            resource.setrlimit(resource.RLIMIT_DATA, (limits["memory_bytes"], limits["memory_bytes"]))
+
+    return subprocess.Popen(
+        argv, cwd=state["workdir"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=launch,
+        env=env, start_new_session=True, close_fds=True, umask=0o077, preexec_fn=limit, **as_user,
+    )
 
 
 def _kill_group(child: subprocess.Popen) -> None:

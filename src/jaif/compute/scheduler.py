@@ -7,9 +7,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from jaif.compute.models import JobState
+
+if TYPE_CHECKING:
+    from jaif.compute.isolation import JobPlan
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,10 @@ class JobRequest:
     script: Path  # the batch script, inside workdir
     workdir: Path
     run_as: str | None = None  # the Unix user the job runs as; None: the user jaif runs as
-    environment: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)  # the job's own variables (nothing of the server's)
+    cpus: int | None = None  # per node, for the local executor's limits (Slurm has its own)
+    memory_mb: int | None = None
+    isolation: JobPlan | None = None  # local executor: how the job is kept from the server (isolation.py)
 
     @property
     def stdout(self) -> Path:

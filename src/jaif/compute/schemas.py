@@ -57,6 +57,8 @@ class JobLogs(BaseModel):
     stderr: str
     stdout_offset: int = Field(description="Pass as stdout_offset to read on from here.")
     stderr_offset: int
+    refused: list[str] = Field(default=[], description="Logs not shown, and why (a log that is a symbolic "
+                               "link, or not a regular file of the job's account, is never read).")
 
 
 class PartitionOut(BaseModel):

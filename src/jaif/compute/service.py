@@ -10,25 +10,29 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import stat
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
+from jaif.access import service as access
 from jaif.access.models import Project, User
 from jaif.access.schemas import Actor
 from jaif.access.visibility import project_visible
 from jaif.compute import admission, templates
 from jaif.compute.backend import Compute
+from jaif.compute.isolation import JobPlan
 from jaif.compute.models import Job, JobRecord, JobState, SlurmUser
 from jaif.compute.naming import project_account
 from jaif.compute.scheduler import JobRequest
 from jaif.compute.schemas import JobLogs, JobOut
 from jaif.compute.site import Partition
 from jaif.compute.weights import resolve_weights
-from jaif.db.base import utcnow
-from jaif.errors import Forbidden, InvalidRequest, NotFound
+from jaif.db.base import new_id, utcnow
+from jaif.errors import Forbidden, InvalidRequest, NotFound, Unavailable
 
 LOG_CHUNK = 1 << 20  # the most of one log a single read returns
 
@@ -84,10 +88,14 @@ def _script_text(script: bytes | str, limit: int) -> str:
     return text if text.startswith("#!") else "#!/bin/bash\n" + text
 
 
-def _run_as(session: Session, compute: Compute, actor: Actor) -> str | None:
-    """The Unix user the job runs as: the submitter's Slurm user name, else the submit user."""
+def _run_as(session: Session, compute: Compute, actor: Actor, account: str) -> tuple[str | None, JobPlan | None]:
+    """The Unix user the job runs as, and (local executor) how it is kept from the server. Slurm: the
+    submitter's Slurm user name, else the submit user. Local: the project's own unprivileged account."""
     if compute.scheduler.kind == "local":
-        return None
+        if compute.isolation is None:
+            raise Unavailable("the local executor has no isolation configured: local jobs are refused")
+        plan = compute.isolation.plan(account)
+        return plan.user, plan
     own = None
     if actor.user_id:
         own = session.scalar(select(SlurmUser.username).where(SlurmUser.user_id == actor.user_id))
@@ -95,26 +103,41 @@ def _run_as(session: Session, compute: Compute, actor: Actor) -> str | None:
     if user == "root" and not actor.is_operator:
         raise Forbidden("your jobs would run as root: an operator must give you a Slurm user name first "
                         "(`jaif slurm user`), or set slurm.submit_user")
-    return user
+    return user, None
 
 
-def _prepare_workdir(path: Path, script: str, run_as: str | None, extra: dict[str, str]) -> Path:
-    path.mkdir(parents=True, mode=0o755)
+def _prepare_workdir(path: Path, script: str, run_as: str | None) -> Path:
+    """The job's directory, mode 0700, given to the account it runs as; its project's directory above
+    it passable (never listable) by the accounts of the project's jobs."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+    if path.parent.stat().st_uid == os.geteuid():
+        path.parent.chmod(0o711)
+    path.mkdir(mode=0o700)
     script_path = path / "job.sh"
+    script_path.touch(mode=0o600)
     script_path.write_text(script)
-    for name, content in extra.items():
-        secret = path / name
-        secret.touch(mode=0o600)
-        secret.write_text(content)
     if run_as and os.geteuid() == 0 and run_as != "root":
         try:
             who = pwd.getpwnam(run_as)
         except KeyError:
             shutil.rmtree(path, ignore_errors=True)
             raise InvalidRequest(f"the Slurm user {run_as} has no account on this machine", param="user") from None
-        for item in (path, *path.iterdir()):
-            os.chown(item, who.pw_uid, who.pw_gid)
+        for item in (path, script_path):
+            os.chown(item, who.pw_uid, who.pw_gid, follow_symlinks=False)
     return script_path
+
+
+def _job_key(session: Session, compute: Compute, actor: Actor, job: Job) -> dict[str, str]:
+    """The job's own gateway credential, as its environment gives it (OPENAI_API_KEY, OPENAI_BASE_URL)."""
+    settings = compute.settings
+    secret = access.create_job_key(session=session, project_id=job.project_id, user_id=actor.user_id, job_id=job.id,
+                                   expires_at=_key_expiry(compute, job, utcnow()))
+    base = settings.identity.public_url or f"http://{settings.web.host}:{settings.web.port}"
+    return {"OPENAI_API_KEY": secret, "OPENAI_BASE_URL": base.rstrip("/") + "/v1"}
+
+
+def _key_expiry(compute: Compute, job: Job, start: datetime) -> datetime:
+    return start + timedelta(minutes=job.time_limit_min + compute.settings.compute.job_key_margin_min)
 
 
 def submit_job(
@@ -142,23 +165,23 @@ def submit_job(
     charged = part.charged_gpus(nodes=nodes, gpus=gpus * nodes)
     admission.check(session=session, actor=actor, project=project, partition=part.name,
                     gpu_hours=charged * time_min / 60.0, time_min=time_min, charged_gpus=charged)
-    run_as = _run_as(session, compute, actor)
+    run_as, plan = _run_as(session, compute, actor, project_account(project.name))
     job = Job(
-        scheduler=compute.scheduler.kind, cluster=compute.scheduler.cluster, job_id="", project_id=project.id,
+        id=new_id(), scheduler=compute.scheduler.kind, cluster=compute.scheduler.cluster, job_id="",
+        project_id=project.id,
         user_id=actor.user_id, partition=part.name, account=project_account(project.name), run_as=run_as,
         nodes=nodes, gpus_per_node=gpus, charged_gpus=charged, time_limit_min=time_min, template=template,
         params=dict(params or {}), state=JobState.pending, reason="submitted",
     )
     job.name = (name or template or "batch")[:200]
     workdir = compute.jobs_dir / job_dir_name(project.name)
-    extra: dict[str, str] = {}
+    environment: dict[str, str] = {}
     if template is not None:
         tpl = templates.get(template)
         context = {"gpus_per_node": str(gpus)}
-        if "key_file" in tpl.context:
-            context |= admission.gateway_key(session=session, compute=compute, actor=actor, project=project,
-                                             time_min=time_min, extra=extra)
-            context["key_file"] = str(workdir / ".api_key")
+        if tpl.job_key:
+            environment = _job_key(session, compute, actor, job)
+            context["base_url"] = environment["OPENAI_BASE_URL"]
         params = job.params
         if tpl.name == "lora" and params.get("model"):
             params = params | {"model": resolve_weights(session, params["model"])}
@@ -166,10 +189,11 @@ def submit_job(
     else:
         text = _script_text(script or b"", compute.settings.compute.max_script_bytes)
     job.workdir = str(workdir)
-    script_path = _prepare_workdir(workdir, text, run_as, extra)
+    script_path = _prepare_workdir(workdir, text, run_as)
     request = JobRequest(
         name=job.name, account=job.account, partition=part.name, nodes=nodes, gpus_per_node=gpus,
-        time_limit_min=time_min, script=script_path, workdir=workdir, run_as=run_as,
+        time_limit_min=time_min, script=script_path, workdir=workdir, run_as=run_as, environment=environment,
+        cpus=part.cpus_per_node, memory_mb=int(part.memory_gb_per_node * 1024), isolation=plan,
     )
     try:
         job.job_id = compute.scheduler.submit(request)
@@ -264,26 +288,52 @@ def refresh_jobs(
     if not by_id:
         return 0
     changed = 0
+    ended = []
     for job_id, status in compute.scheduler.status(list(by_id)).items():
         job = by_id[job_id]
         new = (status.state.value, status.reason[:200], status.started_at, status.ended_at, status.exit_code)
         if new != (job.state, job.reason, job.started_at, job.ended_at, job.exit_code):
             job.state, job.reason, job.started_at, job.ended_at, job.exit_code = new
             changed += 1
+        if status.state.finished:
+            ended.append(job.id)
+        elif job.template and templates.get(job.template).job_key:  # its key lasts its time limit from its start
+            access.extend_job_key(session=session, job_id=job.id,
+                                  expires_at=_key_expiry(compute, job, status.started_at or utcnow()))
+    access.end_job_keys(session=session, job_ids=ended)  # a job's key dies with it
     session.flush()
     return changed
 
 
-def _tail(path: Path, offset: int, last: int | None = None) -> tuple[str, int]:
+def _owner(job: Job) -> int:
+    """The uid a job's output files belong to: the account it ran as (the server's own when none)."""
+    if job.run_as:
+        try:
+            return pwd.getpwnam(job.run_as).pw_uid
+        except KeyError:
+            return -1  # the account is gone: nothing is shown
+    return os.geteuid()
+
+
+def _tail(path: Path, offset: int, owner: int, last: int | None = None) -> tuple[str, int, str | None]:
+    """What the log holds from ``offset`` on: read without following a symbolic link, and only when it is
+    a regular file of the job's account (a job may have put anything at that name). Third: why not."""
     try:
-        with open(path, "rb") as f:
-            if last is not None:
-                offset = max(offset, f.seek(0, os.SEEK_END) - last)
-            f.seek(offset)
-            data = f.read(LOG_CHUNK)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
-        return "", offset
-    return data.decode("utf-8", errors="replace"), offset + len(data)
+        return "", offset, None
+    except OSError as exc:  # ELOOP: a symbolic link
+        return "", offset, f"{path.name} is not shown: it is not a regular file ({exc.strerror.lower()})"
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != owner:
+            what = "not a regular file" if not stat.S_ISREG(st.st_mode) else "not owned by the job's account"
+            return "", offset, f"{path.name} is not shown: it is {what}"
+        if last is not None:
+            offset = max(offset, st.st_size - last)
+        f.seek(offset)
+        data = f.read(LOG_CHUNK)
+    return data.decode("utf-8", errors="replace"), offset + len(data), None
 
 
 def job_logs(
@@ -291,12 +341,14 @@ def job_logs(
     last: int | None = None,
 ) -> JobLogs:
     """What the job wrote to stdout and stderr from the offsets on (readable while it runs); with ``last``,
-    at most the last that many bytes of each."""
+    at most the last that many bytes of each. A log that is not a regular file of the job's account is
+    not read (``refused`` says so)."""
     job = get_job(session=session, compute=compute, actor=actor, job_id=job_id)
-    out, out_at = _tail(Path(job.workdir) / "stdout.log", max(0, stdout_offset), last)
-    err, err_at = _tail(Path(job.workdir) / "stderr.log", max(0, stderr_offset), last)
+    owner = _owner(job)
+    out, out_at, out_refused = _tail(Path(job.workdir) / "stdout.log", max(0, stdout_offset), owner, last)
+    err, err_at, err_refused = _tail(Path(job.workdir) / "stderr.log", max(0, stderr_offset), owner, last)
     return JobLogs(job_id=job.job_id, state=job.state, stdout=out, stderr=err, stdout_offset=out_at,
-                   stderr_offset=err_at)
+                   stderr_offset=err_at, refused=[r for r in (out_refused, err_refused) if r])
 
 
 def job_out(job: Job, user_email: str | None = None) -> JobOut:

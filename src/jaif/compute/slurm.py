@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
+from jaif.compute.isolation import SAFE_PATH
 from jaif.compute.models import JobState
 from jaif.compute.scheduler import AccountingEntry, JobRequest, JobStatus, PartitionInfo
 from jaif.config import SlurmSettings
@@ -91,11 +92,12 @@ class SlurmTools:
         if settings.conf is not None:
             self.env["SLURM_CONF"] = str(settings.conf)
 
-    def run(self, tool: str, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    def run(self, tool: str, *args: str, input: str | None = None, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         path = str(self.settings.bin_dir / tool) if self.settings.bin_dir else tool
         try:
             proc = subprocess.run(
-                [path, *args], input=input, capture_output=True, text=True, env=self.env,
+                [path, *args], input=input, capture_output=True, text=True, env=self.env if env is None else env,
                 timeout=self.settings.command_timeout_s,
             )
         except FileNotFoundError as exc:
@@ -106,6 +108,15 @@ class SlurmTools:
             message = (proc.stderr or proc.stdout).strip().replace("\n", "; ")
             raise UpstreamError(f"Slurm refused: {tool}: {message or f'exit status {proc.returncode}'}")
         return proc
+
+    def job_env(self, request: JobRequest) -> dict[str, str]:
+        """sbatch's whole environment, which Slurm hands to the job: a sane PATH/HOME/LANG, SLURM_CONF and the
+        job's own variables; nothing of the server's (no JAIF_* setting, no secret)."""
+        env = {"PATH": SAFE_PATH if self.settings.bin_dir is None else f"{self.settings.bin_dir}:{SAFE_PATH}",
+               "LANG": "C.UTF-8", "HOME": str(request.workdir)}
+        if "SLURM_CONF" in self.env:
+            env["SLURM_CONF"] = self.env["SLURM_CONF"]
+        return env | request.environment
 
     def cluster(self) -> str:
         """The cluster's name: slurm.cluster, else the ClusterName of slurm.conf (scontrol show config)."""
@@ -163,7 +174,7 @@ class SlurmScheduler:
             who = pwd.getpwnam(request.run_as)
             args += [f"--uid={who.pw_uid}", f"--gid={who.pw_gid}"]
         try:
-            out = self.tools.run("sbatch", *args, str(request.script)).stdout
+            out = self.tools.run("sbatch", *args, str(request.script), env=self.tools.job_env(request)).stdout
         except UpstreamError as exc:
             if "account" not in exc.message:
                 raise

@@ -1,7 +1,8 @@
 """Job templates: batch scripts with parameters (``--template T --param K=V``).
 
 Every parameter value is shell-quoted into the script; unknown and missing parameters are refused.
-The service adds what it knows (GPUs per node, the gateway's address, the key file) as ``context``.
+The service adds what it knows (GPUs per node, the gateway's address) as ``context``; a template with
+``job_key`` gets a credential of its own job in its environment (OPENAI_API_KEY), never in a file.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class JobTemplate:
     params: dict[str, Param]
     body: str
     context: tuple[str, ...] = field(default=())
+    job_key: bool = False  # the job calls the gateway: it gets a key of its own (OPENAI_API_KEY)
 
     def render(self, params: dict[str, str], context: dict[str, str]) -> str:
         unknown = sorted(set(params) - set(self.params))
@@ -42,10 +44,22 @@ class JobTemplate:
                 raise InvalidRequest(f"template {self.name} needs --param {key}=... ({spec.help})", param="params")
             if "\x00" in value or "\n" in value:
                 raise InvalidRequest(f"--param {key}: one line of text, please", param="params")
-            values[key] = " ".join(shlex.quote(w) for w in shlex.split(value)) if spec.words else shlex.quote(value)
+            values[key] = _words(key, value) if spec.words else shlex.quote(value)
         values.update({key: shlex.quote(str(context[key])) for key in self.context})
         header = f"#!/bin/bash\n# jaif template {self.name}: {self.summary}\nset -euo pipefail\n"
         return header + Template(self.body).substitute(values)
+
+
+def _words(key: str, value: str) -> str:
+    """``value`` split as a shell would split a command line, each word quoted."""
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:  # "No closing quotation", "No escaped character"
+        raise InvalidRequest(
+            f"--param {key}: {exc} (an unbalanced quote or a trailing backslash); quote each argument "
+            "that has spaces, and close every quote", param=f"params.{key}",
+        ) from None
+    return " ".join(shlex.quote(w) for w in words)
 
 
 _PYTHON = JobTemplate(
@@ -133,18 +147,19 @@ _LORA = JobTemplate(
 
 _BATCH_INFERENCE = JobTemplate(
     name="batch-inference",
-    summary="batch inference over a JSONL file through the project's gateway key",
+    summary="batch inference over a JSONL file through the gateway, with the job's own key",
     params={
         "input": Param("JSONL: one request per line, {'messages': [...]} or {'prompt': '...'}"),
         "output": Param("JSONL of the answers", default="results.jsonl"),
         "model": Param("the gateway's model", default="default-chat"),
         "max_tokens": Param("most tokens per answer", default="256"),
     },
-    context=("base_url", "key_file"),
-    body="exec python3 - $input $output $model $max_tokens $base_url $key_file <<'PY'\n"
-    "import json, sys, urllib.request\n"
-    "src, dst, model, max_tokens, base, key_file = sys.argv[1:7]\n"
-    "key = open(key_file).read().strip()\n"
+    context=("base_url",),
+    job_key=True,
+    body="exec python3 - $input $output $model $max_tokens $base_url <<'PY'\n"
+    "import json, os, sys, urllib.request\n"
+    "src, dst, model, max_tokens, base = sys.argv[1:6]\n"
+    "key = os.environ['OPENAI_API_KEY']  # this job's own credential: it ends with the job\n"
     "done = 0\n"
     "with open(src) as lines, open(dst, 'w') as out:\n"
     "    for line in lines:\n"

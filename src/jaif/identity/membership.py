@@ -290,7 +290,8 @@ def create_key(
 def revoke_key(*, session: Session, actor: Actor, project_id: str, key_id: str) -> ApiKey:
     require_manager(session=session, actor=actor, project_id=project_id)
     key = None if not wellformed_id(key_id) else session.scalar(
-        select(ApiKey).where(ApiKey.project_id == project_id, (ApiKey.id == key_id) | (ApiKey.prefix == key_id))
+        select(ApiKey).where(ApiKey.project_id == project_id, ApiKey.job_id.is_(None),
+                             (ApiKey.id == key_id) | (ApiKey.prefix == key_id))
     )
     if key is None:
         raise NotFound(f"the project has no key {key_id!r}", param="key_id")

@@ -10,9 +10,11 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,14 +198,28 @@ def _platform(kind: str, tmp: Path, cluster=None) -> Platform:
     return platform
 
 
+@contextmanager
+def shared_tmp(kind: str) -> Iterator[Path]:
+    """A directory the jobs' accounts may pass (0755, in /var/tmp), as users' files are on a real machine:
+    pytest's own temporary directories are root's alone (0700), and jobs never run as root."""
+    path = Path(tempfile.mkdtemp(prefix=f"jaif-compute-{kind}-", dir="/var/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="module", params=["local", pytest.param("slurm", marks=pytest.mark.slurm)])
-def platform(request, tmp_path_factory) -> Iterator[Platform]:
+def platform(request) -> Iterator[Platform]:
     """A jaif on a fresh database per module and scheduler: the local executor, and the real Slurm."""
     cluster = request.getfixturevalue("slurm_cluster") if request.param == "slurm" else None
-    yield _platform(request.param, tmp_path_factory.mktemp(f"compute-{request.param}"), cluster)
+    with shared_tmp(request.param) as tmp:
+        yield _platform(request.param, tmp, cluster)
 
 
 @pytest.fixture(scope="module")
-def slurm(slurm_cluster, tmp_path_factory) -> Platform:
+def slurm(slurm_cluster) -> Iterator[Platform]:
     """A jaif on a fresh database scheduling on the real Slurm (tests only Slurm has: accounts, limits)."""
-    return _platform("slurm", tmp_path_factory.mktemp("compute-slurm"), slurm_cluster)
+    with shared_tmp("slurm") as tmp:
+        yield _platform("slurm", tmp, slurm_cluster)

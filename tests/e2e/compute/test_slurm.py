@@ -151,3 +151,34 @@ def test_a_member_with_a_slurm_user_name_submits_as_that_user(slurm, unix_user):
         assert (workdir / "stdout.log").owner() == unix_user
     finally:
         shutil.rmtree(jobs_dir, ignore_errors=True)
+
+
+def test_a_slurm_job_gets_no_server_environment_and_its_linked_log_is_not_read(slurm, unix_user, monkeypatch):
+    """Under Slurm "the job's account" is the user it runs as (the member's Slurm user name): its logs are
+    shown only when they are regular files of that user, and sbatch hands it none of the server's
+    environment."""
+    monkeypatch.setenv("JAIF_TEST_CANARY", "server-secret-canary-5c1d")  # as the server's JAIF_* settings
+    name = slurm.project(10)
+    email = f"{unix_user}@uni.example"
+    with slurm.session() as session:
+        user, _ = access.create_user(session=session, email=email)
+        access.add_member(session=session, project_name=name, email=email)
+        sync.set_username(session=session, email=email, username=unix_user)
+        actor = Actor(user_id=user.id, email=email, role="user")
+    with slurm.session() as session:
+        assert not sync.sync(session=session, compute=make_compute(slurm.settings())).errors
+    with slurm.session() as session:
+        job = jobs.submit_job(session=session, compute=make_compute(slurm.settings()), actor=actor,
+                              project_name=name, partition=slurm.partition, gpus=1, time_min=5,
+                              script="env >&2\necho shown\nrm -f stdout.log\nln -s /etc/shadow stdout.log\n")
+        job_id, workdir = job.job_id, Path(job.workdir)
+    slurm.wait(job_id, {"completed"})
+    assert (workdir / "stdout.log").is_symlink()
+    with slurm.session() as session:
+        logs = jobs.job_logs(session=session, compute=make_compute(slurm.settings()), actor=actor, job_id=job_id)
+    assert logs.stdout == "" and logs.refused == [
+        "stdout.log is not shown: it is not a regular file (too many levels of symbolic links)"]
+    assert "SLURM_JOB_ID=" in logs.stderr and "server-secret-canary-5c1d" not in logs.stderr
+    assert not [line for line in logs.stderr.splitlines() if line.startswith("JAIF_")]
+    shown = slurm.jaif("job", "logs", job_id)
+    assert "root:" not in shown.stdout and "stdout.log is not shown" in shown.stderr

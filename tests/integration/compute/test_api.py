@@ -102,3 +102,17 @@ async def test_the_job_list_comes_in_pages_and_filters_by_state(api, session, wo
     for params, param in wrongs:
         wrong = await as_alice.get("/api/v1/jobs", params=params)
         assert wrong.status_code == 400 and wrong.json()["error"]["param"] == param, wrong.text
+
+
+async def test_an_unbalanced_quote_in_a_template_parameter_is_a_400_that_names_it(api, session, world):
+    alice = world.user("alice")
+    lab = world.project(alice)
+    grant(session, lab, partition="local")
+    body = {"project": lab.name, "partition": "local", "gpus": 0, "time": 5, "template": "python",
+            "params": {"script": "train.py", "args": "--name 'unclosed"}}
+    response = await api.as_(alice).post("/api/v1/jobs", json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "params.args" and "--param args" in error["message"], error
+    assert "quot" in error["message"] and "Traceback" not in response.text
+    assert (await api.as_(alice).get("/api/v1/jobs")).json() == []

@@ -3,18 +3,22 @@ nothing submitted; list, show, cancel and logs."""
 
 from __future__ import annotations
 
+import os
+import pwd
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from jaif.access import service as access
 from jaif.access.models import ApiKey
 from jaif.compute import service
 from jaif.compute.models import JobState, SlurmUser
 from jaif.compute.naming import project_account
-from jaif.compute.scheduler import PartitionInfo
+from jaif.compute.scheduler import JobStatus, PartitionInfo
 from jaif.config import PartitionProfile
-from jaif.errors import Forbidden, InvalidRequest, NotFound, QuotaExceeded
+from jaif.errors import Forbidden, InvalidRequest, NotFound, QuotaExceeded, Unauthorized
+from jaif.identity import membership
 from tests.integration.compute.conftest import grant
 
 SCRIPT = b"#!/bin/bash\necho hello\n"
@@ -132,21 +136,43 @@ def test_whole_node_charging_counts_every_gpu_of_the_node(session, compute, sche
     assert job.charged_gpus == 4
 
 
-def test_templates_and_the_batch_inference_key(session, compute, scheduler, world):
-    alice = world.user("alice")
-    lab = world.project(alice)
+def test_templates_and_the_batch_inference_credential(session, compute, scheduler, world):
+    """A member's batch-inference job gets a credential of its own in its environment: no project key,
+    no file, listed nowhere, working while the job lives and revoked when it ends."""
+    pi, alice = world.user("pi"), world.user("alice")
+    lab = world.project(alice, pi=pi)
     grant(session, lab)
     job = submit(session, compute, alice, lab, script=None, template="python", params={"script": "train.py"})
     assert "exec python3 train.py" in scheduler.submitted[0].script.read_text()
     assert job.template == "python" and job.params == {"script": "train.py"}
-    submit(session, compute, alice, lab, script=None, template="batch-inference", params={"input": "in.jsonl"})
+    assert scheduler.submitted[0].environment == {}  # only jobs that call the gateway get a credential
+    before = access.list_api_keys(session=session, project_name=lab.name)
+    started = datetime.now(UTC)
+    job = submit(session, compute, alice, lab, script=None, template="batch-inference", params={"input": "in.jsonl"},
+                 time_min=30)
     request = scheduler.submitted[1]
-    key_file = request.workdir / ".api_key"
-    assert key_file.stat().st_mode & 0o777 == 0o600
-    secret = key_file.read_text().strip()
-    key = session.query(ApiKey).filter_by(project_id=lab.id).one()
-    assert secret.startswith(key.prefix.rstrip("…")) and key.expires_at is not None
-    assert str(key_file) in request.script.read_text() and "/v1" in request.script.read_text()
+    secret = request.environment["OPENAI_API_KEY"]
+    assert request.environment["OPENAI_BASE_URL"].endswith("/v1")
+    assert secret not in request.script.read_text() and "OPENAI_API_KEY" in request.script.read_text()
+    assert sorted(p.name for p in request.workdir.iterdir()) == ["job.sh"]  # nothing for other jobs to read
+    # listed nowhere as a project key, and not a key PIs could manage
+    assert access.list_api_keys(session=session, project_name=lab.name) == before
+    assert membership.list_keys(session=session, actor=pi, project_id=lab.id) == before
+    row = session.query(ApiKey).filter_by(job_id=job.id).one()
+    with pytest.raises(NotFound):
+        membership.revoke_key(session=session, actor=pi, project_id=lab.id, key_id=row.id)
+    principal = access.authenticate_key(session=session, secret=secret)
+    assert principal.project_id == lab.id and principal.user_id == alice.user_id  # charged to the project
+    limit = started + timedelta(minutes=30 + compute.settings.compute.job_key_margin_min)
+    assert limit - timedelta(seconds=5) <= principal.expires_at <= limit + timedelta(seconds=5)
+    # still queued later: its key lasts its whole time limit from now on
+    service.refresh_jobs(session=session, compute=compute, jobs=[job])
+    assert access.authenticate_key(session=session, secret=secret).expires_at >= principal.expires_at
+    # it ends: the key dies with it
+    scheduler.states[job.job_id] = JobStatus(job.job_id, JobState.completed, ended_at=datetime.now(UTC))
+    service.refresh_jobs(session=session, compute=compute, jobs=[job])
+    with pytest.raises(Unauthorized, match="revoked"):
+        access.authenticate_key(session=session, secret=secret)
 
 
 def test_jobs_never_run_as_root_for_ordinary_users(session, compute, scheduler, world):
@@ -175,9 +201,14 @@ def test_list_show_cancel_and_logs(session, compute, scheduler, world):
         service.get_job(session=session, compute=compute, actor=alice, job_id="101")
     with pytest.raises(NotFound):
         service.cancel_job(session=session, compute=compute, actor=alice, job_id="101")
-    Path(mine.workdir, "stdout.log").write_text("step 1\nstep 2\n")
+    log = Path(mine.workdir, "stdout.log")
+    log.write_text("step 1\nstep 2\n")
+    if os.geteuid() == 0:  # a file the job's account (nobody) did not write is not its log
+        assert service.job_logs(session=session, compute=compute, actor=alice, job_id=mine.job_id).refused == [
+            "stdout.log is not shown: it is not owned by the job's account"]
+        os.chown(log, pwd.getpwnam("nobody").pw_uid, -1)  # as the job, running as nobody, writes it
     logs = service.job_logs(session=session, compute=compute, actor=alice, job_id=mine.job_id)
-    assert (logs.stdout, logs.stderr, logs.stdout_offset) == ("step 1\nstep 2\n", "", 14)
+    assert (logs.stdout, logs.stderr, logs.stdout_offset, logs.refused) == ("step 1\nstep 2\n", "", 14, [])
     with open(Path(mine.workdir, "stdout.log"), "a") as f:
         f.write("step 3\n")
     more = service.job_logs(session=session, compute=compute, actor=alice, job_id=mine.job_id, stdout_offset=14)
