@@ -20,6 +20,7 @@ from jaif.access.schemas import Actor
 from jaif.calls.models import AccessCall
 from jaif.calls.seed import seed_calls
 from jaif.config import SmtpSettings
+from jaif.db.base import utcnow
 from jaif.db.engine import make_engine
 from jaif.identity.mail import Mailer
 from jaif.notify.models import Notification
@@ -75,9 +76,13 @@ class World:
             session=self.session, name=name or f"Org {self._n()}", sector=sector, country=country
         )
 
-    def user(self, *, role: str = "user", org: Organisation | None = None, email: str | None = None) -> User:
-        # Made directly, without the argon2 hash of access.create_user: tests stay fast.
-        user = User(email=email or f"u{self._n()}@example.org", role=role, organisation_id=org.id if org else None)
+    def user(
+        self, *, role: str = "user", org: Organisation | None = None, email: str | None = None, verified: bool = True
+    ) -> User:
+        # Made directly, without the argon2 hash of access.create_user: tests stay fast. The address is
+        # confirmed unless verified=False (an unconfirmed account holds no token or key).
+        user = User(email=email or f"u{self._n()}@example.org", role=role, organisation_id=org.id if org else None,
+                    email_verified_at=utcnow() if verified else None)
         self.session.add(user)
         self.session.flush()
         return user

@@ -166,7 +166,8 @@ def invite(
         inviter=actor.email, project=project.name, role=role, link=mailer.link(f"/invitations/{secret}"),
         days=settings.invitation_days,
     )
-    mailer.send(session=session, to=email, subject=f"Invitation to the project {project.name}", body=body)
+    mailer.send(session=session, to=email, subject=f"Invitation to the project {project.name}", body=body,
+                withhold=(secret,))
     return _view(row)
 
 

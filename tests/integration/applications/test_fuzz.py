@@ -23,6 +23,7 @@ from jaif.applications import service as applications
 from jaif.applications.schemas import DraftIn
 from jaif.bootstrap import initialise
 from jaif.config import InferenceSettings, Settings
+from jaif.db.base import utcnow
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.db.migrate import upgrade
 from jaif.identity import pats
@@ -53,9 +54,9 @@ def front_door(database_url, tmp_path):
     with transaction(make_session_factory(engine)) as session:
         initialise(session=session, builtin_models=False)
         org = access.create_organisation(session=session, name="Uni", sector="academia", country="DE")
-        user = User(email="user@uni.example", organisation_id=org.id)
-        reviewer = User(email="reviewer@other.example", role="reviewer")
-        operator = User(email="op@factory.example", role="operator")
+        user = User(email_verified_at=utcnow(), email="user@uni.example", organisation_id=org.id)
+        reviewer = User(email_verified_at=utcnow(), email="reviewer@other.example", role="reviewer")
+        operator = User(email_verified_at=utcnow(), email="op@factory.example", role="operator")
         session.add_all([user, reviewer, operator])
         session.flush()
         drafts = [
