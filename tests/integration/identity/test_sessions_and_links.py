@@ -150,6 +150,16 @@ def test_the_support_thread_shows_names_not_ids_to_users(session, world, mailer)
     assert as_operator.thread[0].author.id == operator.user_id  # operators assign by id
 
 
+async def test_project_members_see_names_not_ids_of_each_other(api, world):
+    pi, ada, bob = world.user("pi"), world.user("ada"), world.user("bob")
+    lab = world.project(ada, bob, pi=pi)
+    as_member = (await api.as_(ada).get(f"/api/v1/projects/{lab.id}/members")).json()
+    ids = {m["email"]: m["user_id"] for m in as_member}
+    assert ids[bob.email] is None and ids[pi.email] is None and ids[ada.email] == ada.user_id
+    as_pi = (await api.as_(pi).get(f"/api/v1/projects/{lab.id}/members")).json()
+    assert {m["user_id"] for m in as_pi} == {pi.user_id, ada.user_id, bob.user_id}  # the PI removes by id
+
+
 # --- item 3: links from the configured or served address, trusted hosts ------------------------------
 
 
