@@ -20,7 +20,19 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+# Refused in every environment: the value earlier versions shipped as the default, and anything short.
 PLACEHOLDER_SECRET = "change-me-in-production"
+SECRET_KEY_MIN_LENGTH = 32
+
+
+def secret_key_problem(value: str) -> str | None:
+    """What is wrong with a session-signing secret, or None: the placeholder, empty, or too short."""
+    value = value.strip()
+    if not value or value == PLACEHOLDER_SECRET or "change-me" in value.lower():
+        return "is a placeholder or empty"
+    if len(value) < SECRET_KEY_MIN_LENGTH:
+        return f"is shorter than {SECRET_KEY_MIN_LENGTH} characters"
+    return None
 
 
 class InferenceSettings(BaseModel):
@@ -59,7 +71,8 @@ class WebSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(1, ge=1)
-    secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    # None: jaif generates a random secret on first start and keeps it in data_dir/secret_key (mode 0600).
+    secret_key: SecretStr | None = None
     log_level: str = "info"
     metrics_dir: Path | None = None
 
@@ -87,6 +100,8 @@ class IdentitySettings(BaseModel):
     password_min_length: int = Field(12, ge=8, le=128)
     session_max_age_s: int = Field(14 * 24 * 3600, ge=60)
     session_https_only: bool = False
+    # With public_url set, requests for other host names are refused (400); these are accepted too.
+    trusted_hosts: list[str] = []
     verify_email_hours: float = Field(48.0, gt=0)
     reset_password_hours: float = Field(2.0, gt=0)
     invitation_days: float = Field(14.0, gt=0)
@@ -192,12 +207,18 @@ class Settings(BaseSettings):
     def _derive(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'jaif.db'}"
-        if self.environment != "development" and self.web.secret_key.get_secret_value() in (
-            PLACEHOLDER_SECRET,
-            "",
-        ):
-            raise ValueError("JAIF_WEB__SECRET_KEY must be set outside development")
+        if self.web.secret_key is not None and (problem := secret_key_problem(self.web.secret_key.get_secret_value())):
+            raise ValueError(
+                f"JAIF_WEB__SECRET_KEY {problem}: set at least {SECRET_KEY_MIN_LENGTH} random characters "
+                "(python3 -c 'import secrets; print(secrets.token_urlsafe(48))'), or leave it unset and jaif "
+                "generates one in data_dir/secret_key"
+            )
         return self
+
+    @property
+    def secret_key_file(self) -> Path:
+        """Where the generated session secret is kept when JAIF_WEB__SECRET_KEY is not set."""
+        return self.data_dir / "secret_key"
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,7 @@ from jaif.app import asgi_app
 from jaif.config import Settings
 from jaif.db.migrate import check_current
 from jaif.http_protocol import HttpProtocol
+from jaif.secret_key import secret_key
 
 
 def run(settings: Settings, *, host: str | None, port: int | None, workers: int | None) -> None:
@@ -19,6 +20,9 @@ def run(settings: Settings, *, host: str | None, port: int | None, workers: int 
     host = host or settings.web.host
     port = port or settings.web.port
     workers = workers or settings.web.workers
+    # Links in e-mails point here when no public URL is set: the address served, never a Host header.
+    settings = settings.model_copy(update={"web": settings.web.model_copy(update={"host": host, "port": port})})
+    secret_key(settings)  # generated now, before any worker starts, when neither configured nor kept yet
     options = dict(
         host=host,
         port=port,
@@ -39,6 +43,7 @@ def run(settings: Settings, *, host: str | None, port: int | None, workers: int 
         metrics_dir = tempfile.mkdtemp(prefix="jaif-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         os.environ["JAIF_WEB__METRICS_DIR"] = metrics_dir
+        os.environ["JAIF_WEB__HOST"], os.environ["JAIF_WEB__PORT"] = host, str(port)
         try:
             uvicorn.run("jaif.app:app_from_env", factory=True, workers=workers, **options)
         finally:

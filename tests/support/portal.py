@@ -1,17 +1,18 @@
 """A browser stand-in for portal tests: an httpx client on the app (ASGI transport) that keeps the
 session cookie, reads the CSRF token from the page that holds a form and sends it with the form, as a
-browser does. Also: the links in the e-mails jaif sent, read from the notifications table.
+browser does. Also: the links in the e-mails jaif sent, read from its outbox folder (the mail itself; the
+notifications table keeps no live one-time link).
 """
 
 from __future__ import annotations
 
 import re
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy.orm import Session, sessionmaker
-
-from jaif.notify import service as notify
 
 BASE = "http://portal.test"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -46,13 +47,14 @@ class Browser:
         await self.client.aclose()
 
 
-def mail_links(factory: sessionmaker[Session], to: str, path: str) -> list[str]:
+def mail_links(outbox: Path, to: str, path: str) -> list[str]:
     """The paths (with query) of the links to ``path`` in the e-mails sent to ``to``, newest first."""
-    with factory() as session:
-        notes = notify.list_notifications(session=session, to=to)
     found = []
-    for note in notes:
-        for url in _LINK.findall(note.body):
+    for file in sorted(outbox.glob("*.eml"), reverse=True) if outbox.is_dir() else []:
+        message = BytesParser(policy=policy.default).parsebytes(file.read_bytes())
+        if message["To"] != to:
+            continue
+        for url in _LINK.findall(message.get_content()):
             parts = urlsplit(url)
             if parts.path.startswith(path):
                 found.append(parts.path + (f"?{parts.query}" if parts.query else ""))

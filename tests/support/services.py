@@ -23,6 +23,7 @@ from jaif.access.models import Organisation, Project, ProjectMember, User
 from jaif.access.schemas import Actor
 from jaif.app import create_app
 from jaif.config import Settings, SmtpSettings
+from jaif.db.base import utcnow
 from jaif.db.engine import make_engine
 from jaif.db.migrate import upgrade
 from jaif.identity import pats
@@ -91,8 +92,10 @@ class World:
 
     session: Session
 
-    def user(self, name: str = "user", *, role: str = "user") -> Actor:
-        user = User(email=f"{name}-{uuid.uuid4().hex[:8]}@example.org", name=name.title(), role=role)
+    def user(self, name: str = "user", *, role: str = "user", verified: bool = True) -> Actor:
+        """An account; its address confirmed unless ``verified=False`` (unconfirmed ones hold no token or key)."""
+        user = User(email=f"{name}-{uuid.uuid4().hex[:8]}@example.org", name=name.title(), role=role,
+                    email_verified_at=utcnow() if verified else None)
         self.session.add(user)
         self.session.flush()
         return actor_of(user)

@@ -44,9 +44,13 @@ def test_environment_and_file(monkeypatch, tmp_path):
     assert settings.database_url == "sqlite:///var/jaif.db"
 
 
-def test_placeholder_secret_refused_outside_development(monkeypatch):
-    monkeypatch.setenv("JAIF_ENVIRONMENT", "production")
-    with pytest.raises(ValidationError, match="SECRET_KEY"):
-        Settings()
-    monkeypatch.setenv("JAIF_WEB__SECRET_KEY", "a-real-secret")
+def test_placeholder_secret_refused_in_every_environment(monkeypatch):
+    monkeypatch.setenv("JAIF_WEB__SECRET_KEY", "change-me-in-production")
+    for environment in ("development", "production"):
+        monkeypatch.setenv("JAIF_ENVIRONMENT", environment)
+        with pytest.raises(ValidationError, match="SECRET_KEY"):
+            Settings()
+    monkeypatch.setenv("JAIF_WEB__SECRET_KEY", "a-real-secret-of-at-least-32-characters")
     assert Settings().environment == "production"
+    monkeypatch.delenv("JAIF_WEB__SECRET_KEY")
+    assert Settings().web.secret_key is None  # generated into data_dir/secret_key on first start

@@ -19,7 +19,7 @@ from jaif.access.secrets import (
 )
 from jaif.allocations import service as allocations
 from jaif.db.base import utcnow
-from jaif.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from jaif.inference import revocation
 
 ROLES = ("user", "reviewer", "operator")
@@ -57,7 +57,8 @@ def create_user(*, session: Session, email: str, role: str = "user", name: str =
     if session.scalar(select(User).where(func.lower(User.email) == email.lower())):
         raise Conflict(f"a user with e-mail {email!r} exists already", param="email")
     password = new_password()
-    user = User(email=email, role=role, name=name, password_hash=hash_password(password))
+    # Made by an operator (the command line, first start), who vouches for the address.
+    user = User(email=email, role=role, name=name, password_hash=hash_password(password), email_verified_at=utcnow())
     session.add(user)
     session.flush()
     return user, password
@@ -140,6 +141,13 @@ def create_api_key(
     """Create a key; returns the row and the secret, which is never stored and cannot be shown again."""
     project = get_project(session=session, name=project_name)
     user = get_user(session=session, email=user_email) if user_email else None
+    if user is not None and user.email_verified_at is None:
+        # Someone else may have signed up with this address: an unconfirmed account holds no key.
+        raise Forbidden(
+            f"{user.email} is not confirmed yet: open the link we sent to it (or send a new one from the account "
+            "page) before creating API keys. Accounts with an unconfirmed address cannot hold tokens or keys.",
+            code="email_unverified",
+        )
     for value, param in ((rpm_limit, "rpm_limit"), (tpm_limit, "tpm_limit")):
         if value is not None and value < 1:
             raise InvalidRequest(f"{param} must be at least 1", param=param)

@@ -1,4 +1,5 @@
-"""token commands: personal access tokens of users, for scripts using /api/v1."""
+"""token commands: personal access tokens of users, for scripts using /api/v1; account commands: a user's
+role, disabling and enabling an account (each ends the user's portal sessions at once)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from jaif.access import service as access
 from jaif.cli.common import context, out
 from jaif.errors import InvalidRequest
 from jaif.identity import pats
+from jaif.identity import service as identity
 
 token_app = typer.Typer(help="Personal access tokens (jaifpat-…) for the REST API at /api/v1.", no_args_is_help=True)
 
@@ -59,9 +61,39 @@ def token_revoke(
         out.print(f"revoked token {row.prefix}")
 
 
+account_app = typer.Typer(help="Accounts: role, disable, enable (sessions end at once).", no_args_is_help=True)
+
+
+@account_app.command("set-role")
+def account_set_role(
+    ctx: typer.Context, email: str, role: Annotated[str, typer.Argument(help="user, reviewer or operator")]
+) -> None:
+    """Change a user's platform role; the user's portal sessions end."""
+    with context(ctx).session() as session:
+        user = identity.set_role(session=session, email=email, role=role)
+        out.print(f"{user.email} is now {user.role}; their sessions have ended")
+
+
+@account_app.command("disable")
+def account_disable(ctx: typer.Context, email: str) -> None:
+    """Disable an account: its sessions end at once, its tokens and sign-in are refused."""
+    with context(ctx).session() as session:
+        user = identity.set_active(session=session, email=email, active=False)
+        out.print(f"{user.email} is disabled; their sessions have ended")
+
+
+@account_app.command("enable")
+def account_enable(ctx: typer.Context, email: str) -> None:
+    """Enable a disabled account again."""
+    with context(ctx).session() as session:
+        user = identity.set_active(session=session, email=email, active=True)
+        out.print(f"{user.email} is enabled")
+
+
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(token_app, name="token")
+    app.add_typer(account_app, name="account")

@@ -36,8 +36,12 @@ def init(ctx: typer.Context) -> None:
     """Migrate, register the built-in models, and on first start create the operator and a demo project."""
     from jaif.bootstrap import initialise
     from jaif.db.migrate import upgrade
+    from jaif.secret_key import secret_key
 
     c = context(ctx)
+    if c.settings.web.secret_key is None:  # a random session secret in data_dir/secret_key (0600), once
+        secret_key(c.settings)
+        out.print(f"session secret: {c.settings.secret_key_file} (keep it private; mode 0600)")
     upgrade(c.settings.database_url)
     if c.settings.scheduler == "local":
         from jaif.compute.backend import make_isolation

@@ -73,7 +73,10 @@ def can_manage(*, session: Session, actor: Actor, project_id: str) -> bool:
 
 
 def list_members(*, session: Session, actor: Actor, project_id: str) -> list[MemberView]:
+    """The project's members. Internal user ids only for those who manage the team (PIs, operators), and
+    each member's own; other members see names and addresses."""
     require_member(session=session, actor=actor, project_id=project_id)
+    manager = can_manage(session=session, actor=actor, project_id=project_id)
     rows = session.execute(
         select(ProjectMember, User)
         .join(User, User.id == ProjectMember.user_id)
@@ -81,7 +84,9 @@ def list_members(*, session: Session, actor: Actor, project_id: str) -> list[Mem
         .order_by(ProjectMember.role.desc(), User.email)
     ).all()
     return [
-        MemberView(user_id=u.id, email=u.email, name=u.name, role=m.role, joined_at=m.created_at) for m, u in rows
+        MemberView(user_id=u.id if manager or u.id == actor.user_id else None, email=u.email, name=u.name,
+                   role=m.role, joined_at=m.created_at)
+        for m, u in rows
     ]
 
 
@@ -166,7 +171,8 @@ def invite(
         inviter=actor.email, project=project.name, role=role, link=mailer.link(f"/invitations/{secret}"),
         days=settings.invitation_days,
     )
-    mailer.send(session=session, to=email, subject=f"Invitation to the project {project.name}", body=body)
+    mailer.send(session=session, to=email, subject=f"Invitation to the project {project.name}", body=body,
+                withhold=(secret,))
     return _view(row)
 
 

@@ -5,18 +5,23 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from jaif.access.models import User
 from jaif.db.base import utcnow
-from jaif.errors import InvalidRequest, NotFound, Unauthorized
+from jaif.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from jaif.identity import tokens
 from jaif.identity.models import PersonalAccessToken
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # last_used_at is written at most this often per token, so reads do not each cost a write.
 TOUCH_EVERY = timedelta(seconds=60)
+# An account whose address is unconfirmed holds no token or key (someone else may have signed up with it).
+UNVERIFIED = (
+    "Confirm your e-mail address first: open the link we sent you (or send a new one from your account page). "
+    "Accounts with an unconfirmed address cannot hold tokens or keys."
+)
 
 
 def create(
@@ -27,8 +32,11 @@ def create(
         raise InvalidRequest("the name may have at most 200 characters, and no NUL characters", param="name")
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidRequest("the expiry must be in the future", param="expires_in_days")
-    if session.get(User, user_id) is None:
+    user = session.get(User, user_id)
+    if user is None:
         raise NotFound("no such user")
+    if user.email_verified_at is None:
+        raise Forbidden(UNVERIFIED, code="email_unverified")
     secret = tokens.new_personal_token()
     row = PersonalAccessToken(
         user_id=user_id,
@@ -82,7 +90,20 @@ def authenticate(*, session: Session, secret: str) -> User:
     user = row.user
     if not user.is_active:
         raise Unauthorized("The account of this token is disabled.", code="account_disabled")
+    if user.email_verified_at is None:
+        raise Unauthorized(UNVERIFIED, code="email_unverified")
     if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
         row.last_used_at = now
         session.flush()
     return user
+
+
+def revoke_all(*, session: Session, user_id: str) -> int:
+    """Revoke every live token of the user (a password reset, verification, linking single sign-on)."""
+    done = session.execute(
+        update(PersonalAccessToken)
+        .where(PersonalAccessToken.user_id == user_id, PersonalAccessToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(done, "rowcount", 0) or 0)

@@ -59,7 +59,7 @@ class TokenCreated(TokenView):
 
 
 class MemberView(BaseModel):
-    user_id: str
+    user_id: str | None = Field(description="Shown to the project's PIs and operators, and for yourself.")
     email: str
     name: str
     role: str

@@ -8,7 +8,6 @@ e-mail addresses have accounts.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import timedelta
 
@@ -22,7 +21,7 @@ from jaif.access.secrets import hash_password, verify_password
 from jaif.config import IdentitySettings
 from jaif.db.base import utcnow
 from jaif.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
-from jaif.identity import mail, pats, throttle, tokens
+from jaif.identity import mail, pats, sessions, throttle, tokens
 from jaif.identity.mail import Mailer
 from jaif.identity.models import OneTimeToken, SsoIdentity, TokenPurpose
 from jaif.identity.policy import password_problem
@@ -134,23 +133,31 @@ def sign_in(
     return user
 
 
-def session_stamp(user: User) -> str:
-    """Changes when the password does: a portal session carries it, so a password reset ends other sessions."""
-    return hashlib.sha256(f"{user.id}:{user.password_hash or ''}".encode()).hexdigest()[:16]
-
-
 def actor_of(user: User) -> Actor:
     return Actor(user_id=user.id, email=user.email, role=user.role)
 
 
-def actor_from_user_id(*, session: Session, user_id: str, stamp: str | None = None) -> Actor | None:
-    """The actor of a portal session; None when the user is gone, disabled, or changed the password since."""
-    user = session.get(User, user_id)
-    if user is None or not user.is_active:
-        return None
-    if stamp is not None and not tokens.same(stamp, session_stamp(user)):
-        return None
-    return actor_of(user)
+def start_session(*, session: Session, user: User, settings: IdentitySettings) -> str:
+    """Record a new portal session for the user; returns the random id its cookie carries."""
+    return sessions.start(session=session, user_id=user.id, max_age_s=settings.session_max_age_s)
+
+
+def end_session(*, session: Session, session_id: str | None) -> None:
+    """Sign-out: the session ends on the server, so a copy of its cookie is worthless."""
+    sessions.end(session=session, session_id=session_id)
+
+
+def actor_from_session(*, session: Session, session_id: str | None) -> Actor | None:
+    """The actor of a portal session; None when it is unknown, ended or expired, or the user is disabled."""
+    user = sessions.user_of(session=session, session_id=session_id)
+    return actor_of(user) if user is not None else None
+
+
+def end_credentials(*, session: Session, user_id: str) -> None:
+    """End every session and revoke every personal access token of the user: whoever held the account
+    before its mailbox was proved (a sign-up with someone else's address) keeps nothing."""
+    sessions.end_all(session=session, user_id=user_id)
+    pats.revoke_all(session=session, user_id=user_id)
 
 
 def actor_from_token(*, session: Session, token: str) -> Actor:
@@ -173,6 +180,7 @@ def change_password(*, session: Session, user_id: str, current: str, new: str, s
     if problem := password_problem(new, email=user.email, min_length=settings.password_min_length):
         raise FieldErrors({"password": problem})
     user.password_hash = hash_password(new)
+    sessions.end_all(session=session, user_id=user.id)  # every browser; the caller signs this one in anew
     session.flush()
     return user
 
@@ -246,7 +254,7 @@ def send_verification(*, session: Session, user: User, settings: IdentitySetting
     body = mail.verify_email_body(
         name=user.name, link=mailer.link(f"/verify-email?token={secret}"), hours=settings.verify_email_hours
     )
-    mailer.send(session=session, to=user.email, subject="Confirm your e-mail address", body=body)
+    mailer.send(session=session, to=user.email, subject="Confirm your e-mail address", body=body, withhold=(secret,))
 
 
 def verify_email(*, session: Session, token: str) -> User:
@@ -257,6 +265,7 @@ def verify_email(*, session: Session, token: str) -> User:
     consume_one_time(session=session, row=row)
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
+        end_credentials(session=session, user_id=user.id)
     session.flush()
     return user
 
@@ -276,7 +285,7 @@ def request_password_reset(*, session: Session, email: str, settings: IdentitySe
     body = mail.reset_password_body(
         link=mailer.link(f"/reset-password?token={secret}"), hours=settings.reset_password_hours
     )
-    mailer.send(session=session, to=user.email, subject="Reset your password", body=body)
+    mailer.send(session=session, to=user.email, subject="Reset your password", body=body, withhold=(secret,))
 
 
 def reset_password(*, session: Session, token: str, password: str, settings: IdentitySettings) -> User:
@@ -300,9 +309,36 @@ def reset_password(*, session: Session, token: str, password: str, settings: Ide
         .execution_options(synchronize_session=False)
     )
     user.password_hash = hash_password(password)
+    end_credentials(session=session, user_id=user.id)
     throttle.cleared(session=session, email=user.email)
     if user.email_verified_at is None and user.email.lower() == row.email.lower():
         user.email_verified_at = utcnow()
+    session.flush()
+    return user
+
+
+# --- the operator's changes to accounts ------------------------------------------------------------------
+
+
+def set_role(*, session: Session, email: str, role: str) -> User:
+    """Change a user's platform role; the user's sessions end (they sign in again under the new role)."""
+    if role not in access.ROLES:
+        raise InvalidRequest(f"role must be one of {', '.join(access.ROLES)}", param="role")
+    user = access.get_user(session=session, email=email)
+    if user.role != role:
+        user.role = role
+        sessions.end_all(session=session, user_id=user.id)
+    session.flush()
+    return user
+
+
+def set_active(*, session: Session, email: str, active: bool) -> User:
+    """Disable or re-enable an account. Disabling ends its sessions at once (its tokens are refused while
+    it is disabled)."""
+    user = access.get_user(session=session, email=email)
+    user.is_active = active
+    if not active:
+        sessions.end_all(session=session, user_id=user.id)
     session.flush()
     return user
 

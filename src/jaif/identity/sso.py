@@ -2,9 +2,11 @@
 
 The provider's (issuer, subject) pair names an SsoIdentity row. On a first sign-in the identity is
 linked to the user who is signed in already, else to the local account with the same e-mail address
-when the provider vouches for that address, else a new account is created. Linking an account whose
-own address was never verified also removes its password: whoever set it had not proved the mailbox,
-the provider's user has (the real owner can reset it by e-mail).
+when the provider vouches for that address, else a new account is created, again only for an address
+the provider vouches for (``email_verified`` true; ``trust_email`` only where the claim is absent, never
+against an explicit false). Linking an account whose own address was never verified also removes its
+password: whoever set it had not proved the mailbox, the provider's user has (the real owner can reset
+it by e-mail). Linking ends every earlier session and personal access token of the account.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from jaif.config import OidcProviderSettings
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, Forbidden, InvalidRequest
 from jaif.identity.models import SsoIdentity
-from jaif.identity.service import email_problem, find_user, normalise_email
+from jaif.identity.service import email_problem, end_credentials, find_user, normalise_email
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +32,14 @@ class SsoResult:
 
 
 def _verified(claims: dict, provider: OidcProviderSettings) -> bool:
+    """Whether the provider vouches for the address: ``email_verified`` true; when the claim is absent,
+    the provider's ``trust_email`` setting decides. An explicit false is never overridden."""
     flag = claims.get("email_verified")
+    if flag is None:
+        return provider.trust_email
     if isinstance(flag, str):
-        flag = flag.lower() == "true"
-    return flag is True or provider.trust_email
+        flag = flag.strip().lower() == "true"
+    return flag is True
 
 
 def _name(claims: dict, email: str) -> str:
@@ -87,15 +93,23 @@ def sign_in(
             user.email_verified_at = utcnow()
         return _link(session=session, provider=provider, subject=subject, user=user, created=False)
 
-    user = User(
-        email=email, name=_name(claims, email), password_hash=None, email_verified_at=utcnow() if verified else None
-    )
+    if not verified:
+        raise Forbidden(
+            f"{provider.display_name} has not confirmed that {email} is your address, and an account here is "
+            f"made only for a confirmed one. Confirm the address at {provider.display_name} and try again, or sign "
+            f"up here with it and link {provider.display_name} on your account page."
+        )
+    user = User(email=email, name=_name(claims, email), password_hash=None, email_verified_at=utcnow())
     session.add(user)
     session.flush()
     return _link(session=session, provider=provider, subject=subject, user=user, created=True)
 
 
 def _link(*, session: Session, provider: OidcProviderSettings, subject: str, user: User, created: bool) -> SsoResult:
+    if not created:
+        # Whoever held the account before (a sign-up with someone else's address) keeps no session or token;
+        # the caller signs the provider's user in with a new session.
+        end_credentials(session=session, user_id=user.id)
     session.add(SsoIdentity(user_id=user.id, issuer=provider.issuer, subject=subject))
     session.flush()
     return SsoResult(user=user, created=created, linked=True)

@@ -1,13 +1,19 @@
 """Send e-mail: through SMTP where JAIF_SMTP__HOST is set, else into a local outbox folder.
 
 Every message is also recorded in the notifications table, which the operator console shows, so the
-embedded default loses nothing and a failed SMTP send is visible with its error.
+embedded default loses nothing and a failed SMTP send is visible with its error. The recorded copy keeps
+no live one-time link: the caller names the secrets to withhold (the tokens of verification, reset and
+invitation links), and they are replaced by ``[withheld]``. The outbox files are the mail itself, with
+working links, as an SMTP server would hold it: the folder is mode 0700 and each file 0600, readable by
+the server's account only.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import smtplib
+from collections.abc import Sequence
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -21,8 +27,30 @@ from jaif.notify.models import Notification
 log = logging.getLogger(__name__)
 
 
-def send(*, session: Session, smtp: SmtpSettings, outbox: Path, to: str, subject: str, body: str) -> Notification:
-    note = Notification(to_email=to, subject=subject, body=body, transport="smtp" if smtp.host else "outbox")
+WITHHELD = "[withheld]"
+
+
+def withheld(body: str, secrets: Sequence[str]) -> str:
+    """``body`` with each of ``secrets`` replaced by ``[withheld]``."""
+    for secret in secrets:
+        if secret:
+            body = body.replace(secret, WITHHELD)
+    return body
+
+
+def send(
+    *,
+    session: Session,
+    smtp: SmtpSettings,
+    outbox: Path,
+    to: str,
+    subject: str,
+    body: str,
+    withhold: Sequence[str] = (),
+) -> Notification:
+    note = Notification(
+        to_email=to, subject=subject, body=withheld(body, withhold), transport="smtp" if smtp.host else "outbox"
+    )
     session.add(note)
     session.flush()
     message = EmailMessage()
@@ -40,14 +68,23 @@ def send(*, session: Session, smtp: SmtpSettings, outbox: Path, to: str, subject
                     client.login(smtp.username, smtp.password.get_secret_value() if smtp.password else "")
                 client.send_message(message)
         else:
-            outbox.mkdir(parents=True, exist_ok=True)
-            (outbox / f"{note.created_at:%Y%m%dT%H%M%S}-{note.id}.eml").write_bytes(bytes(message))
+            _write_outbox(outbox / f"{note.created_at:%Y%m%dT%H%M%S}-{note.id}.eml", bytes(message))
         note.sent_at = utcnow()
     except (OSError, smtplib.SMTPException) as exc:
         # The action that sent it (a sign-up, a decision) stands; the operator sees the failure.
         note.error = f"{type(exc).__name__}: {exc}"
         log.error("could not send e-mail %s to %s: %s", note.id, to, note.error)
     return note
+
+
+def _write_outbox(path: Path, data: bytes) -> None:
+    """One message into the outbox folder (0700), as a file only the server's account reads (0600)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.parent.stat().st_mode & 0o077:
+        path.parent.chmod(0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def list_notifications(*, session: Session, limit: int = 200, to: str | None = None) -> list[Notification]:

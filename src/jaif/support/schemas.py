@@ -44,8 +44,11 @@ class SupportAssignment(BaseModel):
 
 
 class SupportPerson(BaseModel):
-    id: str
-    email: str
+    """Someone on a request. Operators, and the person themself, see the id and address; anyone else
+    sees the display name only (internal user ids and operators' addresses are not shown to users)."""
+
+    id: str | None = None
+    email: str | None = None
     name: str
 
 

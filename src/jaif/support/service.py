@@ -88,8 +88,11 @@ def _load(session: Session, actor: Actor, request_id: str, *, lock: bool = False
     return found
 
 
-def _person(user: User) -> SupportPerson:
-    return SupportPerson(id=user.id, email=user.email, name=user.name)
+def _person(user: User, viewer: Actor | None = None) -> SupportPerson:
+    """``viewer`` None: an operator's list. Others than operators see only the name of other people."""
+    if viewer is None or viewer.is_operator or viewer.user_id == user.id:
+        return SupportPerson(id=user.id, email=user.email, name=user.name)
+    return SupportPerson(name=user.name or ("Support team" if user.role == "operator" else "A user"))
 
 
 def _replies_for(actor: Actor, request: SupportRequest) -> list[SupportReply]:
@@ -102,10 +105,10 @@ def _summary(actor: Actor, request: SupportRequest) -> dict:
         "category": request.category,
         "subject": request.subject,
         "status": request.status,
-        "requester": _person(request.requester),
+        "requester": _person(request.requester, actor),
         "project_id": request.project_id,
         "project_name": request.project.name if request.project else None,
-        "assignee": _person(request.assignee) if request.assignee else None,
+        "assignee": _person(request.assignee, actor) if request.assignee else None,
         "replies": len(_replies_for(actor, request)),
         "created_at": request.created_at,
         "updated_at": request.updated_at,
@@ -130,7 +133,7 @@ def _detail(actor: Actor, request: SupportRequest) -> SupportRequestDetail:
     thread = [
         SupportReplyView(
             id=r.id,
-            author=_person(r.author),
+            author=_person(r.author, actor),
             from_operator=r.author.role == "operator",
             body=r.body,
             internal=r.internal,

@@ -15,7 +15,7 @@ from jaif.identity import service as identity
 from jaif.identity import sso as sso_service
 from jaif.identity.service import FieldErrors
 from jaif.notify import service as notify
-from jaif.web.auth_views import message_page, render
+from jaif.web.auth_views import message_page, render, start_session
 from jaif.web.deps import DB, IdentityConf, MailerDep, OptionalActor, PageOperator, PageUser
 from jaif.web.pages.common import expiry_in_days
 from jaif.web.session import flash, login_url
@@ -56,8 +56,8 @@ def change_password(request: Request, session: DB, actor: PageUser, conf: Identi
                                         new=password, settings=conf)
     except FieldErrors as exc:
         return _account_page(request, session, actor, status_code=400, errors=exc.errors)
-    # The session stamp follows the password: keep this browser signed in, others are signed out.
-    request.session["stamp"] = identity.session_stamp(user)
+    # The change ended every session of the account: this browser stays signed in with a new one.
+    start_session(request, session, user)
     flash(request, "Your password is changed. Other browsers signed in to your account are signed out.")
     return RedirectResponse("/account", status_code=303)
 

@@ -21,7 +21,7 @@ from jaif.identity.models import TokenPurpose
 from jaif.identity.oidc import SsoProviders
 from jaif.identity.service import FieldErrors
 from jaif.web.deps import DB, IdentityConf, MailerDep, OptionalActor, PageUser, public_base_url
-from jaif.web.session import flash, safe_next, sign_in, sign_out
+from jaif.web.session import flash, safe_next, session_id, sign_in, sign_out
 from jaif.web.templating import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
@@ -40,10 +40,10 @@ def _providers(request: Request) -> SsoProviders:
     return request.app.state.sso
 
 
-def _start_session(request: Request, user: User) -> None:
-    sign_in(
-        request, user_id=user.id, stamp=identity.session_stamp(user), email=user.email, name=user.name, role=user.role
-    )
+def start_session(request: Request, session, user: User) -> None:
+    """Record a server session for the user and give this browser a fresh cookie naming it."""
+    sid = identity.start_session(session=session, user=user, settings=request.app.state.settings.identity)
+    sign_in(request, session_id=sid, user_id=user.id, email=user.email, name=user.name, role=user.role)
 
 
 def _continue(next_path: str | None) -> RedirectResponse:
@@ -83,7 +83,7 @@ def signup(request: Request, session: DB, conf: IdentityConf, mailer: MailerDep,
                                 organisation_id=None, settings=conf, mailer=mailer)
     except FieldErrors as exc:
         return _signup_page(request, session, values=values, errors=exc.errors, status_code=400)
-    _start_session(request, user)
+    start_session(request, session, user)
     flash(request, f"Welcome, {user.name}! We sent a link to {user.email}: open it to confirm your address.")
     return _continue(next)
 
@@ -119,12 +119,13 @@ def login(request: Request, session: DB, conf: IdentityConf, email: FormStr = ""
                            errors={"email": exc.message}, headers=wait)
     except JaifError as exc:
         return _login_page(request, email=email, next=next, error=exc.message, status_code=exc.status)
-    _start_session(request, user)
+    start_session(request, session, user)
     return _continue(next)
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
+def logout(request: Request, session: DB) -> Response:
+    identity.end_session(session=session, session_id=session_id(request))  # a copy of the cookie ends too
     sign_out(request)
     flash(request, "You are signed out.", "info")
     return RedirectResponse("/", status_code=303)
@@ -134,14 +135,19 @@ def logout(request: Request) -> Response:
 
 
 @router.get("/verify-email")
-def verify_email(request: Request, session: DB, token: str = "") -> Response:
+def verify_email(request: Request, session: DB, actor: OptionalActor, token: str = "") -> Response:
     try:
         user = identity.verify_email(session=session, token=token)
     except InvalidRequest as exc:
         return message_page(request, title="E-mail address not confirmed", message=exc.message, status_code=400,
                             link=("/account", "Send a new link from your account page"))
+    # Confirming the address ended the account's earlier sessions and tokens; this browser, signed in to
+    # the account, stays signed in with a new session.
+    here = actor is not None and actor.user_id == user.id
+    if here:
+        start_session(request, session, user)
     flash(request, f"Thank you: {user.email} is confirmed.")
-    return RedirectResponse("/account" if request.session.get("user_id") == user.id else "/", status_code=303)
+    return RedirectResponse("/account" if here else "/", status_code=303)
 
 
 @router.post("/verify-email/resend")
@@ -197,7 +203,7 @@ def reset_password(request: Request, session: DB, conf: IdentityConf, token: For
     except InvalidRequest as exc:
         return message_page(request, title="Password not reset", message=exc.message, status_code=400,
                             link=("/forgot-password", "Ask for a new link"))
-    _start_session(request, user)
+    start_session(request, session, user)
     flash(request, "Your new password is set, and you are signed in.")
     return RedirectResponse("/", status_code=303)
 
@@ -224,13 +230,18 @@ async def sso_callback(request: Request, name: str, session: DB) -> Response:
     try:
         provider = providers.get(name)
         claims = await providers.claims(request, name)
-        current = request.session.get("user_id")
-        result = await run_in_threadpool(
-            lambda: sso_service.sign_in(session=session, provider=provider, claims=claims, current_user_id=current)
-        )
+        sid = session_id(request)
+
+        def finish() -> sso_service.SsoResult:  # database work, off the event loop
+            signed_in = identity.actor_from_session(session=session, session_id=sid)
+            found = sso_service.sign_in(session=session, provider=provider, claims=claims,
+                                        current_user_id=signed_in.user_id if signed_in else None)
+            start_session(request, session, found.user)
+            return found
+
+        result = await run_in_threadpool(finish)
     except JaifError as exc:
         return _login_page(request, next=next_path, error=exc.message, status_code=exc.status)
-    _start_session(request, result.user)
     if result.created:
         flash(request, f"Welcome, {result.user.name}! Your account was created with {provider.display_name}.")
     elif result.linked:

@@ -2,11 +2,12 @@
 
 - ``DB``: a database session per request, one transaction.
 - ``CurrentActor`` / ``OptionalActor`` / ``Operator``: who is acting, for the API. A personal access
-  token (``Authorization: Bearer jaifpat-…``) for scripts, else the signed-in user of the portal
-  session cookie. No one: 401 (JSON under /api).
+  token (``Authorization: Bearer jaifpat-…``) for scripts, else the user of the server-side session the
+  portal cookie names (identity/sessions.py). No one: 401 (JSON under /api).
 - ``PageUser`` / ``PageOperator``: the same for portal pages, where no one signed in means a redirect
   to /login?next=<this page> instead of a 401.
-- ``MailerDep``: where identity mail goes, with links to the public URL.
+- ``MailerDep``: where identity mail goes, with links to the public URL (or the served address; never
+  the request's Host header).
 - ``IdentityConf``: the identity settings.
 
 identity/service.py resolves tokens and session users.
@@ -14,6 +15,7 @@ identity/service.py resolves tokens and session users.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -26,7 +28,7 @@ from jaif.config import IdentitySettings, Settings
 from jaif.errors import Forbidden, Unauthorized
 from jaif.identity import service as identity
 from jaif.identity.mail import Mailer
-from jaif.web.session import login_url
+from jaif.web.session import SESSION_ID, login_url, session_id
 
 
 def db(request: Request) -> Iterator[Session]:
@@ -51,11 +53,12 @@ def optional_actor(request: Request, session: DB) -> Actor | None:
     if "session" not in request.scope:
         return None
     data = request.session
-    user_id = data.get("user_id")
-    if not user_id:
+    if not data.get("user_id") and not data.get(SESSION_ID):
         return None
-    actor = identity.actor_from_user_id(session=session, user_id=user_id, stamp=data.get("stamp"))
-    if actor is None:  # the account is gone or disabled, or its password changed: this session ends
+    # Who is signed in is the server's record: a cookie without a live session id (ended, expired, an old
+    # or forged cookie with only a user id) is no one, and is cleared.
+    actor = identity.actor_from_session(session=session, session_id=session_id(request))
+    if actor is None:
         data.clear()
     return actor
 
@@ -117,9 +120,22 @@ def identity_settings(request: Request) -> IdentitySettings:
 
 
 def public_base_url(request: Request) -> str:
-    """Where users reach the portal: JAIF_IDENTITY__PUBLIC_URL, else the address of this request."""
-    configured = request.app.state.settings.identity.public_url
-    return (configured or str(request.base_url)).rstrip("/")
+    """Where users reach the portal: JAIF_IDENTITY__PUBLIC_URL, else the address `jaif serve` listens on.
+
+    Never the request's Host header, which the client chooses (a reset link to another site)."""
+    return served_url(request.app.state.settings)
+
+
+def served_url(settings: Settings) -> str:
+    """JAIF_IDENTITY__PUBLIC_URL, else http://web.host:web.port (this machine's name for a wildcard bind)."""
+    if settings.identity.public_url:
+        return settings.identity.public_url.rstrip("/")
+    host = settings.web.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.web.port}"
 
 
 def mailer(request: Request) -> Mailer:

@@ -1,13 +1,17 @@
-"""Wires identity into the app: sessions, CSRF protection, the sign-in redirect, SSO clients, routes.
+"""Wires identity into the app: sessions, CSRF protection, the sign-in redirect, SSO clients, routes,
+and the trusted-host check.
 
 Called by create_app before the outer middleware (the body limit) is added, so that the order from the
-outside in is: body limit, session cookie, CSRF check, the app.
+outside in is: body limit, trusted host (only with a public URL), session cookie, CSRF check, the app.
 """
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,11 +20,24 @@ from jaif.config import Settings
 from jaif.errors import JaifError
 from jaif.identity.oidc import SsoProviders
 from jaif.identity.router import router as identity_api
+from jaif.secret_key import secret_key
 from jaif.web import account_views, auth_views, errors
 from jaif.web.csrf import CsrfMiddleware
 from jaif.web.deps import SignInRequired, sign_in_redirect
 
 SESSION_COOKIE = "jaif_session"
+# Always accepted with a public URL set: the server's own machine (health checks, local scripts). Links are
+# never built from the Host header, so accepting these gives a hostile page nothing.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+
+
+def trusted_hosts(settings: Settings) -> list[str] | None:
+    """The Host names requests may name when a public URL is set (None: no public URL, no check)."""
+    public_url = settings.identity.public_url
+    if not public_url:
+        return None
+    host = urlsplit(public_url).hostname or ""
+    return [h for h in dict.fromkeys([host, *settings.identity.trusted_hosts, *LOOPBACK_HOSTS]) if h]
 
 
 def _refused(request: Request, error: JaifError) -> Response:
@@ -41,9 +58,11 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(CsrfMiddleware, refused=_refused)
     app.add_middleware(
         SessionMiddleware,
-        secret_key=settings.web.secret_key.get_secret_value(),
+        secret_key=secret_key(settings),
         session_cookie=SESSION_COOKIE,
         max_age=settings.identity.session_max_age_s,
         same_site="lax",
         https_only=settings.identity.cookie_https_only,
     )
+    if (hosts := trusted_hosts(settings)) is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)

@@ -1,9 +1,11 @@
 """The portal session: who is signed in, flash messages, and where to go after signing in.
 
-The session is a cookie signed with JAIF_WEB__SECRET_KEY (Starlette's SessionMiddleware: HttpOnly,
-SameSite=Lax, Secure where the portal is reached over HTTPS). It holds the user's id, a stamp that
-changes with the password (so a password reset signs other browsers out), what the navigation shows,
-the CSRF token and pending flash messages. Nothing secret.
+The session is a cookie signed with the secret key (JAIF_WEB__SECRET_KEY, or the one jaif generated in
+data_dir/secret_key; Starlette's SessionMiddleware: HttpOnly, SameSite=Lax, Secure where the portal is
+reached over HTTPS). Who is signed in is decided on the server: the cookie carries the random id of a
+session recorded there (identity/sessions.py), which sign-out, a password change and the rest end. It
+also holds the user's id (for the CSRF middleware's "signed in?" only, never trusted for who acts), what
+the navigation shows, the CSRF token and pending flash messages.
 """
 
 from __future__ import annotations
@@ -17,10 +19,23 @@ Category = Literal["success", "info", "warning", "error"]
 _FLASHES = "_flashes"
 
 
-def sign_in(request: Request, *, user_id: str, stamp: str, email: str, name: str, role: str) -> None:
-    """Start a fresh session for the user (a new CSRF token too; nothing of the old session carries over)."""
+SESSION_ID = "sid"
+
+
+def sign_in(request: Request, *, session_id: str, user_id: str, email: str, name: str, role: str) -> None:
+    """Start a fresh cookie for a server session (a new CSRF token too; nothing of the old cookie carries over)."""
     request.session.clear()
-    request.session.update(user_id=user_id, stamp=stamp, user={"email": email, "name": name, "role": role})
+    request.session.update(
+        {SESSION_ID: session_id, "user_id": user_id, "user": {"email": email, "name": name, "role": role}}
+    )
+
+
+def session_id(request: Request) -> str | None:
+    """The id of the server session this browser's cookie names, if any (checked by identity.sessions)."""
+    if "session" not in request.scope:
+        return None
+    value = request.session.get(SESSION_ID)
+    return value if isinstance(value, str) else None
 
 
 def sign_out(request: Request) -> None:
@@ -31,7 +46,7 @@ def signed_in_user(request: Request) -> dict | None:
     """What the navigation shows about the signed-in user ({"email", "name", "role"}), or None."""
     if "session" not in request.scope:
         return None
-    return request.session.get("user") if request.session.get("user_id") else None
+    return request.session.get("user") if request.session.get(SESSION_ID) else None
 
 
 def flash(request: Request, message: str, category: Category = "success") -> None:

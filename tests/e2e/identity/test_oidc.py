@@ -19,6 +19,7 @@ import pytest
 
 from jaif.access import service as access
 from jaif.db.engine import make_engine, make_session_factory, transaction
+from jaif.errors import NotFound
 from jaif.identity.models import SsoIdentity
 from tests.e2e.identity.conftest import oidc_provider
 from tests.support.procs import JAIF, free_port, jaif, last_line, started
@@ -135,3 +136,38 @@ def test_a_forged_callback_is_refused(sso_site):
         answer = client.get(f"{base}/login/sso/{PROVIDER}/callback?code=forged&state=forged")
         assert answer.status_code == 400 and "did not work" in answer.text
         assert client.get(f"{base}/login/sso/nope").status_code == 404
+
+
+def test_an_account_pre_made_with_the_victims_address_is_taken_back_by_single_sign_on(sso_site):
+    """Issue 9, item 4: an attacker signs up with the victim's address (never confirmed). They get no
+    token meanwhile; the victim's single sign-on links the account, and the attacker's session and
+    password stop working."""
+    base, env, provider = sso_site
+    email = f"victim-{uuid.uuid4().hex[:6]}@example.org"
+    attacker_password = "attacker passphrase 2026"
+    with new_browser() as attacker:
+        form = attacker.get(f"{base}/signup")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+        signed_up = attacker.post(f"{base}/signup", data={"email": email, "name": "Not the victim",
+                                                           "password": attacker_password, "csrf_token": token})
+        assert signed_up.status_code == 200 and attacker.get(f"{base}/api/v1/me").status_code == 200
+        refused = attacker.post(f"{base}/api/v1/me/tokens", json={"name": "keep"})
+        assert refused.status_code == 403 and "Confirm your e-mail address" in refused.text
+
+        with new_browser() as victim:
+            answer = sign_in_at_provider(victim, base, email, next_path="/api/v1/me")
+            assert answer.status_code == 200 and answer.json()["email"] == email
+        assert attacker.get(f"{base}/api/v1/me").status_code == 401  # the attacker's session ended
+    user, issuers = user_of(env, email)
+    assert issuers == [provider.issuer] and user.password_hash is None
+
+
+def test_an_unconfirmed_address_from_the_provider_makes_no_account(sso_site):
+    base, env, _provider = sso_site
+    email = f"nobody-{uuid.uuid4().hex[:6]}@example.org"
+    with new_browser() as browser:
+        answer = sign_in_at_provider(browser, base, f"unverified:{email}")
+        assert answer.status_code == 403 and "has not confirmed" in answer.text
+        assert browser.get(f"{base}/api/v1/me").status_code == 401
+    with pytest.raises(NotFound):
+        user_of(env, email)

@@ -57,8 +57,8 @@ def front_door(database_url, tmp_path):
         # A verified address and a confirmed membership: the Playground grants at once (docs/access.md).
         user = User(email="user@uni.example", organisation_id=org.id, email_verified_at=utcnow(),
                     organisation_confirmed_at=utcnow(), organisation_confirmed_via="operator")
-        reviewer = User(email="reviewer@other.example", role="reviewer")
-        operator = User(email="op@factory.example", role="operator")
+        reviewer = User(email_verified_at=utcnow(), email="reviewer@other.example", role="reviewer")
+        operator = User(email_verified_at=utcnow(), email="op@factory.example", role="operator")
         session.add_all([user, reviewer, operator])
         session.flush()
         drafts = [

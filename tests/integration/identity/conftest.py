@@ -10,6 +10,12 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
+def outbox(tmp_path):
+    """The app's outbox folder (app_settings' data_dir/outbox): the mail itself, with its working links."""
+    return tmp_path / "var" / "outbox"
+
+
+@pytest.fixture
 async def browsers(api) -> AsyncIterator:  # noqa: F811
     """browsers() opens a fresh browser (its own cookies) on the app; all are closed after the test."""
     opened: list[Browser] = []

@@ -20,7 +20,7 @@ def new_email(name: str = "ada") -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}@example.org"
 
 
-async def test_sign_up_signs_in_and_sends_a_verification_link_that_works_once(browsers, factory):
+async def test_sign_up_signs_in_and_sends_a_verification_link_that_works_once(outbox, browsers, factory):
     browser = browsers()
     email = new_email()
     response = await browser.submit("/signup", {"email": email, "name": "Ada Lovelace", "password": PASSWORD})
@@ -37,7 +37,7 @@ async def test_sign_up_signs_in_and_sends_a_verification_link_that_works_once(br
     me = (await browser.get("/api/v1/me")).json()
     assert me["email"] == email and me["email_verified"] is False and me["roles"] == ["user"]
 
-    [link] = mail_links(factory, email, "/verify-email")
+    [link] = mail_links(outbox, email, "/verify-email")
     confirmed = await browser.get(link)
     assert confirmed.status_code == 303 and confirmed.headers["location"] == "/account"
     assert (await browser.get("/api/v1/me")).json()["email_verified"] is True
@@ -131,7 +131,7 @@ async def test_a_disabled_account_cannot_sign_in_and_its_sessions_end(browsers, 
     assert response.status_code == 403 and "disabled" in response.text
 
 
-async def test_password_reset_by_e_mail_link(browsers, world, with_password, factory):
+async def test_password_reset_by_e_mail_link(outbox, browsers, world, with_password, factory):
     ada = with_password(world.user("ada"))
     elsewhere = browsers()
     await elsewhere.sign_in(ada.email, PASSWORD)
@@ -142,7 +142,7 @@ async def test_password_reset_by_e_mail_link(browsers, world, with_password, fac
     nobody = await browser.submit("/forgot-password", {"email": new_email("nobody")})
     assert nobody.status_code == 200 and "If an account has the address" in nobody.text  # says nothing more
 
-    [link] = mail_links(factory, ada.email, "/reset-password")
+    [link] = mail_links(outbox, ada.email, "/reset-password")
     weak = await browser.submit("/reset-password", {"token": link.split("token=")[1], "password": "abc"}, page=link)
     assert weak.status_code == 400 and 'id="f-password-error"' in weak.text
     new_password = "a brand new passphrase"
@@ -159,11 +159,11 @@ async def test_password_reset_by_e_mail_link(browsers, world, with_password, fac
     await browsers().sign_in(ada.email, new_password)
 
 
-async def test_expired_links_are_refused(browsers, world, with_password, factory, session):
+async def test_expired_links_are_refused(outbox, browsers, world, with_password, factory, session):
     ada = with_password(world.user("ada"))
     browser = browsers()
     await browser.submit("/forgot-password", {"email": ada.email})
-    [link] = mail_links(factory, ada.email, "/reset-password")
+    [link] = mail_links(outbox, ada.email, "/reset-password")
     session.execute(
         update(OneTimeToken).where(OneTimeToken.email == ada.email).values(expires_at=utcnow() - timedelta(seconds=1))
     )
@@ -171,11 +171,11 @@ async def test_expired_links_are_refused(browsers, world, with_password, factory
     assert response.status_code == 400 and "expired" in response.text
 
 
-async def test_one_time_tokens_are_stored_as_hashes_only(browsers, factory, session):
+async def test_one_time_tokens_are_stored_as_hashes_only(outbox, browsers, factory, session):
     browser = browsers()
     email = new_email()
     await browser.submit("/signup", {"email": email, "name": "Ada", "password": PASSWORD})
-    [link] = mail_links(factory, email, "/verify-email")
+    [link] = mail_links(outbox, email, "/verify-email")
     secret = link.split("token=")[1]
     stored = session.scalars(select(OneTimeToken.token_hash).where(OneTimeToken.email == email)).all()
     assert len(stored) == 1 and secret not in stored[0] and len(stored[0]) == 64

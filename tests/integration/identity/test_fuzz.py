@@ -15,6 +15,7 @@ from schemathesis.python.asgi import shutdown_lifespans
 from jaif.access import service as access
 from jaif.access.models import Organisation, Project, ProjectMember, User
 from jaif.app import create_app
+from jaif.db.base import utcnow
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.db.migrate import upgrade
 from jaif.identity import membership, pats
@@ -38,9 +39,10 @@ def identity_api(database_url, tmp_path):
     engine = make_engine(database_url)
     settings_ = app_settings(database_url, tmp_path)
     with transaction(make_session_factory(engine)) as session:
-        op, pi, member = User(email="op@example.org", role="operator"), User(email="pi@example.org"), User(
-            email="member@example.org"
-        )
+        verified = utcnow()
+        op = User(email_verified_at=verified, email="op@example.org", role="operator")
+        pi = User(email_verified_at=verified, email="pi@example.org")
+        member = User(email_verified_at=verified, email="member@example.org")
         org = Organisation(name="Org", sector="academia", country="DE")
         project = Project(name="lab", organisation=org)
         session.add_all([op, pi, member, org, project])

@@ -15,8 +15,8 @@ from tests.integration.identity.conftest import PASSWORD
 from tests.support.portal import csrf_of, mail_links
 
 
-def invited(factory, email: str) -> str:
-    links = mail_links(factory, email, "/invitations/")
+def invited(outbox, email: str) -> str:
+    links = mail_links(outbox, email, "/invitations/")
     assert links, f"no invitation was sent to {email}"
     return links[0]
 
@@ -51,12 +51,12 @@ async def test_inviting_a_member_again_or_a_bad_address_is_refused(api, world):
     assert (await client.post(url, json={"email": "a@b.org", "role": "owner"})).status_code == 400
 
 
-async def test_a_signed_in_user_accepts_once(api, world, with_password, browsers, factory, session):
+async def test_a_signed_in_user_accepts_once(outbox, api, world, with_password, browsers, factory, session):
     pi = world.user("pi")
     ada = with_password(world.user("ada"))
     lab = world.project(pi=pi)
     await api.as_(pi).post(f"/api/v1/projects/{lab.id}/invitations", json={"email": ada.email})
-    link = invited(factory, ada.email)
+    link = invited(outbox, ada.email)
 
     browser = browsers()
     page = await browser.get(link)
@@ -74,12 +74,12 @@ async def test_a_signed_in_user_accepts_once(api, world, with_password, browsers
     assert used.status_code == 400 and "used already" in used.text
 
 
-async def test_sign_up_then_join(api, world, browsers, factory):
+async def test_sign_up_then_join(outbox, api, world, browsers, factory):
     pi = world.user("pi")
     lab = world.project(pi=pi)
     email = f"newcomer-{uuid.uuid4().hex[:6]}@example.org"
     await api.as_(pi).post(f"/api/v1/projects/{lab.id}/invitations", json={"email": email, "role": "pi"})
-    link = invited(factory, email)
+    link = invited(outbox, email)
     browser = browsers()
     page = await browser.get(link)
     signup = page.text.split('class="button secondary" href="')[1].split('"')[0].replace("&amp;", "&")
@@ -96,13 +96,13 @@ async def test_sign_up_then_join(api, world, browsers, factory):
     assert me["roles"] == ["user", "pi"]
 
 
-async def test_another_address_cannot_use_the_link(api, world, with_password, browsers, factory):
+async def test_another_address_cannot_use_the_link(outbox, api, world, with_password, browsers, factory):
     pi = world.user("pi")
     eve = with_password(world.user("eve"))
     lab = world.project(pi=pi)
     email = f"bob-{uuid.uuid4().hex[:6]}@example.org"
     await api.as_(pi).post(f"/api/v1/projects/{lab.id}/invitations", json={"email": email})
-    link = invited(factory, email)
+    link = invited(outbox, email)
     browser = browsers()
     await browser.sign_in(eve.email, PASSWORD)
     page = await browser.get(link)
@@ -112,7 +112,9 @@ async def test_another_address_cannot_use_the_link(api, world, with_password, br
     assert lab.id not in str((await browser.get("/api/v1/me")).json()["projects"])
 
 
-async def test_expired_and_withdrawn_invitations_do_not_work(api, world, with_password, browsers, factory, session):
+async def test_expired_and_withdrawn_invitations_do_not_work(
+    outbox, api, world, with_password, browsers, factory, session
+):
     pi = world.user("pi")
     ada, bob = with_password(world.user("ada")), with_password(world.user("bob"))
     lab = world.project(pi=pi)
@@ -125,12 +127,12 @@ async def test_expired_and_withdrawn_invitations_do_not_work(api, world, with_pa
     )
     browser = browsers()
     await browser.sign_in(ada.email, PASSWORD)
-    assert "expired" in (await browser.get(invited(factory, ada.email))).text
+    assert "expired" in (await browser.get(invited(outbox, ada.email))).text
 
     assert (await client.delete(f"{url}/{bobs['id']}")).status_code == 204
     other = browsers()
     await other.sign_in(bob.email, PASSWORD)
-    assert (await other.get(invited(factory, bob.email))).status_code == 400
+    assert (await other.get(invited(outbox, bob.email))).status_code == 400
     assert (await client.get(url)).json() == []
 
 
@@ -168,7 +170,9 @@ async def test_project_keys_for_pis_and_operators_only(api, world, session):
     assert (await api.as_(pi).delete(f"/api/v1/projects/{other.id}/keys/{key['id']}")).status_code == 404
 
 
-async def test_the_team_page_invites_and_shows_a_new_key_once(api, world, with_password, browsers, factory, session):
+async def test_the_team_page_invites_and_shows_a_new_key_once(
+    outbox, api, world, with_password, browsers, factory, session
+):
     pi, member = with_password(world.user("pi")), world.user("member")
     lab = world.project(member, pi=pi)
     browser = browsers()
@@ -178,7 +182,7 @@ async def test_the_team_page_invites_and_shows_a_new_key_once(api, world, with_p
     assert bad.status_code == 400 and 'id="f-email-error"' in bad.text and 'value="not-an-address"' in bad.text
     sent = await browser.submit(f"{page}/invitations", {"email": "carol@example.org", "role": "member"}, page=page)
     assert sent.status_code == 303
-    assert invited(factory, "carol@example.org")
+    assert invited(outbox, "carol@example.org")
     made = await browser.submit(f"{page}/keys", {"key_name": "laptop"}, page=page)
     assert made.status_code == 200
     secret = made.text.split('id="new-key">')[1].split("<")[0]

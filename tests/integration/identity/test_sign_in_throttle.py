@@ -65,14 +65,14 @@ async def test_five_wrong_passwords_lock_the_account_for_a_while(
     assert session.scalar(select(SignInThrottle).where(SignInThrottle.key == throttle._account(ada.email))) is None
 
 
-async def test_a_password_reset_ends_the_lockout(browsers, world, with_password, factory):
+async def test_a_password_reset_ends_the_lockout(outbox, browsers, world, with_password, factory):
     ada = with_password(world.user("ada"))
     browser = browsers()
     for _ in range(5):
         await browser.submit("/login", {"email": ada.email, "password": "wrong guess"})
     assert (await browser.submit("/login", {"email": ada.email, "password": PASSWORD})).status_code == 429
     assert (await browser.submit("/forgot-password", {"email": ada.email})).status_code == 200
-    [link] = mail_links(factory, ada.email, "/reset-password")
+    [link] = mail_links(outbox, ada.email, "/reset-password")
     new_password = "a brand new passphrase 7"
     done = await browser.submit(
         "/reset-password", {"token": link.split("token=")[1], "password": new_password}, page=link

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from jaif.access.models import User
 from jaif.access.secrets import hash_password
@@ -23,8 +24,11 @@ PROVIDER = OidcProviderSettings(
 )
 
 
-def claims(email: str | None, *, verified: bool = True, sub: str | None = None) -> dict:
-    found = {"sub": sub or uuid.uuid4().hex, "name": "Ada Lovelace", "email_verified": verified}
+def claims(email: str | None, *, verified: bool | str | None = True, sub: str | None = None) -> dict:
+    """``verified=None``: the provider sends no email_verified claim at all."""
+    found = {"sub": sub or uuid.uuid4().hex, "name": "Ada Lovelace"}
+    if verified is not None:
+        found["email_verified"] = verified
     if email:
         found["email"] = email
     return found
@@ -75,12 +79,22 @@ def test_an_unverified_address_does_not_link(session):
     with pytest.raises(Forbidden, match="has not confirmed"):
         sso.sign_in(session=session, provider=PROVIDER, claims=claims(user.email, verified=False))
     trusting = PROVIDER.model_copy(update={"trust_email": True})
-    assert sso.sign_in(session=session, provider=trusting, claims=claims(user.email, verified=False)).user.id == user.id
+    # trust_email stands in for a missing claim only: an explicit false is never overridden.
+    for flag in (False, "false"):
+        with pytest.raises(Forbidden, match="has not confirmed"):
+            sso.sign_in(session=session, provider=trusting, claims=claims(user.email, verified=flag))
+    assert sso.sign_in(session=session, provider=trusting, claims=claims(user.email, verified=None)).user.id == user.id
 
 
-def test_an_unverified_address_makes_an_unverified_account(session):
-    result = sso.sign_in(session=session, provider=PROVIDER, claims=claims(address(), verified=False))
-    assert result.created and result.user.email_verified_at is None
+def test_an_unverified_address_makes_no_account(session):
+    email = address()
+    trusting = PROVIDER.model_copy(update={"trust_email": True})
+    for provider, flag in ((PROVIDER, False), (PROVIDER, None), (trusting, False), (trusting, "False")):
+        with pytest.raises(Forbidden, match="has not confirmed"):
+            sso.sign_in(session=session, provider=provider, claims=claims(email, verified=flag))
+    assert session.scalar(select(User).where(User.email == email)) is None
+    made = sso.sign_in(session=session, provider=trusting, claims=claims(email, verified=None))
+    assert made.created and made.user.email_verified_at is not None
 
 
 def test_without_an_address_there_is_no_account(session):

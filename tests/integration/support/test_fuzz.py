@@ -17,6 +17,7 @@ from schemathesis.python.asgi import shutdown_lifespans
 from jaif.access.models import Organisation, Project, ProjectMember, User
 from jaif.app import create_app
 from jaif.catalogue import service as catalogue
+from jaif.db.base import utcnow
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.db.migrate import upgrade
 from jaif.identity import pats
@@ -37,7 +38,8 @@ def services_api(database_url, tmp_path):
     upgrade(database_url)
     engine = make_engine(database_url)
     with transaction(make_session_factory(engine)) as session:
-        op, user = User(email="op@example.org", role="operator"), User(email="user@example.org")
+        op = User(email_verified_at=utcnow(), email="op@example.org", role="operator")
+        user = User(email_verified_at=utcnow(), email="user@example.org")
         org = Organisation(name="Org", sector="academia", country="DE")
         project = Project(name="lab", organisation=org)
         session.add_all([op, user, org, project])

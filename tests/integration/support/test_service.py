@@ -60,7 +60,8 @@ def test_members_of_a_project_see_each_others_requests_of_that_project(session, 
     shared = ask(session, mailer, alice, project=lab)
     personal = ask(session, mailer, alice)
     assert ids(service.list_requests(session=session, actor=bob)) == {shared.id}
-    assert service.get_request(session=session, actor=bob, request_id=shared.id).requester.id == alice.user_id
+    seen = service.get_request(session=session, actor=bob, request_id=shared.id).requester
+    assert seen.name == "Alice" and seen.id is None  # another user's internal id is not shown
     with pytest.raises(NotFound):
         service.get_request(session=session, actor=bob, request_id=personal.id)
 
