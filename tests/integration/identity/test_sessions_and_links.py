@@ -25,7 +25,7 @@ from jaif.notify.models import Notification
 from jaif.support import service as support
 from jaif.web.identity import SESSION_COOKIE
 from tests.integration.identity.conftest import PASSWORD
-from tests.support.portal import BASE, Browser, mail_links
+from tests.support.portal import BASE, Browser, csrf_of, mail_links
 from tests.support.services import app_settings
 
 
@@ -167,7 +167,6 @@ async def test_a_hostile_host_header_never_reaches_a_reset_link(browsers, world,
     ada = with_password(world.user("ada"))
     browser = browsers()
     form = await browser.get("/forgot-password")
-    from tests.support.portal import csrf_of
 
     asked = await browser.client.post("/forgot-password", headers={"host": "evil.example"},
                                       data={"email": ada.email, "csrf_token": csrf_of(form.text)})
@@ -216,7 +215,8 @@ async def test_the_pre_hijack_ends_at_verification(api, browsers, outbox, sessio
     email = "victim-prehijack@example.org"
     await attacker.submit("/signup", {"email": email, "name": "Not Victim", "password": PASSWORD})
     assert (await attacker.get("/api/v1/me")).status_code == 200
-    made = await attacker.client.post("/api/v1/me/tokens", json={"name": "mine"})
+    token = csrf_of((await attacker.get("/")).text)
+    made = await attacker.client.post("/api/v1/me/tokens", json={"name": "mine"}, headers={"X-CSRF-Token": token})
     assert made.status_code == 403 and "Confirm your e-mail address" in made.text
     [link] = mail_links(outbox, email, "/verify-email")
     victim = browsers()

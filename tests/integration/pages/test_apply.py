@@ -56,7 +56,7 @@ async def test_a_playground_application_waits_for_a_verified_address_and_a_confi
     """Issue 9, item 8: the Playground granted at once to an unverified address under an organisation the
     applicant had declared. Now it waits, says why, and is granted when the applicant asks again once an
     operator (or a confirmed member) has confirmed the membership."""
-    alice = world.user("alice")
+    alice = world.user("alice", verified=False)
     browser = await portal.as_(alice)
     app_id = await start(browser)
     await fill(browser, app_id, project_name="alice-llm")
