@@ -151,7 +151,8 @@ def test_an_account_pre_made_with_the_victims_address_is_taken_back_by_single_si
         signed_up = attacker.post(f"{base}/signup", data={"email": email, "name": "Not the victim",
                                                            "password": attacker_password, "csrf_token": token})
         assert signed_up.status_code == 200 and attacker.get(f"{base}/api/v1/me").status_code == 200
-        refused = attacker.post(f"{base}/api/v1/me/tokens", json={"name": "keep"})
+        fresh = re.search(r'name="csrf_token" value="([^"]+)"', attacker.get(f"{base}/").text).group(1)
+        refused = attacker.post(f"{base}/api/v1/me/tokens", json={"name": "keep"}, headers={"X-CSRF-Token": fresh})
         assert refused.status_code == 403 and "Confirm your e-mail address" in refused.text
 
         with new_browser() as victim:
