@@ -3,6 +3,7 @@ asked to submit and cancel, the states and accounting it reports)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,3 +75,13 @@ def grant(db, project, gpu_hours: float = 10.0, *, partition: str = "gpu", days:
     """A GPU-hour allocation of ``project`` on ``partition``, from now (or ``starts_at``) for ``days``."""
     return allocations.allocate(session=db, project_id=project.id, resource="gpu_hours", amount=gpu_hours,
                                 partition=partition, days=days, **kw)
+
+
+async def wait_state(client, job_id, states, timeout=20.0):
+    """Poll GET /api/v1/jobs/{id} until the job is in one of ``states``."""
+    for _ in range(int(timeout / 0.1)):
+        job = (await client.get(f"/api/v1/jobs/{job_id}")).json()
+        if job["state"] in states:
+            return job
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job {job_id} stayed {job['state']}")

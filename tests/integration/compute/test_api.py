@@ -3,18 +3,7 @@ processes), and the partitions and report endpoints."""
 
 from __future__ import annotations
 
-import asyncio
-
-from tests.integration.compute.conftest import grant
-
-
-async def wait_state(client, job_id, states, timeout=20.0):
-    for _ in range(int(timeout / 0.1)):
-        job = (await client.get(f"/api/v1/jobs/{job_id}")).json()
-        if job["state"] in states:
-            return job
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"job {job_id} stayed {job['state']}")
+from tests.integration.compute.conftest import grant, wait_state
 
 
 async def test_submit_follow_and_cancel_through_the_api(api, session, world):

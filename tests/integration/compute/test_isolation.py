@@ -22,19 +22,10 @@ from sqlalchemy.engine import make_url
 
 from jaif.app import create_app
 from jaif.config import Settings
-from tests.integration.compute.conftest import grant
+from tests.integration.compute.conftest import grant, wait_state
 from tests.support.services import Api
 
 CANARY = "server-secret-canary-7f3a"
-
-
-async def wait_state(client, job_id, states, timeout=30.0):
-    for _ in range(int(timeout / 0.1)):
-        job = (await client.get(f"/api/v1/jobs/{job_id}")).json()
-        if job["state"] in states:
-            return job
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"job {job_id} stayed {job['state']}")
 
 
 @pytest.fixture
@@ -107,7 +98,7 @@ async def test_a_members_job_is_not_the_server(make_api, session, world, migrate
     theirs = await as_rival.post("/api/v1/jobs", json={
         "project": other.name, "partition": "local", "gpus": 0, "time": 5, "script": "echo rival-private-output"})
     assert theirs.status_code == 201, theirs.text
-    theirs = await wait_state(as_rival, theirs.json()["job_id"], {"completed"})
+    theirs = await wait_state(as_rival, theirs.json()["job_id"], {"completed"}, timeout=30.0)
     other_log = str(Path(theirs["workdir"]) / "stdout.log")
     assert Path(other_log).read_text() == "rival-private-output\n"
 
@@ -115,7 +106,7 @@ async def test_a_members_job_is_not_the_server(make_api, session, world, migrate
         "project": lab.name, "partition": "local", "gpus": 1, "time": 5,
         "script": _probe(db_file, data_dir, other_log)})
     assert made.status_code == 201, made.text
-    job = await wait_state(as_member, made.json()["job_id"], {"completed", "failed"})
+    job = await wait_state(as_member, made.json()["job_id"], {"completed", "failed"}, timeout=30.0)
     out = (await as_member.get(f"/api/v1/jobs/{job['job_id']}/logs")).json()["stdout"]
 
     uid = int(out.split("uid=", 1)[1].split()[0])
@@ -148,7 +139,7 @@ async def test_a_log_that_is_a_link_or_a_pipe_is_not_read(make_api, session, wor
     made = await as_alice.post("/api/v1/jobs", json={
         "project": lab.name, "partition": "local", "gpus": 0, "time": 5, "script": script})
     assert made.status_code == 201, made.text
-    job = await wait_state(as_alice, made.json()["job_id"], {"completed"})
+    job = await wait_state(as_alice, made.json()["job_id"], {"completed"}, timeout=30.0)
     assert os.path.islink(Path(job["workdir"]) / "stdout.log")
     logs = (await as_alice.get(f"/api/v1/jobs/{job['job_id']}/logs")).json()
     assert logs["stdout"] == "" and "root:" not in logs["stdout"]
@@ -159,7 +150,7 @@ async def test_a_log_that_is_a_link_or_a_pipe_is_not_read(make_api, session, wor
     made = await as_alice.post("/api/v1/jobs", json={
         "project": lab.name, "partition": "local", "gpus": 0, "time": 5,
         "script": "rm -f stderr.log\nmkfifo stderr.log\n"})
-    job = await wait_state(as_alice, made.json()["job_id"], {"completed"})
+    job = await wait_state(as_alice, made.json()["job_id"], {"completed"}, timeout=30.0)
     logs = (await asyncio.wait_for(as_alice.get(f"/api/v1/jobs/{job['job_id']}/logs"), 10)).json()
     assert logs["refused"] == ["stderr.log is not shown: it is not a regular file"], logs
 
