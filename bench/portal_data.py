@@ -554,7 +554,7 @@ def load(database_url: str = DEFAULT_URL, *, scale: float = 1.0, log=print) -> L
 
 def _books(conn: psycopg.Connection, now: datetime) -> None:
     """Projects' spend is the sum of their usage; token allocations carry it oldest first (as
-    allocations/tokens.py would have); the quota is spend plus what running token allocations have left."""
+    allocations/token_quota.py would have); the quota is spend plus what running token allocations have left."""
     conn.execute(
         "UPDATE projects p SET tokens_spent = u.spent, tokens_attributed = u.spent "
         "FROM (SELECT project_id, sum(total_tokens) AS spent FROM usage_records GROUP BY project_id) u "

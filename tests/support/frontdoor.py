@@ -22,7 +22,7 @@ from jaif.calls.seed import seed_calls
 from jaif.config import SmtpSettings
 from jaif.db.base import utcnow
 from jaif.db.engine import make_engine
-from jaif.identity.mail import Mailer
+from jaif.notify.mail import Mailer
 from jaif.notify.models import Notification
 from tests.support.services import migrated_url  # noqa: F401  (one migrated database per run, shared)
 

@@ -27,8 +27,8 @@ from jaif.db.base import utcnow
 from jaif.db.engine import make_engine
 from jaif.db.migrate import upgrade
 from jaif.identity import pats
-from jaif.identity.mail import Mailer
 from jaif.notify import service as notify
+from jaif.notify.mail import Mailer
 from tests.support import databases
 
 

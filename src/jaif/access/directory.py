@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, false, func, select
+from sqlalchemy import ColumnElement, Select, false, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from jaif.access import service as access
@@ -89,7 +89,7 @@ def project_out(project: Project) -> ProjectOut:
     )
 
 
-def _projects():
+def _projects() -> Select[Project]:
     return select(Project).options(
         selectinload(Project.organisation), selectinload(Project.members).selectinload(ProjectMember.user)
     )

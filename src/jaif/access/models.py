@@ -99,7 +99,7 @@ class Project(Base):
     token_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     tokens_spent: Mapped[int] = mapped_column(BigInteger, default=0)
     tokens_leased: Mapped[int] = mapped_column(BigInteger, default=0)
-    # token_quota is derived from the project's token allocations (allocations/tokens.py); this is the
+    # token_quota is derived from the project's token allocations (allocations/token_quota.py); this is the
     # tokens_spent up to which spend has been attributed to those allocations.
     tokens_attributed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Model names this project may use; None means every model.

@@ -94,7 +94,7 @@ def create_project(
     session.add(project)
     session.flush()
     if token_quota is not None:
-        # The quota is derived from token allocations (allocations/tokens.py): grant one for a year.
+        # The quota is derived from token allocations (allocations/token_quota.py): grant one for a year.
         allocations.grant_tokens(session=session, project_id=project.id, tokens=token_quota)
     return project
 

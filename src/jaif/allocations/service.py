@@ -2,7 +2,7 @@
 tokens), in which window; status active | expired | exhausted | revoked.
 
 Token allocations are the project's inference allowance: every change here ends in
-``tokens.sync_token_quota``, which derives ``projects.token_quota`` that the gateway enforces. GPU-hour
+``token_quota.sync_token_quota``, which derives ``projects.token_quota`` that the gateway enforces. GPU-hour
 allocations are stored and reported here; Slurm accounting charges them (issue 4).
 
 Who sees what: operators every allocation; a user those of the projects they are a member of (others
@@ -26,10 +26,10 @@ from jaif.access.visibility import project_visible
 from jaif.allocations import gpu_hours
 from jaif.allocations.models import Allocation, AllocationStatus, Resource
 from jaif.allocations.schemas import AllocationOut
-from jaif.allocations.tokens import lock_project, stale_projects, sync_stale, sync_token_quota
+from jaif.allocations.token_quota import lock_project, stale_projects, sync_stale, sync_token_quota
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from jaif.identity.mail import Mailer
+from jaif.notify.mail import Mailer
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +323,7 @@ class SweepResult:
 def sweep(*, session: Session, now: datetime | None = None) -> SweepResult:
     """Mark ended allocations expired and used-up ones exhausted; re-derive the token quotas.
 
-    Every project with an active token allocation that needs it is synced (tokens.stale_projects): that
+    Every project with an active token allocation that needs it is synced (token_quota.stale_projects): that
     attributes recent spend, and picks up allocations that started since the last sweep.
     """
     now = now or utcnow()

@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from jaif.access.models import Organisation, ProjectMember, User
 from jaif.access.schemas import Actor
-from jaif.applications import mail, states
+from jaif.applications import emails, states
 from jaif.applications.models import Application, ApplicationState, Review
 from jaif.applications.service import get_application
 from jaif.calls.models import AccessCall
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from jaif.identity.mail import Mailer
+from jaif.notify.mail import Mailer
 
 S = ApplicationState
 STAGES = ("technical", "peer")
@@ -83,7 +83,7 @@ def assign(
     review = Review(reviewer=reviewer, stage=stage, assigned_by_id=actor.user_id)
     application.reviews.append(review)
     session.flush()
-    mail.reviewer_assigned(session, mailer, review)
+    emails.reviewer_assigned(session, mailer, review)
     return review
 
 

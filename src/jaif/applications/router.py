@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from jaif.applications import reviews, service, views
+from jaif.applications import reviews, service, visibility
 from jaif.applications.schemas import (
     ApplicationOut,
     ApplicationSummary,
@@ -35,7 +35,8 @@ Id = Annotated[str, Path(description="The application's id.")]
 
 
 def _detail(session, actor, application_id: str) -> ApplicationOut:
-    return views.detail(service.get_application(session=session, actor=actor, application_id=application_id), actor)
+    application = service.get_application(session=session, actor=actor, application_id=application_id)
+    return visibility.detail(application, actor)
 
 
 @router.get("", response_model=list[ApplicationSummary], summary="Applications you may see",
@@ -54,7 +55,7 @@ def list_applications(
     filters = {"call": call, "state": state, "mine": mine}
     found = service.application_rows(session=session, actor=actor, **filters, limit=page.limit, offset=page.offset)
     api_paging.send(request, response, page, service.count_applications(session=session, actor=actor, **filters))
-    return [views.summary_of_row(row) for row in found]
+    return [visibility.summary_of_row(row) for row in found]
 
 
 @router.post("", response_model=ApplicationOut, status_code=201, summary="Start a draft",
@@ -62,7 +63,7 @@ def list_applications(
 def create_draft(body: DraftIn, session: DB, actor: CurrentActor) -> ApplicationOut:
     """``call_id`` is required; every other field may come now or later (PATCH)."""
     application = service.create_draft(session=session, actor=actor, data=body)
-    return views.detail(application, actor)
+    return visibility.detail(application, actor)
 
 
 @router.get("/{application_id}", response_model=ApplicationOut, summary="One application",
@@ -164,7 +165,7 @@ def list_reviews(
     filters = {"application_id": application_id, "pending": pending, "everyone": everyone}
     found = reviews.list_reviews(session=session, actor=actor, **filters, limit=page.limit, offset=page.offset)
     api_paging.send(request, response, page, reviews.count_reviews(session=session, actor=actor, **filters))
-    return [views.review_for_operator(r) for r in found]
+    return [visibility.review_for_operator(r) for r in found]
 
 
 @reviews_router.post("", response_model=ReviewOut, status_code=201, summary="Assign a reviewer (operators)",
@@ -175,7 +176,7 @@ def assign(body: AssignIn, session: DB, actor: Operator, mailer: MailerDep) -> R
         session=session, actor=actor, mailer=mailer, application_id=body.application_id,
         reviewer_email=body.reviewer_email, stage=body.stage,
     )
-    return views.review_for_operator(review)
+    return visibility.review_for_operator(review)
 
 
 @reviews_router.post("/{review_id}/submit", response_model=ReviewOut, summary="Score and comment (the reviewer)",
@@ -184,4 +185,4 @@ def submit_review(review_id: str, body: ReviewIn, session: DB, actor: CurrentAct
     review = reviews.submit_review(
         session=session, actor=actor, review_id=review_id, score=body.score, comment=body.comment
     )
-    return views.review_for_reviewer(review)
+    return visibility.review_for_reviewer(review)

@@ -26,7 +26,7 @@ from jaif.access import service as access
 from jaif.access.models import Organisation, User
 from jaif.access.schemas import Actor
 from jaif.access.visibility import is_pi
-from jaif.applications import checks, mail, states
+from jaif.applications import checks, emails, states
 from jaif.applications.grant import Grant, capacity_problem, grant
 from jaif.applications.models import Application, ApplicationEvent, ApplicationKind, ApplicationState, Review
 from jaif.applications.schemas import DraftIn
@@ -35,7 +35,7 @@ from jaif.calls.eligibility import Problem
 from jaif.calls.models import AccessCall, ReviewMode
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from jaif.identity.mail import Mailer
+from jaif.notify.mail import Mailer
 
 S = ApplicationState
 _ID = re.compile(r"^[0-9a-f]{32}$")
@@ -254,7 +254,7 @@ def submit(*, session: Session, actor: Actor, mailer: Mailer | None, application
         raise checks.SubmissionRefused(found)
     _resolve_organisation(session, application)
     states.move(session, application, S.submitted, actor_id=actor.user_id)
-    mail.submitted(session, mailer, application)
+    emails.submitted(session, mailer, application)
     if application.call.review_mode == ReviewMode.automatic:
         _automatic_review(session, mailer, application)
     return application
@@ -313,7 +313,7 @@ def _allocate(session: Session, mailer: Mailer | None, application: Application,
         note += "; team members without an account: " + ", ".join(made.missing_members)
     states.move(session, application, S.allocated, actor_id=actor_id, note=note)
     session.refresh(application, ["project"])
-    mail.allocated(session, mailer, application, made.allocations, made.missing_members)
+    emails.allocated(session, mailer, application, made.allocations, made.missing_members)
 
 
 def withdraw(*, session: Session, actor: Actor, application_id: str) -> Application:
@@ -357,7 +357,7 @@ def decide(
     application = get_application(session=session, actor=actor, application_id=application_id, lock=True)
     application.decision_comment = comment.strip()
     states.move(session, application, S.accepted if accept else S.rejected, actor_id=actor.user_id)
-    mail.decided(session, mailer, application, list(application.reviews))
+    emails.decided(session, mailer, application, list(application.reviews))
     if accept and allocate:
         wanted = Grant.requested(application, gpu_hours=gpu_hours, tokens=tokens, duration_months=duration_months)
         _allocate(session, mailer, application, wanted, actor_id=actor.user_id)

@@ -243,12 +243,6 @@ def get_solution(*, session: Session, actor: Actor, slug: str) -> schemas.Soluti
     return _view(_load(session, actor, slug))
 
 
-def solutions_for_model(*, session: Session, model_name: str) -> list[schemas.Solution]:
-    """Published solutions a gateway model serves (for the model's page)."""
-    query = _query().join(Solution.model).where(Model.name == model_name, Solution.is_published.is_(True))
-    return [_view(s) for s in session.scalars(query)]
-
-
 def seed_builtin_solutions(*, session: Session) -> list[str]:
     """Add the catalogue entries of the built-in models that are missing; returns their slugs.
 

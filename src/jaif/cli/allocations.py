@@ -15,7 +15,7 @@ from jaif.allocations import service
 from jaif.cli.common import context, out
 from jaif.config import Settings
 from jaif.errors import InvalidRequest
-from jaif.identity.mail import Mailer
+from jaif.notify.mail import Mailer
 
 allocation_app = typer.Typer(help="Allocations of GPU-hours and inference tokens.", no_args_is_help=True)
 

@@ -12,7 +12,7 @@ from rich.table import Column, Table
 
 from jaif.access.schemas import CLI_ACTOR
 from jaif.applications import service as applications
-from jaif.applications import views
+from jaif.applications import visibility
 from jaif.calls import service
 from jaif.calls.schemas import CallIn, CallPatch
 from jaif.cli.common import JsonFlag, context, out, print_json_list
@@ -146,7 +146,7 @@ def application_list(
 ) -> None:
     """List applications, most recently changed first."""
     with context(ctx).session() as session:
-        found = [views.summary(a) for a in
+        found = [visibility.summary(a) for a in
                  applications.list_applications(session=session, actor=CLI_ACTOR, call=call, state=state)]
     if as_json:
         print_json_list(found)

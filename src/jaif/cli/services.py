@@ -12,7 +12,7 @@ from jaif.catalogue import service as catalogue
 from jaif.cli.common import JsonFlag, context, out, show_list
 from jaif.config import Settings
 from jaif.errors import InvalidRequest
-from jaif.identity.mail import Mailer
+from jaif.notify.mail import Mailer
 from jaif.support import service as support
 from jaif.training import service as training
 

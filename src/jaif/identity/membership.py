@@ -20,8 +20,6 @@ from jaif.access.schemas import Actor
 from jaif.config import IdentitySettings
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from jaif.identity import mail
-from jaif.identity.mail import Mailer
 from jaif.identity.models import OneTimeToken, TokenPurpose
 from jaif.identity.schemas import InvitationView, MemberView
 from jaif.identity.service import (
@@ -32,6 +30,8 @@ from jaif.identity.service import (
     normalise_email,
     wellformed_id,
 )
+from jaif.notify import mail
+from jaif.notify.mail import Mailer
 
 
 def _project(session: Session, project_id: str) -> Project:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from jaif.access.models import User
 from jaif.db.base import utcnow
 from jaif.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
-from jaif.identity import tokens
+from jaif.identity import secret_tokens
 from jaif.identity.models import PersonalAccessToken
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -37,12 +37,12 @@ def create(
         raise NotFound("no such user")
     if user.email_verified_at is None:
         raise Forbidden(UNVERIFIED, code="email_unverified")
-    secret = tokens.new_personal_token()
+    secret = secret_tokens.new_personal_token()
     row = PersonalAccessToken(
         user_id=user_id,
         name=name.strip(),
-        token_hash=tokens.digest(secret),
-        prefix=tokens.display_prefix(secret),
+        token_hash=secret_tokens.digest(secret),
+        prefix=secret_tokens.display_prefix(secret),
         expires_at=expires_at,
     )
     session.add(row)
@@ -77,9 +77,10 @@ def revoke(*, session: Session, user_id: str, token_id: str) -> PersonalAccessTo
 
 def authenticate(*, session: Session, secret: str) -> User:
     """The user a token speaks for, or Unauthorized: unknown, revoked, expired, or the user is disabled."""
-    if not tokens.is_personal_token(secret):
+    if not secret_tokens.is_personal_token(secret):
         raise Unauthorized("This is not a personal access token (they start with jaifpat-).")
-    row = session.scalar(select(PersonalAccessToken).where(PersonalAccessToken.token_hash == tokens.digest(secret)))
+    digest = secret_tokens.digest(secret)
+    row = session.scalar(select(PersonalAccessToken).where(PersonalAccessToken.token_hash == digest))
     if row is None:
         raise Unauthorized("Unknown personal access token.")
     now = utcnow()

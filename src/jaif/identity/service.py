@@ -21,11 +21,12 @@ from jaif.access.secrets import hash_password, verify_password
 from jaif.config import IdentitySettings
 from jaif.db.base import utcnow
 from jaif.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
-from jaif.identity import mail, pats, sessions, throttle, tokens
-from jaif.identity.mail import Mailer
+from jaif.identity import pats, secret_tokens, sessions, throttle
 from jaif.identity.models import OneTimeToken, SsoIdentity, TokenPurpose
 from jaif.identity.policy import password_problem
 from jaif.identity.schemas import Me, Membership, OrganisationRef
+from jaif.notify import mail
+from jaif.notify.mail import Mailer
 
 # A hash of a throw-away password: sign-in verifies against it when the account does not exist.
 _DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$SmWyQ4LmpkPTOrLMiMeLig$QVY7vMrTI1VSYrMkVvLzco2hII1aKT9DJ55jMW8Aw5g"
@@ -200,10 +201,10 @@ def issue_one_time(
     created_by_id: str | None = None,
 ) -> tuple[OneTimeToken, str]:
     """Store a new one-time token (its hash only); returns the row and the secret for the link."""
-    secret = tokens.new_one_time_token()
+    secret = secret_tokens.new_one_time_token()
     row = OneTimeToken(
         purpose=purpose,
-        token_hash=tokens.digest(secret),
+        token_hash=secret_tokens.digest(secret),
         email=email,
         user_id=user_id,
         project_id=project_id,
@@ -219,7 +220,9 @@ def issue_one_time(
 def find_one_time(*, session: Session, purpose: TokenPurpose, secret: str) -> OneTimeToken:
     """The unused, unexpired token of this purpose behind ``secret``, or InvalidRequest saying why not."""
     row = session.scalar(
-        select(OneTimeToken).where(OneTimeToken.token_hash == tokens.digest(secret), OneTimeToken.purpose == purpose)
+        select(OneTimeToken).where(
+            OneTimeToken.token_hash == secret_tokens.digest(secret), OneTimeToken.purpose == purpose
+        )
     )
     if row is None:
         raise InvalidRequest("This link is not valid. Check that you copied all of it.", code="invalid_link")
@@ -379,7 +382,3 @@ def me(*, session: Session, actor: Actor) -> Me:
         sso_providers=sorted(issuers),
         created_at=user.created_at,
     )
-
-
-def organisation_choices(*, session: Session) -> list[Organisation]:
-    return access.list_organisations(session=session)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from jaif.access.models import User
 from jaif.db.base import utcnow
-from jaif.identity import tokens
+from jaif.identity import secret_tokens
 from jaif.identity.models import UserSession
 
 # last_seen_at is written at most this often per session, so page views do not each cost a write.
@@ -25,12 +25,12 @@ TOUCH_EVERY = timedelta(seconds=60)
 
 def start(*, session: Session, user_id: str, max_age_s: int) -> str:
     """A new session for the user; returns the random id for the cookie (only its hash is stored)."""
-    secret = tokens.new_one_time_token()
+    secret = secret_tokens.new_one_time_token()
     now = utcnow()
     session.add(
         UserSession(
             user_id=user_id,
-            token_hash=tokens.digest(secret),
+            token_hash=secret_tokens.digest(secret),
             created_at=now,
             last_seen_at=now,
             expires_at=now + timedelta(seconds=max_age_s),
@@ -43,7 +43,7 @@ def start(*, session: Session, user_id: str, max_age_s: int) -> str:
 def _find(session: Session, secret: str) -> UserSession | None:
     if not secret or len(secret) > 100:
         return None
-    return session.scalar(select(UserSession).where(UserSession.token_hash == tokens.digest(secret)))
+    return session.scalar(select(UserSession).where(UserSession.token_hash == secret_tokens.digest(secret)))
 
 
 def user_of(*, session: Session, session_id: str | None) -> User | None:

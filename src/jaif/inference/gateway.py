@@ -31,6 +31,7 @@ from jaif.errors import (
 )
 from jaif.inference.backends.base import BackendError, Body, InferenceBackend
 from jaif.inference.keys import KeyCache
+from jaif.inference.prompt_size import check_limits, embedding_inputs, measure, precheck_items
 from jaif.inference.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -42,7 +43,6 @@ from jaif.inference.registry import ModelRegistry, ServedModel
 from jaif.inference.routing import ReplicaState
 from jaif.inference.streaming import StreamMeter, StreamRelay
 from jaif.inference.tokenizers import TokenCounter, output_text
-from jaif.inference.tokens import check_limits, embedding_inputs, measure, precheck_items
 from jaif.metering.ledger import UsageWriter
 from jaif.metering.quota import QuotaManager, Reservation
 from jaif.metering.ratelimit import RateLimiter
@@ -296,7 +296,6 @@ class Gateway:
                 continue
             finally:
                 replica.outstanding -= 1
-            replica.served += 1
             return replica, result
         if last is None:
             raise Unavailable(

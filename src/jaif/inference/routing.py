@@ -16,7 +16,6 @@ class ReplicaState:
     outstanding: int = 0
     cooldown_until: float = 0.0
     failures: int = 0
-    served: int = 0
     last_error: str | None = None
 
     @property

@@ -23,7 +23,7 @@ from jaif.access.models import Project, ProjectMember, User
 from jaif.access.schemas import Actor
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from jaif.identity.mail import Mailer
+from jaif.notify.mail import Mailer
 from jaif.support.models import SupportCategory, SupportReply, SupportRequest, SupportStatus
 from jaif.support.schemas import (
     BODY_MAX,

@@ -23,7 +23,7 @@ from jaif.access.models import User
 from jaif.access.schemas import Actor
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from jaif.identity.mail import Mailer
+from jaif.notify.mail import Mailer
 from jaif.training import schemas
 from jaif.training.models import TrainingEvent, TrainingRegistration
 from jaif.training.schemas import RegistrationStatus

@@ -27,7 +27,7 @@ from jaif.access.schemas import Actor
 from jaif.config import IdentitySettings, Settings
 from jaif.errors import Forbidden, Unauthorized
 from jaif.identity import service as identity
-from jaif.identity.mail import Mailer
+from jaif.notify.mail import Mailer
 from jaif.web.session import SESSION_ID, login_url, session_id
 
 

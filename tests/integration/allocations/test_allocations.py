@@ -11,7 +11,7 @@ from jaif.access import service as access
 from jaif.access.models import Project
 from jaif.access.schemas import CLI_ACTOR
 from jaif.allocations import service
-from jaif.allocations.tokens import sync_token_quota
+from jaif.allocations.token_quota import sync_token_quota
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, InvalidRequest, NotFound
 

@@ -1,4 +1,4 @@
-"""The sweep syncs only the projects whose token books would change (tokens.stale_projects), and those are
+"""The sweep syncs only the projects whose token books would change (token_quota.stale_projects), and those are
 exactly the ones a sync of every project would change: new spend, an allocation used up, ended or started."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from jaif.access.models import Project
 from jaif.access.schemas import CLI_ACTOR
 from jaif.allocations import service
 from jaif.allocations.models import Allocation
-from jaif.allocations.tokens import stale_projects, sync_token_quota
+from jaif.allocations.token_quota import stale_projects, sync_token_quota
 from jaif.db.base import utcnow
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from jaif.access.models import Project, ProjectMember
 from jaif.access.schemas import CLI_ACTOR
 from jaif.allocations.models import Allocation
-from jaif.applications import metrics, reviews, service, views
+from jaif.applications import metrics, reviews, service, visibility
 from jaif.applications.schemas import DraftIn
 from jaif.calls.schemas import CallPatch
 from jaif.calls.service import update_call
@@ -92,7 +92,7 @@ def test_large_scale_through_peer_review(session, world):
         if a.resource == "gpu_hours"
     ]
     assert gpu.amount == 55_000 and (gpu.ends_at - gpu.starts_at).days in range(181, 185)
-    assert views.detail(application, operator).cutoff is not None
+    assert visibility.detail(application, operator).cutoff is not None
 
 
 @pytest.mark.parametrize("state", ["submitted", "technical_review", "peer_review"])
@@ -185,7 +185,7 @@ def test_playground_is_allocated_at_once(session, world):
         ("tokens", None, 2_000_000.0),
     ]
     assert all(58 <= (a.ends_at - a.starts_at).days <= 62 for a in made)
-    tta = views.detail(application, actor).time_to_access
+    tta = visibility.detail(application, actor).time_to_access
     assert tta.allocated_at is not None and tta.within_target is True and tta.working_days < 0.01
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jaif.applications import reviews, service, views
+from jaif.applications import reviews, service, visibility
 from jaif.applications.schemas import DraftIn
 from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from tests.support.frontdoor import actor_of, complete
@@ -130,7 +130,7 @@ def test_the_applicant_sees_comments_without_identities(session, world, case):
         reviews.submit_review(
             session=session, actor=actor_of(reviewer), review_id=review.id, score=score, comment=comment
         )
-    mine = views.detail(application, actor_of(applicant))
+    mine = visibility.detail(application, actor_of(applicant))
     assert mine.reviews == [] and mine.decision_comment == ""
     service.decide(
         session=session,
@@ -140,7 +140,7 @@ def test_the_applicant_sees_comments_without_identities(session, world, case):
         accept=False,
         comment="Not feasible on this partition",
     )
-    mine = views.detail(application, actor_of(applicant))
+    mine = visibility.detail(application, actor_of(applicant))
     assert mine.state == "rejected" and mine.decision_comment == "Not feasible on this partition"
     assert sorted((r.score, r.comment) for r in mine.reviews) == [(2, "Data unclear"), (4, "Solid plan")]
     dumped = mine.model_dump_json()
@@ -150,7 +150,7 @@ def test_the_applicant_sees_comments_without_identities(session, world, case):
     [decision] = [m for m in world.mails(applicant.email) if m.subject.startswith("Decision")]
     assert "Data unclear" in decision.body and "Solid plan" in decision.body
     assert first.email not in decision.body and second.email not in decision.body
-    full = views.detail(application, operator)
+    full = visibility.detail(application, operator)
     assert {r.reviewer_email for r in full.reviews} == {first.email, second.email}
 
 
@@ -165,7 +165,7 @@ def test_a_reviewer_sees_only_what_is_assigned(session, world, case):
     mine = _assign(session, operator, application, reviewer)
     theirs = _assign(session, operator, application, other_reviewer)
     assert service.list_applications(session=session, actor=as_reviewer) == [application]
-    seen = views.detail(
+    seen = visibility.detail(
         service.get_application(session=session, actor=as_reviewer, application_id=application.id), as_reviewer
     )
     assert [r.id for r in seen.reviews] == [mine.id]

@@ -19,7 +19,7 @@ from jaif.db.base import utcnow
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.db.migrate import upgrade
 from jaif.identity import membership, pats
-from jaif.identity.mail import Mailer
+from jaif.notify.mail import Mailer
 from tests.support.fuzz import fuzz_all
 from tests.support.services import actor_of, app_settings
 

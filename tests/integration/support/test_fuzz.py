@@ -21,7 +21,7 @@ from jaif.db.base import utcnow
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.db.migrate import upgrade
 from jaif.identity import pats
-from jaif.identity.mail import Mailer
+from jaif.notify.mail import Mailer
 from jaif.support import service as support
 from jaif.training import service as training
 from tests.support.fuzz import fuzz_all

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from jaif.allocations.service import months_later
-from jaif.allocations.tokens import attribute
+from jaif.allocations.token_quota import attribute
 
 
 @dataclass

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from jaif.identity import tokens
+from jaif.identity import secret_tokens
 from jaif.identity.policy import password_problem
 from jaif.web.session import safe_next
 
@@ -44,16 +44,16 @@ def test_a_short_local_part_does_not_forbid_common_letters():
 
 
 def test_personal_tokens_have_a_prefix_and_only_their_hash_is_kept():
-    token = tokens.new_personal_token()
+    token = secret_tokens.new_personal_token()
     assert token.startswith("jaifpat-") and len(token) > 40
-    assert tokens.display_prefix(token) == token[:16]
-    assert tokens.digest(token) == hashlib.sha256(token.encode()).hexdigest()
-    assert len({tokens.new_personal_token() for _ in range(100)}) == 100
-    assert tokens.is_personal_token(token) and not tokens.is_personal_token("jaif-abc")
+    assert secret_tokens.display_prefix(token) == token[:16]
+    assert secret_tokens.digest(token) == hashlib.sha256(token.encode()).hexdigest()
+    assert len({secret_tokens.new_personal_token() for _ in range(100)}) == 100
+    assert secret_tokens.is_personal_token(token) and not secret_tokens.is_personal_token("jaif-abc")
 
 
 def test_one_time_tokens_are_long_and_unique():
-    made = {tokens.new_one_time_token() for _ in range(100)}
+    made = {secret_tokens.new_one_time_token() for _ in range(100)}
     assert len(made) == 100 and min(len(t) for t in made) >= 43
 
 

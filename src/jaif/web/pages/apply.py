@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from jaif.access import membership
 from jaif.access.schemas import Actor
 from jaif.applications import service as applications
-from jaif.applications import views
+from jaif.applications import visibility as views
 from jaif.applications.schemas import DraftIn
 from jaif.calls import service as calls
 from jaif.calls.eligibility import organisation_problems

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from jaif.access import directory
 from jaif.access.schemas import Actor
 from jaif.applications import service as applications
-from jaif.applications import views
+from jaif.applications import visibility as views
 from jaif.applications.checks import SubmissionRefused
 from jaif.applications.schemas import ApplicationOut, DraftIn
 from jaif.calls import service as calls

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from jaif.access.schemas import Actor
-from jaif.applications import reviews, views
+from jaif.applications import reviews
 from jaif.applications import service as applications
+from jaif.applications import visibility as views
 from jaif.calls import service as calls
 from jaif.errors import JaifError
 from jaif.web.deps import DB, MailerDep, PageOperator

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from jaif.access.schemas import Actor
-from jaif.applications import reviews, views
+from jaif.applications import reviews
+from jaif.applications import visibility as views
 from jaif.applications.models import Review
 from jaif.applications.states import UNDER_REVIEW
 from jaif.errors import JaifError

@@ -8,7 +8,6 @@ in lists without revealing it.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 
 PAT_PREFIX = "jaifpat-"
@@ -34,8 +33,3 @@ def new_one_time_token() -> str:
 def digest(secret: str) -> str:
     """The stored form of a token: hex SHA-256."""
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def same(a: str, b: str) -> bool:
-    """Compare two secrets in constant time."""
-    return hmac.compare_digest(a.encode(), b.encode())

@@ -54,10 +54,6 @@ def measure(request: Request) -> PromptSize:
     return PromptSize(len(data), size, bound)
 
 
-def prompt_upper_bound(request: Request) -> int:
-    return measure(request).upper_bound
-
-
 def check_limits(request: Request, prompt: PromptSize, *, max_messages: int, max_prompt_bytes: int) -> None:
     """Refuse, with a 400 naming the parameter, a request with more messages (prompts, inputs) or a
     larger prompt than the limits allow: checked before the prompt is tokenised or anything reserved."""

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from jaif.allocations.models import Allocation
 from jaif.allocations.service import describe
 from jaif.applications.models import Application, Review
-from jaif.identity.mail import Mailer
+from jaif.notify.mail import Mailer
 
 
 def _send(session: Session, mailer: Mailer | None, to: str, subject: str, body: str) -> None:
