@@ -20,6 +20,7 @@ from jaif.access.schemas import Actor
 from jaif.config import IdentitySettings
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from jaif.identity import emails
 from jaif.identity.models import OneTimeToken, TokenPurpose
 from jaif.identity.schemas import InvitationView, MemberView
 from jaif.identity.service import (
@@ -30,7 +31,6 @@ from jaif.identity.service import (
     normalise_email,
     wellformed_id,
 )
-from jaif.notify import mail
 from jaif.notify.mail import Mailer
 
 
@@ -167,7 +167,7 @@ def invite(
         project_role=role,
         created_by_id=actor.user_id,
     )
-    body = mail.invitation_body(
+    body = emails.invitation_body(
         inviter=actor.email, project=project.name, role=role, link=mailer.link(f"/invitations/{secret}"),
         days=settings.invitation_days,
     )

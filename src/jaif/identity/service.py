@@ -21,11 +21,10 @@ from jaif.access.secrets import hash_password, verify_password
 from jaif.config import IdentitySettings
 from jaif.db.base import utcnow
 from jaif.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
-from jaif.identity import pats, secret_tokens, sessions, throttle
+from jaif.identity import emails, pats, secret_tokens, sessions, throttle
 from jaif.identity.models import OneTimeToken, SsoIdentity, TokenPurpose
 from jaif.identity.policy import password_problem
 from jaif.identity.schemas import Me, Membership, OrganisationRef
-from jaif.notify import mail
 from jaif.notify.mail import Mailer
 
 # A hash of a throw-away password: sign-in verifies against it when the account does not exist.
@@ -254,7 +253,7 @@ def send_verification(*, session: Session, user: User, settings: IdentitySetting
         user_id=user.id,
         lifetime=timedelta(hours=settings.verify_email_hours),
     )
-    body = mail.verify_email_body(
+    body = emails.verify_email_body(
         name=user.name, link=mailer.link(f"/verify-email?token={secret}"), hours=settings.verify_email_hours
     )
     mailer.send(session=session, to=user.email, subject="Confirm your e-mail address", body=body, withhold=(secret,))
@@ -285,7 +284,7 @@ def request_password_reset(*, session: Session, email: str, settings: IdentitySe
         user_id=user.id,
         lifetime=timedelta(hours=settings.reset_password_hours),
     )
-    body = mail.reset_password_body(
+    body = emails.reset_password_body(
         link=mailer.link(f"/reset-password?token={secret}"), hours=settings.reset_password_hours
     )
     mailer.send(session=session, to=user.email, subject="Reset your password", body=body, withhold=(secret,))
