@@ -21,6 +21,7 @@ run: install bubblewrap
 	$(BIN)/jaif serve
 
 test: install-test oidc-provider slurm-packages chromium bubblewrap
+	@$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Local jobs run in a bubblewrap sandbox where it works (docs/compute.md): Debian's bubblewrap, installed
@@ -86,8 +87,12 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/pip install --progress-bar on -e '.[models,test]'
 	@touch $@
 
+# The house style's static checks (tests/unit/test_lint.py runs the same three): ruff; the layering
+# contracts of docs/architecture.md ([tool.importlinter] in pyproject.toml); mypy on src/ ([tool.mypy]).
 lint: install-test
 	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 bench: install-test
 	$(BIN)/python bench/gateway.py

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -113,7 +113,7 @@ def list_projects(
     active: Annotated[bool | None, Query(description="Only active (true) or inactive (false) projects.")] = None,
 ) -> list[ProjectOut]:
     """The projects you are a member of, with their token books; operators see all. By name."""
-    filters = {"organisation_id": organisation_id, "active": active}
+    filters: dict[str, Any] = {"organisation_id": organisation_id, "active": active}
     found = directory.list_projects(session=session, actor=actor, **filters, limit=page.limit, offset=page.offset)
     api_paging.send(request, response, page, directory.count_projects(session=session, actor=actor, **filters))
     return [directory.project_out(p) for p in found]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import CursorResult, Table, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -192,7 +193,7 @@ def end_job_keys(*, session: Session, job_ids: list[str]) -> int:
         return 0
     result = session.execute(update(ApiKey).where(ApiKey.job_id.in_(job_ids), ApiKey.revoked_at.is_(None))
                              .values(revoked_at=utcnow()))
-    return result.rowcount or 0
+    return cast(CursorResult, result).rowcount or 0  # an UPDATE's result is a CursorResult
 
 
 def extend_job_key(*, session: Session, job_id: str, expires_at: datetime) -> None:
@@ -244,7 +245,7 @@ def authenticate_key(*, session: Session, secret: str) -> KeyPrincipal:
 
 
 _TOUCH_KEY = (
-    update(ApiKey.__table__).where(ApiKey.id == bindparam("key")).values(last_used_at=bindparam("when"))
+    update(cast(Table, ApiKey.__table__)).where(ApiKey.id == bindparam("key")).values(last_used_at=bindparam("when"))
 )
 
 

@@ -13,7 +13,7 @@ from jaif.access.models import Organisation, Project, ProjectMember, ProjectRole
 from jaif.access.schemas import Actor
 
 
-def member_project_ids(actor: Actor) -> Select[tuple[str]]:
+def member_project_ids(actor: Actor) -> Select[str]:
     """The ids of the projects ``actor`` is a member of, as a subquery."""
     return select(ProjectMember.project_id).where(ProjectMember.user_id == actor.user_id)
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -109,7 +110,7 @@ def _write(session: Session, changed: list[dict]) -> None:
     allocations the session holds as objects are expired so that they show the new figures."""
     if not changed:
         return
-    table = Allocation.__table__
+    table = cast(Table, Allocation.__table__)
     connection = session.connection()
     if connection.dialect.name == "postgresql":  # three arrays, however many allocations
         connection.execute(_UNNEST, {"ids": [r["b_id"] for r in changed], "used": [r["b_used"] for r in changed],

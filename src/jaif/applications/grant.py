@@ -123,6 +123,7 @@ def grant(session: Session, application: Application, grant: Grant, *, actor_id:
     if grant.tokens < 0:
         raise InvalidRequest("tokens granted must be 0 or more", param="tokens")
     now = utcnow()
+    project: Project | None
     if application.kind == ApplicationKind.new:
         project, missing = _new_project(session, application)
         application.project_id = project.id

@@ -87,8 +87,8 @@ def for_call(session: Session, call: AccessCall) -> TimeToAccessOut:
     else:
         done = (Application.call_id == call.id, Application.allocated_at.is_not(None),
                 Application.submitted_at.is_not(None))
-        days = [working_days(s, a) for s, a in session.execute(select(Application.submitted_at,
-                                                                          Application.allocated_at).where(*done))]
+        ends = session.execute(select(Application.submitted_at, Application.allocated_at).where(*done))
+        days = [working_days(s, a) for s, a in ends if s is not None and a is not None]  # None: excluded by done
         allocated, median, p90 = len(days), percentile(days, 50), percentile(days, 90)
         within = sum(d <= call.target_days_to_access for d in days)
         pending = session.scalar(_pending(Application.call_id == call.id))
@@ -104,7 +104,7 @@ def for_call(session: Session, call: AccessCall) -> TimeToAccessOut:
     )
 
 
-def _pending(of_call: ColumnElement[bool]) -> Select[tuple[int]]:
+def _pending(of_call: ColumnElement[bool]) -> Select[int]:
     return select(func.count()).select_from(Application).where(of_call, Application.state.in_(PENDING))
 
 
@@ -125,8 +125,9 @@ def _aggregate_postgresql() -> Select:
     ).where(Application.call_id == call_id, Application.allocated_at.is_not(None),
             Application.submitted_at.is_not(None)).offset(0).subquery("epochs")
     a, s = epochs.c.a, epochs.c.s
-    weeks = select(a, s, func.floor(a / _WEEK).label("wa"), func.floor(s / _WEEK).label("ws")).offset(0)
-    weeks = weeks.subquery("weeks")
+    weeks = (
+        select(a, s, func.floor(a / _WEEK).label("wa"), func.floor(s / _WEEK).label("ws")).offset(0).subquery("weeks")
+    )
     span = (weeks.c.wa * (5 * _DAY) + func.least(weeks.c.a - weeks.c.wa * _WEEK, 5 * _DAY)) - (
         weeks.c.ws * (5 * _DAY) + func.least(weeks.c.s - weeks.c.ws * _WEEK, 5 * _DAY)
     )

@@ -6,7 +6,7 @@ sees the reviewers' comments once decided, never who wrote them.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
@@ -52,7 +52,7 @@ def list_applications(
     mine: Annotated[bool, Query(description="Only the applications you made.")] = False,
 ) -> list[ApplicationSummary]:
     """Yours, and those assigned to you for review; operators see all. Most recently changed first."""
-    filters = {"call": call, "state": state, "mine": mine}
+    filters: dict[str, Any] = {"call": call, "state": state, "mine": mine}
     found = service.application_rows(session=session, actor=actor, **filters, limit=page.limit, offset=page.offset)
     api_paging.send(request, response, page, service.count_applications(session=session, actor=actor, **filters))
     return [visibility.summary_of_row(row) for row in found]
@@ -162,7 +162,7 @@ def list_reviews(
     everyone: Annotated[bool, Query(description="Operators: every reviewer's reviews.")] = False,
 ) -> list[ReviewOut]:
     """Newest assignment first."""
-    filters = {"application_id": application_id, "pending": pending, "everyone": everyone}
+    filters: dict[str, Any] = {"application_id": application_id, "pending": pending, "everyone": everyone}
     found = reviews.list_reviews(session=session, actor=actor, **filters, limit=page.limit, offset=page.offset)
     api_paging.send(request, response, page, reviews.count_reviews(session=session, actor=actor, **filters))
     return [visibility.review_for_operator(r) for r in found]

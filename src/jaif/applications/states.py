@@ -35,7 +35,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 UNDER_REVIEW = frozenset({S.submitted, S.technical_review, S.peer_review})
 DECIDED = frozenset({S.accepted, S.rejected, S.allocated})
 
-_LABEL = {
+_LABEL: dict[str, str] = {
     S.draft: "a draft",
     S.submitted: "submitted",
     S.technical_review: "in technical review",

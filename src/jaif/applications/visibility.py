@@ -21,7 +21,7 @@ from jaif.applications.schemas import (
 from jaif.applications.states import DECIDED, UNDER_REVIEW, refusal
 from jaif.calls.models import ReviewMode
 
-_ORDER = {state: n for n, state in enumerate(ApplicationState)}
+_ORDER: dict[str, int] = {state: n for n, state in enumerate(ApplicationState)}
 
 
 def summary(application: Application) -> ApplicationSummary:

@@ -57,12 +57,13 @@ def allocation_create(
             start = datetime.fromisoformat(starts_at)
         except ValueError:
             raise InvalidRequest(f"--starts-at {starts_at!r} is not an ISO 8601 date or time") from None
+    # Exactly one of the two is given (checked above).
+    resource, amount = ("gpu_hours", gpu_hours) if gpu_hours is not None else ("tokens", tokens or 0)
     c = context(ctx)
     with c.session() as session:
         allocation = service.create_allocation(
             session=session, actor=CLI_ACTOR, mailer=_mailer(c.settings), project_name=project,
-            resource="gpu_hours" if gpu_hours is not None else "tokens",
-            amount=gpu_hours if gpu_hours is not None else tokens, partition=partition, starts_at=start, days=days,
+            resource=resource, amount=amount, partition=partition, starts_at=start, days=days,
         )
         out.print(f"allocated to {project}: {service.describe(allocation)}; allocation id:")
         allocation_id = allocation.id

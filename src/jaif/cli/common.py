@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Column, Table
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 import jaif.db.models  # noqa: F401  (every mapper known before the first query: relationships span concepts)
 from jaif.config import Settings
@@ -51,7 +51,7 @@ class Context:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._factory = None
+        self._factory: sessionmaker[Session] | None = None
 
     def session(self) -> AbstractContextManager[Session]:
         if self._factory is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -54,7 +54,7 @@ def model_list(
 ) -> None:
     """List models with aliases and replicas."""
     with context(ctx).session() as session:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "name": m.name,
                 "kind": m.kind,

@@ -22,8 +22,9 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from itertools import islice
 from operator import itemgetter
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -195,7 +196,7 @@ def _insert(session: Session, rows: list[dict]) -> None:
     executemany with the times converted once, else a Core executemany. A duplicate raises IntegrityError."""
     connection = session.connection()
     dialect = connection.dialect
-    table = JobRecord.__table__
+    table = cast(Table, JobRecord.__table__)
     if (dialect.name, dialect.driver) not in (("postgresql", "psycopg"), ("sqlite", "pysqlite")):
         connection.execute(insert(table), rows)
         return
@@ -210,8 +211,8 @@ def _insert(session: Session, rows: list[dict]) -> None:
         marks = ", ".join("?" * len(_COLUMNS))
         connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", tuples)
         return
-    raw = connection.connection.driver_connection
-    types = dict(connection.exec_driver_sql(  # COPY's binary format wants each column's exact type
+    raw: Any = connection.connection.driver_connection  # psycopg's connection: COPY is its own API
+    types: dict[str, int] = dict(connection.exec_driver_sql(  # COPY's binary format wants each column's exact type
         "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attnum > 0 "
         "AND NOT attisdropped", {"t": table.name}).all())
     try:
@@ -219,5 +220,5 @@ def _insert(session: Session, rows: list[dict]) -> None:
             copy.set_types([types[name] for name in _COLUMNS])
             for values in tuples:
                 copy.write_row(values)
-    except dialect.dbapi.IntegrityError as exc:  # as the Core path raises it: the caller looks up each id then
+    except dialect.loaded_dbapi.IntegrityError as exc:  # as the Core path raises it: the caller looks up each id then
         raise IntegrityError(f"COPY {table.name}", None, exc) from exc

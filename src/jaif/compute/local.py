@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from jaif.compute import isolation
 from jaif.compute.models import JobState
@@ -208,8 +209,8 @@ def _update(path: Path, *, unless_finished: bool = False, **changes) -> dict:
 # -- the supervisor (python -m jaif.compute.local STATE_FILE) ---------------------------------------
 
 
-def _take_slots(slot_dir: Path, total: int, wanted: int) -> list[tuple[int, object]] | None:
-    held = []
+def _take_slots(slot_dir: Path, total: int, wanted: int) -> list[tuple[int, IO[str]]] | None:
+    held: list[tuple[int, IO[str]]] = []
     for slot in range(total):
         if len(held) == wanted:
             break
@@ -221,8 +222,8 @@ def _take_slots(slot_dir: Path, total: int, wanted: int) -> list[tuple[int, obje
             f.close()
     if len(held) == wanted:
         return held
-    for _slot, f in held:
-        f.close()
+    for _slot, lock in held:
+        lock.close()
     return None
 
 
@@ -241,7 +242,7 @@ def supervise(path: Path) -> None:
     while held is None and stop["signal"] is None:
         time.sleep(POLL_S)
         held = _take_slots(slot_dir, state["slots"], state["gpus"])
-    if stop["signal"] is not None:
+    if stop["signal"] is not None or held is None:  # held is None only when a signal stopped the wait
         _update(path, state=JobState.cancelled, reason="cancelled while pending", ended_at=_now())
         return
     try:

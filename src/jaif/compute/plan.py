@@ -116,8 +116,8 @@ def _users(desired: Desired, actual: Actual, plan: Plan, cluster: list[str]) -> 
             plan.changes += [f"remove user {u} from account {account}" for u in sorted(extra)]
             plan.drift += [f"Slurm has user {u} in account {account}; jaif does not expect it" for u in sorted(extra)]
     half = (MAX_LINE - 200) // 2
-    for users, accounts in sorted(removing.items(), key=lambda kv: sorted(kv[1])):
-        for user_group in _chunks(users, half):
+    for leaving, accounts in sorted(removing.items(), key=lambda kv: sorted(kv[1])):
+        for user_group in _chunks(leaving, half):
             for account_group in _chunks(accounts, half):
                 plan.commands.append(
                     ["delete", "user", "where", f"name={user_group}", f"account={account_group}", *cluster]

@@ -7,7 +7,7 @@ import csv
 import io
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
 from jaif.access.models import Organisation, Project
@@ -59,7 +59,7 @@ def report(
 ) -> ComputeReport:
     scope, name, projects = _scope(session, actor, project_name, org_name, call)
     ids = [p.id for p in projects]
-    filters = [JobRecord.project_id.in_(ids)]
+    filters: list[ColumnElement[bool]] = [JobRecord.project_id.in_(ids)]
     if since is not None:
         filters.append(JobRecord.ended_at >= since)
     if until is not None:

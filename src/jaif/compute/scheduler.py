@@ -86,7 +86,11 @@ class Scheduler(Protocol):
     """Submit, cancel, status, accounting; plus the partitions it offers."""
 
     kind: str  # "slurm" or "local"
-    cluster: str
+
+    @property
+    def cluster(self) -> str:
+        """The cluster's name in job records (read only: Slurm's is looked up once, when first asked)."""
+        ...
 
     def partitions(self) -> list[PartitionInfo] | None:
         """The partitions the scheduler offers; None when the site profile alone describes them."""

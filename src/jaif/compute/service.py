@@ -323,7 +323,7 @@ def _tail(path: Path, offset: int, owner: int, last: int | None = None) -> tuple
     except FileNotFoundError:
         return "", offset, None
     except OSError as exc:  # ELOOP: a symbolic link
-        return "", offset, f"{path.name} is not shown: it is not a regular file ({exc.strerror.lower()})"
+        return "", offset, f"{path.name} is not shown: it is not a regular file ({(exc.strerror or str(exc)).lower()})"
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode) or st.st_uid != owner:

@@ -47,7 +47,7 @@ def measure(request: Request) -> PromptSize:
         if isinstance(x, list):
             size += len(x)
             bound += len(x)
-        else:
+        elif isinstance(x, str):  # validated: a list of texts or of token lists, never a mix with ints
             n = len(x.encode())
             size += n
             bound += n + 2
@@ -81,14 +81,18 @@ def too_many(param: str, items: int, max_messages: int) -> InvalidRequest:
     )
 
 
-ITEMS_PARAM = {ChatCompletionRequest: "messages", CompletionRequest: "prompt", EmbeddingRequest: "input"}
+ITEMS_PARAM: dict[type, str] = {
+    ChatCompletionRequest: "messages", CompletionRequest: "prompt", EmbeddingRequest: "input"
+}
 
 
 def precheck_items(model: type, body: object, *, max_messages: int) -> None:
     """The message limit, checked on the parsed JSON of a large body before it is validated: pydantic
     takes ~50 ms over 15,000 messages, a JSON parse and a length a few."""
     param = ITEMS_PARAM.get(model)
-    value = body.get(param) if param and isinstance(body, dict) else None
+    if param is None or not isinstance(body, dict):
+        return
+    value = body.get(param)
     if isinstance(value, list) and len(value) > max_messages and not isinstance(value[0], int):
         raise too_many(param, len(value), max_messages)
 

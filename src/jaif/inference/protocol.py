@@ -7,6 +7,7 @@ options jaif does not know; the fields jaif reads are validated strictly enough 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -143,6 +144,7 @@ def upstream_body(request: BaseModel, raw: bytes | None = None) -> dict[str, Any
 def _int_out_of_range(value: Any, path: tuple) -> tuple | None:
     if type(value) is int:
         return None if INT_MIN <= value <= INT_MAX else path
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list):

@@ -23,9 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ def announce_on_commit(
 class _Publisher:
     def __init__(self, url: str) -> None:
         self._url = url
-        self._client = None
+        self._client: redis.Redis | None = None
 
     def publish(self, hashes: Iterable[str]) -> None:
         import redis

@@ -99,10 +99,10 @@ class GatewayMetrics:
             latency.setdefault(model, []).append(latency_s)
             if ttft_s is not None:
                 ttft.setdefault(model, []).append(ttft_s)
-        for labels, count in requests.items():
-            self.requests.labels(*labels).inc(count)
-        for labels, count in tokens.items():
-            self.tokens.labels(*labels).inc(count)
+        for (model, endpoint, status), count in requests.items():
+            self.requests.labels(model, endpoint, status).inc(count)
+        for (model, kind), count in tokens.items():
+            self.tokens.labels(model, kind).inc(count)
         for model, values in latency.items():
             _observe_all(self.latency.labels(model), values)
         for model, values in ttft.items():

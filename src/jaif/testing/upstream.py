@@ -25,7 +25,7 @@ class _Handler(asyncio.Protocol):
     def __init__(self, server: FakeUpstream) -> None:
         self.server = server
         self.parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport  # set by connection_made, before any data arrives
         self.url = b""
         self.body: list[bytes] = []
 

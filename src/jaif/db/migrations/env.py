@@ -12,7 +12,10 @@ target_metadata = Base.metadata
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("sqlalchemy.url is not set: jaif.db.migrate sets it before running the migrations")
+    engine = make_engine(url)
     with engine.connect() as connection:
         context.configure(
             connection=connection,
