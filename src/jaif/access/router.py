@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request, Response
 
-from jaif.identity import membership
+from jaif.identity import team
 from jaif.identity.schemas import KeyCreate, KeyCreated, KeyView
 from jaif.web import api_paging
 from jaif.web.api_errors import errors
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api/v1/projects/{project_id}/keys", tags=["api keys"
 def list_keys(
     request: Request, response: Response, project_id: str, session: DB, actor: CurrentActor, page: Paging
 ) -> list[KeyView]:
-    keys = membership.list_keys(session=session, actor=actor, project_id=project_id)
+    keys = team.list_keys(session=session, actor=actor, project_id=project_id)
     return [KeyView.model_validate(k) for k in api_paging.cut(keys, request, response, page)]
 
 
@@ -32,7 +32,7 @@ def list_keys(
              summary="Create an API key of the project (PI or operator); the key is shown only here")
 def create_key(project_id: str, body: KeyCreate, session: DB, actor: CurrentActor) -> KeyCreated:
     expires_at = datetime.now(UTC) + timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    key, secret = membership.create_key(
+    key, secret = team.create_key(
         session=session, actor=actor, project_id=project_id, name=body.name, expires_at=expires_at,
         rpm_limit=body.rpm_limit, tpm_limit=body.tpm_limit,
     )
@@ -41,5 +41,5 @@ def create_key(project_id: str, body: KeyCreate, session: DB, actor: CurrentActo
 
 @router.delete("/{key_id}", status_code=204, summary="Revoke an API key of the project (by id or prefix)")
 def revoke_key(project_id: str, key_id: str, session: DB, actor: CurrentActor) -> Response:
-    membership.revoke_key(session=session, actor=actor, project_id=project_id, key_id=key_id)
+    team.revoke_key(session=session, actor=actor, project_id=project_id, key_id=key_id)
     return Response(status_code=204)

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from jaif.access.schemas import Actor
-from jaif.applications import metrics
+from jaif.applications import time_to_access
 from jaif.applications.models import Application, ApplicationEvent, ApplicationState, Review
 from jaif.applications.schemas import (
     ApplicationOut,
@@ -159,7 +159,7 @@ def detail(application: Application, viewer: Actor) -> ApplicationOut:
         decision_comment=application.decision_comment if application.state in DECIDED else "",
         decided_at=application.decided_at,
         cutoff=cutoff(application),
-        time_to_access=metrics.for_application(application),
+        time_to_access=time_to_access.for_application(application),
         events=[
             EventOut(from_state=e.from_state, to_state=e.to_state, actor=_actor_label(e, viewer), note=e.note,
                      created_at=e.created_at)

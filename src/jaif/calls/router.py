@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from jaif.applications import metrics
+from jaif.applications.time_to_access import for_call
 from jaif.calls import service
 from jaif.calls.schemas import CallIn, CallOut, CallPatch, TimeToAccessOut
 from jaif.web import api_paging
@@ -46,4 +46,4 @@ def update_call(ref: str, body: CallPatch, session: DB, actor: Operator) -> Call
             responses=errors(401, 404))
 def time_to_access(ref: str, session: DB, actor: OptionalActor) -> TimeToAccessOut:
     """Working days from submission to allocation: median, 90th percentile, share within the target."""
-    return metrics.for_call(session, service.get_call(session=session, actor=actor, ref=ref))
+    return for_call(session, service.get_call(session=session, actor=actor, ref=ref))

@@ -1,6 +1,6 @@
 """The e-mails identity sends: e-mail verification, password reset, project invitation.
 
-Only their wording: the links and the sending are the caller's (identity.service, identity.membership),
+Only their wording: the links and the sending are the caller's (identity.service, identity.team),
 through notify.mail.Mailer.
 """
 

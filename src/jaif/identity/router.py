@@ -1,5 +1,5 @@
 """REST API of identity: the current user, their personal access tokens, a project's members and
-invitations. Same permissions as the portal (see identity/membership.py)."""
+invitations. Same permissions as the portal (see identity/team.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from jaif.access.schemas import Actor
 from jaif.errors import InvalidRequest
-from jaif.identity import membership, pats
+from jaif.identity import pats, team
 from jaif.identity import service as identity
 from jaif.identity.schemas import (
     InvitationCreate,
@@ -61,14 +61,14 @@ def revoke_token(token_id: str, session: DB, actor: CurrentActor) -> Response:
 def list_members(
     request: Request, response: Response, project_id: str, session: DB, actor: CurrentActor, page: Paging
 ) -> list[MemberView]:
-    found = membership.list_members(session=session, actor=actor, project_id=project_id)
+    found = team.list_members(session=session, actor=actor, project_id=project_id)
     return api_paging.cut(found, request, response, page)
 
 
 @router.delete("/projects/{project_id}/members/{user_id}", status_code=204,
                summary="Remove a member (PI or operator), or leave the project yourself")
 def remove_member(project_id: str, user_id: str, session: DB, actor: CurrentActor) -> Response:
-    membership.remove_member(session=session, actor=actor, project_id=project_id, user_id=user_id)
+    team.remove_member(session=session, actor=actor, project_id=project_id, user_id=user_id)
     return Response(status_code=204)
 
 
@@ -78,7 +78,7 @@ def remove_member(project_id: str, user_id: str, session: DB, actor: CurrentActo
 def list_invitations(
     request: Request, response: Response, project_id: str, session: DB, actor: CurrentActor, page: Paging
 ) -> list[InvitationView]:
-    found = membership.list_invitations(session=session, actor=actor, project_id=project_id)
+    found = team.list_invitations(session=session, actor=actor, project_id=project_id)
     return api_paging.cut(found, request, response, page)
 
 
@@ -86,14 +86,14 @@ def list_invitations(
              summary="Invite someone by e-mail (PI or operator); the link goes to that address only")
 def invite(project_id: str, body: InvitationCreate, session: DB, actor: CurrentActor, conf: IdentityConf,
            mailer: MailerDep) -> InvitationView:
-    return membership.invite(session=session, actor=actor, project_id=project_id, email=body.email, role=body.role,
+    return team.invite(session=session, actor=actor, project_id=project_id, email=body.email, role=body.role,
                              settings=conf, mailer=mailer)
 
 
 @router.delete("/projects/{project_id}/invitations/{invitation_id}", status_code=204,
                summary="Withdraw a pending invitation (PI or operator)")
 def revoke_invitation(project_id: str, invitation_id: str, session: DB, actor: CurrentActor) -> Response:
-    membership.revoke_invitation(session=session, actor=actor, project_id=project_id, invitation_id=invitation_id)
+    team.revoke_invitation(session=session, actor=actor, project_id=project_id, invitation_id=invitation_id)
     return Response(status_code=204)
 
 

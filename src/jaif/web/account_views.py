@@ -10,9 +10,10 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from jaif.errors import Conflict, InvalidRequest, JaifError
-from jaif.identity import membership, pats
+from jaif.identity import pats
 from jaif.identity import service as identity
 from jaif.identity import sso as sso_service
+from jaif.identity import team as membership
 from jaif.identity.service import FieldErrors
 from jaif.notify import service as notify
 from jaif.web.auth_views import message_page, render, start_session

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from jaif.access.models import Project, ProjectMember
 from jaif.access.schemas import CLI_ACTOR
 from jaif.allocations.models import Allocation
-from jaif.applications import metrics, reviews, service, visibility
+from jaif.applications import reviews, service, time_to_access, visibility
 from jaif.applications.schemas import DraftIn
 from jaif.calls.schemas import CallPatch
 from jaif.calls.service import update_call
@@ -298,7 +298,7 @@ def test_time_to_access_per_call(session, world):
         application.submitted_at, application.allocated_at = monday, monday + taken
     _submitted(session, world, "fast-lane")  # pending
     session.flush()
-    stats = metrics.for_call(session, call)
+    stats = time_to_access.for_call(session, call)
     assert (stats.allocated, stats.pending, stats.target_days) == (5, 1, 4)
     assert stats.median_days == pytest.approx(30 / 24, abs=1e-3)
     assert stats.within_target == pytest.approx(0.8)

@@ -18,7 +18,7 @@ from jaif.compute.naming import project_account
 from jaif.compute.scheduler import JobStatus, PartitionInfo
 from jaif.config import PartitionProfile
 from jaif.errors import Forbidden, InvalidRequest, NotFound, QuotaExceeded, Unauthorized
-from jaif.identity import membership
+from jaif.identity import team
 from tests.integration.compute.conftest import grant
 
 SCRIPT = b"#!/bin/bash\necho hello\n"
@@ -157,10 +157,10 @@ def test_templates_and_the_batch_inference_credential(session, compute, schedule
     assert sorted(p.name for p in request.workdir.iterdir()) == ["job.sh"]  # nothing for other jobs to read
     # listed nowhere as a project key, and not a key PIs could manage
     assert access.list_api_keys(session=session, project_name=lab.name) == before
-    assert membership.list_keys(session=session, actor=pi, project_id=lab.id) == before
+    assert team.list_keys(session=session, actor=pi, project_id=lab.id) == before
     row = session.query(ApiKey).filter_by(job_id=job.id).one()
     with pytest.raises(NotFound):
-        membership.revoke_key(session=session, actor=pi, project_id=lab.id, key_id=row.id)
+        team.revoke_key(session=session, actor=pi, project_id=lab.id, key_id=row.id)
     principal = access.authenticate_key(session=session, secret=secret)
     assert principal.project_id == lab.id and principal.user_id == alice.user_id  # charged to the project
     limit = started + timedelta(minutes=30 + compute.settings.compute.job_key_margin_min)

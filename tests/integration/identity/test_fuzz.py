@@ -18,7 +18,7 @@ from jaif.app import create_app
 from jaif.db.base import utcnow
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.db.migrate import upgrade
-from jaif.identity import membership, pats
+from jaif.identity import pats, team
 from jaif.notify.mail import Mailer
 from tests.support.fuzz import fuzz_all
 from tests.support.services import actor_of, app_settings
@@ -53,7 +53,7 @@ def identity_api(database_url, tmp_path):
         key, _secret = access.create_api_key(session=session, project_name="lab")
         spare, _ = pats.create(session=session, user_id=pi.id, name="spare")
         mailer = Mailer(smtp=settings_.smtp, outbox=tmp_path / "outbox", base_url="http://x")
-        invitation = membership.invite(session=session, actor=actor_of(pi), project_id=project.id,
+        invitation = team.invite(session=session, actor=actor_of(pi), project_id=project.id,
                                        email="new@example.org", role="member", settings=settings_.identity,
                                        mailer=mailer)
         tokens = {"pi": pats.create(session=session, user_id=pi.id)[1],

@@ -18,7 +18,7 @@ from jaif.allocations import service as allocations
 from jaif.allocations.schemas import AllocationOut
 from jaif.applications import reviews
 from jaif.applications import service as applications
-from jaif.identity import membership
+from jaif.identity import team as membership
 from jaif.web.deps import DB, PageUser
 from jaif.web.pages.common import IN_FLIGHT, percent, render
 

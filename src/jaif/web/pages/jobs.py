@@ -25,8 +25,8 @@ from jaif.compute.models import Job, JobState
 from jaif.compute.schemas import JobOut
 from jaif.db.base import utcnow
 from jaif.errors import JaifError
-from jaif.identity import membership
 from jaif.identity import service as identity
+from jaif.identity import team as membership
 from jaif.web.deps import DB, PageUser
 from jaif.web.pages.common import attempt, render, sentence
 from jaif.web.pages.paging import Pager

@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from jaif.access.schemas import Actor
 from jaif.errors import JaifError
-from jaif.identity import membership
+from jaif.identity import team as membership
 from jaif.web.deps import DB, PageUser, public_base_url
 from jaif.web.pages.common import FormStr, attempt, expiry_in_days, render, sentence
 from jaif.web.session import flash

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from jaif.access.schemas import Actor
-from jaif.applications import metrics
+from jaif.applications import time_to_access as metrics
 from jaif.calls import service as calls
 from jaif.errors import JaifError
 from jaif.web.deps import DB, PageOperator

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jaif.applications.metrics import percentile, working_days
+from jaif.applications.time_to_access import percentile, working_days
 
 MON = datetime(2026, 3, 2, 9, tzinfo=UTC)  # a Monday
 
