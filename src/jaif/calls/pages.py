@@ -10,11 +10,13 @@ from starlette.responses import RedirectResponse, Response
 
 from jaif.access.schemas import Actor
 from jaif.applications import metrics
+from jaif.calls import forms
 from jaif.calls import service as calls
 from jaif.errors import JaifError
-from jaif.web.deps import DB, PageOperator
-from jaif.web.pages import call_form
-from jaif.web.pages.common import FormFields, attempt, render, sentence
+from jaif.identity.deps import PageOperator
+from jaif.web.deps import DB
+from jaif.web.display import render, sentence
+from jaif.web.forms import FormFields, attempt
 from jaif.web.session import flash
 
 router = APIRouter(include_in_schema=False)
@@ -36,12 +38,12 @@ def call_list(request: Request, session: DB, actor: PageOperator) -> Response:
 def _form_page(request: Request, *, call_slug: str | None, values: dict, errors: dict | None = None,
                status_code: int = 200) -> Response:
     return render(request, "operator/call_form.html", status_code, section="operator", call_slug=call_slug,
-                  values=values, errors=errors or {}, kinds=call_form.KINDS, modes=call_form.MODES)
+                  values=values, errors=errors or {}, kinds=forms.KINDS, modes=forms.MODES)
 
 
 @router.get("/operator/calls/new")
 def new_call(request: Request, actor: PageOperator) -> Response:
-    return _form_page(request, call_slug=None, values=call_form.blank())
+    return _form_page(request, call_slug=None, values=forms.blank())
 
 
 @router.post("/operator/calls/new")
@@ -52,7 +54,7 @@ def create_call(request: Request, session: DB, actor: PageOperator, form: FormFi
 @router.get("/operator/calls/{slug}")
 def edit_call(request: Request, session: DB, actor: PageOperator, slug: str) -> Response:
     call = calls.out(calls.get_call(session=session, actor=actor, ref=slug))
-    return _form_page(request, call_slug=call.slug, values=call_form.values_of(call))
+    return _form_page(request, call_slug=call.slug, values=forms.values_of(call))
 
 
 @router.post("/operator/calls/{slug}")
@@ -62,7 +64,7 @@ def change_call(request: Request, session: DB, actor: PageOperator, slug: str, f
 
 
 def _save(request: Request, session: Session, actor: Actor, slug: str | None, form: dict[str, str]) -> Response:
-    data, errors = call_form.parse(form, new=slug is None)
+    data, errors = forms.parse(form, new=slug is None)
     if data is not None:
         try:
             if slug is None:
@@ -72,7 +74,7 @@ def _save(request: Request, session: Session, actor: Actor, slug: str | None, fo
         except JaifError as exc:
             if exc.status == 404:
                 raise
-            errors = {call_form.form_field(exc.param or "name"): sentence(exc.message)}
+            errors = {forms.form_field(exc.param or "name"): sentence(exc.message)}
         else:
             flash(request, f"Call {saved.name} is saved.")
             return RedirectResponse("/operator/calls", status_code=303)

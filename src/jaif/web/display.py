@@ -1,21 +1,18 @@
-"""What the portal's pages share: rendering with the display helpers, labels, and running a service call
-inside a savepoint so that a refused action leaves nothing half done when the page then answers 400.
+"""What the portal's pages show: the display helpers and labels every template may call (``number``,
+``when``, ``state_labels``...), ``render`` (a template with them), ``message_page`` (a title and a
+sentence), and ``sentence`` (a service's message as a sentence for a page).
+
+Concepts' pages (``<concept>/pages.py``) render with these; reading forms is web/forms.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, TypeVar
+from datetime import datetime
 
-from fastapi import Depends, Form, Request
-from sqlalchemy.orm import Session
+from fastapi import Request
 from starlette.responses import Response
 
-from jaif.errors import InvalidRequest, JaifError
 from jaif.web.templating import TEMPLATES
-
-T = TypeVar("T")
 
 STATE_LABELS = {
     "draft": "Draft",
@@ -91,46 +88,12 @@ HELPERS = {
 }
 
 
-async def _form_fields(request: Request) -> dict[str, str]:
-    """The text fields of a posted form (files are ignored), read before a synchronous page handler runs."""
-    form = await request.form()
-    return {name: value for name, value in form.items() if isinstance(value, str)}
-
-
-FormStr = Annotated[str, Form()]
-FormFields = Annotated[dict[str, str], Depends(_form_fields)]
-
-
 def render(request: Request, template: str, status_code: int = 200, **context) -> Response:
     """Render a page with the display helpers; ``section`` marks the current link in the navigation."""
     return TEMPLATES.TemplateResponse(request, template, {**HELPERS, **context}, status_code=status_code)
 
 
-def attempt(session: Session, action: Callable[[], T]) -> T:
-    """Run ``action`` in a savepoint: when it raises (a JaifError the page shows), its changes are undone."""
-    savepoint = session.begin_nested()
-    try:
-        result = action()
-    except JaifError:
-        savepoint.rollback()
-        raise
-    savepoint.commit()
-    return result
-
-
-def field_error(exc: JaifError, default: str) -> dict[str, str]:
-    return {exc.param or default: sentence(exc.message)}
-
-
-def expiry_in_days(days: str) -> datetime | None:
-    """A form's "expires in (days)" field: '' for no expiry, else 1 to 3650 days from now; InvalidRequest
-    naming the field otherwise. Used by the API keys and personal access token forms."""
-    if not days.strip():
-        return None
-    try:
-        value = float(days)
-    except ValueError as exc:
-        raise InvalidRequest("Enter a number of days, or leave it empty.", param="expires_in_days") from exc
-    if not 0 < value <= 3650:
-        raise InvalidRequest("Enter a number of days from 1 to 3650, or leave it empty.", param="expires_in_days")
-    return datetime.now(UTC) + timedelta(days=value)
+def message_page(request: Request, *, title: str, message: str, status_code: int = 200,
+                 link: tuple[str, str] | None = None) -> Response:
+    """A page with a title, one message and perhaps a link (href, text): a refused form, an expired link."""
+    return render(request, "auth/message.html", status_code, title=title, message=message, link=link)

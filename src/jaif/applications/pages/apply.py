@@ -1,7 +1,7 @@
 """Applying: the open calls with who may apply, the applicant's applications, and one application's status
 with its decision and the reviewers' comments (never their names: applications/views.py decides).
 
-The form itself, step by step, is in apply_steps.py.
+The form itself, step by step, is in steps.py.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from jaif.calls.eligibility import organisation_problems
 from jaif.calls.models import AccessCall
 from jaif.errors import JaifError
 from jaif.identity import service as identity
+from jaif.identity.deps import PageUser
 from jaif.identity.schemas import OrganisationRef
-from jaif.web.deps import DB, PageUser
-from jaif.web.pages.common import SECTORS, attempt, render, sentence
+from jaif.web.deps import DB
+from jaif.web.display import SECTORS, render, sentence
+from jaif.web.forms import attempt
 from jaif.web.session import flash
 
 router = APIRouter(include_in_schema=False)

@@ -16,9 +16,11 @@ from jaif.applications import reviews, views
 from jaif.applications.models import Review
 from jaif.applications.states import UNDER_REVIEW
 from jaif.errors import JaifError
-from jaif.web.deps import DB, PageUser
-from jaif.web.pages.common import FormStr, attempt, field_error, render
-from jaif.web.pages.paging import Pager
+from jaif.identity.deps import PageUser
+from jaif.web.deps import DB
+from jaif.web.display import render
+from jaif.web.forms import FormStr, attempt, field_error
+from jaif.web.paging import Pager
 from jaif.web.session import flash
 
 router = APIRouter(include_in_schema=False)

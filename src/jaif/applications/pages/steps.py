@@ -1,4 +1,4 @@
-"""The application form, one step per page (draft_form.py has the steps and their fields).
+"""The application form, one step per page (applications/forms.py has the steps and their fields).
 
 Every step saves the draft when it is sent (and a small script, /static/autosave.js, saves it through
 the draft API while the applicant types). A field with a mistake comes back with its error next to it
@@ -15,24 +15,26 @@ from starlette.responses import RedirectResponse, Response
 
 from jaif.access import directory
 from jaif.access.schemas import Actor
+from jaif.applications import forms, views
 from jaif.applications import service as applications
-from jaif.applications import views
 from jaif.applications.checks import SubmissionRefused
 from jaif.applications.schemas import ApplicationOut, DraftIn
 from jaif.calls import service as calls
 from jaif.calls.eligibility import Problem
 from jaif.errors import JaifError, NotFound
-from jaif.web.deps import DB, MailerDep, PageUser
-from jaif.web.pages import draft_form
-from jaif.web.pages.common import FormFields, attempt, render, sentence
+from jaif.identity.deps import PageUser
+from jaif.notify.deps import MailerDep
+from jaif.web.deps import DB
+from jaif.web.display import render, sentence
+from jaif.web.forms import FormFields, attempt
 from jaif.web.session import flash
 
 router = APIRouter(include_in_schema=False)
 
 
 def _editable(session: Session, actor: Actor, application_id: str, step: str) -> ApplicationOut:
-    if step not in draft_form.STEP_NAMES:
-        raise NotFound(f"no step {step!r}; the steps are {', '.join(draft_form.STEP_NAMES)}")
+    if step not in forms.STEP_NAMES:
+        raise NotFound(f"no step {step!r}; the steps are {', '.join(forms.STEP_NAMES)}")
     application = applications.get_application(session=session, actor=actor, application_id=application_id)
     return views.detail(application, actor)
 
@@ -48,8 +50,8 @@ def _page(request: Request, session: Session, actor: Actor, app: ApplicationOut,
         problems = [_shown(p) for p in found]
     return render(
         request, "apply/step.html", status_code, section="apply", app=app, call=call, step=step,
-        steps=draft_form.STEPS, partitions=partitions,
-        values=values if values is not None else draft_form.values_of(app, partitions),
+        steps=forms.STEPS, partitions=partitions,
+        values=values if values is not None else forms.values_of(app, partitions),
         errors=errors or {}, others=others or [], problems=problems,
         # Only the organisations the applicant may see (their own, their projects'): never every customer.
         organisations=[(o.id, f"{o.name} ({o.country})") for o in directory.list_organisations(session=session,
@@ -58,8 +60,8 @@ def _page(request: Request, session: Session, actor: Actor, app: ApplicationOut,
 
 
 def _shown(problem: Problem) -> dict[str, str]:
-    step = draft_form.STEP_OF.get(problem.field, "submit")
-    return {"field": draft_form.form_name(problem.field), "step": step, "message": sentence(problem.message)}
+    step = forms.STEP_OF.get(problem.field, "submit")
+    return {"field": forms.form_name(problem.field), "step": step, "message": sentence(problem.message)}
 
 
 @router.get("/applications/{application_id}/edit/{step}")
@@ -76,7 +78,7 @@ def save(request: Request, session: DB, actor: PageUser, application_id: str, st
     if "update" not in app.allowed_actions:
         return RedirectResponse(f"/applications/{application_id}", status_code=303)
     call = calls.get_call(session=session, actor=actor, ref=app.call_id)
-    parsed = draft_form.parse(step, form, partitions=sorted(call.offered_gpu_hours))
+    parsed = forms.parse(step, form, partitions=sorted(call.offered_gpu_hours))
     if parsed.fields:
         try:
             attempt(session, lambda: applications.update_draft(
@@ -84,12 +86,12 @@ def save(request: Request, session: DB, actor: PageUser, application_id: str, st
         except JaifError as exc:
             if exc.status == 404:
                 raise
-            parsed.errors[draft_form.form_name(exc.param or "title")] = sentence(exc.message)
+            parsed.errors[forms.form_name(exc.param or "title")] = sentence(exc.message)
     if parsed.errors:
         saved = views.detail(applications.get_application(session=session, actor=actor,
                                                           application_id=application_id), actor)
         return _page(request, session, actor, saved, step, values=form, errors=parsed.errors, status_code=400)
-    target = step if form.get("action") == "save" else draft_form.next_step(step)
+    target = step if form.get("action") == "save" else forms.next_step(step)
     flash(request, "Draft saved.", "info")
     return RedirectResponse(f"/applications/{application_id}/edit/{target}", status_code=303)
 

@@ -1,6 +1,7 @@
-"""The signed-in user's home (``/``, through web/portal.py) and a project's page (``/projects/{id}``):
-projects with their allocations as bars of used against amount, applications in flight, reviews waiting.
+"""The portal's front page (``/``) and a project's page (``/projects/{id}``).
 
+``/``: for visitors, what this gateway serves and how to call it; for a signed-in user, their home:
+projects with their allocations as bars of used against amount, applications in flight, reviews waiting.
 A project that is not the user's does not exist for them (404), operators see every project's page.
 """
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from jaif.access import directory
 from jaif.access.schemas import Actor
@@ -19,8 +20,9 @@ from jaif.allocations.schemas import AllocationOut
 from jaif.applications import reviews
 from jaif.applications import service as applications
 from jaif.identity import membership
-from jaif.web.deps import DB, PageUser
-from jaif.web.pages.common import IN_FLIGHT, percent, render
+from jaif.identity.deps import OptionalActor, PageUser
+from jaif.web.deps import DB
+from jaif.web.display import IN_FLIGHT, percent, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -91,6 +93,27 @@ def dashboard(request: Request, session: Session, actor: Actor) -> Response:
         request, "home/dashboard.html", section="home", actor=actor, projects=cards,
         in_flight=[a for a in mine if a.state in IN_FLIGHT], pending_reviews=pending_reviews,
     )
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, session: DB, actor: OptionalActor) -> Response:
+    if actor is not None:
+        return dashboard(request, session, actor)
+    registry = request.app.state.runtime.registry
+    aliases: dict[str, list[str]] = {}
+    for alias, name in registry.aliases.items():
+        aliases.setdefault(name, []).append(alias)
+    models = [
+        {
+            "name": m.name,
+            "kind": m.kind,
+            "context_length": m.context_length,
+            "aliases": sorted(aliases.get(m.name, [])),
+            "replicas": len(m.replicas.replicas),
+        }
+        for m in sorted(registry.models.values(), key=lambda m: m.name)
+    ]
+    return render(request, "portal/home.html", models=models, base_url=str(request.base_url))
 
 
 @router.get("/projects/{project_id}")

@@ -10,7 +10,7 @@ import re
 from pydantic import ValidationError
 
 from jaif.calls.schemas import CallIn, CallOut, CallPatch
-from jaif.web.pages.common import SECTORS
+from jaif.web.display import SECTORS
 
 KINDS = [("playground", "Playground"), ("fast_lane", "Fast Lane"), ("large_scale", "Large Scale"),
          ("inference_only", "Inference only"), ("custom", "Custom")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
@@ -17,23 +17,17 @@ from jaif.access.models import User
 from jaif.errors import InvalidRequest, JaifError, RateLimited
 from jaif.identity import service as identity
 from jaif.identity import sso as sso_service
+from jaif.identity.deps import OptionalActor, PageUser
 from jaif.identity.models import TokenPurpose
 from jaif.identity.oidc import SsoProviders
 from jaif.identity.service import FieldErrors
-from jaif.web.deps import DB, IdentityConf, MailerDep, OptionalActor, PageUser, public_base_url
+from jaif.notify.deps import MailerDep
+from jaif.web.deps import DB, IdentityConf, public_base_url
+from jaif.web.display import message_page, render
+from jaif.web.forms import FormStr
 from jaif.web.session import flash, safe_next, session_id, sign_in, sign_out
-from jaif.web.templating import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
-FormStr = Annotated[str, Form()]
-
-
-def render(request: Request, template: str, status_code: int = 200, **context) -> Response:
-    return TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
-
-
-def message_page(request: Request, *, title: str, message: str, status_code: int = 200, link: tuple | None = None):
-    return render(request, "auth/message.html", status_code, title=title, message=message, link=link)
 
 
 def _providers(request: Request) -> SsoProviders:
@@ -55,7 +49,7 @@ def _continue(next_path: str | None) -> RedirectResponse:
 
 def _signup_page(request: Request, session, *, values: dict, errors: dict, status_code: int = 200) -> Response:
     # No list of organisations: it would show anonymous visitors every customer of the factory (issue 9).
-    # The organisation is named when applying (web/pages/apply_steps.py), and confirmed (access/membership.py).
+    # The organisation is named when applying (applications/pages/steps.py), and confirmed (access/membership.py).
     return render(request, "auth/signup.html", status_code, values=values, errors=errors,
                   providers=list(_providers(request)))
 

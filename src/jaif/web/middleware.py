@@ -1,8 +1,9 @@
-"""Wires identity into the app: sessions, CSRF protection, the sign-in redirect, SSO clients, routes,
-and the trusted-host check.
+"""The browser-facing middleware of the app: the trusted-host check, the session cookie, the CSRF check,
+and the answer to a page that needs someone signed in (a redirect to /login).
 
-Called by create_app before the outer middleware (the body limit) is added, so that the order from the
-outside in is: body limit, trusted host (only with a public URL), session cookie, CSRF check, the app.
+``install`` is called by create_app after the routes are mounted and before the outer middleware (the
+body limit) is added, so that the order from the outside in is: body limit, trusted host (only with a
+public URL), session cookie, CSRF check, the app.
 """
 
 from __future__ import annotations
@@ -15,15 +16,13 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jaif.access.router import router as keys_api
 from jaif.config import Settings
 from jaif.errors import JaifError
-from jaif.identity.oidc import SsoProviders
-from jaif.identity.router import router as identity_api
 from jaif.secret_key import secret_key
-from jaif.web import account_views, auth_views, errors
+from jaif.web import errors
 from jaif.web.csrf import CsrfMiddleware
 from jaif.web.deps import SignInRequired, sign_in_redirect
+from jaif.web.display import message_page
 
 SESSION_COOKIE = "jaif_session"
 # Always accepted with a public URL set: the server's own machine (health checks, local scripts). Links are
@@ -44,17 +43,11 @@ def _refused(request: Request, error: JaifError) -> Response:
     """The 403 of a form without a valid CSRF token: JSON under /api, else a page that says what to do."""
     if request.url.path.startswith("/api/") or request.url.path.startswith("/v1/"):
         return errors.render(request, error)
-    return auth_views.message_page(request, title="Form not accepted", message=error.message,
-                                   status_code=error.status)
+    return message_page(request, title="Form not accepted", message=error.message, status_code=error.status)
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    app.state.sso = SsoProviders(settings.identity.oidc_providers)
     app.add_exception_handler(SignInRequired, sign_in_redirect)
-    app.include_router(identity_api)
-    app.include_router(keys_api)
-    app.include_router(auth_views.router)
-    app.include_router(account_views.router)
     app.add_middleware(CsrfMiddleware, refused=_refused)
     app.add_middleware(
         SessionMiddleware,

@@ -1,6 +1,8 @@
-"""A project's API keys for the inference API (/v1): its principal investigators (and operators) create
-them, each shown once, and revoke them; members see who to ask. To anyone outside the project it does
-not exist (404). Who may do what is identity/membership.py's to decide.
+"""A project's API keys for the inference API (/v1), the portal's one page for them (the team page links
+here): its principal investigators (and operators) create them, each shown once, and revoke them; members
+see who to ask. A form with a mistake comes back with the error next to its field and what was typed
+kept. To anyone outside the project it does not exist (404). Who may do what is identity/membership.py's
+to decide.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from starlette.responses import RedirectResponse, Response
 from jaif.access.schemas import Actor
 from jaif.errors import JaifError
 from jaif.identity import membership
-from jaif.web.deps import DB, PageUser, public_base_url
-from jaif.web.pages.common import FormStr, attempt, expiry_in_days, render, sentence
+from jaif.identity.deps import PageUser
+from jaif.identity.forms import expiry_in_days
+from jaif.web.deps import DB, public_base_url
+from jaif.web.display import render, sentence
+from jaif.web.forms import FormStr, attempt
 from jaif.web.session import flash
 
 router = APIRouter(include_in_schema=False)

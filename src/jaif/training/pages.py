@@ -12,8 +12,10 @@ from starlette.responses import RedirectResponse, Response
 
 from jaif.access.schemas import Actor
 from jaif.errors import JaifError
+from jaif.identity.deps import PageUser
+from jaif.notify.deps import MailerDep
 from jaif.training import service
-from jaif.web.deps import DB, MailerDep, PageUser
+from jaif.web.deps import DB
 from jaif.web.session import flash
 from jaif.web.templating import TEMPLATES
 

@@ -17,9 +17,12 @@ from jaif.applications import reviews, views
 from jaif.applications import service as applications
 from jaif.calls import service as calls
 from jaif.errors import JaifError
-from jaif.web.deps import DB, MailerDep, PageOperator
-from jaif.web.pages.common import STATE_LABELS, FormStr, attempt, render, sentence
-from jaif.web.pages.paging import Pager
+from jaif.identity.deps import PageOperator
+from jaif.notify.deps import MailerDep
+from jaif.web.deps import DB
+from jaif.web.display import STATE_LABELS, render, sentence
+from jaif.web.forms import FormStr, attempt
+from jaif.web.paging import Pager
 from jaif.web.session import flash
 
 router = APIRouter(include_in_schema=False)

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from jaif.access.schemas import Actor
 from jaif.errors import JaifError
+from jaif.identity.deps import PageUser
+from jaif.notify.deps import MailerDep
 from jaif.support import service
 from jaif.support.models import SupportCategory, SupportStatus
-from jaif.web.deps import DB, MailerDep, PageUser
+from jaif.web.deps import DB
+from jaif.web.forms import FormStr
 from jaif.web.session import flash
 from jaif.web.templating import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
-FormStr = Annotated[str, Form()]
 
 CATEGORY_LABELS = {
     SupportCategory.onboarding: "Getting started",

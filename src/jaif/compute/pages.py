@@ -1,9 +1,14 @@
 """Compute jobs in the portal: the list (``/jobs``: the user's projects, operators every project, filtered
 by project and state, 50 a page; ``/projects/{id}/jobs``: one project's), a job's page with its stdout and
-stderr (followed by /static/job.js while it runs) and cancelling it. Submitting is job_form.py.
+stderr (followed by /static/job.js while it runs) and cancelling it; submitting one (``/jobs/new``: project,
+partition, GPUs, nodes, time limit, and a template with its parameters or a raw batch script, typed or a
+file; the form's fields are compute/forms.py).
 
 Everything goes through compute/service.py, as the REST API and the CLI do: a job of a project the user
-is not a member of does not exist for them (404); operators see and cancel every job.
+is not a member of does not exist for them (404); operators see and cancel every job. A refused submission
+comes back with its message next to the field it is about and everything typed kept; nothing is submitted.
+Choosing another template re-renders the form with that template's fields (the *Show its fields* button,
+or *Submit* after the choice changed); nothing typed is lost and nothing is submitted.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from starlette.responses import RedirectResponse, Response
 
 from jaif.access.models import Project
 from jaif.access.schemas import Actor
+from jaif.compute import forms, templates
 from jaif.compute import service as jobs
 from jaif.compute.backend import Compute
 from jaif.compute.models import Job, JobState
@@ -27,9 +33,11 @@ from jaif.db.base import utcnow
 from jaif.errors import JaifError
 from jaif.identity import membership
 from jaif.identity import service as identity
-from jaif.web.deps import DB, PageUser
-from jaif.web.pages.common import attempt, render, sentence
-from jaif.web.pages.paging import Pager
+from jaif.identity.deps import PageUser
+from jaif.web.deps import DB
+from jaif.web.display import render, sentence
+from jaif.web.forms import attempt
+from jaif.web.paging import Pager
 from jaif.web.session import flash
 
 router = APIRouter(include_in_schema=False)
@@ -132,6 +140,65 @@ def project_jobs(request: Request, session: DB, actor: PageUser, project_id: str
     project = membership.require_member(session=session, actor=actor, project_id=project_id)  # 404 for others
     state = state if state in JOB_STATES else ""
     return _list_page(request, session, actor, project_name=project.name, state=state, page=page, project=project)
+
+
+# --- submitting a job: /jobs/new, mounted before /jobs/{job_id} -------------------------------------------
+
+
+def _new_job_form(request: Request, session: Session, actor: Actor, *, values: dict[str, str], errors=None,
+                  notice: str = "", status_code: int = 200) -> Response:
+    compute = compute_of(request)
+    partitions = [
+        (p.name, f"{p.name}: {p.nodes:,} node{'s' if p.nodes != 1 else ''} of {p.gpus_per_node} × {p.gpu_model}"
+         + (f", at most {p.max_walltime_min} min" if p.max_walltime_min else ""))
+        for p in compute.partitions().values()
+    ]
+    choices = [("", "None: my own batch script")] + [(t.name, f"{t.name}: {t.summary}")
+                                                     for t in templates.TEMPLATES.values()]
+    return render(
+        request, "jobs/new.html", status_code, section="jobs", values=values, errors=errors or {}, notice=notice,
+        projects=[(p, p) for p in my_projects(session, actor)], partitions=partitions, choices=choices,
+        chosen_template=forms.template_of(values.get("template", "")), param_field=forms.param_field,
+    )
+
+
+@router.get("/jobs/new")
+def new_job(request: Request, session: DB, actor: PageUser, project: Annotated[str, Query(max_length=200)] = "",
+            template: Annotated[str, Query(max_length=50)] = "") -> Response:
+    partitions = list(compute_of(request).partitions())
+    values = {**forms.DEFAULTS, "project": project, "partition": partitions[0] if partitions else "",
+              "template": template if forms.template_of(template) else ""}
+    return _new_job_form(request, session, actor, values=forms.with_params(values, {}))
+
+
+@router.post("/jobs/new")
+def submit_job(request: Request, session: DB, actor: PageUser, posted: forms.PostedForm) -> Response:
+    fields = posted.fields
+    values = {**forms.DEFAULTS, **{k: fields.get(k, "").strip() for k in forms.FIELDS},
+              "script": fields.get("script", "")}
+    if values["template"] and forms.template_of(values["template"]) is None:
+        values["template"] = ""
+    forms.with_params(values, fields)
+    if fields.get("action") == "choose" or values["template"] != fields.get("shown", values["template"]):
+        notice = "The fields of the template you chose are below; nothing is submitted yet."
+        return _new_job_form(request, session, actor, values=values, notice=notice)
+    args, errors = forms.parse(values, posted)
+    if errors:
+        return _new_job_form(request, session, actor, values=values, errors=errors, status_code=400)
+    compute = compute_of(request)
+    try:  # in a savepoint: a refusal leaves nothing behind (a batch-inference job's key, say)
+        job = attempt(session, lambda: jobs.submit_job(session=session, compute=compute, actor=actor, **args))
+    except JaifError as exc:
+        field = exc.param if exc.param in forms.ERROR_FIELDS else "form"
+        if field == "script" and posted.script_file is not None and forms.template_of(values["template"]) is None:
+            field = "script_file"
+        return _new_job_form(request, session, actor, values=values, errors={field: sentence(exc.message)},
+                             status_code=exc.status)
+    flash(request, f"Job {job.job_id} is submitted to partition {job.partition}.", "success")
+    return RedirectResponse(f"/jobs/{quote(job.job_id, safe='')}", status_code=303)
+
+
+# --- a job ---------------------------------------------------------------------------------------------------
 
 
 @router.get("/jobs/{job_id}")

@@ -1,5 +1,5 @@
-"""The operator console's allocations (list by project and status, create, revoke) and organisations
-(list, create). Forms with a mistake come back with the error next to the field and the input kept.
+"""The operator console's allocations: the list by project and status, creating one (a form with a
+mistake comes back with the error next to the field and the input kept) and revoking one.
 """
 
 from __future__ import annotations
@@ -7,18 +7,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
-from jaif.access import directory
-from jaif.access.schemas import Actor, OrganisationIn
+from jaif.access.schemas import Actor
 from jaif.allocations import service as allocations
 from jaif.allocations.models import AllocationStatus
 from jaif.errors import JaifError
-from jaif.web.deps import DB, MailerDep, PageOperator
-from jaif.web.pages.common import FormFields, attempt, render, sentence
-from jaif.web.pages.paging import Pager
+from jaif.identity.deps import PageOperator
+from jaif.notify.deps import MailerDep
+from jaif.web.deps import DB
+from jaif.web.display import render, sentence
+from jaif.web.forms import FormFields, attempt
+from jaif.web.paging import Pager
 from jaif.web.session import flash
 
 router = APIRouter(include_in_schema=False)
@@ -111,34 +112,3 @@ def revoke_allocation(request: Request, session: DB, actor: PageOperator, alloca
     else:
         flash(request, f"The allocation of {revoked.project.name} is revoked.")
     return RedirectResponse("/operator/allocations", status_code=303)
-
-
-def _organisations_page(request: Request, session: Session, actor: Actor, *, page: str = "1", values=None,
-                        errors=None, status_code: int = 200) -> Response:
-    pager = Pager.of(request, page=page, total=directory.count_organisations(session=session, actor=actor))
-    found = directory.list_organisations(session=session, actor=actor, limit=pager.size, offset=pager.offset)
-    return render(request, "operator/organisations.html", status_code, section="operator", organisations=found,
-                  pager=pager, values=values or {}, errors=errors or {})
-
-
-@router.get("/operator/organisations")
-def organisation_list(request: Request, session: DB, actor: PageOperator,
-                      page: Annotated[str, Query(max_length=12)] = "1") -> Response:
-    return _organisations_page(request, session, actor, page=page)
-
-
-@router.post("/operator/organisations")
-def create_organisation(request: Request, session: DB, actor: PageOperator, form: FormFields) -> Response:
-    values = {k: form.get(k, "").strip() for k in ("name", "sector", "country")}
-    values["country"] = values["country"].upper()
-    try:
-        data = OrganisationIn(**values)
-        org = attempt(session, lambda: directory.create_organisation(session=session, actor=actor, data=data))
-    except ValidationError as exc:
-        errors = {str(e["loc"][0]): e["msg"].rstrip(".") + "." for e in reversed(exc.errors()) if e["loc"]}
-    except JaifError as exc:
-        errors = {exc.param or "name": sentence(exc.message)}
-    else:
-        flash(request, f"Organisation {org.name} is created.")
-        return RedirectResponse("/operator/organisations", status_code=303)
-    return _organisations_page(request, session, actor, values=values, errors=errors, status_code=400)

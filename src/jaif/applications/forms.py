@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from jaif.applications.schemas import ApplicationOut, DraftIn
-from jaif.web.pages.common import RISK_LABELS, SECTORS
+from jaif.web.display import RISK_LABELS, SECTORS
 
 STEPS = [
     ("proposal", "Proposal"),

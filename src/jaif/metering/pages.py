@@ -20,10 +20,11 @@ from jaif.access import directory
 from jaif.access.models import Project
 from jaif.access.schemas import Actor
 from jaif.compute import daily as compute_daily
+from jaif.identity.deps import PageUser
+from jaif.metering import charts
 from jaif.metering import reports as metering_reports
-from jaif.web.deps import DB, PageUser
-from jaif.web.pages import charts
-from jaif.web.pages.common import number, render
+from jaif.web.deps import DB
+from jaif.web.display import number, render
 
 router = APIRouter(include_in_schema=False)
 PERIODS = (7, 30, 90)

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from jaif.catalogue import service
-from jaif.web.deps import DB, PageUser, public_base_url
+from jaif.identity.deps import PageUser
+from jaif.web.deps import DB, public_base_url
 from jaif.web.templating import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
