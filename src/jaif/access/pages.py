@@ -31,7 +31,7 @@ def _organisations_page(request: Request, session: Session, actor: Actor, *, pag
                         errors=None, status_code: int = 200) -> Response:
     pager = Pager.of(request, page=page, total=directory.count_organisations(session=session, actor=actor))
     found = directory.list_organisations(session=session, actor=actor, limit=pager.size, offset=pager.offset)
-    return render(request, "operator/organisations.html", status_code, section="operator", organisations=found,
+    return render(request, "access/organisations.html", status_code, section="operator", organisations=found,
                   pager=pager, values=values or {}, errors=errors or {})
 
 
@@ -67,7 +67,7 @@ def members_page(request: Request, session: DB, actor: PageUser, organisation_id
     members = membership.members(session=session, actor=actor, organisation_id=organisation_id)
     org = directory.get_organisation(session=session, actor=actor, organisation_id=organisation_id)
     domains = membership.domains(session=session, actor=actor, organisation_id=organisation_id)
-    return render(request, "organisations/members.html", section="operator" if actor.is_operator else "apply",
+    return render(request, "access/members.html", section="operator" if actor.is_operator else "apply",
                   organisation=org, members=members, domains=domains)
 
 

@@ -34,7 +34,7 @@ def _allocations_page(request: Request, session: Session, actor: Actor, *, proje
     found = allocations.list_allocations(session=session, actor=actor, **filters, limit=pager.size,
                                          offset=pager.offset)
     return render(
-        request, "operator/allocations.html", status_code, section="operator",
+        request, "allocations/list.html", status_code, section="operator",
         allocations=[allocations.out(a) for a in found], pager=pager,
         chosen={"project": project, "status": status}, statuses=STATUSES,
         values=values or {"resource": "gpu_hours", "partition": "booster", "days": "60"}, errors=errors or {},

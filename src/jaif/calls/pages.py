@@ -26,18 +26,18 @@ router = APIRouter(include_in_schema=False)
 def console(request: Request, session: DB, actor: PageOperator) -> Response:
     every = calls.list_calls(session=session, actor=actor, include_inactive=True)
     speed = [(calls.out(c), metrics.for_call(session, c)) for c in every]
-    return render(request, "operator/console.html", section="operator", speed=speed)
+    return render(request, "calls/console.html", section="operator", speed=speed)
 
 
 @router.get("/operator/calls")
 def call_list(request: Request, session: DB, actor: PageOperator) -> Response:
     every = [calls.out(c) for c in calls.list_calls(session=session, actor=actor, include_inactive=True)]
-    return render(request, "operator/calls.html", section="operator", calls=every)
+    return render(request, "calls/list.html", section="operator", calls=every)
 
 
 def _form_page(request: Request, *, call_slug: str | None, values: dict, errors: dict | None = None,
                status_code: int = 200) -> Response:
-    return render(request, "operator/call_form.html", status_code, section="operator", call_slug=call_slug,
+    return render(request, "calls/form.html", status_code, section="operator", call_slug=call_slug,
                   values=values, errors=errors or {}, kinds=forms.KINDS, modes=forms.MODES)
 
 

@@ -111,7 +111,7 @@ def _list_page(request: Request, session: Session, actor: Actor, *, project_name
     found = jobs.list_jobs(session=session, compute=compute, actor=actor, **filters, limit=pager.size,
                            offset=pager.offset)
     return render(
-        request, "jobs/list.html", status_code, section="jobs", rows=rows_of(session, found), pager=pager,
+        request, "compute/list.html", status_code, section="jobs", rows=rows_of(session, found), pager=pager,
         project=project, chosen={"project": project_name, "state": state}, errors=errors or {},
         projects=[(p, p) for p in my_projects(session, actor)], is_operator=actor.is_operator,
         job_states=JOB_STATES, minutes=minutes,
@@ -156,7 +156,7 @@ def _new_job_form(request: Request, session: Session, actor: Actor, *, values: d
     choices = [("", "None: my own batch script")] + [(t.name, f"{t.name}: {t.summary}")
                                                      for t in templates.TEMPLATES.values()]
     return render(
-        request, "jobs/new.html", status_code, section="jobs", values=values, errors=errors or {}, notice=notice,
+        request, "compute/new.html", status_code, section="jobs", values=values, errors=errors or {}, notice=notice,
         projects=[(p, p) for p in my_projects(session, actor)], partitions=partitions, choices=choices,
         chosen_template=forms.template_of(values.get("template", "")), param_field=forms.param_field,
     )
@@ -208,7 +208,7 @@ def job_page(request: Request, session: DB, actor: PageUser, job_id: str) -> Res
     job = jobs.get_job(session=session, compute=compute, actor=actor, job_id=job_id, refresh=False)
     row = rows_of(session, [job])[0]
     return render(
-        request, "jobs/detail.html", section="jobs", row=row, job=row.job, logs=logs, params=job.params or {},
+        request, "compute/detail.html", section="jobs", row=row, job=row.job, logs=logs, params=job.params or {},
         stdout_cut=logs.stdout_offset > LOG_TAIL, stderr_cut=logs.stderr_offset > LOG_TAIL, tail_kib=LOG_TAIL // 1024,
         partition=compute.partitions().get(job.partition), job_states=JOB_STATES, minutes=minutes,
     )

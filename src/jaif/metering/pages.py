@@ -81,5 +81,5 @@ def usage(
     last = datetime.now(UTC).date()
     first = last - timedelta(days=days - 1)
     chosen = _projects(session, actor, project)
-    return render(request, "usage/usage.html", section="usage", panels=panels(session, actor, chosen, first=first,
+    return render(request, "metering/usage.html", section="usage", panels=panels(session, actor, chosen, first=first,
                   last=last), days=days, periods=PERIODS, project=project, first=first, last=last)

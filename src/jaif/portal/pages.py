@@ -90,7 +90,7 @@ def dashboard(request: Request, session: Session, actor: Actor) -> Response:
     mine = applications.application_rows(session=session, actor=actor, mine=True, limit=50)
     pending_reviews = reviews.count_reviews(session=session, actor=actor, only_open=True) if actor.is_reviewer else 0
     return render(
-        request, "home/dashboard.html", section="home", actor=actor, projects=cards,
+        request, "portal/dashboard.html", section="home", actor=actor, projects=cards,
         in_flight=[a for a in mine if a.state in IN_FLIGHT], pending_reviews=pending_reviews,
     )
 
@@ -122,7 +122,7 @@ def project_page(request: Request, session: DB, actor: PageUser, project_id: str
     project = directory.get_project(session=session, actor=actor, project_id=project_id)
     found = project_allocations(session, actor, project_id)
     return render(
-        request, "home/project.html", section="home", actor=actor, project=project,
+        request, "portal/project.html", section="home", actor=actor, project=project,
         bars=[bar_of(a) for a in found if a.status == "active"],
         ended=[a for a in found if a.status != "active"],
         manager=membership.can_manage(session=session, actor=actor, project_id=project_id),

@@ -96,4 +96,4 @@ def render(request: Request, template: str, status_code: int = 200, **context) -
 def message_page(request: Request, *, title: str, message: str, status_code: int = 200,
                  link: tuple[str, str] | None = None) -> Response:
     """A page with a title, one message and perhaps a link (href, text): a refused form, an expired link."""
-    return render(request, "auth/message.html", status_code, title=title, message=message, link=link)
+    return render(request, "message.html", status_code, title=title, message=message, link=link)

@@ -60,7 +60,7 @@ def apply_page(request: Request, session: DB, actor: PageUser) -> Response:
     ]
     drafts = [a for a in applications.list_applications(session=session, actor=actor, mine=True, limit=50)
               if a.state == "draft"]
-    return render(request, "apply/calls.html", section="apply", offers=offers, organisation=organisation,
+    return render(request, "applications/calls.html", section="apply", offers=offers, organisation=organisation,
                   drafts=drafts, membership=membership.own_state(session=session, actor=actor))
 
 
@@ -75,7 +75,7 @@ def start(request: Request, session: DB, actor: PageUser, call_ref: str) -> Resp
 @router.get("/applications")
 def my_applications(request: Request, session: DB, actor: PageUser) -> Response:
     mine = applications.list_applications(session=session, actor=actor, mine=True)
-    return render(request, "apply/list.html", section="apply", applications=mine)
+    return render(request, "applications/list.html", section="apply", applications=mine)
 
 
 def _status_page(request: Request, session: Session, actor: Actor, application_id: str, *, errors=None,
@@ -83,7 +83,7 @@ def _status_page(request: Request, session: Session, actor: Actor, application_i
     application = applications.get_application(session=session, actor=actor, application_id=application_id)
     detail = views.detail(application, actor)
     my_review = next((r for r in application.reviews if r.reviewer_id == actor.user_id), None)
-    return render(request, "apply/status.html", status_code, section="apply", app=detail, actor=actor,
+    return render(request, "applications/status.html", status_code, section="apply", app=detail, actor=actor,
                   my_review=my_review, errors=errors or {})
 
 

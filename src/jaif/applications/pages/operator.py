@@ -42,7 +42,7 @@ def application_list(
                                                                                **filters))
     found = applications.application_rows(session=session, actor=actor, **filters, limit=pager.size,
                                           offset=pager.offset)
-    return render(request, "operator/applications.html", section="operator", applications=found,
+    return render(request, "applications/operator_list.html", section="operator", applications=found,
                   calls=[(c.slug, c.name) for c in every], chosen={"call": chosen_call, "state": chosen_state},
                   pager=pager)
 
@@ -53,7 +53,7 @@ def _page(request: Request, session: Session, actor: Actor, application_id: str,
     detail = views.detail(application, actor)
     defaults = {"reviewer_email": "", "stage": "technical" if detail.state == "submitted" else "peer",
                 "decision": "", "comment": "", "allocate": True}
-    return render(request, "operator/application.html", status_code, section="operator", app=detail,
+    return render(request, "applications/operator_application.html", status_code, section="operator", app=detail,
                   values={**defaults, **(values or {})}, errors=errors or {})
 
 

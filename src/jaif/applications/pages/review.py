@@ -37,7 +37,7 @@ def queue(
     pending = [r for r in found if r.open]
     done = [r for r in found if not r.open]
     waiting = reviews.count_reviews(session=session, actor=actor, only_open=True)
-    return render(request, "review/queue.html", section="review", pending=pending, done=done, pager=pager,
+    return render(request, "applications/review_queue.html", section="review", pending=pending, done=done, pager=pager,
                   waiting=waiting)
 
 
@@ -50,7 +50,7 @@ def _page(request: Request, session: Session, actor: Actor, review_id: str, *, v
     review = _mine(session, actor, review_id)
     app = views.detail(review.application, actor)
     values = values or {"score": str(review.score or ""), "comment": review.comment}
-    return render(request, "review/form.html", status_code, section="review", review=review, app=app,
+    return render(request, "applications/review_form.html", status_code, section="review", review=review, app=app,
                   open=review.application.state in UNDER_REVIEW, scores=SCORES, values=values,
                   errors=errors or {})
 

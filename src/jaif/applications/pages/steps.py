@@ -49,7 +49,7 @@ def _page(request: Request, session: Session, actor: Actor, app: ApplicationOut,
         found = applications.check(session=session, actor=actor, application_id=app.id)
         problems = [_shown(p) for p in found]
     return render(
-        request, "apply/step.html", status_code, section="apply", app=app, call=call, step=step,
+        request, "applications/step.html", status_code, section="apply", app=app, call=call, step=step,
         steps=forms.STEPS, partitions=partitions,
         values=values if values is not None else forms.values_of(app, partitions),
         errors=errors or {}, others=others or [], problems=problems,

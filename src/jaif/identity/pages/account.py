@@ -39,7 +39,7 @@ def _account_page(request: Request, session, actor, *, status_code: int = 200, *
         "new_token": None,
     }
     context.update(extra)
-    return render(request, "auth/account.html", status_code, **context)
+    return render(request, "identity/account.html", status_code, **context)
 
 
 @router.get("/account")
@@ -91,7 +91,7 @@ def invitation(request: Request, session: DB, actor: OptionalActor, token: str) 
     except JaifError as exc:
         return message_page(request, title="Invitation not valid", message=exc.message, status_code=exc.status)
     here = f"/invitations/{token}"
-    return render(request, "auth/invitation.html", invite=invite, actor=actor, login=login_url(here),
+    return render(request, "identity/invitation.html", invite=invite, actor=actor, login=login_url(here),
                   signup=f"/signup?next={here}&email={invite.email}")
 
 

@@ -30,7 +30,7 @@ def _page(request: Request, session: Session, actor: Actor, project_id: str, *, 
     manager = membership.can_manage(session=session, actor=actor, project_id=project_id)
     members = membership.list_members(session=session, actor=actor, project_id=project_id)
     return render(
-        request, "keys/keys.html", status_code, section="home", project=project, manager=manager,
+        request, "identity/keys.html", status_code, section="home", project=project, manager=manager,
         keys=membership.list_keys(session=session, actor=actor, project_id=project_id) if manager else [],
         pis=[m for m in members if m.role == "pi"], values=values or {"name": "", "expires_in_days": ""},
         errors=errors or {}, new_key=new_key, base_url=public_base_url(request),

@@ -50,7 +50,7 @@ def _continue(next_path: str | None) -> RedirectResponse:
 def _signup_page(request: Request, session, *, values: dict, errors: dict, status_code: int = 200) -> Response:
     # No list of organisations: it would show anonymous visitors every customer of the factory (issue 9).
     # The organisation is named when applying (applications/pages/steps.py), and confirmed (access/membership.py).
-    return render(request, "auth/signup.html", status_code, values=values, errors=errors,
+    return render(request, "identity/signup.html", status_code, values=values, errors=errors,
                   providers=list(_providers(request)))
 
 
@@ -87,7 +87,7 @@ def signup(request: Request, session: DB, conf: IdentityConf, mailer: MailerDep,
 
 def _login_page(request: Request, *, email: str = "", next: str = "/", error: str = "", status_code: int = 200,
                 errors: dict[str, str] | None = None, headers: dict[str, str] | None = None):
-    response = render(request, "auth/login.html", status_code, email=email, next=safe_next(next), error=error,
+    response = render(request, "identity/login.html", status_code, email=email, next=safe_next(next), error=error,
                       errors=errors or {}, providers=list(_providers(request)),
                       allow_signup=request.app.state.settings.identity.allow_signup)
     response.headers.update(headers or {})
@@ -161,14 +161,14 @@ def resend_verification(request: Request, session: DB, actor: PageUser, conf: Id
 
 @router.get("/forgot-password")
 def forgot_password_form(request: Request, email: str = "") -> Response:
-    return render(request, "auth/forgot_password.html", values={"email": email[:320]}, errors={})
+    return render(request, "identity/forgot_password.html", values={"email": email[:320]}, errors={})
 
 
 @router.post("/forgot-password")
 def forgot_password(request: Request, session: DB, conf: IdentityConf, mailer: MailerDep,
                     email: FormStr = "") -> Response:
     if problem := identity.email_problem(identity.normalise_email(email)):
-        return render(request, "auth/forgot_password.html", 400, values={"email": email}, errors={"email": problem})
+        return render(request, "identity/forgot_password.html", 400, values={"email": email}, errors={"email": problem})
     identity.request_password_reset(session=session, email=email, settings=conf, mailer=mailer)
     return message_page(
         request, title="Check your e-mail",
@@ -184,7 +184,7 @@ def reset_password_form(request: Request, session: DB, token: str = "") -> Respo
     except InvalidRequest as exc:
         return message_page(request, title="Password not reset", message=exc.message, status_code=400,
                             link=("/forgot-password", "Ask for a new link"))
-    return render(request, "auth/reset_password.html", token=token, errors={})
+    return render(request, "identity/reset_password.html", token=token, errors={})
 
 
 @router.post("/reset-password")
@@ -193,7 +193,7 @@ def reset_password(request: Request, session: DB, conf: IdentityConf, token: For
     try:
         user = identity.reset_password(session=session, token=token, password=password, settings=conf)
     except FieldErrors as exc:
-        return render(request, "auth/reset_password.html", 400, token=token, errors=exc.errors)
+        return render(request, "identity/reset_password.html", 400, token=token, errors=exc.errors)
     except InvalidRequest as exc:
         return message_page(request, title="Password not reset", message=exc.message, status_code=400,
                             link=("/forgot-password", "Ask for a new link"))

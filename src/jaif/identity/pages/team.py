@@ -34,7 +34,7 @@ def _team_page(request: Request, session, actor, project_id: str, *, status_code
         "values": {},
     }
     context.update(extra)
-    return render(request, "auth/team.html", status_code, **context)
+    return render(request, "identity/team.html", status_code, **context)
 
 
 @router.get("/projects/{project_id}/team")
