@@ -12,6 +12,7 @@ from jaif.access.schemas import Actor
 from jaif.applications import metrics
 from jaif.calls import forms
 from jaif.calls import service as calls
+from jaif.calls.schemas import CallIn
 from jaif.errors import JaifError
 from jaif.identity.deps import PageOperator
 from jaif.web.deps import DB
@@ -67,10 +68,12 @@ def _save(request: Request, session: Session, actor: Actor, slug: str | None, fo
     data, errors = forms.parse(form, new=slug is None)
     if data is not None:
         try:
-            if slug is None:
-                saved = attempt(session, lambda: calls.create_call(session=session, actor=actor, data=data))
+            if isinstance(data, CallIn):  # a new call (forms.parse gives a CallPatch for a change)
+                new = data
+                saved = attempt(session, lambda: calls.create_call(session=session, actor=actor, data=new))
             else:
-                saved = attempt(session, lambda: calls.update_call(session=session, actor=actor, ref=slug, data=data))
+                patch, ref = data, slug or ""
+                saved = attempt(session, lambda: calls.update_call(session=session, actor=actor, ref=ref, data=patch))
         except JaifError as exc:
             if exc.status == 404:
                 raise

@@ -77,8 +77,10 @@ def parse(values: dict[str, str], posted: Posted) -> tuple[dict, dict[str, str]]
     if not values["partition"]:
         errors["partition"] = "Choose a partition."
     tpl = template_of(values["template"])
-    args = {"project_name": values["project"], "partition": values["partition"], "gpus": numbers["gpus"],
-            "nodes": numbers["nodes"], "time_min": numbers["time"], "name": values["name"] or None}
+    args: dict[str, object] = {
+        "project_name": values["project"], "partition": values["partition"], "gpus": numbers["gpus"],
+        "nodes": numbers["nodes"], "time_min": numbers["time"], "name": values["name"] or None,
+    }
     if tpl is not None:
         params = {key: values[param_field(key)].strip() for key in tpl.params}
         for key, spec in tpl.params.items():

@@ -6,6 +6,7 @@ each bar has its own tooltip, and pages put the same figures in a table beside i
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -34,7 +35,7 @@ class Series:
         return max(self.values, default=0.0)
 
 
-def daily(per_day: dict[date, float], *, first: date, last: date, unit: str) -> Series:
+def daily(per_day: Mapping[date, float], *, first: date, last: date, unit: str) -> Series:
     """The series from ``first`` to ``last`` (both included) of ``per_day``, 0 where a day has nothing."""
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     return Series(days=days, values=[float(per_day.get(d, 0.0)) for d in days], unit=unit)

@@ -37,11 +37,11 @@ def application_list(
     every = calls.list_calls(session=session, actor=actor, include_inactive=True)
     chosen_call = call if call in {c.slug for c in every} else ""
     chosen_state = state if state in STATE_LABELS else ""
-    filters = {"call": chosen_call or None, "state": chosen_state or None}
+    call_slug, state_name = chosen_call or None, chosen_state or None
     pager = Pager.of(request, page=page, total=applications.count_applications(session=session, actor=actor,
-                                                                               **filters))
-    found = applications.application_rows(session=session, actor=actor, **filters, limit=pager.size,
-                                          offset=pager.offset)
+                                                                               call=call_slug, state=state_name))
+    found = applications.application_rows(session=session, actor=actor, call=call_slug, state=state_name,
+                                          limit=pager.size, offset=pager.offset)
     return render(request, "applications/operator_list.html", section="operator", applications=found,
                   calls=[(c.slug, c.name) for c in every], chosen={"call": chosen_call, "state": chosen_state},
                   pager=pager)
