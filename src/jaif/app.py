@@ -9,33 +9,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from jaif import __version__
-from jaif.access.directory_router import router as directory_api
-from jaif.allocations.router import router as allocations_api
-from jaif.applications.router import reviews_router as reviews_api
-from jaif.applications.router import router as applications_api
-from jaif.calls.router import router as calls_api
-from jaif.catalogue import router as catalogue_api
-from jaif.catalogue import views as catalogue_views
+from jaif import __version__, routes
 from jaif.compute.backend import make_compute
-from jaif.compute.router import router as compute_api
 from jaif.config import Settings
+from jaif.identity.oidc import SsoProviders
 from jaif.inference.fastpath import InferenceFastPath
 from jaif.inference.router import openapi_components
-from jaif.inference.router import router as inference_router
-from jaif.ops.router import router as ops_router
 from jaif.runtime import Runtime
-from jaif.support import router as support_api
-from jaif.support import views as support_views
-from jaif.training import router as training_api
-from jaif.training import views as training_views
-from jaif.web import docs as api_docs
-from jaif.web import errors
-from jaif.web import identity as web_identity
-from jaif.web import pages as portal_pages
+from jaif.web import errors, middleware
 from jaif.web.headers import SecurityHeaders
 from jaif.web.limits import BodyLimit
-from jaif.web.portal import router as portal_router
 
 
 def tune_gc() -> None:
@@ -81,20 +64,12 @@ def create_app(settings: Settings | None = None, *, server: bool = False) -> Fas
     )
     app.state.settings = settings
     app.state.compute = make_compute(settings)  # the scheduler: objects only, nothing started
+    app.state.sso = SsoProviders(settings.identity.oidc_providers)  # the single sign-on clients
     errors.install(app)
-    app.include_router(inference_router)
-    app.include_router(ops_router)
-    app.include_router(portal_router)
-    portal_pages.install(app)  # home, apply, review, operator console, keys, usage (web/pages/) and /static
-    for services in (support_api, support_views, catalogue_api, catalogue_views, training_api, training_views):
-        app.include_router(services.router)
-    # The front door's API: organisations, projects, calls, applications, reviews, allocations.
-    for front_door in (directory_api, calls_api, applications_api, reviews_api, allocations_api):
-        app.include_router(front_door)
-    app.include_router(compute_api)  # /api/v1/jobs, partitions, compute report, slurm sync
-    # Sessions, CSRF, sign-in pages, /api/v1/me, project members and keys (web/identity.py).
-    web_identity.install(app, settings)
-    api_docs.install(app)
+    # Every router and page, the inference API (/v1) first (routes.py).
+    routes.mount(app)
+    # Sessions, CSRF, trusted hosts, the sign-in redirect (web/middleware.py).
+    middleware.install(app, settings)
     app.add_middleware(BodyLimit, max_bytes=settings.inference.max_body_bytes)
     # Outermost: every answer, refusals of the body limit and CSRF check included (web/headers.py).
     app.add_middleware(SecurityHeaders)

@@ -161,7 +161,7 @@ class Runtime:
             await asyncio.to_thread(self._reclaim)
 
     async def _sweep(self) -> None:
-        """Expire ended allocations and re-derive token quotas from them (allocations/tokens.py)."""
+        """Expire ended allocations and re-derive token quotas from them (allocations/token_quota.py)."""
 
         def _run() -> None:
             with transaction(self.session_factory) as session:

@@ -18,10 +18,11 @@ from jaif.access.schemas import (
     ProjectOut,
     Sector,
 )
+from jaif.identity.deps import CurrentActor, Operator
 from jaif.web import api_paging
 from jaif.web.api_errors import errors
 from jaif.web.api_paging import PAGED, Paging
-from jaif.web.deps import DB, CurrentActor, Operator
+from jaif.web.deps import DB
 
 router = APIRouter(prefix="/api/v1", tags=["organisations and projects"])
 

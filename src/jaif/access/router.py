@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, Request, Response
 
 from jaif.identity import team
+from jaif.identity.deps import CurrentActor
 from jaif.identity.schemas import KeyCreate, KeyCreated, KeyView
 from jaif.web import api_paging
 from jaif.web.api_errors import errors
 from jaif.web.api_paging import PAGED, Paging
-from jaif.web.deps import DB, CurrentActor
+from jaif.web.deps import DB
 
 router = APIRouter(prefix="/api/v1/projects/{project_id}/keys", tags=["api keys"])
 

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Query, Request, Response
 
 from jaif.allocations import service
 from jaif.allocations.schemas import AllocationIn, AllocationOut, SweepOut
+from jaif.identity.deps import CurrentActor, Operator
+from jaif.notify.deps import MailerDep
 from jaif.web import api_paging
 from jaif.web.api_errors import errors
 from jaif.web.api_paging import PAGED, Paging
-from jaif.web.deps import DB, CurrentActor, MailerDep, Operator
+from jaif.web.deps import DB
 
 router = APIRouter(prefix="/api/v1/allocations", tags=["allocations"])
 

@@ -24,10 +24,12 @@ from jaif.applications.schemas import (
     StageIn,
     State,
 )
+from jaif.identity.deps import CurrentActor, Operator
+from jaif.notify.deps import MailerDep
 from jaif.web import api_paging
 from jaif.web.api_errors import errors
 from jaif.web.api_paging import PAGED, Paging
-from jaif.web.deps import DB, CurrentActor, MailerDep, Operator
+from jaif.web.deps import DB
 
 router = APIRouter(prefix="/api/v1/applications", tags=["applications"])
 reviews_router = APIRouter(prefix="/api/v1/reviews", tags=["reviews"])

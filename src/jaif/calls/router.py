@@ -7,10 +7,11 @@ from fastapi import APIRouter, Request, Response
 from jaif.applications.time_to_access import for_call
 from jaif.calls import service
 from jaif.calls.schemas import CallIn, CallOut, CallPatch, TimeToAccessOut
+from jaif.identity.deps import Operator, OptionalActor
 from jaif.web import api_paging
 from jaif.web.api_errors import errors
 from jaif.web.api_paging import PAGED, Paging
-from jaif.web.deps import DB, Operator, OptionalActor
+from jaif.web.deps import DB
 
 router = APIRouter(prefix="/api/v1/calls", tags=["calls"])
 

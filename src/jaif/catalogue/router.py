@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Request, Response
 
 from jaif.catalogue import service
 from jaif.catalogue.schemas import Solution, SolutionCreate, SolutionUpdate
+from jaif.identity.deps import CurrentActor, Operator
 from jaif.web import api_paging
 from jaif.web.api_errors import errors
 from jaif.web.api_paging import PAGED, Paging
-from jaif.web.deps import DB, CurrentActor, Operator
+from jaif.web.deps import DB
 
 router = APIRouter(prefix="/api/v1/solutions", tags=["catalogue"])
 

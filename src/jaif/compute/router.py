@@ -11,8 +11,9 @@ from jaif.compute import reports, sync
 from jaif.compute import service as jobs
 from jaif.compute.backend import Compute
 from jaif.compute.schemas import ComputeReport, JobLogs, JobOut, JobSubmit, PartitionOut
+from jaif.identity.deps import CurrentActor, Operator
 from jaif.web import api_paging
-from jaif.web.deps import DB, CurrentActor, Operator
+from jaif.web.deps import DB
 
 router = APIRouter(tags=["compute"])
 

@@ -11,6 +11,7 @@ from jaif.access.schemas import Actor
 from jaif.errors import InvalidRequest
 from jaif.identity import pats, team
 from jaif.identity import service as identity
+from jaif.identity.deps import CurrentActor
 from jaif.identity.schemas import (
     InvitationCreate,
     InvitationView,
@@ -20,10 +21,11 @@ from jaif.identity.schemas import (
     TokenCreated,
     TokenView,
 )
+from jaif.notify.deps import MailerDep
 from jaif.web import api_paging
 from jaif.web.api_errors import errors
 from jaif.web.api_paging import PAGED, Paging
-from jaif.web.deps import DB, CurrentActor, IdentityConf, MailerDep
+from jaif.web.deps import DB, IdentityConf
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 

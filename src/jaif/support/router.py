@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from jaif.identity.deps import CurrentActor, Operator
+from jaif.notify.deps import MailerDep
 from jaif.support import service
 from jaif.support.models import SupportCategory, SupportStatus
 from jaif.support.schemas import (
@@ -19,7 +21,7 @@ from jaif.support.schemas import (
 from jaif.web import api_paging
 from jaif.web.api_errors import errors
 from jaif.web.api_paging import PAGED, Paging
-from jaif.web.deps import DB, CurrentActor, MailerDep, Operator
+from jaif.web.deps import DB
 
 router = APIRouter(prefix="/api/v1/support-requests", tags=["support desk"])
 

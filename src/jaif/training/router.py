@@ -6,12 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from jaif.identity.deps import CurrentActor, Operator
+from jaif.notify.deps import MailerDep
 from jaif.training import service
 from jaif.training.schemas import EventRegistration, TrainingEvent, TrainingEventCreate, TrainingEventUpdate
 from jaif.web import api_paging
 from jaif.web.api_errors import errors
 from jaif.web.api_paging import PAGED, Paging
-from jaif.web.deps import DB, CurrentActor, MailerDep, Operator
+from jaif.web.deps import DB
 
 router = APIRouter(prefix="/api/v1/training-events", tags=["training"])
 

@@ -170,7 +170,7 @@ async def test_project_keys_for_pis_and_operators_only(api, world, session):
     assert (await api.as_(pi).delete(f"/api/v1/projects/{other.id}/keys/{key['id']}")).status_code == 404
 
 
-async def test_the_team_page_invites_and_shows_a_new_key_once(
+async def test_the_team_page_invites_and_its_keys_page_shows_a_new_key_once(
     outbox, api, world, with_password, browsers, factory, session
 ):
     pi, member = with_password(world.user("pi")), world.user("member")
@@ -183,10 +183,12 @@ async def test_the_team_page_invites_and_shows_a_new_key_once(
     sent = await browser.submit(f"{page}/invitations", {"email": "carol@example.org", "role": "member"}, page=page)
     assert sent.status_code == 303
     assert invited(outbox, "carol@example.org")
-    made = await browser.submit(f"{page}/keys", {"key_name": "laptop"}, page=page)
+    keys = f"/projects/{lab.id}/keys"  # the project's one keys page, linked from the team page
+    assert f'href="{keys}"' in (await browser.get(page)).text
+    made = await browser.submit(keys, {"name": "laptop"}, page=keys)
     assert made.status_code == 200
     secret = made.text.split('id="new-key">')[1].split("<")[0]
-    assert secret.startswith("jaif-") and secret not in (await browser.get(page)).text
+    assert secret.startswith("jaif-") and secret not in (await browser.get(keys)).text
     removed = await browser.submit(f"{page}/members/{member.user_id}/remove", {}, page=page)
     assert removed.status_code == 303
     assert session.scalar(select(ProjectMember).where(ProjectMember.user_id == member.user_id)) is None

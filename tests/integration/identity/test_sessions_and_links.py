@@ -23,7 +23,7 @@ from jaif.identity import service as identity
 from jaif.identity.models import PersonalAccessToken
 from jaif.notify.models import Notification
 from jaif.support import service as support
-from jaif.web.identity import SESSION_COOKIE
+from jaif.web.middleware import SESSION_COOKIE
 from tests.integration.identity.conftest import PASSWORD
 from tests.support.portal import BASE, Browser, csrf_of, mail_links
 from tests.support.services import app_settings

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from jaif.web.pages import charts, draft_form
+from jaif.applications import forms as draft_form
+from jaif.metering import charts
 
 
 def test_a_step_saves_the_good_fields_and_names_the_bad_ones():

@@ -1,0 +1,133 @@
+"""The operator console's applications: the list by call and state, and one application with what the
+operator may do next (assign reviewers, start a review stage, decide, allocate). A refused action (a
+reviewer with a conflict of interest, a move the call's review mode does not allow) comes back with its
+reason next to the field and what was typed kept.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy.orm import Session
+from starlette.responses import RedirectResponse, Response
+
+from jaif.access.schemas import Actor
+from jaif.applications import reviews, visibility
+from jaif.applications import service as applications
+from jaif.calls import service as calls
+from jaif.errors import JaifError
+from jaif.identity.deps import PageOperator
+from jaif.notify.deps import MailerDep
+from jaif.web.deps import DB
+from jaif.web.display import STATE_LABELS, render, sentence
+from jaif.web.forms import FormStr, attempt
+from jaif.web.paging import Pager
+from jaif.web.session import flash
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/operator/applications")
+def application_list(
+    request: Request, session: DB, actor: PageOperator,
+    call: Annotated[str, Query(max_length=100)] = "", state: Annotated[str, Query(max_length=30)] = "",
+    page: Annotated[str, Query(max_length=12)] = "1",
+) -> Response:
+    every = calls.list_calls(session=session, actor=actor, include_inactive=True)
+    chosen_call = call if call in {c.slug for c in every} else ""
+    chosen_state = state if state in STATE_LABELS else ""
+    call_slug, state_name = chosen_call or None, chosen_state or None
+    pager = Pager.of(request, page=page, total=applications.count_applications(session=session, actor=actor,
+                                                                               call=call_slug, state=state_name))
+    found = applications.application_rows(session=session, actor=actor, call=call_slug, state=state_name,
+                                          limit=pager.size, offset=pager.offset)
+    return render(request, "applications/operator_list.html", section="operator", applications=found,
+                  calls=[(c.slug, c.name) for c in every], chosen={"call": chosen_call, "state": chosen_state},
+                  pager=pager)
+
+
+def _page(request: Request, session: Session, actor: Actor, application_id: str, *, values=None, errors=None,
+          status_code: int = 200) -> Response:
+    application = applications.get_application(session=session, actor=actor, application_id=application_id)
+    detail = visibility.detail(application, actor)
+    defaults = {"reviewer_email": "", "stage": "technical" if detail.state == "submitted" else "peer",
+                "decision": "", "comment": "", "allocate": True}
+    return render(request, "applications/operator_application.html", status_code, section="operator", app=detail,
+                  values={**defaults, **(values or {})}, errors=errors or {})
+
+
+def _done(request: Request, application_id: str, message: str) -> Response:
+    flash(request, message)
+    return RedirectResponse(f"/operator/applications/{application_id}", status_code=303)
+
+
+@router.get("/operator/applications/{application_id}")
+def application_page(request: Request, session: DB, actor: PageOperator, application_id: str) -> Response:
+    return _page(request, session, actor, application_id)
+
+
+@router.post("/operator/applications/{application_id}/reviewers")
+def assign(request: Request, session: DB, actor: PageOperator, mailer: MailerDep, application_id: str,
+           reviewer_email: FormStr = "", stage: FormStr = "technical") -> Response:
+    values = {"reviewer_email": reviewer_email, "stage": stage}
+    if not reviewer_email.strip():
+        errors = {"reviewer_email": "Give the reviewer's e-mail address."}
+        return _page(request, session, actor, application_id, values=values, errors=errors, status_code=400)
+    try:
+        attempt(session, lambda: reviews.assign(session=session, actor=actor, mailer=mailer,
+                                                application_id=application_id, reviewer_email=reviewer_email,
+                                                stage=stage))
+    except JaifError as exc:
+        field = "stage" if exc.param == "stage" else "reviewer_email"
+        errors = {field: sentence(exc.message)}
+        status = 400 if exc.status == 404 else exc.status  # an unknown reviewer is a mistake in the form
+        return _page(request, session, actor, application_id, values=values, errors=errors, status_code=status)
+    return _done(request, application_id, f"{reviewer_email.strip()} is asked for the {stage} review.")
+
+
+@router.post("/operator/applications/{application_id}/stage")
+def move_stage(request: Request, session: DB, actor: PageOperator, application_id: str,
+               stage: FormStr = "") -> Response:
+    try:
+        attempt(session, lambda: applications.start_stage(session=session, actor=actor,
+                                                          application_id=application_id, stage=stage))
+    except JaifError as exc:
+        if exc.status == 404:
+            raise
+        return _page(request, session, actor, application_id, errors={"stage_move": sentence(exc.message)},
+                     status_code=exc.status)
+    return _done(request, application_id, f"The application is now {STATE_LABELS.get(stage, stage).lower()}.")
+
+
+@router.post("/operator/applications/{application_id}/decision")
+def decide(request: Request, session: DB, actor: PageOperator, mailer: MailerDep, application_id: str,
+           decision: FormStr = "", comment: FormStr = "", allocate: FormStr = "") -> Response:
+    values = {"decision": decision, "comment": comment, "allocate": bool(allocate)}
+    if decision not in ("accept", "reject"):
+        errors = {"decision": "Choose to accept or to reject the application."}
+        return _page(request, session, actor, application_id, values=values, errors=errors, status_code=400)
+    try:
+        done = attempt(session, lambda: applications.decide(
+            session=session, actor=actor, mailer=mailer, application_id=application_id,
+            accept=decision == "accept", comment=comment, allocate=bool(allocate)))
+    except JaifError as exc:
+        if exc.status == 404:
+            raise
+        return _page(request, session, actor, application_id, values=values,
+                     errors={"decision": sentence(exc.message)}, status_code=exc.status)
+    return _done(request, application_id, f"The application is {STATE_LABELS[done.state].lower()}; "
+                                          "the applicant is told by e-mail.")
+
+
+@router.post("/operator/applications/{application_id}/allocate")
+def allocate(request: Request, session: DB, actor: PageOperator, mailer: MailerDep, application_id: str) -> Response:
+    try:
+        attempt(session, lambda: applications.allocate_accepted(session=session, actor=actor, mailer=mailer,
+                                                                application_id=application_id))
+    except JaifError as exc:
+        if exc.status == 404:
+            raise
+        return _page(request, session, actor, application_id, errors={"allocate": sentence(exc.message)},
+                     status_code=exc.status)
+    return _done(request, application_id, "The application is allocated.")

@@ -1,0 +1,87 @@
+"""The operator console's front page (what needs doing, and time to access per call) and its calls:
+list, create, change (closing one is unticking *open for applications*).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
+from starlette.responses import RedirectResponse, Response
+
+from jaif.access.schemas import Actor
+from jaif.applications import time_to_access
+from jaif.calls import forms
+from jaif.calls import service as calls
+from jaif.calls.schemas import CallIn
+from jaif.errors import JaifError
+from jaif.identity.deps import PageOperator
+from jaif.web.deps import DB
+from jaif.web.display import render, sentence
+from jaif.web.forms import FormFields, attempt
+from jaif.web.session import flash
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/operator")
+def console(request: Request, session: DB, actor: PageOperator) -> Response:
+    every = calls.list_calls(session=session, actor=actor, include_inactive=True)
+    speed = [(calls.out(c), time_to_access.for_call(session, c)) for c in every]
+    return render(request, "calls/console.html", section="operator", speed=speed)
+
+
+@router.get("/operator/calls")
+def call_list(request: Request, session: DB, actor: PageOperator) -> Response:
+    every = [calls.out(c) for c in calls.list_calls(session=session, actor=actor, include_inactive=True)]
+    return render(request, "calls/list.html", section="operator", calls=every)
+
+
+def _form_page(request: Request, *, call_slug: str | None, values: dict, errors: dict | None = None,
+               status_code: int = 200) -> Response:
+    return render(request, "calls/form.html", status_code, section="operator", call_slug=call_slug,
+                  values=values, errors=errors or {}, kinds=forms.KINDS, modes=forms.MODES)
+
+
+@router.get("/operator/calls/new")
+def new_call(request: Request, actor: PageOperator) -> Response:
+    return _form_page(request, call_slug=None, values=forms.blank())
+
+
+@router.post("/operator/calls/new")
+def create_call(request: Request, session: DB, actor: PageOperator, form: FormFields) -> Response:
+    return _save(request, session, actor, None, form)
+
+
+@router.get("/operator/calls/{slug}")
+def edit_call(request: Request, session: DB, actor: PageOperator, slug: str) -> Response:
+    call = calls.out(calls.get_call(session=session, actor=actor, ref=slug))
+    return _form_page(request, call_slug=call.slug, values=forms.values_of(call))
+
+
+@router.post("/operator/calls/{slug}")
+def change_call(request: Request, session: DB, actor: PageOperator, slug: str, form: FormFields) -> Response:
+    calls.get_call(session=session, actor=actor, ref=slug)  # 404 first
+    return _save(request, session, actor, slug, form)
+
+
+def _save(request: Request, session: Session, actor: Actor, slug: str | None, form: dict[str, str]) -> Response:
+    data, errors = forms.parse(form, new=slug is None)
+    if data is not None:
+        try:
+            if isinstance(data, CallIn):  # a new call (forms.parse gives a CallPatch for a change)
+                new = data
+                saved = attempt(session, lambda: calls.create_call(session=session, actor=actor, data=new))
+            else:
+                patch, ref = data, slug or ""
+                saved = attempt(session, lambda: calls.update_call(session=session, actor=actor, ref=ref, data=patch))
+        except JaifError as exc:
+            if exc.status == 404:
+                raise
+            errors = {forms.form_field(exc.param or "name"): sentence(exc.message)}
+        else:
+            flash(request, f"Call {saved.name} is saved.")
+            return RedirectResponse("/operator/calls", status_code=303)
+    values = {**form, **{k: True for k in form if k.startswith("sector_") or k == "is_active"}}
+    if "is_active" not in form:
+        values["is_active"] = False
+    return _form_page(request, call_slug=slug, values=values, errors=errors, status_code=400)

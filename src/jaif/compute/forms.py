@@ -1,0 +1,96 @@
+"""The job form of the portal (``/jobs/new``, compute/pages.py): its fields and their defaults, the posted
+form with the bytes of a chosen script file (``PostedForm``), the chosen template's parameter fields, and
+``parse``: the arguments of compute/service.py's ``submit_job`` from the form, with an error per field
+that is not filled in right (whole numbers, a project, a script or the template's required fields).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.datastructures import UploadFile
+
+from jaif.compute import templates
+
+FIELDS = ("project", "partition", "gpus", "nodes", "time", "name", "template")
+DEFAULTS = {"gpus": "1", "nodes": "1", "time": "60", "name": "", "template": "", "script": ""}
+# The service's ``param`` values that name a field of this form; a refusal about another is shown above it.
+ERROR_FIELDS = frozenset({"project", "partition", "gpus", "nodes", "time", "script", "params", "template"})
+WHOLE = {
+    "gpus": "Enter a whole number of GPUs per node, 0 or more (e.g. 1).",
+    "nodes": "Enter a whole number of nodes, 1 or more.",
+    "time": "Enter the time limit as a whole number of minutes (e.g. 60).",
+}
+
+
+@dataclass
+class Posted:
+    """A posted job form: its text fields, and the bytes of the script file when one was chosen."""
+
+    fields: dict[str, str]
+    script_file: bytes | None
+
+
+async def _posted(request: Request) -> Posted:
+    form = await request.form()
+    upload = form.get("script_file")
+    data = await upload.read() if isinstance(upload, UploadFile) and upload.filename else None
+    return Posted({k: v for k, v in form.items() if isinstance(v, str)}, data or None)
+
+
+PostedForm = Annotated[Posted, Depends(_posted)]
+
+
+def param_field(key: str) -> str:
+    return f"param_{key}"
+
+
+def template_of(name: str) -> templates.JobTemplate | None:
+    return templates.TEMPLATES.get(name)
+
+
+def with_params(values: dict[str, str], fields: dict[str, str]) -> dict[str, str]:
+    """``values`` with the chosen template's parameter fields: as typed, else their defaults."""
+    tpl = template_of(values.get("template", ""))
+    for key, spec in (tpl.params.items() if tpl else ()):
+        values[param_field(key)] = fields.get(param_field(key), spec.default or "")
+    return values
+
+
+def _whole(text: str) -> int | None:
+    text = text.strip().replace(",", "").replace("_", "")
+    return int(text) if text.isdigit() else None
+
+
+def parse(values: dict[str, str], posted: Posted) -> tuple[dict, dict[str, str]]:
+    """The arguments of ``submit_job`` from the form, and an error per field that is not filled in right."""
+    errors: dict[str, str] = {}
+    numbers = {}
+    for name, message in WHOLE.items():
+        numbers[name] = _whole(values[name])
+        if numbers[name] is None:
+            errors[name] = message
+    if not values["project"]:
+        errors["project"] = "Choose the project the job is charged to."
+    if not values["partition"]:
+        errors["partition"] = "Choose a partition."
+    tpl = template_of(values["template"])
+    args: dict[str, object] = {
+        "project_name": values["project"], "partition": values["partition"], "gpus": numbers["gpus"],
+        "nodes": numbers["nodes"], "time_min": numbers["time"], "name": values["name"] or None,
+    }
+    if tpl is not None:
+        params = {key: values[param_field(key)].strip() for key in tpl.params}
+        for key, spec in tpl.params.items():
+            if spec.default is None and not params[key]:
+                errors[param_field(key)] = f"Give the {key}: {spec.help}."
+        args |= {"template": tpl.name, "params": {k: v for k, v in params.items() if v}}
+    elif posted.script_file is not None:
+        args["script"] = posted.script_file
+    elif values["script"]:
+        args["script"] = values["script"].replace("\r\n", "\n")
+    else:
+        errors["script"] = "Type or paste a batch script, choose a script file, or choose a template."
+    return args, errors

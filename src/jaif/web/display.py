@@ -1,0 +1,99 @@
+"""What the portal's pages show: the display helpers and labels every template may call (``number``,
+``when``, ``state_labels``...), ``render`` (a template with them), ``message_page`` (a title and a
+sentence), and ``sentence`` (a service's message as a sentence for a page).
+
+Concepts' pages (``<concept>/pages.py``) render with these; reading forms is web/forms.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import Request
+from starlette.responses import Response
+
+from jaif.web.templating import TEMPLATES
+
+STATE_LABELS = {
+    "draft": "Draft",
+    "submitted": "Submitted",
+    "technical_review": "In technical review",
+    "peer_review": "In peer review",
+    "accepted": "Accepted",
+    "rejected": "Rejected",
+    "allocated": "Allocated",
+    "withdrawn": "Withdrawn",
+}
+IN_FLIGHT = ("draft", "submitted", "technical_review", "peer_review", "accepted")
+REVIEW_MODES = {
+    "automatic": "automatic: eligible applications are accepted and allocated at once",
+    "technical": "technical review, then a decision",
+    "peer": "technical and peer review, then a decision",
+}
+RISK_LABELS = {
+    "minimal": "Minimal risk (e.g. spam filters, research prototypes without users)",
+    "limited": "Limited risk: transparency duties (e.g. chatbots, generated content)",
+    "high": "High risk (Annex III: e.g. hiring, credit, medical devices, critical infrastructure)",
+    "unacceptable": "Unacceptable risk: a prohibited practice (Art. 5)",
+}
+SECTORS = {
+    "academia": "Academia", "startup": "Start-up", "sme": "SME", "industry": "Industry", "public": "Public sector",
+}
+
+
+def number(value: float | int | None, digits: int = 0) -> str:
+    """1234567 -> '1,234,567'; None -> '—'."""
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def compact(value: float | int | None) -> str:
+    """Short figures for chart axes: 1.2k, 3.4M, 5G."""
+    if value is None:
+        return "—"
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def percent(used: float, amount: float) -> int:
+    if amount <= 0:
+        return 100 if used > 0 else 0
+    return min(100, round(100 * used / amount))
+
+
+def when(value: datetime | None, with_time: bool = True) -> str:
+    if value is None:
+        return "—"
+    return value.strftime("%Y-%m-%d %H:%M UTC" if with_time else "%Y-%m-%d")
+
+
+def sentence(message: str) -> str:
+    """A service's message as a sentence for a page: capital first letter, one full stop."""
+    message = message.strip()
+    return (message[:1].upper() + message[1:]).rstrip(".") + "."
+
+
+HELPERS = {
+    "number": number,
+    "compact": compact,
+    "percent": percent,
+    "when": when,
+    "state_labels": STATE_LABELS,
+    "review_modes": REVIEW_MODES,
+    "risk_labels": RISK_LABELS,
+    "sector_labels": SECTORS,
+}
+
+
+def render(request: Request, template: str, status_code: int = 200, **context) -> Response:
+    """Render a page with the display helpers; ``section`` marks the current link in the navigation."""
+    return TEMPLATES.TemplateResponse(request, template, {**HELPERS, **context}, status_code=status_code)
+
+
+def message_page(request: Request, *, title: str, message: str, status_code: int = 200,
+                 link: tuple[str, str] | None = None) -> Response:
+    """A page with a title, one message and perhaps a link (href, text): a refused form, an expired link."""
+    return render(request, "message.html", status_code, title=title, message=message, link=link)
