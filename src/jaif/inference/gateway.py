@@ -340,19 +340,20 @@ class Gateway:
             ttft_s=ttft_s,
         )
         assert call.ticket is not None
+        # Positional, in Outcome's field order: keywords cost a microsecond more on every request.
         outcome = Outcome(
-            request_id=call.request_id,
-            endpoint=call.endpoint,
-            model=call.model.name,
-            replica=replica.url if replica else None,
-            stream=bool(call.body.get("stream")),
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            usage_source=usage_source if usage else "none",
-            latency_ms=latency_s * 1000,
-            ttft_ms=ttft_s * 1000 if ttft_s is not None else None,
-            status=status,
-            status_code=status_code,
+            call.request_id,  # request_id
+            call.endpoint,  # endpoint
+            call.model.name,  # model
+            replica.url if replica else None,  # replica
+            bool(call.body.get("stream")),  # stream
+            prompt,  # prompt_tokens
+            completion,  # completion_tokens
+            usage_source if usage else "none",  # usage_source
+            latency_s * 1000,  # latency_ms
+            ttft_s * 1000 if ttft_s is not None else None,  # ttft_ms
+            status,  # status
+            status_code,  # status_code
         )
         await self.meter.finish(call.ticket, outcome)
 
