@@ -342,7 +342,7 @@ class Gateway:
         assert call.ticket is not None
         # Positional, in Outcome's field order: keywords cost a microsecond more on every request.
         outcome = Outcome(
-            call.request_id,  # request_id
+            call.request_id,  # id
             call.endpoint,  # endpoint
             call.model.name,  # model
             replica.url if replica else None,  # replica

@@ -60,22 +60,9 @@ class Ticket:
     finished: bool = False
 
 
-@dataclass(slots=True)
-class Outcome:
-    """How an admitted request ended: its usage record, less whose it is (the ticket knows)."""
-
-    request_id: str
-    endpoint: str
-    model: str
-    replica: str | None
-    stream: bool
-    prompt_tokens: int
-    completion_tokens: int
-    usage_source: str  # "upstream", "tokenizer", ... or "none"
-    latency_ms: float
-    ttft_ms: float | None
-    status: str  # "ok", "error", "cancelled"
-    status_code: int
+# How an admitted request ended: its usage record (rows.LedgerEntry) as the gateway builds it, less whose
+# it is and when, which finish() fills in before queueing that same object (one object per request).
+Outcome = LedgerEntry
 
 
 def new_holder() -> str:
@@ -151,17 +138,13 @@ class Meter:
             self.quota.settle(reservation, used)
         if outcome is not None and self._metered:
             p = ticket.principal
-            o = outcome
+            outcome.created_at = time.time()
+            outcome.project_id = p.project_id
+            outcome.api_key_id = p.key_id
             # Charged to the lease it was reserved from, even if that lease was lost and replaced
-            # meanwhile (metering/quota.py). Positional: this runs on every request.
-            lease_id = reservation.lease_id if reservation is not None and reservation.leased else None
-            self.ledger.record(
-                LedgerEntry(
-                    o.request_id, time.time(), p.project_id, p.key_id, o.endpoint, o.model, o.replica, o.stream,
-                    o.prompt_tokens, o.completion_tokens, o.usage_source, o.latency_ms, o.ttft_ms, o.status,
-                    o.status_code, lease_id,
-                )
-            )  # fmt: skip
+            # meanwhile (metering/quota.py).
+            outcome.lease_id = reservation.lease_id if reservation is not None and reservation.leased else None
+            self.ledger.record(outcome)
         if ticket.rate_limited and used != ticket.tokens:
             # Last, and best effort: the usage record and the quota books above must not depend on the
             # limiter's store (Redis) still answering when the request ends. If it does not, the key's

@@ -20,12 +20,12 @@ from jaif.metering.models import UsageRecord
 class LedgerEntry:
     """One request's usage record, queued until the next flush: the usage_records columns that are not
     derived (total_tokens is), created_at as seconds since the epoch, and the quota lease its tokens
-    were reserved from (not a column; None where the project has no quota)."""
+    were reserved from (not a column; None where the project has no quota).
+
+    Filled in two steps, one object per request: the gateway builds it with how the request ended (as
+    metering.meter.Outcome, positionally); Meter.finish fills in whose it is and when, and queues it."""
 
     id: str  # the request id
-    created_at: float
-    project_id: str
-    api_key_id: str | None
     endpoint: str
     model: str
     replica: str | None
@@ -37,7 +37,10 @@ class LedgerEntry:
     ttft_ms: float | None
     status: str
     status_code: int
-    lease_id: str | None
+    created_at: float = 0.0
+    project_id: str = ""
+    api_key_id: str | None = None
+    lease_id: str | None = None
 
 
 ENTRY_FIELDS = tuple(f.name for f in fields(LedgerEntry))

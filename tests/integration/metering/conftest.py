@@ -57,7 +57,7 @@ def outcome(used: int, *, status: str = "ok", status_code: int = 200) -> Outcome
     """How a request that used ``used`` tokens ended, as the gateway reports it."""
     prompt = used // 2
     return Outcome(
-        request_id=uuid.uuid4().hex, endpoint="chat.completions", model="m", replica=None, stream=False,
+        id=uuid.uuid4().hex, endpoint="chat.completions", model="m", replica=None, stream=False,
         prompt_tokens=prompt, completion_tokens=used - prompt, usage_source="upstream", latency_ms=1.0, ttft_ms=None,
         status=status, status_code=status_code,
     )  # fmt: skip

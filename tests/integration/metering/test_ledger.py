@@ -54,7 +54,7 @@ async def test_a_batch_written_before_is_not_charged_again(db):
     first = await proc.finish(ticket, 10)
     await ledger.flush()
     # The same record again, as a retried batch would carry it.
-    ledger.record(entry(project, request_id=first.request_id, lease_id=ticket.reservation.lease_id))
+    ledger.record(entry(project, request_id=first.id, lease_id=ticket.reservation.lease_id))
     await proc.finish(await proc.reserve(project, 100), 20)
     assert await ledger.flush() == 1  # the second only
     assert ledger.pending == 0
