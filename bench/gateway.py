@@ -69,7 +69,7 @@ def metering(setup: Setup, database: str, args) -> list[str]:
     rows = []
     for workers in args.workers:
         with (
-            gateway(setup.env, workers=workers, extra_env={"JAIF_METERING__ENABLED": "false"}) as off_gw,
+            gateway(setup.env, workers=workers, metered=False) as off_gw,
             gateway(setup.env, workers=workers) as on_gw,
         ):
             for name, model in (("instant", "fast"), ("20 ms", "slow")):

@@ -162,10 +162,12 @@ def upstream(env: dict[str, str], *, delay_ms: float = 0, tokens: int = 16):
 
 
 @contextmanager
-def gateway(env: dict[str, str], *, workers: int = 1, extra_env: dict[str, str] | None = None):
+def gateway(env: dict[str, str], *, workers: int = 1, extra_env: dict[str, str] | None = None, metered: bool = True):
+    """`jaif serve`; ``metered=False``: the same server without metering and quotas (bench/unmetered.py)."""
     port = free_port()
+    serve = [JAIF, "serve"] if metered else [sys.executable, str(Path(__file__).parent / "unmetered.py")]
     with process(
-        [JAIF, "serve", "--port", str(port), "--workers", str(workers)],
+        [*serve, "--port", str(port), "--workers", str(workers)],
         {**env, **(extra_env or {})},
         f"http://127.0.0.1:{port}/healthz",
     ) as proc:

@@ -35,13 +35,14 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
-def create_app(settings: Settings | None = None, *, server: bool = False) -> FastAPI:
-    """``server``: the app is the process's one server (`jaif serve`), which may tune the process (tune_gc)."""
+def create_app(settings: Settings | None = None, *, server: bool = False, metered: bool = True) -> FastAPI:
+    """``server``: the app is the process's one server (`jaif serve`), which may tune the process (tune_gc).
+    ``metered``: False only for bench/gateway.py's baseline (metering/meter.py); no setting reaches it."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, metered=metered)
         await runtime.start()
         if server:
             tune_gc()
@@ -85,11 +86,18 @@ def create_app(settings: Settings | None = None, *, server: bool = False) -> Fas
     return app
 
 
-def asgi_app(settings: Settings) -> InferenceFastPath:
+def asgi_app(settings: Settings, *, metered: bool = True) -> InferenceFastPath:
     """What `jaif serve` runs: the app behind the hot-path middleware (inference/fastpath.py)."""
-    return InferenceFastPath(create_app(settings, server=True), max_body_bytes=settings.inference.max_body_bytes)
+    app = create_app(settings, server=True, metered=metered)
+    return InferenceFastPath(app, max_body_bytes=settings.inference.max_body_bytes)
 
 
 def app_from_env() -> InferenceFastPath:
     """Factory for uvicorn workers (``jaif serve --workers N``): settings from the environment."""
     return asgi_app(Settings())
+
+
+def unmetered_app_from_env() -> InferenceFastPath:
+    """bench/gateway.py's baseline only (through bench/unmetered.py): the same server without metering and
+    quotas, to measure what they cost. `jaif serve` never runs this."""
+    return asgi_app(Settings(), metered=False)

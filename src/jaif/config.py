@@ -57,7 +57,7 @@ class InferenceSettings(BaseModel):
 
 
 class MeteringSettings(BaseModel):
-    enabled: bool = True
+    # No setting turns metering or quota enforcement off (metering/meter.py); `metering.enabled` was one.
     flush_interval_s: float = Field(0.5, gt=0)
     flush_max_rows: int = Field(10_000, ge=1)
     lease_tokens: int = Field(20000, ge=1)
@@ -65,6 +65,20 @@ class MeteringSettings(BaseModel):
     lease_idle_return_s: float = Field(5.0, gt=0)
     default_rpm: int | None = None
     default_tpm: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_switch(cls, data: object) -> object:
+        """Refuse the removed ``metering.enabled`` set to false rather than ignore it: an operator who
+        set it must learn that quotas are enforced now."""
+        if isinstance(data, dict) and "enabled" in data:
+            if str(data["enabled"]).strip().lower() in ("false", "0", "no", "off"):
+                raise ValueError(
+                    "JAIF_METERING__ENABLED was removed: metering and token quotas cannot be switched off. "
+                    "Unset it (a project without a token quota is not limited)."
+                )
+            data = {k: v for k, v in data.items() if k != "enabled"}
+        return data
 
 
 class WebSettings(BaseModel):

@@ -1,7 +1,8 @@
 """The gateway's runtime: what create_app builds in its lifespan, and the background loops.
 
 Nothing here runs at import. ``Runtime.start`` builds engine, registry, gateway and loops;
-``Runtime.stop`` flushes usage, gives back leases and closes connections.
+``Runtime.stop`` closes the meter (last usage flush, leases given back) and connections. Metering is
+the Meter's (metering/meter.py): the runtime builds it, calls its ``tick`` and closes it.
 """
 
 from __future__ import annotations
@@ -9,10 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
-import uuid
 
 import jaif.db.models  # noqa: F401  (every mapper known before the first query: relationships span concepts)
 from jaif.allocations import service as allocations
@@ -30,9 +28,7 @@ from jaif.inference.revocation import RevocationListener, announce_on_commit
 from jaif.inference.routing import ReplicaState
 from jaif.inference.service import BUILTIN_SCHEME
 from jaif.inference.tokenizers import TokenCounter
-from jaif.metering.ledger import UsageWriter
-from jaif.metering.quota import QuotaManager
-from jaif.metering.ratelimit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
+from jaif.metering.meter import Meter
 from jaif.ops.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -41,25 +37,22 @@ ALLOCATION_WATCH_S = 5.0  # how often a server looks for allocation changes to p
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, metered: bool = True) -> None:
+        """``metered``: False only for bench/gateway.py's baseline (metering/meter.py)."""
         self.settings = settings
         self.engine = make_engine(settings.database_url)
         self.session_factory = make_session_factory(self.engine)
-        inf, met = settings.inference, settings.metering
+        inf = settings.inference
         self.metrics = GatewayMetrics(multiprocess_dir=settings.web.metrics_dir)
         self.registry = ModelRegistry(
             self.session_factory, self._make_backend, cooldown_s=inf.cooldown_s, builtin=inf.builtin_models
         )
-        self.quota = QuotaManager(
+        self.meter = Meter(
             self.session_factory,
-            holder=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
-            lease_tokens=met.lease_tokens,
-            lease_ttl_s=met.lease_ttl_s,
-            idle_return_s=met.lease_idle_return_s,
-        )
-        self.usage = UsageWriter(self.session_factory, self.quota, max_rows=met.flush_max_rows)
-        self.limiter: RateLimiter = (
-            RedisRateLimiter(settings.redis_url) if settings.redis_url else DatabaseRateLimiter(self.session_factory)
+            settings.metering,
+            redis_url=settings.redis_url,
+            pending=self.metrics.usage_pending,
+            metered=metered,
         )
         self.keys = KeyCache(self.session_factory, ttl_s=inf.key_cache_s)
         # A key revoked through this process (API, portal, a job's end) is refused here at once, and
@@ -68,20 +61,14 @@ class Runtime:
         self.gateway = Gateway(
             registry=self.registry,
             keys=self.keys,
-            quota=self.quota,
-            usage=self.usage,
-            limiter=self.limiter,
+            meter=self.meter,
             metrics=self.metrics,
             tokens=TokenCounter(builtin_gguf=smollm2_file()),
             retries=inf.retries,
-            metering=met.enabled,
-            default_rpm=met.default_rpm,
-            default_tpm=met.default_tpm,
             max_messages=inf.max_messages,
             max_prompt_bytes=inf.max_prompt_bytes,
         )
         self._tasks: list[asyncio.Task] = []
-        self._ticks = 0
         self._allocation_fingerprint: tuple | None = None
         self._gauged: set[tuple[str, str]] = set()
         # Replicas an operator removed, closed once their last request has finished.
@@ -102,7 +89,7 @@ class Runtime:
     async def start(self) -> None:
         await asyncio.to_thread(self.registry.load)
         self._tasks = [
-            asyncio.create_task(self._every(self.settings.metering.flush_interval_s, self._flush), name="usage-flush"),
+            asyncio.create_task(self._every(self.meter.interval_s, self.meter.tick), name="metering"),
             asyncio.create_task(
                 self._every(self.settings.inference.registry_refresh_s, self._refresh), name="registry"
             ),
@@ -130,13 +117,10 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.usage.flush()
-        await self.usage.aclose()
-        await self._give_back(everything=True)
+        await self.meter.close()  # nothing queued is lost: the last flush, every lease given back
         for backend in self.registry.backends():
             await backend.aclose()
         await self._close_retired(everything=True)
-        await self.limiter.aclose()
         self.gateway.close()
         self.metrics.close()
         self.engine.dispose()
@@ -149,16 +133,6 @@ class Runtime:
                 await job()
             except Exception:
                 log.exception("background job %s failed; it runs again in %.1f s", job.__name__, interval)
-
-    async def _flush(self) -> None:
-        self._ticks += 1
-        # Extend leases about four times per lease lifetime, not on every flush.
-        beat_every = max(1, int(self.settings.metering.lease_ttl_s / 4 / self.settings.metering.flush_interval_s))
-        await self.usage.flush(heartbeat=self._ticks % beat_every == 0)
-        self.metrics.usage_pending.set(self.usage.pending)
-        await self._give_back(everything=False)
-        if self._ticks % (beat_every * 2) == 0:
-            await asyncio.to_thread(self._reclaim)
 
     async def _sweep(self) -> None:
         """Expire ended allocations and re-derive token quotas from them (allocations/token_quota.py)."""
@@ -184,33 +158,6 @@ class Runtime:
     async def _compute(self) -> None:
         compute = make_compute(self.settings)
         await asyncio.to_thread(compute_worker.tick, lambda: transaction(self.session_factory), compute)
-
-    def _reclaim(self) -> None:
-        with transaction(self.session_factory) as session:
-            self.quota.reclaim_expired_in(session)
-
-    async def _give_back(self, *, everything: bool) -> None:
-        taken = self.quota.take_idle(everything=everything)
-        if not taken and not everything:  # on stop, give_back_in also deletes this process's empty leases
-            return
-
-        def _write() -> None:
-            with transaction(self.session_factory) as session:
-                self.quota.give_back_in(session, taken)
-
-        write = asyncio.ensure_future(asyncio.to_thread(_write))
-        try:
-            await asyncio.shield(write)
-        except asyncio.CancelledError:
-            # Cancelled by stop() mid-write: let the thread finish first (the process exit right after
-            # stop would kill it, and the tokens would stay leased until the lease expires).
-            await asyncio.wait([write])
-            if write.exception() is not None:
-                self.quota.untake(taken)
-            raise
-        except Exception:
-            self.quota.untake(taken)
-            raise
 
     async def _refresh(self) -> None:
         states = {id(state.backend): state for _, state in self.registry.all_states()}

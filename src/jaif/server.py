@@ -15,7 +15,8 @@ from jaif.http_protocol import HttpProtocol
 from jaif.secret_key import secret_key
 
 
-def run(settings: Settings, *, host: str | None, port: int | None, workers: int | None) -> None:
+def run(settings: Settings, *, host: str | None, port: int | None, workers: int | None, metered: bool = True) -> None:
+    """``metered``: False only for bench/gateway.py's baseline (bench/unmetered.py; metering/meter.py)."""
     check_current(settings.database_url)
     host = host or settings.web.host
     port = port or settings.web.port
@@ -45,8 +46,9 @@ def run(settings: Settings, *, host: str | None, port: int | None, workers: int 
         os.environ["JAIF_WEB__METRICS_DIR"] = metrics_dir
         os.environ["JAIF_WEB__HOST"], os.environ["JAIF_WEB__PORT"] = host, str(port)
         try:
-            uvicorn.run("jaif.app:app_from_env", factory=True, workers=workers, **options)
+            factory = "jaif.app:app_from_env" if metered else "jaif.app:unmetered_app_from_env"
+            uvicorn.run(factory, factory=True, workers=workers, **options)
         finally:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
-        uvicorn.run(asgi_app(settings), **options)
+        uvicorn.run(asgi_app(settings, metered=metered), **options)

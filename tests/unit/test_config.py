@@ -54,3 +54,16 @@ def test_placeholder_secret_refused_in_every_environment(monkeypatch):
     assert Settings().environment == "production"
     monkeypatch.delenv("JAIF_WEB__SECRET_KEY")
     assert Settings().web.secret_key is None  # generated into data_dir/secret_key on first start
+
+
+def test_metering_cannot_be_switched_off(monkeypatch):
+    """`metering.enabled` was removed: set to false it is refused (not silently ignored), so an operator
+    who relied on it learns that usage is metered and quotas are enforced."""
+    for value in ("false", "0", "off"):
+        monkeypatch.setenv("JAIF_METERING__ENABLED", value)
+        with pytest.raises(ValidationError, match="cannot be switched off"):
+            Settings()
+    monkeypatch.setenv("JAIF_METERING__ENABLED", "true")
+    assert not hasattr(Settings().metering, "enabled")
+    monkeypatch.delenv("JAIF_METERING__ENABLED")
+    assert "enabled" not in Settings().metering.model_dump()

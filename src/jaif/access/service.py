@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import cast
 
@@ -261,3 +262,68 @@ def list_organisations(*, session: Session) -> list[Organisation]:
 
 def list_projects(*, session: Session) -> list[Project]:
     return list(session.scalars(select(Project).order_by(Project.name)))
+
+
+# -- a project's token books: written by the gateway's metering (metering/quota.py), through these only.
+# Invariant, kept by the conditional UPDATE in lease_tokens: tokens_spent + tokens_leased <= token_quota.
+# Core statements built once: a usage flush runs spend_tokens for every project and lease it charges.
+
+_SPEND = (
+    update(Project.__table__)
+    .where(Project.id == bindparam("project"))
+    .values(tokens_spent=Project.tokens_spent + bindparam("tokens"))
+)
+_SPEND_LEASED = _SPEND.values(tokens_leased=Project.tokens_leased - bindparam("tokens"))
+
+
+def lock_token_books(*, session: Session, project_ids: Iterable[str]) -> None:
+    """Lock project rows in id order (PostgreSQL; SQLite has one writer anyway). Every transaction that
+    changes token books takes these locks first, then lease rows: with one lock order PostgreSQL cannot
+    deadlock two of them.
+
+    FOR NO KEY UPDATE, the lock an UPDATE of tokens_spent takes anyway: unlike FOR UPDATE it does not
+    conflict with the KEY SHARE locks that inserting rows with a foreign key to projects (quota leases)
+    takes, so two transactions that inserted such rows of one project cannot deadlock upgrading their locks.
+    """
+    ids = sorted(project_ids)
+    if ids:
+        session.execute(
+            select(Project.id).where(Project.id.in_(ids)).order_by(Project.id).with_for_update(key_share=True)
+        )
+
+
+def token_books(*, session: Session, project_id: str) -> tuple[int | None, int, int]:
+    """(token_quota, tokens_spent, tokens_leased) of a project, its row locked as lock_token_books locks it."""
+    row = session.execute(
+        select(Project.token_quota, Project.tokens_spent, Project.tokens_leased)
+        .where(Project.id == project_id)
+        .with_for_update(key_share=True)
+    ).one()
+    return row.token_quota, row.tokens_spent, row.tokens_leased
+
+
+def lease_tokens(*, session: Session, project_id: str, tokens: int) -> bool:
+    """Move ``tokens`` of the allowance to tokens_leased if spent + leased stays within the quota;
+    False (nothing written) if it would not."""
+    return bool(
+        session.execute(
+            update(Project)
+            .where(
+                Project.id == project_id,
+                Project.tokens_spent + Project.tokens_leased + tokens <= Project.token_quota,
+            )
+            .values(tokens_leased=Project.tokens_leased + tokens)
+        ).rowcount
+    )
+
+
+def return_leased_tokens(*, session: Session, project_id: str, tokens: int) -> None:
+    """Leased tokens given back (an idle slice) or reclaimed (an expired lease): no longer leased."""
+    session.execute(
+        update(Project).where(Project.id == project_id).values(tokens_leased=Project.tokens_leased - tokens)
+    )
+
+
+def spend_tokens(*, session: Session, project_id: str, tokens: int, leased: bool) -> None:
+    """Add flushed use to tokens_spent; ``leased``: it was drawn from this project's tokens_leased."""
+    session.connection().execute(_SPEND_LEASED if leased else _SPEND, {"project": project_id, "tokens": tokens})

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import time
 from datetime import UTC, datetime
 from itertools import chain
 
@@ -28,7 +27,16 @@ from jaif.access.service import touch_keys
 from jaif.db.engine import make_async_engine
 from jaif.metering.models import UsageRecord
 from jaif.metering.quota import QuotaManager
-from jaif.metering.rows import COPY_COLUMNS, ROW_COLUMNS, BinaryCopy, Spent, orm_rows, sqlite_rows, tally
+from jaif.metering.rows import (
+    COPY_COLUMNS,
+    ROW_COLUMNS,
+    BinaryCopy,
+    LedgerEntry,
+    Spent,
+    orm_rows,
+    sqlite_rows,
+    tally,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,43 +52,16 @@ class UsageWriter:
         self._factory = session_factory
         self._quota = quota
         self._max_rows = max_rows
-        self._queue: list[tuple] = []  # records in rows.RECORD order, oldest first
+        self._queue: list[LedgerEntry] = []  # oldest first
         self._lock = asyncio.Lock()
         self._driver = _driver_of(session_factory.kw["bind"].dialect)
         self._copy_data = BinaryCopy()
         self._engine: AsyncEngine | None = None  # PostgreSQL: the writer's own, made on first use
-        self.written = 0
 
-    def record(
-        self,
-        *,
-        request_id: str,
-        project_id: str,
-        api_key_id: str | None,
-        endpoint: str,
-        model: str,
-        replica: str | None,
-        stream: bool,
-        prompt_tokens: int,
-        completion_tokens: int,
-        usage_source: str,
-        latency_ms: float,
-        ttft_ms: float | None,
-        status: str,
-        status_code: int,
-        lease_id: str | None,
-        created_at: float | None = None,
-    ) -> None:
-        """Queue one request's record. ``lease_id``: the quota lease its reservation was drawn from
-        (charged even if that lease was lost and replaced meanwhile), None where the project has no
-        quota. ``created_at``: seconds since the epoch, default now.
-
-        A tuple appended, nothing more: this runs on every request (see metering/rows.py)."""
-        self._queue.append(
-            (request_id, time.time() if created_at is None else created_at, project_id, api_key_id, endpoint,
-             model, replica, stream, prompt_tokens, completion_tokens, usage_source, latency_ms, ttft_ms, status,
-             status_code, lease_id)
-        )  # fmt: skip
+    def record(self, entry: LedgerEntry) -> None:
+        """Queue one request's record (see LedgerEntry). An append, nothing more: this runs on every
+        request; the work of turning records into rows is done at flush time (metering/rows.py)."""
+        self._queue.append(entry)
 
     @property
     def pending(self) -> int:
@@ -120,7 +101,6 @@ class UsageWriter:
             finally:
                 if done < len(taken):  # failed or cancelled: back to the front of the queue, in order
                     self._queue[:0] = taken[done:]
-                self.written += written
             return written
 
     async def aclose(self) -> None:
@@ -129,7 +109,7 @@ class UsageWriter:
             engine, self._engine = self._engine, None
             await engine.dispose()
 
-    async def _write(self, batch: list[tuple], beats: list[str] | None) -> tuple[int, set[str]]:
+    async def _write(self, batch: list[LedgerEntry], beats: list[str] | None) -> tuple[int, set[str]]:
         """Write a batch and its spend in one transaction; returns how many records were new and the
         ids of leases found lost.
 
@@ -143,7 +123,7 @@ class UsageWriter:
             log.info("a batch of %d usage records meets records written before; skipping those", len(batch))
             return await self._write_in(batch, beats, fast=False)
 
-    async def _write_in(self, batch: list[tuple], beats: list[str] | None, *, fast: bool) -> tuple[int, set[str]]:
+    async def _write_in(self, batch: list[LedgerEntry], beats: list[str] | None, *, fast: bool) -> tuple[int, set[str]]:
         """PostgreSQL on the event loop through asyncio (psycopg's async connection; SQLAlchemy runs the
         writing code in a greenlet), so waiting on the server or on a row lock never holds up requests
         and no thread contends with the loop for the GIL. SQLite, which has no asyncio driver, in a
@@ -157,13 +137,13 @@ class UsageWriter:
             return await connection.run_sync(self._write_on, batch, beats, fast)
 
     def _write_blocking(
-        self, bind: Engine, batch: list[tuple], beats: list[str] | None, fast: bool
+        self, bind: Engine, batch: list[LedgerEntry], beats: list[str] | None, fast: bool
     ) -> tuple[int, set[str]]:
         with bind.begin() as connection:
             return self._write_on(connection, batch, beats, fast)
 
     def _write_on(
-        self, connection: Connection, batch: list[tuple], beats: list[str] | None, fast: bool
+        self, connection: Connection, batch: list[LedgerEntry], beats: list[str] | None, fast: bool
     ) -> tuple[int, set[str]]:
         lost: set[str] = set()
         written = 0
@@ -174,7 +154,7 @@ class UsageWriter:
                     written = len(batch)
                 else:
                     new = self._insert_new(connection, batch)
-                    fresh = [record for record in batch if record[0] in new]  # the others were charged before
+                    fresh = [record for record in batch if record.id in new]  # the others were charged before
                     written, (spent, last_used) = len(fresh), tally(fresh)
                 if spent:
                     lost |= self._quota.spend_in(session, spent)
@@ -186,7 +166,7 @@ class UsageWriter:
             session.flush()
         return written, lost
 
-    def _insert(self, connection: Connection, batch: list[tuple]) -> tuple[Spent, dict[str, float]]:
+    def _insert(self, connection: Connection, batch: list[LedgerEntry]) -> tuple[Spent, dict[str, float]]:
         """INSERT every record without SQLAlchemy's per-row work: COPY on PostgreSQL (psycopg), many
         rows per INSERT on SQLite, else SQLAlchemy's executemany. Returns the batch's tally()."""
         spent: Spent = {}
@@ -209,7 +189,7 @@ class UsageWriter:
         connection.execute(_TABLE.insert(), orm_rows(batch))
         return tally(batch)
 
-    def _insert_new(self, connection: Connection, batch: list[tuple]) -> set[str]:
+    def _insert_new(self, connection: Connection, batch: list[LedgerEntry]) -> set[str]:
         """Insert the records whose request id (the row id) is not in the table yet; returns their ids.
         This path only runs for a batch that met records written before."""
         if self._driver == "copy":
@@ -239,7 +219,7 @@ def _driver_of(dialect: Dialect) -> str:
 async def _copy_async(
     driver: psycopg.AsyncConnection,
     sql: str,
-    batch: list[tuple],
+    batch: list[LedgerEntry],
     data: BinaryCopy,
     spent: Spent,
     last_used: dict[str, float],
@@ -252,7 +232,7 @@ async def _copy_async(
         await copy.write(BinaryCopy.TRAILER)
 
 
-async def _stage_async(driver: psycopg.AsyncConnection, batch: list[tuple], data: BinaryCopy) -> set[str]:
+async def _stage_async(driver: psycopg.AsyncConnection, batch: list[LedgerEntry], data: BinaryCopy) -> set[str]:
     """COPY the batch into a temporary table, then move over the records not in usage_records yet."""
     columns = ", ".join(COPY_COLUMNS)
     async with driver.cursor() as cursor:

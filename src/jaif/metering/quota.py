@@ -13,7 +13,9 @@ spent, and a new lease (a new row, a new id) is taken when needed. Reservations 
 carry the id of the lease they were drawn from, so use is always charged against the right row.
 
 Every transaction that changes a project's books locks the project row(s) first, in id order, then
-lease rows: with one lock order PostgreSQL cannot deadlock two of them.
+lease rows: with one lock order PostgreSQL cannot deadlock two of them. The project's columns
+(token_quota, tokens_spent, tokens_leased) are access's: they are read, locked and written through
+access.service (lock_token_books, token_books, lease_tokens, return_leased_tokens, spend_tokens).
 """
 
 from __future__ import annotations
@@ -21,14 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from jaif.access.models import Project
+from jaif.access import service as access
 from jaif.db.base import new_id, utcnow
 from jaif.db.engine import transaction
 from jaif.errors import QuotaExceeded
@@ -207,29 +208,18 @@ class QuotaManager:
         """
         for _ in range(5):
             with transaction(self._factory) as session:
-                # The project row first, as in every quota transaction (lock order; see _lock_projects).
-                row = session.execute(
-                    select(Project.token_quota, Project.tokens_spent, Project.tokens_leased)
-                    .where(Project.id == project_id)
-                    .with_for_update(key_share=True)
-                ).one()
-                if row.token_quota is None:
+                # The project row first, as in every quota transaction (lock order; see lock_token_books).
+                token_quota, spent, leased = access.token_books(session=session, project_id=project_id)
+                if token_quota is None:
                     return None
-                remaining = row.token_quota - row.tokens_spent - row.tokens_leased
+                remaining = token_quota - spent - leased
                 if remaining < need:
                     remaining += self._reclaim_expired(session, project_id)
                 if remaining < need:
                     return 0
                 # A quarter of what is left, at most size: processes share a small allowance.
                 grant = min(remaining, max(need, min(size or self._lease_tokens, remaining // 4)))
-                taken = session.execute(
-                    update(Project)
-                    .where(
-                        Project.id == project_id,
-                        Project.tokens_spent + Project.tokens_leased + grant <= Project.token_quota,
-                    )
-                    .values(tokens_leased=Project.tokens_leased + grant)
-                ).rowcount
+                taken = access.lease_tokens(session=session, project_id=project_id, tokens=grant)
                 if not taken:
                     continue  # another process got there first; read again
                 expires = utcnow() + self._ttl
@@ -262,15 +252,13 @@ class QuotaManager:
             )
             if not projects:
                 return 0
-            _lock_projects(session, projects)
+            access.lock_token_books(session=session, project_ids=projects)
         query = delete(QuotaLease).where(QuotaLease.expires_at < now, QuotaLease.project_id.in_(projects))
         freed_by_project: dict[str, int] = {}
         for pid, tokens in session.execute(query.returning(QuotaLease.project_id, QuotaLease.tokens)):
             freed_by_project[pid] = freed_by_project.get(pid, 0) + tokens
         for pid, tokens in freed_by_project.items():
-            session.execute(
-                update(Project).where(Project.id == pid).values(tokens_leased=Project.tokens_leased - tokens)
-            )
+            access.return_leased_tokens(session=session, project_id=pid, tokens=tokens)
             log.warning("reclaimed %d tokens of expired leases of project %s", tokens, pid)
         return sum(freed_by_project.values())
 
@@ -282,21 +270,20 @@ class QuotaManager:
         the meantime (the reclaim freed its tokens already), only adds to tokens_spent. Returns the
         ids of such lost leases.
         """
-        _lock_projects(session, {project_id for project_id, _ in spent})
+        access.lock_token_books(session=session, project_ids={project_id for project_id, _ in spent})
         # Core statements built once, on the session's connection: the ORM's UPDATE (statement
         # building, cache keys, syncing the session) was most of what a usage flush cost.
         connection = session.connection()
         expires = utcnow() + self._ttl
         lost: set[str] = set()
         for (project_id, lease_id), tokens in sorted(spent.items(), key=lambda item: (item[0][0], item[0][1] or "")):
-            still_held = lease_id is not None and connection.execute(
-                _SPEND_LEASE, {"lease": lease_id, "tokens": tokens, "expires": expires}
-            ).rowcount
+            still_held = (
+                lease_id is not None
+                and connection.execute(_SPEND_LEASE, {"lease": lease_id, "tokens": tokens, "expires": expires}).rowcount
+            )
             if lease_id is not None and not still_held:
                 lost.add(lease_id)
-            connection.execute(
-                _SPEND_LEASED if still_held else _SPEND, {"project": project_id, "tokens": tokens}
-            )
+            access.spend_tokens(session=session, project_id=project_id, tokens=tokens, leased=bool(still_held))
         return lost
 
     def heartbeat_in(self, session: Session, lease_ids: list[str] | None = None) -> set[str]:
@@ -329,15 +316,13 @@ class QuotaManager:
                 lease.available += tokens
 
     def give_back_in(self, session: Session, taken: dict[str, tuple[str, int]]) -> None:
-        _lock_projects(session, taken)
+        access.lock_token_books(session=session, project_ids=taken)
         for project_id, (lease_id, tokens) in sorted(taken.items()):
             held = session.execute(
                 update(QuotaLease).where(QuotaLease.id == lease_id).values(tokens=QuotaLease.tokens - tokens)
             ).rowcount
             if held:
-                session.execute(
-                    update(Project).where(Project.id == project_id).values(tokens_leased=Project.tokens_leased - tokens)
-                )
+                access.return_leased_tokens(session=session, project_id=project_id, tokens=tokens)
         session.execute(delete(QuotaLease).where(QuotaLease.holder == self.holder, QuotaLease.tokens <= 0))
 
     def reclaim_expired_in(self, session: Session) -> int:
@@ -349,23 +334,3 @@ _SPEND_LEASE = (
     .where(QuotaLease.id == bindparam("lease"))
     .values(tokens=QuotaLease.tokens - bindparam("tokens"), expires_at=bindparam("expires"))
 )
-_SPEND = (
-    update(Project.__table__)
-    .where(Project.id == bindparam("project"))
-    .values(tokens_spent=Project.tokens_spent + bindparam("tokens"))
-)
-_SPEND_LEASED = _SPEND.values(tokens_leased=Project.tokens_leased - bindparam("tokens"))
-
-
-def _lock_projects(session: Session, project_ids: Iterable[str]) -> None:
-    """Lock project rows in id order before lease rows (PostgreSQL; SQLite has one writer anyway).
-
-    FOR NO KEY UPDATE, the lock an UPDATE of tokens_spent takes anyway: unlike FOR UPDATE it does not
-    conflict with the KEY SHARE locks that inserting rows with a foreign key to projects (quota leases)
-    takes, so two transactions that inserted such rows of one project cannot deadlock upgrading their locks.
-    """
-    ids = sorted(project_ids)
-    if ids:
-        session.execute(
-            select(Project.id).where(Project.id.in_(ids)).order_by(Project.id).with_for_update(key_share=True)
-        )

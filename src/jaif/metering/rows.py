@@ -1,25 +1,49 @@
-"""Queued usage records turned into what the database driver takes: one pass per batch, at flush time.
+"""Usage records as the ledger queues them (LedgerEntry), and turned into what the database driver
+takes: one pass per batch, at flush time.
 
-The request path only appends a plain tuple in RECORD order (UsageWriter.record, well under a
-microsecond). Timestamps, totals, the spend per lease and keys' last use are worked out here, once per
-batch, in tight loops: done per request they had been most of what metering cost a request
-(bench/gateway.py, metering on vs off).
+The request path only builds one LedgerEntry (a dataclass with slots, built positionally: well under
+a microsecond) and appends it to the writer's queue (UsageWriter.record). Timestamps, totals, the
+spend per lease and keys' last use are worked out here, once per batch, in tight loops: done per
+request they had been most of what metering cost a request (bench/gateway.py, metering on vs off).
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 from jaif.metering.models import UsageRecord
 
-# A queued record: the usage_records columns that are not derived (total_tokens is), created_at as
-# seconds since the epoch, and the quota lease its tokens were reserved from (not a column).
-RECORD = (
-    "id", "created_at", "project_id", "api_key_id", "endpoint", "model", "replica", "stream",
-    "prompt_tokens", "completion_tokens", "usage_source", "latency_ms", "ttft_ms", "status", "status_code",
-    "lease_id",
-)  # fmt: skip
+
+@dataclass(slots=True)
+class LedgerEntry:
+    """One request's usage record, queued until the next flush: the usage_records columns that are not
+    derived (total_tokens is), created_at as seconds since the epoch, and the quota lease its tokens
+    were reserved from (not a column; None where the project has no quota).
+
+    Filled in two steps, one object per request: the gateway builds it with how the request ended (as
+    metering.meter.Outcome, positionally); Meter.finish fills in whose it is and when, and queues it."""
+
+    id: str  # the request id
+    endpoint: str
+    model: str
+    replica: str | None
+    stream: bool
+    prompt_tokens: int
+    completion_tokens: int
+    usage_source: str
+    latency_ms: float
+    ttft_ms: float | None
+    status: str
+    status_code: int
+    created_at: float = 0.0
+    project_id: str = ""
+    api_key_id: str | None = None
+    lease_id: str | None = None
+
+
+ENTRY_FIELDS = tuple(f.name for f in fields(LedgerEntry))
 # Rows as SQLite (and SQLAlchemy) take them.
 ROW_COLUMNS = (
     "id", "created_at", "project_id", "api_key_id", "endpoint", "model", "replica", "stream",
@@ -33,7 +57,9 @@ COPY_COLUMNS = (
     "project_id", "api_key_id", "endpoint", "model", "replica", "usage_source", "status", "stream", "status_code",
 )  # fmt: skip
 if {c.name for c in UsageRecord.__table__.columns} != set(ROW_COLUMNS) or set(COPY_COLUMNS) != set(ROW_COLUMNS):
-    raise RuntimeError("usage_records changed: update metering/rows.py and UsageWriter.record")
+    raise RuntimeError("usage_records changed: update metering/rows.py (LedgerEntry)")
+if set(ENTRY_FIELDS) != set(ROW_COLUMNS) - {"total_tokens"} | {"lease_id"}:
+    raise RuntimeError("LedgerEntry and ROW_COLUMNS disagree: update metering/rows.py")
 
 _EPOCH_2000 = 946_684_800  # PostgreSQL's binary timestamps count microseconds from 2000-01-01 UTC
 _MEMO_LIMIT = 10_000  # cached pieces of COPY data per writer; past that the cache starts afresh
@@ -42,16 +68,16 @@ _MEMO_LIMIT = 10_000  # cached pieces of COPY data per writer; past that the cac
 Spent = dict[tuple[str, str | None], int]  # tokens per (project id, lease id)
 
 
-def tally(records: list[tuple]) -> tuple[Spent, dict[str, float]]:
+def tally(records: list[LedgerEntry]) -> tuple[Spent, dict[str, float]]:
     """Tokens per (project, lease), to turn into spend; and each key's newest record (epoch seconds)."""
     spent: Spent = {}
     last_used: dict[str, float] = {}
     for record in records:
-        key = (record[2], record[15])
-        spent[key] = spent.get(key, 0) + record[8] + record[9]
-        api_key = record[3]
-        if api_key is not None and record[1] > last_used.get(api_key, 0.0):
-            last_used[api_key] = record[1]
+        key = (record.project_id, record.lease_id)
+        spent[key] = spent.get(key, 0) + record.prompt_tokens + record.completion_tokens
+        api_key = record.api_key_id
+        if api_key is not None and record.created_at > last_used.get(api_key, 0.0):
+            last_used[api_key] = record.created_at
     return spent, last_used
 
 
@@ -80,7 +106,7 @@ class BinaryCopy:
         self._tails: dict[tuple, bytes] = {}
         self._heads: dict[tuple[int, bool], struct.Struct] = {}
 
-    def __call__(self, records: list[tuple], spent: Spent, last_used: dict[str, float]) -> bytes:
+    def __call__(self, records: list[LedgerEntry], spent: Spent, last_used: dict[str, float]) -> bytes:
         """The records' COPY rows; adds their tally (see tally()) to ``spent`` and ``last_used`` on the
         way, in the same pass."""
         tails, heads = self._tails, self._heads
@@ -88,13 +114,12 @@ class BinaryCopy:
             tails.clear()
         parts: list[bytes] = []
         append = parts.append
-        for (
-            rid, when, project, key, endpoint, model, replica, stream, prompt, completion, source, latency, ttft,
-            status, code, _lease,
-        ) in records:  # fmt: skip
+        for record in records:
+            when, project, key, ttft = record.created_at, record.project_id, record.api_key_id, record.ttft_ms
+            prompt, completion, latency = record.prompt_tokens, record.completion_tokens, record.latency_ms
             second = int(when)
             micros = (second - _EPOCH_2000) * 1_000_000 + _micro(when, second)
-            raw_id = rid.encode()
+            raw_id = record.id.encode()
             n = len(raw_id)
             head = heads.get((n, ttft is None))
             if head is None:
@@ -104,12 +129,15 @@ class BinaryCopy:
                 append(head.pack(16, n, raw_id, 8, micros, 8, prompt, 8, completion, 8, total, 8, latency, -1))
             else:
                 append(head.pack(16, n, raw_id, 8, micros, 8, prompt, 8, completion, 8, total, 8, latency, 8, ttft))
-            tail_key = (project, key, endpoint, model, replica, source, status, stream, code)
+            tail_key = (
+                project, key, record.endpoint, record.model, record.replica, record.usage_source, record.status,
+                record.stream, record.status_code,
+            )  # fmt: skip
             tail = tails.get(tail_key)
             if tail is None:
                 tail = tails[tail_key] = self._tail(tail_key)
             append(tail)
-            spent_key = (project, _lease)
+            spent_key = (project, record.lease_id)
             spent[spent_key] = spent.get(spent_key, 0) + total
             if key is not None and when > last_used.get(key, 0.0):
                 last_used[key] = when
@@ -131,37 +159,36 @@ class BinaryCopy:
         return out + struct.pack(">ib", 1, bool(stream)) + struct.pack(">ii", 4, code)
 
 
-def sqlite_rows(records: list[tuple], spent: Spent, last_used: dict[str, float]) -> list[tuple]:
+def sqlite_rows(records: list[LedgerEntry], spent: Spent, last_used: dict[str, float]) -> list[tuple]:
     """Rows in ROW_COLUMNS order, created_at in SQLite's text form of UTCDateTime; adds the records'
     tally to ``spent`` and ``last_used`` in the same pass, as BinaryCopy does."""
     rows = []
     second, prefix = -1, ""
-    for (
-        rid, when, project, key, endpoint, model, replica, stream, prompt, completion, source, latency, ttft,
-        status, code, lease,
-    ) in records:  # fmt: skip
+    for r in records:
+        when, project, key = r.created_at, r.project_id, r.api_key_id
+        prompt, completion = r.prompt_tokens, r.completion_tokens
         if int(when) != second:
             second = int(when)
             prefix = _second(second)
         total = prompt + completion
         rows.append(
-            (rid, f"{prefix}{_micro(when, second):06}", project, key, endpoint, model, replica, stream, prompt,
-             completion, total, source, latency, ttft, status, code)
+            (r.id, f"{prefix}{_micro(when, second):06}", project, key, r.endpoint, r.model, r.replica, r.stream,
+             prompt, completion, total, r.usage_source, r.latency_ms, r.ttft_ms, r.status, r.status_code)
         )  # fmt: skip
-        spent_key = (project, lease)
+        spent_key = (project, r.lease_id)
         spent[spent_key] = spent.get(spent_key, 0) + total
         if key is not None and when > last_used.get(key, 0.0):
             last_used[key] = when
     return rows
 
 
-def orm_rows(records: list[tuple]) -> list[dict]:
+def orm_rows(records: list[LedgerEntry]) -> list[dict]:
     """Rows as SQLAlchemy's executemany takes them (any other driver): dicts, created_at a datetime."""
     return [
         {
-            **dict(zip(RECORD[:-1], record[:-1], strict=True)),
-            "created_at": datetime.fromtimestamp(record[1], UTC),
-            "total_tokens": record[8] + record[9],
+            **{name: getattr(record, name) for name in ENTRY_FIELDS if name != "lease_id"},
+            "created_at": datetime.fromtimestamp(record.created_at, UTC),
+            "total_tokens": record.prompt_tokens + record.completion_tokens,
         }
         for record in records
     ]

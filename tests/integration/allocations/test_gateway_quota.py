@@ -1,13 +1,12 @@
 """The gateway enforces the quota that token allocations make: one source of truth, real transactions.
 
-A QuotaManager and UsageWriter (what each `jaif serve` process runs) lease, reserve, settle and flush
-against a fresh migrated database while allocations are granted and revoked beside them. Also: the
+A Meter (what each `jaif serve` process runs: quota leases and usage ledger) admits, finishes, flushes
+and gives back against a fresh migrated database while allocations are granted and revoked beside them. Also: the
 migration turns the quotas of existing projects into token allocations.
 """
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -19,12 +18,13 @@ from jaif.access.models import Project
 from jaif.access.schemas import CLI_ACTOR
 from jaif.allocations import service
 from jaif.allocations.models import Allocation
+from jaif.config import MeteringSettings
 from jaif.db.base import utcnow
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.db.migrate import alembic_config, upgrade
 from jaif.errors import QuotaExceeded
-from jaif.metering.ledger import UsageWriter
-from jaif.metering.quota import QuotaManager, Reservation
+from jaif.metering.meter import Meter
+from tests.integration.metering.conftest import outcome, principal
 
 
 @pytest.fixture
@@ -36,45 +36,31 @@ def factory(database_url):
 
 
 @pytest.fixture
-async def writer(factory):
-    """Makes usage writers on the test's database, and closes them (their own connections) after it."""
-    made: list[UsageWriter] = []
-
-    def make(quota: QuotaManager) -> UsageWriter:
-        made.append(UsageWriter(factory, quota, max_rows=10))
-        return made[-1]
-
-    yield make
-    for usage in made:
-        await usage.aclose()
+async def meter(factory):
+    """The test's gateway process: a Meter on the test's database, closed after it."""
+    made = Meter(factory, MeteringSettings(lease_tokens=100, lease_ttl_s=60, lease_idle_return_s=60), holder="test")
+    yield made
+    await made.ledger.aclose()
 
 
-def _event(reservation: Reservation, used: int) -> dict:
-    return dict(
-        request_id=uuid.uuid4().hex, project_id=reservation.project_id, api_key_id=None,
-        endpoint="chat.completions", model="m", replica=None, stream=False, prompt_tokens=used, completion_tokens=0,
-        usage_source="upstream", latency_ms=1.0, ttft_ms=None, status="ok", status_code=200,
-        lease_id=reservation.lease_id,
-    )
+async def _use(meter: Meter, project_id: str, tokens: int) -> None:
+    """A request that used ``tokens``, its record flushed (Meter.tick)."""
+    ticket = await meter.admit(principal(project_id), tokens=tokens)
+    await meter.finish(ticket, outcome(tokens))
+    await meter.tick()
 
 
-async def _use(quota: QuotaManager, usage: UsageWriter, project_id: str, tokens: int) -> None:
-    reservation = await quota.reserve(project_id=project_id, has_quota=True, tokens=tokens)
-    quota.settle(reservation, tokens)
-    usage.record(**_event(reservation, tokens))
-    await usage.flush()
+async def _refused(meter: Meter, project_id: str, tokens: int) -> None:
+    with pytest.raises(QuotaExceeded):
+        await meter.admit(principal(project_id), tokens=tokens)
 
 
-async def test_the_gateway_spends_what_allocations_give(factory, writer):
+async def test_the_gateway_spends_what_allocations_give(factory, meter):
     with transaction(factory) as session:
         access.create_organisation(session=session, name="Org", sector="academia", country="DE")
         project_id = access.create_project(session=session, name="p", organisation="Org", token_quota=1000).id
-    quota = QuotaManager(factory, holder="test", lease_tokens=100, lease_ttl_s=60, idle_return_s=60)
-    usage = writer(quota)
-
-    await _use(quota, usage, project_id, 600)
-    with pytest.raises(QuotaExceeded):
-        await quota.reserve(project_id=project_id, has_quota=True, tokens=500)
+    await _use(meter, project_id, 600)
+    await _refused(meter, project_id, 500)
 
     with transaction(factory) as session:
         [first] = service.list_allocations(session=session, actor=CLI_ACTOR, project_id=project_id)
@@ -82,19 +68,16 @@ async def test_the_gateway_spends_what_allocations_give(factory, writer):
         more = service.create_allocation(session=session, actor=CLI_ACTOR, project_id=project_id, resource="tokens",
                                          amount=1000, days=30)
         more_id = more.id
-    await _use(quota, usage, project_id, 900)  # 400 left of the first, 500 of the second
+    await _use(meter, project_id, 900)  # 400 left of the first, 500 of the second
 
-    taken = quota.take_idle(everything=True)
-    with transaction(factory) as session:
-        quota.give_back_in(session, taken)
+    await meter.close()  # every slice given back
     with transaction(factory) as session:
         service.revoke_allocation(session=session, actor=CLI_ACTOR, allocation_id=more_id)
         project = session.get(Project, project_id)
         used = {a.id: a.used for a in session.scalars(sa.select(Allocation).where(Allocation.project_id == project_id))}
         assert project.tokens_spent == 1500 and project.token_quota == 1500 and project.tokens_leased == 0
         assert used[more_id] == 500 and sorted(used.values()) == [500, 1000]
-    with pytest.raises(QuotaExceeded):
-        await quota.reserve(project_id=project_id, has_quota=True, tokens=1)
+    await _refused(meter, project_id, 1)
     with transaction(factory) as session:
         project = session.get(Project, project_id)
         assert project.tokens_spent + project.tokens_leased <= project.token_quota
@@ -124,7 +107,7 @@ def test_the_migration_turns_quotas_into_allocations(database_url):
     engine.dispose()
 
 
-async def test_an_allocation_that_ends_lowers_the_quota_at_the_next_sweep(factory, writer):
+async def test_an_allocation_that_ends_lowers_the_quota_at_the_next_sweep(factory, meter):
     """Nothing writes when an allocation's end passes; the server's minute sweep (runtime.py calls
     ``service.sweep`` with the time now) finds the project stale, expires the allocation and lowers the quota
     that the gateway enforces, for a project with another allocation running and for one left with none."""
@@ -137,12 +120,10 @@ async def test_an_allocation_that_ends_lowers_the_quota_at_the_next_sweep(factor
                 session=session, actor=CLI_ACTOR, project_id=ids[name], resource="tokens", amount=1000, days=30).id
         service.create_allocation(session=session, actor=CLI_ACTOR, project_id=ids["two"], resource="tokens",
                                   amount=300, days=60)
-    quota = QuotaManager(factory, holder="test", lease_tokens=100, lease_ttl_s=60, idle_return_s=60)
-    usage = writer(quota)
     for name in ("two", "one"):
-        await _use(quota, usage, ids[name], 200)
+        await _use(meter, ids[name], 200)
+    await meter.close()  # every slice given back
     with transaction(factory) as session:
-        quota.give_back_in(session, quota.take_idle(everything=True))
         assert {session.get(Project, ids[n]).token_quota for n in ("two", "one")} == {1300, 1000}
     with transaction(factory) as session:  # time passes: the first allocations end, and nothing else happens
         session.execute(sa.update(Allocation).where(Allocation.id.in_([ids["two-ending"], ids["one-ending"]]))
@@ -157,11 +138,8 @@ async def test_an_allocation_that_ends_lowers_the_quota_at_the_next_sweep(factor
         assert (one.tokens_spent, one.token_quota) == (200, 200)  # spent: nothing more
         statuses = dict(session.execute(sa.select(Allocation.id, Allocation.status)).all())
         assert statuses[ids["two-ending"]] == statuses[ids["one-ending"]] == "expired"
-    with pytest.raises(QuotaExceeded):
-        await quota.reserve(project_id=ids["one"], has_quota=True, tokens=1)
-    with pytest.raises(QuotaExceeded):
-        await quota.reserve(project_id=ids["two"], has_quota=True, tokens=301)
-    reservation = await quota.reserve(project_id=ids["two"], has_quota=True, tokens=300)
-    quota.settle(reservation, 0)
+    await _refused(meter, ids["one"], 1)
+    await _refused(meter, ids["two"], 301)
+    await meter.finish(await meter.admit(principal(ids["two"]), tokens=300))
     with transaction(factory) as session:
         assert service.sweep(session=session).projects_synced == 0  # and a second sweep has nothing to do
