@@ -382,3 +382,77 @@ def _decoded(encoding: bytes | None, data: bytes, *, stream: bool = False) -> by
         raise HTTPError(f"unsupported content-encoding {encoding.decode(errors='replace')}", received=True)
     return zlib.decompress(data, zlib.MAX_WBITS | 32)
 
+
+
+class Http11Transport:
+    """HTTPPool as an UpstreamTransport (for comparison in bench/gateway.py)."""
+
+    def __init__(self, url: str, options) -> None:
+        from jaif.inference.backends.transport import split_url
+
+        split_url(url)
+        self._pool = HTTPPool(
+            url,
+            headers=options.headers,
+            connect_timeout_s=options.connect_timeout_s,
+            read_timeout_s=options.read_timeout_s,
+            max_connections=options.max_connections,
+        )
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        from jaif.inference.backends.transport import TransportError
+
+        try:
+            return await self._pool.request(b"POST", path, body)
+        except HTTPError as exc:
+            raise TransportError(exc.message, timeout=exc.timeout, answered=exc.received) from exc
+
+    def stream(self, path: str, body: bytes):
+        from contextlib import asynccontextmanager
+
+        from jaif.inference.backends.transport import TransportError
+
+        pool = self._pool
+
+        class _Answer:
+            def __init__(self, stream: Stream) -> None:
+                self._stream = stream
+                self.status = stream.status
+
+            async def read(self) -> bytes:
+                try:
+                    return await self._stream.body()
+                except HTTPError as exc:
+                    raise TransportError(exc.message, answered=True) from exc
+
+            async def chunks(self):
+                try:
+                    while piece := await self._stream.read():
+                        yield piece
+                except HTTPError as exc:
+                    raise TransportError(exc.message, answered=True) from exc
+
+        @asynccontextmanager
+        async def opened():
+            try:
+                stream = await pool.stream(b"POST", path, body)
+            except HTTPError as exc:
+                raise TransportError(exc.message, timeout=exc.timeout) from exc
+            try:
+                yield _Answer(stream)
+            finally:
+                stream.close()
+
+        return opened()
+
+    async def get(self, path: str, *, timeout_s: float) -> int:
+        from jaif.inference.backends.transport import TransportError
+
+        try:
+            status, _ = await asyncio.wait_for(self._pool.request(b"GET", path), timeout_s)
+        except (HTTPError, TimeoutError) as exc:
+            raise TransportError(str(exc)) from exc
+        return status
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
