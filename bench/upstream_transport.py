@@ -1,6 +1,6 @@
 """The gateway's upstream client: each UpstreamTransport side by side, through `jaif serve`, in one run.
 
-    .venv/bin/python bench/upstream_transport.py [--duration 3] [--rounds 5] [--transports aiohttp httpx http11]
+    .venv/bin/python bench/upstream_transport.py [--duration 3] [--rounds 5] [--transports http11 aiohttp]
 
 One gateway per transport (``JAIF_INFERENCE__UPSTREAM_TRANSPORT``), all started at once against the same
 two stand-in upstreams (jaif.testing.upstream: one answering at once, one after 20 ms). Each case is
@@ -137,7 +137,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=5, help="measurements per case and transport")
-    parser.add_argument("--transports", nargs="+", default=["aiohttp", "httpx", "http11"])
+    parser.add_argument("--transports", nargs="+", default=["http11", "aiohttp"])
     parser.add_argument("--no-write", action="store_true", help="print the rows only")
     args = parser.parse_args()
     rows, load = measure(args)

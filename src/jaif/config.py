@@ -44,7 +44,7 @@ class InferenceSettings(BaseModel):
     connect_timeout_s: float = 3.0
     read_timeout_s: float = 300.0
     max_upstream_connections: int = Field(1000, ge=1)
-    upstream_transport: Literal["aiohttp", "httpx", "http11"] = "aiohttp"
+    upstream_transport: Literal["http11", "aiohttp"] = "http11"
     upstream_pool_timeout_s: float = Field(10.0, gt=0)
     max_upstream_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     upstream_proxy: str | None = None

@@ -27,12 +27,8 @@ def transport_factory(kind: str) -> Callable[[str, TransportOptions], UpstreamTr
         from jaif.inference.backends.aiohttp_transport import AiohttpTransport
 
         return AiohttpTransport
-    if kind == "httpx":
-        from jaif.inference.backends.httpx_transport import HttpxTransport
-
-        return HttpxTransport
     if kind == "http11":
-        from jaif.inference.backends.http11 import Http11Transport
+        from jaif.inference.backends.http11_transport import Http11Transport
 
         return Http11Transport
     raise ValueError(f"unknown upstream transport {kind!r}")

@@ -6,7 +6,7 @@
       get(path, timeout_s=)      -> status (health checks)
       aclose()
 
-An implementation (aiohttp_transport.py, the default; httpx_transport.py) translates its library's
+An implementation (http11_transport.py, the default; aiohttp_transport.py) translates its library's
 errors at its edge into TransportError and never sends a request twice: a POST that may have reached
 the server is not replayed underneath the gateway, which decides itself whether another replica
 tries (gateway.py, ``_with_failover``). A connection the server closed while idle is noticed before
@@ -15,6 +15,8 @@ it is used, not by sending on it.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
 import zlib
 from collections.abc import AsyncIterator
@@ -137,3 +139,31 @@ class Inflater:
 
     def _refuse(self) -> None:
         raise TransportError(f"answer larger than {self._limit} bytes (after decompression)", answered=True)
+
+
+async def tunnel(
+    loop: asyncio.AbstractEventLoop, proxy: tuple[str, int], target: tuple[str, int], auth: str | None
+) -> socket.socket:
+    """A connected socket through an HTTP proxy to ``target`` (CONNECT), for TLS to be started on.
+    Raises OSError when the proxy cannot be reached or refuses."""
+    (family, kind, proto, _, address), *_ = await loop.getaddrinfo(*proxy, type=socket.SOCK_STREAM)
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, address)
+        host = f"{target[0]}:{target[1]}"
+        extra = f"proxy-authorization: {auth}\r\n" if auth else ""
+        await loop.sock_sendall(sock, f"CONNECT {host} HTTP/1.1\r\nhost: {host}\r\n{extra}\r\n".encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            piece = await loop.sock_recv(sock, 4096)
+            if not piece or len(answer) > 65536:
+                raise OSError("the proxy closed the connection")
+            answer += piece
+        first = answer.split(b"\r\n", 1)[0]
+        if first.split(b" ")[1:2] != [b"200"]:
+            raise OSError(f"the proxy refused CONNECT ({first.decode(errors='replace')})")
+    except BaseException:
+        sock.close()
+        raise
+    return sock
