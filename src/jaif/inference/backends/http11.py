@@ -40,10 +40,11 @@ class HTTPError(TransportError):
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; the state of the exchange it carries lives on it too."""
 
+    transport: asyncio.Transport  # set by connection_made, before the pool hands the connection out
+
     def __init__(self, pool: HTTPPool) -> None:
         self.pool = pool
         self.loop = pool.loop
-        self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.released = False  # no longer counted by the pool
@@ -87,8 +88,7 @@ class _Connection(asyncio.Protocol):
         if self.error is None and not self.complete:
             self.error = error
         self._wake()
-        if self.transport is not None:
-            self.transport.abort()
+        self.transport.abort()
 
     def take_body(self) -> bytes:
         data = self.body[0] if len(self.body) == 1 else b"".join(self.body)
@@ -348,17 +348,17 @@ class HTTPPool:
     async def _connect(self) -> _Connection:
         try:
             async with asyncio.timeout(self._connect_timeout):
-                if self._proxy is None:
-                    host, port, sock = self._host, self._port, None
-                elif self._ssl is None:
-                    (host, port), sock = self._proxy, None
-                else:
-                    target = (self._host, self._port)
-                    host, port, sock = None, None, await tunnel(self.loop, self._proxy, target, self._proxy_auth)
-                _, conn = await self.loop.create_connection(
-                    lambda: _Connection(self), host, port, sock=sock, ssl=self._ssl,
-                    server_hostname=self._host if self._ssl else None,
-                )  # fmt: skip
+                server_hostname = self._host if self._ssl else None
+                if self._proxy is not None and self._ssl is not None:  # TLS through a CONNECT tunnel
+                    sock = await tunnel(self.loop, self._proxy, (self._host, self._port), self._proxy_auth)
+                    _, conn = await self.loop.create_connection(
+                        lambda: _Connection(self), sock=sock, ssl=self._ssl, server_hostname=server_hostname
+                    )
+                else:  # straight to the upstream, or plain HTTP to the proxy
+                    host, port = self._proxy or (self._host, self._port)
+                    _, conn = await self.loop.create_connection(
+                        lambda: _Connection(self), host, port, ssl=self._ssl, server_hostname=server_hostname
+                    )
         except TimeoutError as exc:
             raise HTTPError("connect timeout", received=False, timeout=True) from exc
         except OSError as exc:
@@ -379,7 +379,7 @@ class HTTPPool:
     def _discard(self, conn: _Connection) -> None:
         self._busy.discard(conn)
         conn.active = False
-        if not conn.closed and conn.transport is not None:
+        if not conn.closed:
             conn.transport.abort()
         if not conn.released:
             conn.released = True
