@@ -54,3 +54,16 @@ def test_placeholder_secret_refused_in_every_environment(monkeypatch):
     assert Settings().environment == "production"
     monkeypatch.delenv("JAIF_WEB__SECRET_KEY")
     assert Settings().web.secret_key is None  # generated into data_dir/secret_key on first start
+
+
+def test_upstream_proxy_and_ca_bundle_are_checked_at_start(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAIF_INFERENCE__UPSTREAM_PROXY", "socks5://proxy:1080")
+    with pytest.raises(ValidationError, match="upstream_proxy"):
+        Settings()
+    monkeypatch.setenv("JAIF_INFERENCE__UPSTREAM_PROXY", "http://user:pw@proxy:3128")
+    monkeypatch.setenv("JAIF_INFERENCE__UPSTREAM_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    with pytest.raises(ValidationError, match="upstream_ca_bundle"):
+        Settings()
+    (tmp_path / "ca.pem").write_text("")
+    monkeypatch.setenv("JAIF_INFERENCE__UPSTREAM_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    assert Settings().inference.upstream_proxy == "http://user:pw@proxy:3128"
