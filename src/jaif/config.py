@@ -46,7 +46,7 @@ class InferenceSettings(BaseModel):
     max_upstream_connections: int = Field(1000, ge=1)
     upstream_transport: Literal["http11", "aiohttp"] = "http11"
     upstream_pool_timeout_s: float = Field(10.0, gt=0)
-    max_upstream_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_upstream_body_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
     upstream_proxy: str | None = Field(None, pattern=r"^http://[^/?#]+/?$")
     upstream_ca_bundle: FilePath | None = None
     health_interval_s: float = Field(5.0, gt=0)
