@@ -1,4 +1,4 @@
-"""The default UpstreamTransport: aiohttp's client (keep-alive pool, C parser), through its public API.
+"""An UpstreamTransport on aiohttp's client (keep-alive pool, C parser), public API only; not the default.
 
 aiohttp undoes no compression here (``auto_decompress=False``): transport.Inflater does, within
 ``max_body_bytes``. Environment proxies are not read (``trust_env=False``): the proxy is a setting.

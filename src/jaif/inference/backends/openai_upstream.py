@@ -1,6 +1,6 @@
 """Any OpenAI-compatible server (vLLM, llama.cpp server, TGI, Ollama, another jaif) as a backend.
 
-HTTP goes through an UpstreamTransport (transport.py; aiohttp by default), made on first use inside
+HTTP goes through an UpstreamTransport (transport.py; http11 by default, aiohttp as an option), made on first use inside
 the running event loop. Transport failures become BackendError here, with the gateway's failover
 rules: nothing usable came back (refused, timed out, cut off, a 5xx, not JSON) -> ``retryable``, so
 another replica may try; the upstream's own 4xx -> passed on to the client. Streams are passed on
