@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -44,6 +44,11 @@ class InferenceSettings(BaseModel):
     connect_timeout_s: float = 3.0
     read_timeout_s: float = 300.0
     max_upstream_connections: int = Field(1000, ge=1)
+    upstream_transport: Literal["http11", "aiohttp"] = "http11"
+    upstream_pool_timeout_s: float = Field(10.0, gt=0)
+    max_upstream_body_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
+    upstream_proxy: str | None = Field(None, pattern=r"^http://[^/?#]+/?$")
+    upstream_ca_bundle: FilePath | None = None
     health_interval_s: float = Field(5.0, gt=0)
     cooldown_s: float = Field(10.0, ge=0)
     retries: int = Field(2, ge=0)

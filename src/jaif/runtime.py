@@ -78,13 +78,7 @@ class Runtime:
         inf = self.settings.inference
         if url.startswith(BUILTIN_SCHEME):
             return make_builtin(url, settings=inf)  # loads its model on first use, not here
-        return OpenAIUpstream(
-            url,
-            api_key=api_key,
-            connect_timeout_s=inf.connect_timeout_s,
-            read_timeout_s=inf.read_timeout_s,
-            max_connections=inf.max_upstream_connections,
-        )
+        return OpenAIUpstream(url, api_key=api_key, settings=inf)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.registry.load)

@@ -67,3 +67,16 @@ def test_metering_cannot_be_switched_off(monkeypatch):
     assert not hasattr(Settings().metering, "enabled")
     monkeypatch.delenv("JAIF_METERING__ENABLED")
     assert "enabled" not in Settings().metering.model_dump()
+
+
+def test_upstream_proxy_and_ca_bundle_are_checked_at_start(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAIF_INFERENCE__UPSTREAM_PROXY", "socks5://proxy:1080")
+    with pytest.raises(ValidationError, match="upstream_proxy"):
+        Settings()
+    monkeypatch.setenv("JAIF_INFERENCE__UPSTREAM_PROXY", "http://user:pw@proxy:3128")
+    monkeypatch.setenv("JAIF_INFERENCE__UPSTREAM_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    with pytest.raises(ValidationError, match="upstream_ca_bundle"):
+        Settings()
+    (tmp_path / "ca.pem").write_text("")
+    monkeypatch.setenv("JAIF_INFERENCE__UPSTREAM_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    assert Settings().inference.upstream_proxy == "http://user:pw@proxy:3128"

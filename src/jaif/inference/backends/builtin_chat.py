@@ -37,12 +37,15 @@ class _Params:
 
         stop = body.get("stop") or ()
         sampling = {
-            "temp": num("temperature", 1.0), "top_p": num("top_p", 1.0),
+            "temp": num("temperature", 1.0),
+            "top_p": num("top_p", 1.0),
             # Not OpenAI parameters: llama.cpp server's defaults, which keep a 135M model coherent;
             # clients may override them as vLLM-style extra fields.
-            "top_k": int(num("top_k", 40)), "min_p": num("min_p", 0.05),
+            "top_k": int(num("top_k", 40)),
+            "min_p": num("min_p", 0.05),
             "presence_penalty": num("presence_penalty", 0.0),
-            "frequency_penalty": num("frequency_penalty", 0.0), "repeat_penalty": 1.0,
+            "frequency_penalty": num("frequency_penalty", 0.0),
+            "repeat_penalty": 1.0,
         }
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         stops = (stop,) if isinstance(stop, str) else tuple(s for s in stop if s)
@@ -112,8 +115,14 @@ class _Answer:
         self.id = f"{'chatcmpl' if chat else 'cmpl'}-{secrets.token_hex(12)}"
 
     def _envelope(self, kind: str, choices: list[Body], usage: Body | None) -> Body:
-        return {"id": self.id, "object": kind, "created": self.created, "model": self.model,
-                "choices": choices, "usage": usage}
+        return {
+            "id": self.id,
+            "object": kind,
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+            "usage": usage,
+        }
 
     def chunk(self, index: int, text: str | None, finish: str | None = None, *, role: bool = False) -> bytes:
         if self.chat:
@@ -170,8 +179,13 @@ class BuiltinChat(_Worker):
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        model = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.threads,
-                      n_threads_batch=self.threads, verbose=False)
+        model = Llama(
+            model_path=str(self.model_path),
+            n_ctx=self.n_ctx,
+            n_threads=self.threads,
+            n_threads_batch=self.threads,
+            verbose=False,
+        )
         # The GGUF's own template, set up as llama-cpp-python sets up its default chat handler.
         self._formatter = Jinja2ChatFormatter(
             template=model.metadata["tokenizer.chat_template"],
@@ -201,8 +215,7 @@ class BuiltinChat(_Worker):
         prompts = self._tokens(self._load(), body, chat=chat)
         for tokens in prompts:
             if len(tokens) >= self.n_ctx:
-                message = (f"This model's maximum context length is {self.n_ctx} tokens; "
-                           f"the prompt has {len(tokens)}.")
+                message = f"This model's maximum context length is {self.n_ctx} tokens; the prompt has {len(tokens)}."
                 param = "messages" if chat else "prompt"
                 raise _invalid(message, param=param, code="context_length_exceeded")
         return prompts
@@ -216,8 +229,9 @@ class BuiltinChat(_Worker):
         except Exception:  # a malformed body: the request itself will say what is wrong
             return None
 
-    def _generate(self, tokens: list[int], params: _Params, emit: Callable[[str], None],
-                  cancel: threading.Event) -> _Outcome:
+    def _generate(
+        self, tokens: list[int], params: _Params, emit: Callable[[str], None], cancel: threading.Event
+    ) -> _Outcome:
         """One generation, on the worker thread; counts each token as it is sampled."""
         import llama_cpp
 
@@ -245,8 +259,9 @@ class BuiltinChat(_Worker):
         sink.close()
         return _Outcome(finish, len(tokens), generated)
 
-    def _generate_all(self, prompts: list[list[int]], body: Body, emit: Emit,
-                      cancel: threading.Event) -> list[_Outcome]:
+    def _generate_all(
+        self, prompts: list[list[int]], body: Body, emit: Emit, cancel: threading.Event
+    ) -> list[_Outcome]:
         params, outcomes = _Params.from_body(body), []
         for i, tokens in enumerate(prompts):
             outcomes.append(self._generate(tokens, params, partial(emit, i), cancel))

@@ -77,13 +77,20 @@ class BuiltinEmbedding(_Worker):
         as_base64 = body.get("encoding_format") == "base64"
         data = [
             # base64 as OpenAI sends it: the little-endian float32 bytes.
-            {"object": "embedding", "index": i,
-             "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if as_base64 else v.tolist()}
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if as_base64 else v.tolist(),
+            }
             for i, v in enumerate(vectors)
         ]
         tokens = self._count(model, texts)
-        return {"object": "list", "data": data, "model": body.get("model"),
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return {
+            "object": "list",
+            "data": data,
+            "model": body.get("model"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
     async def embed(self, body: Body) -> Body:
         return await self._call(self._embed, body)

@@ -1,44 +1,50 @@
 """A small pooled HTTP/1.1 client on asyncio and httptools: the gateway's road to its upstreams.
 
-aiohttp's client was a third of the gateway's CPU per proxied request (bench/RESULTS.md). This one
-does what the gateway needs and no more: a request with a bytes body, keep-alive connections reused
-last in first out, answers framed by content-length, chunked or the connection's end, read whole or
-piece by piece with back-pressure, connect and read timeouts, plain HTTP or TLS. It asks for no
-compression (gzip and deflate are still undone if a server sends them), follows no redirects and
-uses no proxy. A pooled connection the server closed meanwhile is replaced once, transparently,
-when nothing of the answer had arrived on it.
+aiohttp's client costs the gateway several times the CPU per proxied request (bench/RESULTS.md,
+upstream transport). This one does what the gateway needs and no more: a request with a bytes body,
+keep-alive connections reused last in first out, answers framed by content-length, chunked or the
+connection's end, read whole or piece by piece with back-pressure; connect, read and pool-slot
+timeouts; plain HTTP or TLS (with a CA bundle of its own), directly or through an HTTP proxy
+(absolute-form requests, CONNECT for TLS). It asks for no compression; gzip and deflate are undone,
+within ``max_body_bytes``, if a server sends them anyway. It follows no redirects.
+
+A kept-alive connection the server closed while idle is noticed (its close arrives) and dropped
+before use. A request that fails on a reused connection before any answer is sent once more on a
+new one only if it is a GET: a POST may have been processed, and whether another replica tries is
+the gateway's decision (gateway.py), never this client's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import ssl
-import zlib
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httptools
+
+from jaif.inference.backends.transport import Inflater, TransportError, tunnel
 
 HIGH_WATER = 256 * 1024  # bytes of a streamed answer held before reading from the socket pauses
 
 
-class HTTPError(Exception):
+class HTTPError(TransportError):
     """The exchange failed. ``received``: some of the answer had arrived; ``timeout``: a timeout."""
 
     def __init__(self, message: str, *, received: bool, timeout: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, timeout=timeout, answered=received)
         self.received = received
-        self.timeout = timeout
 
 
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; the state of the exchange it carries lives on it too."""
 
+    transport: asyncio.Transport  # set by connection_made, before the pool hands the connection out
+
     def __init__(self, pool: HTTPPool) -> None:
         self.pool = pool
         self.loop = pool.loop
-        self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.released = False  # no longer counted by the pool
@@ -82,8 +88,7 @@ class _Connection(asyncio.Protocol):
         if self.error is None and not self.complete:
             self.error = error
         self._wake()
-        if self.transport is not None:
-            self.transport.abort()
+        self.transport.abort()
 
     def take_body(self) -> bytes:
         data = self.body[0] if len(self.body) == 1 else b"".join(self.body)
@@ -143,9 +148,13 @@ class _Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
         self.buffered += len(body)
-        if self.streaming and self.buffered > HIGH_WATER and not self.paused:
-            self.paused = True
-            self.transport.pause_reading()
+        if self.streaming:
+            if self.buffered > HIGH_WATER and not self.paused:
+                self.paused = True
+                self.transport.pause_reading()
+        elif self.buffered > self.pool.max_body_bytes:
+            self.fail(HTTPError(f"answer larger than {self.pool.max_body_bytes} bytes", received=True))
+            return
         self._wake()
 
     def on_message_complete(self) -> None:
@@ -161,13 +170,15 @@ class Stream:
         self._pool = pool
         self._conn = connection
         self.status = connection.status
+        encoding = connection.encoding.decode("latin-1") if connection.encoding else None
+        self._inflater = Inflater(encoding, limit=pool.max_body_bytes, per_piece=True)
 
     async def read(self) -> bytes:
         """The next piece of the body; b"" at its end."""
         conn = self._conn
         while True:
             if conn.body:
-                return _decoded(conn.encoding, conn.take_body(), stream=True)
+                return self._inflater.feed(conn.take_body())
             if conn.error is not None:
                 raise conn.error
             if conn.complete:
@@ -175,10 +186,13 @@ class Stream:
             await conn.wait()
 
     async def body(self) -> bytes:
-        """The rest of the body."""
-        pieces = []
+        """The rest of the body (at most ``max_body_bytes``)."""
+        pieces, size = [], 0
         while piece := await self.read():
             pieces.append(piece)
+            size += len(piece)
+            if size > self._pool.max_body_bytes:
+                raise HTTPError(f"answer larger than {self._pool.max_body_bytes} bytes", received=True)
         return b"".join(pieces)
 
     def close(self) -> None:
@@ -201,6 +215,10 @@ class HTTPPool:
         read_timeout_s: float = 300.0,
         max_connections: int = 1000,
         keepalive_s: float = 60.0,
+        pool_timeout_s: float = 10.0,
+        max_body_bytes: int = 64 * 1024 * 1024,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy: str | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -208,16 +226,33 @@ class HTTPPool:
         self.loop = asyncio.get_running_loop()
         self._host = parts.hostname
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
-        self._prefix = parts.path.rstrip("/").encode()
+        self._ssl = (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
         host = parts.netloc.rpartition("@")[2].encode("idna")
-        fixed = {"host": host.decode(), "user-agent": "jaif", **(headers or {})}
+        fixed = {"host": host.decode(), "user-agent": "jaif", "accept-encoding": "identity", **(headers or {})}
+        self._proxy: tuple[str, int] | None = None
+        self._proxy_auth: str | None = None
+        prefix = parts.path.rstrip("/")
+        if proxy:
+            via = urlsplit(proxy)
+            if via.scheme != "http" or not via.hostname:
+                raise ValueError("the upstream proxy must be an http:// URL")
+            self._proxy = (via.hostname, via.port or 80)
+            if via.username:
+                token = base64.b64encode(f"{unquote(via.username)}:{unquote(via.password or '')}".encode())
+                self._proxy_auth = "Basic " + token.decode()
+            if self._ssl is None:  # plain HTTP: absolute-form requests to the proxy
+                prefix = f"http://{host.decode()}{prefix}"
+                if self._proxy_auth:
+                    fixed["proxy-authorization"] = self._proxy_auth
+        self._prefix = prefix.encode()
         self._fixed = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in fixed.items())
         self._heads: dict[tuple[bytes, str], bytes] = {}
         self._connect_timeout = connect_timeout_s
         self._read_timeout = read_timeout_s
         self._max = max_connections
         self._keepalive = keepalive_s
+        self._pool_timeout = pool_timeout_s
+        self.max_body_bytes = max_body_bytes
         self._idle: list[_Connection] = []
         self._busy: set[_Connection] = set()
         self._count = 0  # connections open or opening, idle or busy
@@ -230,7 +265,7 @@ class HTTPPool:
         """Send a request and read its whole answer: (status, body)."""
         conn = await self._exchange(method, path, body, whole=True)
         try:
-            status, content = conn.status, _decoded(conn.encoding, conn.take_body())
+            status, content = conn.status, self._decoded(conn.encoding, conn.take_body())
         finally:
             self.finish(conn)
         return status, content
@@ -254,8 +289,8 @@ class HTTPPool:
             if conn.error is None:
                 return conn
             self._discard(conn)
-            if reused and not conn.received and not conn.error.timeout:
-                fresh = True  # the server had closed this idle connection: once more on a new one
+            if reused and method == b"GET" and not conn.received and not conn.error.timeout:
+                fresh = True  # the server had closed this idle connection: a GET once more on a new one
                 continue
             raise conn.error
 
@@ -299,24 +334,35 @@ class HTTPPool:
             waiter = self.loop.create_future()
             self._slot_waiters.append(waiter)
             try:
-                await waiter
+                await asyncio.wait_for(waiter, self._pool_timeout)
+            except TimeoutError as exc:
+                raise HTTPError(
+                    f"no free connection within {self._pool_timeout:g} s ({self._max} busy)",
+                    received=False,
+                    timeout=True,
+                ) from exc
             finally:
                 if waiter in self._slot_waiters:
                     self._slot_waiters.remove(waiter)
 
     async def _connect(self) -> _Connection:
         try:
-            _, conn = await asyncio.wait_for(
-                self.loop.create_connection(
-                    lambda: _Connection(self), self._host, self._port, ssl=self._ssl,
-                    server_hostname=self._host if self._ssl else None,
-                ),
-                self._connect_timeout,
-            )
+            async with asyncio.timeout(self._connect_timeout):
+                server_hostname = self._host if self._ssl else None
+                if self._proxy is not None and self._ssl is not None:  # TLS through a CONNECT tunnel
+                    sock = await tunnel(self.loop, self._proxy, (self._host, self._port), self._proxy_auth)
+                    _, conn = await self.loop.create_connection(
+                        lambda: _Connection(self), sock=sock, ssl=self._ssl, server_hostname=server_hostname
+                    )
+                else:  # straight to the upstream, or plain HTTP to the proxy
+                    host, port = self._proxy or (self._host, self._port)
+                    _, conn = await self.loop.create_connection(
+                        lambda: _Connection(self), host, port, ssl=self._ssl, server_hostname=server_hostname
+                    )
         except TimeoutError as exc:
             raise HTTPError("connect timeout", received=False, timeout=True) from exc
         except OSError as exc:
-            raise HTTPError(f"cannot connect ({exc.strerror or type(exc).__name__})", received=False) from exc
+            raise HTTPError(f"cannot connect ({exc.strerror or exc})", received=False) from exc
         return conn
 
     def finish(self, conn: _Connection) -> None:
@@ -333,7 +379,7 @@ class HTTPPool:
     def _discard(self, conn: _Connection) -> None:
         self._busy.discard(conn)
         conn.active = False
-        if not conn.closed and conn.transport is not None:
+        if not conn.closed:
             conn.transport.abort()
         if not conn.released:
             conn.released = True
@@ -361,6 +407,11 @@ class HTTPPool:
         if self._busy:
             self._arm_sweeper()
 
+    def _decoded(self, encoding: bytes | None, data: bytes) -> bytes:
+        if encoding is None or not data:
+            return data
+        return Inflater(encoding.decode("latin-1"), limit=self.max_body_bytes).feed(data)
+
     async def aclose(self) -> None:
         self._closed = True
         if self._sweeper is not None:
@@ -372,13 +423,3 @@ class HTTPPool:
         for waiter in self._slot_waiters:
             if not waiter.done():
                 waiter.set_result(None)
-
-
-def _decoded(encoding: bytes | None, data: bytes, *, stream: bool = False) -> bytes:
-    if encoding in (None, b"identity", b"") or not data:
-        return data
-    if encoding not in (b"gzip", b"x-gzip", b"deflate") or stream:
-        # A compressed stream would need one decompressor across pieces; jaif never asks for one.
-        raise HTTPError(f"unsupported content-encoding {encoding.decode(errors='replace')}", received=True)
-    return zlib.decompress(data, zlib.MAX_WBITS | 32)
-
