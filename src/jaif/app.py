@@ -20,8 +20,8 @@ from jaif.catalogue import views as catalogue_views
 from jaif.compute.backend import make_compute
 from jaif.compute.router import router as compute_api
 from jaif.config import Settings
-from jaif.inference.fastpath import InferenceFastPath
-from jaif.inference.router import openapi_components
+from jaif.inference import endpoints as inference_endpoints
+from jaif.inference.openapi import add_hot_operations
 from jaif.inference.router import router as inference_router
 from jaif.ops.router import router as ops_router
 from jaif.runtime import Runtime
@@ -78,6 +78,10 @@ def create_app(settings: Settings | None = None, *, server: bool = False) -> Fas
         docs_url=None,
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        # jaif exports Prometheus metrics (ops/metrics.py) and configures no OpenTelemetry provider.
+        # FastAPI's own instrumentation asks the global providers on every request whether one was set
+        # since (several µs a request, bench/gateway.py): off.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.compute = make_compute(settings)  # the scheduler: objects only, nothing started
@@ -95,6 +99,9 @@ def create_app(settings: Settings | None = None, *, server: bool = False) -> Fas
     # Sessions, CSRF, sign-in pages, /api/v1/me, project members and keys (web/identity.py).
     web_identity.install(app, settings)
     api_docs.install(app)
+    # POST /v1/chat/completions, /v1/completions, /v1/embeddings: plain ASGI endpoints, mounted outside the
+    # portal's middleware (sessions, CSRF) and FastAPI's routing, inside the body limit and security headers.
+    inference_endpoints.mount(app)
     app.add_middleware(BodyLimit, max_bytes=settings.inference.max_body_bytes)
     # Outermost: every answer, refusals of the body limit and CSRF check included (web/headers.py).
     app.add_middleware(SecurityHeaders)
@@ -102,19 +109,18 @@ def create_app(settings: Settings | None = None, *, server: bool = False) -> Fas
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(openapi_components())
-            app.openapi_schema = schema
+            app.openapi_schema = add_hot_operations(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
-def asgi_app(settings: Settings) -> InferenceFastPath:
-    """What `jaif serve` runs: the app behind the hot-path middleware (inference/fastpath.py)."""
-    return InferenceFastPath(create_app(settings, server=True), max_body_bytes=settings.inference.max_body_bytes)
+def asgi_app(settings: Settings) -> FastAPI:
+    """What `jaif serve` runs: create_app's app, as the process's one server."""
+    return create_app(settings, server=True)
 
 
-def app_from_env() -> InferenceFastPath:
+def app_from_env() -> FastAPI:
     """Factory for uvicorn workers (``jaif serve --workers N``): settings from the environment."""
     return asgi_app(Settings())
