@@ -122,5 +122,5 @@ def asgi_app(settings: Settings) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """Factory for uvicorn workers (``jaif serve --workers N``): settings from the environment."""
+    """Factory for the server's worker processes (`jaif serve`, server.py): settings from the environment."""
     return asgi_app(Settings())
