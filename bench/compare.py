@@ -1,6 +1,5 @@
-"""Gateways side by side in one run: another checkout's `jaif serve` (``--baseline``) against this one's,
-and this one's app served by plain uvicorn as well (``--uvicorn``), each next to the upstream measured
-directly.
+"""Gateways side by side in one run: another checkout's (``--baseline``) against this one, and this one
+served by granian (``--granian``), each next to the upstream measured directly.
 
 Every contender runs at once, in front of the same two stand-in upstreams (instant, 20 ms), and they are
 measured in turn, ``--pairs`` rounds of ``--duration`` seconds with the order rotating from round to
@@ -31,23 +30,22 @@ def jaif_serve(env: dict[str, str], workers: int, src: str | None = None):
 
 
 @contextmanager
-def uvicorn_serve(env: dict[str, str], workers: int):
-    """The same app (jaif.app:app_from_env) served by uvicorn with httptools and uvloop, as `jaif serve`
-    ran it before granian (without the private protocol subclass it had until then)."""
+def granian_serve(env: dict[str, str], workers: int):
+    """The same app (jaif.app:app_from_env) served by granian's ASGI interface on uvloop."""
     port = free_port()
     metrics = tempfile.mkdtemp(prefix="jaif-metrics-")
     env = {**env, "PROMETHEUS_MULTIPROC_DIR": metrics, "JAIF_WEB__METRICS_DIR": metrics} if workers > 1 else env
     argv = [
-        sys.executable, "-m", "uvicorn", "--factory", "--loop", "uvloop", "--http", "httptools",
+        str(Path(sys.executable).parent / "granian"), "--interface", "asgi", "--factory", "--loop", "uvloop",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-        "--no-access-log", "--no-proxy-headers", "jaif.app:app_from_env",
+        "--no-access-log", "jaif.app:app_from_env",
     ]  # fmt: skip
     with process(argv, env, f"http://127.0.0.1:{port}/healthz") as proc:
         yield served(f"http://127.0.0.1:{port}/v1", proc.pid)
 
 
 def compare(setup, args, body) -> list[str]:
-    names = ["before", "after (jaif serve)"] + (["after, on uvicorn"] if args.uvicorn else [])
+    names = ["before", "after (uvicorn)"] + (["after (granian)"] if args.granian else [])
     load = os.getloadavg()
     rows = [
         f"| case | direct | {' | '.join(names)} | ratios |",
@@ -63,8 +61,8 @@ def compare(setup, args, body) -> list[str]:
                     stack.enter_context(jaif_serve(env, workers, str(Path(args.baseline).resolve() / "src"))),
                     stack.enter_context(jaif_serve(env, workers)),
                 ]
-                if args.uvicorn:
-                    gateways.append(stack.enter_context(uvicorn_serve(env, workers)))
+                if args.granian:
+                    gateways.append(stack.enter_context(granian_serve(env, workers)))
                 for name, direct, model in (("instant", fast, "fast"), ("20 ms", slow, "slow")):
                     label = f"{workers} worker(s), {name} upstream"
                     rows += _rows(label, direct, gateways, model, setup.key, args, body)

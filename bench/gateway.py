@@ -1,7 +1,7 @@
 """Gateway overhead: straight to a fast upstream vs through jaif, in one run.
 
     .venv/bin/python bench/gateway.py [--duration 5] [--workers 1 2] [--database-url URL] [--postgres-url URL]
-    .venv/bin/python bench/gateway.py --baseline ../jaif-before [--uvicorn] [--duration 2] [--pairs 3]
+    .venv/bin/python bench/gateway.py --baseline ../jaif-before [--granian] [--duration 2] [--pairs 3]
 
 Measures, with the stand-in upstream (jaif.testing.upstream: keep-alive, TCP_NODELAY) answering at
 once and with a 20 ms delay: sequential p50/p99 latency; throughput at concurrency 1, 16 and 64 for
@@ -11,7 +11,7 @@ gateway's CPU per request. Load generator, upstream and gateway share this machi
 ratios and CPU per request, not absolutes. Writes the figures into bench/RESULTS.md between the gateway markers.
 
 ``--baseline DIR`` compares instead, side by side in one run: the gateway of another checkout (DIR, its
-src/ first on the path) against this one, and with ``--uvicorn`` this one's app on plain uvicorn as well
+src/ first on the path) against this one, and with ``--granian`` this one served by granian as well
 (bench/compare.py). Written between the gateway-compare markers.
 """
 
@@ -197,7 +197,7 @@ def main() -> None:
         "--pairs", type=int, default=10, help="alternating off/on measurements per metering row (medians are reported)"
     )
     parser.add_argument("--baseline", default=None, help="a checkout to compare with, side by side (bench/compare.py)")
-    parser.add_argument("--uvicorn", action="store_true", help="with --baseline: this app on plain uvicorn too")
+    parser.add_argument("--granian", action="store_true", help="with --baseline: this checkout served by granian too")
     args = parser.parse_args()
     setup = Setup(database_url=args.database_url, token_quota=QUOTA)
     try:

@@ -23,16 +23,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jaif.errors import JaifError
 from jaif.inference.gateway import Gateway
-from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from jaif.inference.openapi import HOT_OPERATIONS
 from jaif.inference.streaming import StreamRelay
 from jaif.web.errors import error_response, method_not_allowed
-
-# (path, request model, route name), in the order HotRoutes tries them.
-HOT_OPERATIONS: tuple[tuple[str, type[BaseModel], str], ...] = (
-    ("/v1/chat/completions", ChatCompletionRequest, "chat_completions"),
-    ("/v1/completions", CompletionRequest, "completions"),
-    ("/v1/embeddings", EmbeddingRequest, "embeddings"),
-)
 
 # Constant bytes, no per-request work. nosniff is set here already, so the security headers middleware
 # (web/headers.py) keeps it and adds the rest.
@@ -94,9 +87,10 @@ class HotRoutes:
 
 
 def routes() -> list[Route]:
+    """One route per operation of inference/openapi.py's HOT_OPERATIONS (which documents them)."""
     return [
-        Route(path, InferenceEndpoint(model), methods=["POST"], name=name, include_in_schema=False)
-        for path, model, name in HOT_OPERATIONS
+        Route(path, InferenceEndpoint(body), methods=["POST"], name=name, include_in_schema=False)
+        for path, name, _summary, body, _answer, _event in HOT_OPERATIONS
     ]
 
 

@@ -187,7 +187,8 @@ def responses(success: type[BaseModel], *, stream: type[BaseModel] | None = None
 
 TAG = "OpenAI-compatible inference"
 BEARER_DESCRIPTION = "A project API key, created with `jaif key create`."
-# The hot operations: (path, name, summary, request body, 200 object, stream event object).
+# The hot operations: (path, name, summary, request body, 200 object, stream event object). The one list
+# of them: inference/endpoints.py mounts a route for each.
 HOT_OPERATIONS: tuple[tuple[str, str, str, type[BaseModel], type[BaseModel], type[BaseModel] | None], ...] = (
     ("/v1/chat/completions", "chat_completions", "Create a chat completion", ChatCompletionRequest,
      ChatCompletion, ChatCompletionChunk),
