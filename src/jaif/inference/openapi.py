@@ -210,9 +210,10 @@ def add_hot_operations(document: dict) -> dict:
         if stream is not None and stream is not success:
             as_written.update(_schemas(stream))
         as_written.update(body.model_json_schema(ref_template=REF_TEMPLATE).get("$defs", {}))  # the body is inline
-    written = OpenAPI(
-        openapi=document["openapi"], info=document["info"], paths=operations, components={"schemas": answers}
-    )
+    written = OpenAPI.model_validate(
+        {"openapi": document["openapi"], "info": document["info"], "paths": operations,
+         "components": {"schemas": answers}}
+    )  # fmt: skip
     written_out = jsonable_encoder(written, by_alias=True, exclude_none=True)
     document.setdefault("paths", {}).update(written_out["paths"])
     components = document.setdefault("components", {})
