@@ -3,7 +3,7 @@
 ``mount(app)`` (called once, by create_app) mounts them in a router of their own, ``HotRoutes``, which
 sits in the app's middleware just inside the security headers and the body limit and ahead of
 everything else: the portal's sessions and CSRF check, and FastAPI's exception and routing layers,
-which together cost a proxied request more than the gateway's own work (docs/gateway.md, the request
+which together cost a request about as much CPU as the endpoint itself (docs/gateway.md, the request
 path). `jaif serve` runs the app create_app builds, so tests and servers answer these paths with the
 same objects, and no other handler exists for them. The OpenAPI document describes them from
 inference/openapi.py.
