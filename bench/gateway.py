@@ -1,6 +1,7 @@
 """Gateway overhead: straight to a fast upstream vs through jaif, in one run.
 
     .venv/bin/python bench/gateway.py [--duration 5] [--workers 1 2] [--database-url URL] [--postgres-url URL]
+    .venv/bin/python bench/gateway.py --baseline ../jaif-before [--granian] [--duration 2] [--pairs 3]
 
 Measures, with the stand-in upstream (jaif.testing.upstream: keep-alive, TCP_NODELAY) answering at
 once and with a 20 ms delay: sequential p50/p99 latency; throughput at concurrency 1, 16 and 64 for
@@ -8,6 +9,10 @@ non-streaming (wrk) and streaming (an asyncio client; time to first event); mete
 vs off per worker count and upstream, on SQLite and on PostgreSQL (``--postgres-url``), with the
 gateway's CPU per request. Load generator, upstream and gateway share this machine's cores, so read
 ratios and CPU per request, not absolutes. Writes the figures into bench/RESULTS.md between the gateway markers.
+
+``--baseline DIR`` compares instead, side by side in one run: the gateway of another checkout (DIR, its
+src/ first on the path) against this one, and with ``--granian`` this one served by granian as well
+(bench/compare.py). Written between the gateway-compare markers.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from compare import compare  # noqa: E402
 from harness import Setup, gateway, stream_load, upstream, wrk  # noqa: E402
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
@@ -147,7 +153,7 @@ def cpu(result: dict, connections: int, *, through: bool = False) -> str:
     return f"; CPU µs/req: {', '.join(parts)}"
 
 
-def write(section: str, rows: list[str], command: str) -> None:
+def write(section: str, rows: list[str], command: str, *, compared: bool = False) -> None:
     start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     block = "\n".join(
@@ -156,9 +162,8 @@ def write(section: str, rows: list[str], command: str) -> None:
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, "
             f"Python {platform.python_version()}). Command: `{command}`",
             "",
-            "| case | direct | through jaif | ratio |",
-            "|---|---|---|---|",
-            *rows,
+            *(rows[:2] if compared else ["| case | direct | through jaif | ratio |", "|---|---|---|---|"]),
+            *(rows[2:] if compared else rows),
             end,
         ]
     )
@@ -191,12 +196,21 @@ def main() -> None:
     parser.add_argument(
         "--pairs", type=int, default=10, help="alternating off/on measurements per metering row (medians are reported)"
     )
+    parser.add_argument("--baseline", default=None, help="a checkout to compare with, side by side (bench/compare.py)")
+    parser.add_argument("--granian", action="store_true", help="with --baseline: this checkout served by granian too")
     args = parser.parse_args()
     setup = Setup(database_url=args.database_url, token_quota=QUOTA)
     try:
-        rows = measure(setup, args)
+        if args.baseline:
+            rows = compare(setup, args, body)
+        else:
+            rows = measure(setup, args)
     finally:
         setup.cleanup()
+    if args.baseline:
+        print("\n".join(rows))
+        write("gateway-compare", rows, "python bench/gateway.py " + " ".join(sys.argv[1:]), compared=True)
+        return
     print("\n".join(rows))
     if args.metering_only:
         return

@@ -13,8 +13,7 @@ from jaif import __version__, routes
 from jaif.compute.backend import make_compute
 from jaif.config import Settings
 from jaif.identity.oidc import SsoProviders
-from jaif.inference.fastpath import InferenceFastPath
-from jaif.inference.router import openapi_components
+from jaif.inference.openapi import add_hot_operations
 from jaif.runtime import Runtime
 from jaif.web import errors, middleware
 from jaif.web.headers import SecurityHeaders
@@ -62,6 +61,10 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
         docs_url=None,
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        # jaif exports Prometheus metrics (ops/metrics.py) and configures no OpenTelemetry provider.
+        # FastAPI's own instrumentation asks the global providers on every request whether one was set
+        # since (several µs a request, bench/gateway.py): off.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.compute = make_compute(settings)  # the scheduler: objects only, nothing started
@@ -71,6 +74,9 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
     routes.mount(app)
     # Sessions, CSRF, trusted hosts, the sign-in redirect (web/middleware.py).
     middleware.install(app, settings)
+    # POST /v1/chat/completions, /v1/completions, /v1/embeddings: plain ASGI endpoints outside the portal's
+    # middleware (sessions, CSRF) and FastAPI's routing, inside the body limit and security headers (routes.py).
+    routes.mount_hot_routes(app)
     app.add_middleware(BodyLimit, max_bytes=settings.inference.max_body_bytes)
     # Outermost: every answer, refusals of the body limit and CSRF check included (web/headers.py).
     app.add_middleware(SecurityHeaders)
@@ -78,26 +84,24 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(openapi_components())
-            app.openapi_schema = schema
+            app.openapi_schema = add_hot_operations(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
-def asgi_app(settings: Settings, *, metered: bool = True) -> InferenceFastPath:
-    """What `jaif serve` runs: the app behind the hot-path middleware (inference/fastpath.py)."""
-    app = create_app(settings, server=True, metered=metered)
-    return InferenceFastPath(app, max_body_bytes=settings.inference.max_body_bytes)
+def asgi_app(settings: Settings, *, metered: bool = True) -> FastAPI:
+    """What `jaif serve` runs: create_app's app, as the process's one server."""
+    return create_app(settings, server=True, metered=metered)
 
 
-def app_from_env() -> InferenceFastPath:
-    """Factory for uvicorn workers (``jaif serve --workers N``): settings from the environment."""
+def app_from_env() -> FastAPI:
+    """Factory for the server's worker processes (`jaif serve`, server.py): settings from the environment."""
     return asgi_app(Settings())
 
 
-def unmetered_app_from_env() -> InferenceFastPath:
+def unmetered_app_from_env() -> FastAPI:
     """bench/gateway.py's baseline only (through bench/unmetered.py): the same server without metering and
     quotas, to measure what they cost. `jaif serve` never runs this."""
     return asgi_app(Settings(), metered=False)

@@ -12,9 +12,13 @@
     ├── RateLimited         429 rate_limit_error
     ├── UpstreamError       502 upstream_error
     └── Unavailable         503 service_unavailable
+
+``validation_error`` turns pydantic's validation errors into one InvalidRequest.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class JaifError(Exception):
@@ -102,3 +106,41 @@ class Unavailable(JaifError):
     status = 503
     type = "service_unavailable"
     code = "service_unavailable"
+
+
+def validation_error(exc: Any) -> InvalidRequest:
+    """A pydantic ValidationError or FastAPI RequestValidationError (anything with ``errors()``) as one 400
+    naming the first bad field: translated here, at the edge, for every route."""
+    errors = exc.errors() if hasattr(exc, "errors") else []
+    if not errors:
+        return InvalidRequest("The request body is not valid.")
+    # In a union pydantic reports every member. The member the client meant is the one whose type
+    # matched and whose constraint failed (too short, too large), else the one it got deepest into.
+    first = max(errors, key=lambda e: (not _is_type_mismatch(e), len(e.get("loc", ()))))
+    if first.get("type") == "json_invalid":
+        return InvalidRequest(
+            "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.",
+            code="invalid_json",
+        )
+    # FastAPI puts "body" first; a field that is itself called "body" keeps its name.
+    loc = [str(p) for i, p in enumerate(first.get("loc", ())) if not (i == 0 and p == "body") and not _is_union_tag(p)]
+    param = ".".join(loc) or None
+    message = first.get("msg", "invalid value")
+    if param is None:
+        return InvalidRequest(f"The request body must be a JSON object of parameters: {message}.", code="invalid_value")
+    if first.get("type") == "missing":
+        return InvalidRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+    return InvalidRequest(f"Invalid value for '{param}': {message}.", param=param, code="invalid_value")
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "none"})
+
+
+def _is_type_mismatch(error: dict) -> bool:
+    kind = error.get("type", "")
+    return kind.endswith("_type") or kind.endswith("_parsing")
+
+
+def _is_union_tag(part: Any) -> bool:
+    """pydantic puts the member of a union into ``loc`` ("stop", "list[str]"); fields are snake_case."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or not part.isidentifier() or part != part.lower())

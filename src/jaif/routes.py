@@ -35,6 +35,7 @@ from jaif.compute import pages as compute_pages
 from jaif.compute.router import router as compute_api
 from jaif.identity import pages as identity_pages
 from jaif.identity.router import router as identity_api
+from jaif.inference import endpoints as inference_endpoints
 from jaif.inference.router import router as inference_router
 from jaif.metering import pages as metering_pages
 from jaif.notify import pages as notify_pages
@@ -77,7 +78,7 @@ PAGES: tuple[APIRouter, ...] = (
 
 def mount(app: FastAPI) -> None:
     """Mount every route of the app, in the order above."""
-    # 1. The inference API first. (Its hot routes are mounted here, by inference/'s own function.)
+    # 1. The inference API first. (Its hot routes: mount_hot_routes below.)
     app.include_router(inference_router)
     # 2.-4.
     app.include_router(ops_router)
@@ -88,3 +89,10 @@ def mount(app: FastAPI) -> None:
     # 5.
     api_docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+def mount_hot_routes(app: FastAPI) -> None:
+    """The inference API's hot operations (POST /v1/chat/completions, /v1/completions, /v1/embeddings): plain
+    ASGI endpoints (inference/endpoints.py) in front of FastAPI's routing. create_app calls this after the
+    portal's middleware is installed and before the body limit and security headers wrap everything."""
+    inference_endpoints.mount(app)

@@ -11,7 +11,6 @@ import uvicorn
 from jaif.app import asgi_app
 from jaif.config import Settings
 from jaif.db.migrate import check_current
-from jaif.http_protocol import HttpProtocol
 from jaif.secret_key import secret_key
 
 
@@ -31,7 +30,7 @@ def run(settings: Settings, *, host: str | None, port: int | None, workers: int 
         access_log=settings.web.log_level == "debug",
         timeout_graceful_shutdown=30,
         loop="uvloop",
-        http=HttpProtocol,  # httptools, with each response's head and body in one send
+        http="httptools",
         # jaif is reached directly or through a proxy the operator configures; parsing forwarded
         # headers on every request is not worth its cost here.
         proxy_headers=False,

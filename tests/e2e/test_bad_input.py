@@ -254,8 +254,8 @@ def test_no_charges_for_bad_requests(gateway):
 
 
 def test_gateway_answers_are_not_sniffed(gateway):
-    """Issue 9, item 7: the hot path (inference/fastpath.py) adds nosniff as constant bytes; other /v1
-    routes pass the app's security headers middleware (web/headers.py)."""
+    """Issue 9, item 7: every /v1 answer is nosniff; the hot endpoints (inference/endpoints.py) set it as
+    constant bytes, and all /v1 routes pass the app's security headers middleware (web/headers.py)."""
     http, key = gateway["http"], gateway["keys"]["alpha"]
     ok = chat(http, key)
     assert ok.status_code == 200 and ok.headers["x-content-type-options"] == "nosniff"

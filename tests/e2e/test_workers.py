@@ -1,8 +1,10 @@
-"""`jaif serve --workers N`: every worker serves, meters and reports into one set of metrics."""
+"""`jaif serve --workers N`: every worker serves, meters and reports into one set of metrics, and on SIGTERM
+finishes what is under way."""
 
 from __future__ import annotations
 
 import json
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -11,7 +13,7 @@ from sqlalchemy import create_engine, distinct, func, select
 
 from jaif.db.engine import normalise_url
 from jaif.metering.models import QuotaLease
-from tests.support.procs import jaif, last_line, server, upstream, wait_for
+from tests.support.procs import JAIF, free_port, jaif, last_line, server, started, upstream, wait_for
 
 WAVE = 30
 MAX_REQUESTS = 600
@@ -70,3 +72,31 @@ def test_two_workers_share_metrics_and_meter_everything(jaif_env):
     assert usage["completion_tokens"] == 4 * sent
     assert usage["tokens_spent"] == usage["total_tokens"]
     assert usage["tokens_leased"] == 0
+
+
+def test_sigterm_lets_the_streams_under_way_finish(jaif_env):
+    """SIGTERM: no new connections, but a stream under way runs to its end, and it is metered (the
+    workers' lifespan flushes usage and gives the leases back)."""
+    jaif(jaif_env, "db", "upgrade")
+    jaif(jaif_env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
+    jaif(jaif_env, "project", "create", "alpha", "--org", "Uni A", "--token-quota", "1000000")
+    key = last_line(jaif(jaif_env, "key", "create", "--project", "alpha"))
+    with upstream(jaif_env, "--chunk-delay-ms", "150") as (url, _proc):
+        jaif(jaif_env, "model", "add", "slow", "--upstream", url)
+        port = free_port()
+        argv = [JAIF, "serve", "--port", str(port), "--workers", "2"]
+        with started(argv, jaif_env, f"http://127.0.0.1:{port}/healthz") as proc:
+            body = {"model": "slow", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10, "stream": True}
+            headers = {"authorization": f"Bearer {key}"}
+            with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/chat/completions", json=body, headers=headers,
+                              timeout=30) as response:
+                lines = response.iter_lines()
+                first = next(line for line in lines if line)
+                proc.send_signal(signal.SIGTERM)  # the stream has 9 more events to go, 150 ms apart
+                rest = [line for line in lines if line]
+            assert response.status_code == 200 and first.startswith("data: ")
+            assert rest[-1] == "data: [DONE]" and len(rest) >= 10
+            assert proc.wait(timeout=40) == 0
+    usage = wait_for(lambda: json.loads(last_line(jaif(jaif_env, "usage", "--project", "alpha", "--json"))),
+                     lambda u: u["requests"] == 1)
+    assert (usage["requests"], usage["completion_tokens"], usage["tokens_leased"]) == (1, 10, 0)

@@ -1,15 +1,25 @@
-"""What /v1 answers, for jaif's OpenAPI document: the OpenAI objects a client gets back, and errors.
+"""The /v1 part of jaif's OpenAPI document: the OpenAI objects a client gets back, errors, and the three
+hot operations.
 
 These models only describe; the hot path never builds them (bodies are plain dicts serialised with
 orjson). They follow the official OpenAI API document in the fields jaif always sends, and allow the
 extra fields an upstream (vLLM, llama.cpp, ...) may add, which jaif passes through.
+
+FastAPI documents the routes it serves (GET /v1/models). The hot operations are plain ASGI endpoints
+(inference/endpoints.py) that FastAPI does not see; ``add_hot_operations`` writes them into the document
+the same way: request body, answers, the bearer key.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
+from fastapi.encoders import jsonable_encoder
+from fastapi.openapi.models import OpenAPI
 from pydantic import BaseModel, ConfigDict, Field
+
+from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
 
 class _Open(BaseModel):
@@ -47,14 +57,14 @@ class Usage(_Open):
     total_tokens: int
 
 
-class ChatMessage(_Open):
+class AssistantMessage(_Open):
     role: Literal["assistant"]
     content: str | None = None
 
 
 class ChatChoice(_Open):
     index: int
-    message: ChatMessage
+    message: AssistantMessage
     finish_reason: str | None
     logprobs: dict[str, Any] | None = None
 
@@ -175,8 +185,73 @@ def responses(success: type[BaseModel], *, stream: type[BaseModel] | None = None
     return out
 
 
-def components() -> dict:
-    """Schemas only the stream descriptions name, for app.openapi to add (FastAPI adds the rest)."""
-    schema = ChatCompletionChunk.model_json_schema(ref_template=REF_TEMPLATE)
+TAG = "OpenAI-compatible inference"
+BEARER_DESCRIPTION = "A project API key, created with `jaif key create`."
+# The hot operations: (path, name, summary, request body, 200 object, stream event object). The one list
+# of them: inference/endpoints.py mounts a route for each.
+HOT_OPERATIONS: tuple[tuple[str, str, str, type[BaseModel], type[BaseModel], type[BaseModel] | None], ...] = (
+    ("/v1/chat/completions", "chat_completions", "Create a chat completion", ChatCompletionRequest,
+     ChatCompletion, ChatCompletionChunk),
+    ("/v1/completions", "completions", "Create a text completion", CompletionRequest, Completion, Completion),
+    ("/v1/embeddings", "embeddings", "Create embeddings", EmbeddingRequest, EmbeddingList, None),
+)  # fmt: skip
+
+
+def add_hot_operations(document: dict) -> dict:
+    """Write the hot operations, and every schema they name, into FastAPI's ``document``; returns it.
+
+    The operations and the objects they answer go through FastAPI's model of the document, as
+    get_openapi puts every route it documents; the stream events and the request body's parts are
+    added as pydantic writes them."""
+    operations, answers, as_written = {}, {}, {}
+    for path, name, summary, body, success, stream in HOT_OPERATIONS:
+        operations[path] = {"post": _operation(path, name, summary, body, success, stream)}
+        answers.update({**_schemas(success), **_schemas(ErrorResponse)})
+        if stream is not None and stream is not success:
+            as_written.update(_schemas(stream))
+        as_written.update(body.model_json_schema(ref_template=REF_TEMPLATE).get("$defs", {}))  # the body is inline
+    written = OpenAPI.model_validate(
+        {"openapi": document["openapi"], "info": document["info"], "paths": operations,
+         "components": {"schemas": answers}}
+    )  # fmt: skip
+    written_out = jsonable_encoder(written, by_alias=True, exclude_none=True)
+    document.setdefault("paths", {}).update(written_out["paths"])
+    components = document.setdefault("components", {})
+    components.setdefault("schemas", {}).update({**written_out["components"]["schemas"], **as_written})
+    components.setdefault("securitySchemes", {})["HTTPBearer"] = {
+        "type": "http", "description": BEARER_DESCRIPTION, "scheme": "bearer",
+    }  # fmt: skip
+    return document
+
+
+def _operation(
+    path: str, name: str, summary: str, body: type[BaseModel], success: type[BaseModel],
+    stream: type[BaseModel] | None,
+) -> dict:  # fmt: skip
+    request = body.model_json_schema(ref_template=REF_TEMPLATE)
+    request.pop("$defs", None)
+    answers = {}
+    for status, answer in responses(success, stream=stream).items():
+        content: dict[str, Any] = {"application/json": {"schema": _ref(answer["model"])}}
+        content.update(answer.get("content", {}))
+        answers[str(status)] = {"description": answer["description"], "content": content}
+    return {
+        "tags": [TAG],
+        "summary": summary,
+        # As FastAPI names an operation: the route's name, its path, the method.
+        "operationId": re.sub(r"\W", "_", f"{name}{path}") + "_post",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
+        "responses": answers,
+        "security": [{"HTTPBearer": []}],
+    }
+
+
+def _ref(model: type[BaseModel]) -> dict:
+    return {"$ref": REF_TEMPLATE.format(model=model.__name__)}
+
+
+def _schemas(model: type[BaseModel]) -> dict:
+    """``model``'s schema (as an answer) and those it refers to, by name, for components.schemas."""
+    schema = model.model_json_schema(ref_template=REF_TEMPLATE, mode="serialization")
     defs = schema.pop("$defs", {})
-    return {**defs, ChatCompletionChunk.__name__: schema}
+    return {**defs, model.__name__: schema}

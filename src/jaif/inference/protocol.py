@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jaif.errors import InvalidRequest
+from jaif.errors import InvalidRequest, validation_error
 
 # What a JSON integer may be on its way upstream: orjson, and engines, carry 64 bits.
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
@@ -158,53 +158,9 @@ def _int_out_of_range(value: Any, path: tuple) -> tuple | None:
     return None
 
 
-HOT_ROUTES: dict[str, type[BaseModel]] = {
-    "/v1/chat/completions": ChatCompletionRequest,
-    "/v1/completions": CompletionRequest,
-    "/v1/embeddings": EmbeddingRequest,
-}
-
-
 def parse_request(model: type[BaseModel], raw: bytes) -> BaseModel:
     """One pass of pydantic's JSON parser; errors become one clear 400 in the OpenAI shape."""
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         raise validation_error(exc) from exc
-
-
-def validation_error(exc: ValidationError | Any) -> InvalidRequest:
-    """Translate a pydantic/FastAPI validation error into one 400 naming the first bad field."""
-    errors = exc.errors() if hasattr(exc, "errors") else []
-    if not errors:
-        return InvalidRequest("The request body is not valid.")
-    # In a union pydantic reports every member. The member the client meant is the one whose type
-    # matched and whose constraint failed (too short, too large), else the one it got deepest into.
-    first = max(errors, key=lambda e: (not _is_type_mismatch(e), len(e.get("loc", ()))))
-    if first.get("type") == "json_invalid":
-        return InvalidRequest(
-            "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.",
-            code="invalid_json",
-        )
-    # FastAPI puts "body" first; a field that is itself called "body" keeps its name.
-    loc = [str(p) for i, p in enumerate(first.get("loc", ())) if not (i == 0 and p == "body") and not _is_union_tag(p)]
-    param = ".".join(loc) or None
-    message = first.get("msg", "invalid value")
-    if param is None:
-        return InvalidRequest(f"The request body must be a JSON object of parameters: {message}.", code="invalid_value")
-    if first.get("type") == "missing":
-        return InvalidRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
-    return InvalidRequest(f"Invalid value for '{param}': {message}.", param=param, code="invalid_value")
-
-
-_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "none"})
-
-
-def _is_type_mismatch(error: dict) -> bool:
-    kind = error.get("type", "")
-    return kind.endswith("_type") or kind.endswith("_parsing")
-
-
-def _is_union_tag(part: Any) -> bool:
-    """pydantic puts the member of a union into ``loc`` ("stop", "list[str]"); fields are snake_case."""
-    return isinstance(part, str) and (part in _TYPE_TAGS or not part.isidentifier() or part != part.lower())

@@ -3,6 +3,12 @@
 /v1/*  the OpenAI shape {"error": {"message", "type", "param", "code"}}
 /api/* the same JSON shape
 pages  an HTML error page
+
+``error_response`` is the one renderer: the exception handlers installed here use it, and so do the
+ASGI middlewares that refuse a request before it reaches a route (web/csrf.py; web/limits.py answers
+every refusal as JSON, ``json_error``, whatever the path). A
+JaifError's ``retry_after`` becomes a Retry-After header. The hot /v1 endpoints
+(inference/endpoints.py) raise, and these handlers render.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from collections.abc import Iterable
 from http import HTTPStatus
 
 import orjson
@@ -17,9 +24,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
+from starlette.types import Scope
 
-from jaif.errors import JaifError
-from jaif.inference.protocol import validation_error
+from jaif.errors import JaifError, validation_error
 
 log = logging.getLogger("jaif.errors")
 
@@ -33,31 +40,58 @@ _HTTP_TYPES = {
 }
 
 
-def render(request: Request, error: JaifError) -> Response:
+def json_error(error: JaifError) -> Response:
+    """``error`` in the OpenAI shape, with Retry-After where it says when to try again."""
     headers = {}
     if error.retry_after is not None:
         headers["retry-after"] = str(max(1, math.ceil(error.retry_after)))
-    path = request.url.path
+    return Response(
+        orjson.dumps(error.to_openai()), status_code=error.status, headers=headers, media_type="application/json"
+    )
+
+
+def error_response(path: str, error: JaifError) -> Response:
+    """The answer for ``error`` on a request for ``path``: JSON in the OpenAI shape for /v1, /api and the
+    operational endpoints, else an HTML page."""
     if path.startswith("/v1") or path.startswith("/api") or path in ("/healthz", "/metrics"):
-        return Response(
-            orjson.dumps(error.to_openai()), status_code=error.status, headers=headers, media_type="application/json"
-        )
+        return json_error(error)
+    headers = {}
+    if error.retry_after is not None:
+        headers["retry-after"] = str(max(1, math.ceil(error.retry_after)))
     title = f"Error {error.status}"
     body = f"<!doctype html><title>{title}</title><h1>{title}</h1><p>{_escape(error.message)}</p>"
     return HTMLResponse(body, status_code=error.status, headers=headers)
+
+
+def render(request: Request, error: JaifError) -> Response:
+    return error_response(request.url.path, error)
 
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _http_message(request: Request, exc: StarletteHTTPException) -> str:
-    """Starlette's bare reasons ("Not Found") say little; name the method and URL as OpenAI does."""
-    if exc.status_code == 404 and exc.detail == HTTPStatus.NOT_FOUND.phrase:
-        return f"Invalid URL ({request.method} {request.url.path})"
-    if exc.status_code == 405:
-        return f"Method {request.method} is not allowed for {request.url.path}"
-    return str(exc.detail)
+def http_error(method: str, path: str, status: int, detail: str) -> JaifError:
+    """An HTTP-level refusal (Starlette's HTTPException, a route's wrong method) as a JaifError. Starlette's
+    bare reasons ("Not Found") say little: 404 and 405 name the method and URL, as OpenAI does."""
+    if status == 404 and detail == HTTPStatus.NOT_FOUND.phrase:
+        message = f"Invalid URL ({method} {path})"
+    elif status == 405:
+        message = f"Method {method} is not allowed for {path}"
+    else:
+        message = detail
+    error = JaifError(message)
+    error.status = status
+    error.type = _HTTP_TYPES.get(status, "invalid_request_error")
+    error.code = None
+    return error
+
+
+def method_not_allowed(scope: Scope, allowed: Iterable[str]) -> Response:
+    """The 405 for a request whose path a route has but not its method (inference/endpoints.py)."""
+    response = error_response(scope["path"], http_error(scope["method"], scope["path"], 405, ""))
+    response.headers["allow"] = ", ".join(allowed)
+    return response
 
 
 def install(app: FastAPI) -> None:
@@ -71,10 +105,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        error = JaifError(_http_message(request, exc))
-        error.status = exc.status_code
-        error.type = _HTTP_TYPES.get(exc.status_code, "invalid_request_error")
-        error.code = None
+        error = http_error(request.method, request.url.path, exc.status_code, str(exc.detail))
         response = render(request, error)
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value

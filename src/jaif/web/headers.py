@@ -12,9 +12,8 @@
   Static files (/static, /docs/assets) keep their own caching.
 
 A route may set any of these itself (the API documentation pages, which need a looser style policy,
-web/docs.py); what it set is kept. The inference hot path (inference/fastpath.py) answers outside
-this middleware and adds the one header a JSON or event-stream body needs, ``nosniff``, as constant
-bytes.
+web/docs.py); what it set is kept. The hot /v1 endpoints (inference/endpoints.py) answer inside this
+middleware and set ``nosniff`` themselves, as constant bytes; it adds the rest.
 """
 
 from __future__ import annotations

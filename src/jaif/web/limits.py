@@ -1,15 +1,19 @@
 """Refuse what no route could use before it reaches one: bodies over the configured size, before they
 are read into memory (413), and query strings with NUL characters (400: PostgreSQL cannot hold them in
-text, so a filter with one would fail in the database instead of answering "bad request")."""
+text, so a filter with one would fail in the database instead of answering "bad request").
+
+The one place the body size is enforced, for every route, the hot /v1 endpoints included: a declared
+Content-Length over the limit is refused here; a body that grows past it as it arrives makes
+``receive`` raise PayloadTooLarge in whatever reads it, and the app's error handler answers 413."""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jaif.errors import InvalidRequest, JaifError, PayloadTooLarge
+from jaif.web.errors import json_error
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -26,7 +30,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         if b"%00" in scope["query_string"]:  # (ids in paths are checked by their services: 404, no query)
-            await _refuse(send, _nul_in(scope["query_string"]))
+            await _refuse(scope, receive, send, _nul_in(scope["query_string"]))
             return
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
@@ -34,7 +38,7 @@ class BodyLimit:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if value.isdigit() and int(value) > self.max_bytes:
-                    await _refuse(send, _too_large(self.max_bytes))
+                    await _refuse(scope, receive, send, _too_large(self.max_bytes))
                     return
                 break
         seen = 0
@@ -61,13 +65,5 @@ def _nul_in(query: bytes) -> InvalidRequest:
     )
 
 
-async def _refuse(send: Send, error: JaifError) -> None:
-    body = orjson.dumps(error.to_openai())
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _refuse(scope: Scope, receive: Receive, send: Send, error: JaifError) -> None:
+    await json_error(error)(scope, receive, send)

@@ -1,0 +1,88 @@
+"""The hot /v1 operations through create_app, in process (httpx's ASGI transport, the app's own lifespan):
+the same endpoints `jaif serve` runs, in front of the stand-in upstream, with a key made by the CLI.
+Answers, streams, and the refusals the pipeline around them gives: no key, wrong method, a body over the
+limit (declared, and growing past it as it arrives), all in the OpenAI shape with the security headers."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from jaif.app import create_app
+from jaif.config import InferenceSettings, Settings
+from tests.support.procs import base_env, jaif, last_line, upstream
+
+MAX_BODY = 64 * 1024
+CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 3}
+
+
+@pytest.fixture
+async def client(tmp_path):
+    url = f"sqlite:///{tmp_path}/jaif.db"
+    env = base_env(JAIF_DATABASE_URL=url, JAIF_DATA_DIR=str(tmp_path / "var"), JAIF_INFERENCE__BUILTIN_MODELS="false")
+    jaif(env, "db", "upgrade")
+    jaif(env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
+    jaif(env, "project", "create", "alpha", "--org", "Uni A", "--token-quota", "100000")
+    key = last_line(jaif(env, "key", "create", "--project", "alpha"))
+    with upstream(env) as (upstream_url, _proc):
+        jaif(env, "model", "add", "fake-chat", "--upstream", upstream_url)
+        jaif(env, "model", "add", "fake-embed", "--upstream", upstream_url, "--kind", "embedding")
+        settings = Settings(database_url=url, data_dir=tmp_path / "var",
+                            inference=InferenceSettings(builtin_models=False, max_body_bytes=MAX_BODY))
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://jaif.test", timeout=30,
+                                         headers={"authorization": f"Bearer {key}"}) as http:
+                yield http
+
+
+def error_of(response: httpx.Response, status: int, code: str | None) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["code"] == code
+    return error
+
+
+async def test_the_hot_operations_answer_through_create_app(client):
+    chat = await client.post("/v1/chat/completions", json=CHAT)
+    assert chat.status_code == 200, chat.text
+    assert chat.json()["choices"][0]["message"]["content"] == "tok0 tok1 tok2"
+    assert chat.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in chat.headers["content-security-policy"]  # web/headers.py, as everywhere
+
+    async with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as streamed:
+        assert streamed.status_code == 200 and streamed.headers["content-type"] == "text/event-stream"
+        events = [line async for line in streamed.aiter_lines() if line]
+    assert events[-1] == "data: [DONE]"
+    assert [json.loads(e[6:])["object"] for e in events[:-1]] == ["chat.completion.chunk"] * 3
+
+    text = await client.post("/v1/completions", json={"model": "fake-chat", "prompt": "hi", "max_tokens": 2})
+    assert text.status_code == 200 and text.json()["object"] == "text_completion", text.text
+    vectors = await client.post("/v1/embeddings", json={"model": "fake-embed", "input": ["a", "b"]})
+    assert vectors.status_code == 200 and len(vectors.json()["data"]) == 2, vectors.text
+
+
+async def test_refusals_are_rendered_once_in_the_openai_shape(client):
+    error_of(await client.post("/v1/chat/completions", json=CHAT, headers={"authorization": ""}), 401,
+             "missing_api_key")
+    error_of(await client.post("/v1/embeddings", content=b'{"model": ', headers={"content-type": "application/json"}),
+             400, "invalid_json")
+    wrong = await client.get("/v1/chat/completions")
+    assert error_of(wrong, 405, None)["message"] == "Method GET is not allowed for /v1/chat/completions"
+    assert wrong.headers["allow"] == "POST"
+
+    big = {**CHAT, "messages": [{"role": "user", "content": "x" * MAX_BODY}]}
+    declared = await client.post("/v1/chat/completions", json=big)  # Content-Length over the limit
+    assert "larger than the limit" in error_of(declared, 413, "payload_too_large")["message"]
+
+    async def chunks():  # no Content-Length: the body grows past the limit as it arrives
+        for _ in range(4):
+            yield b" " * (MAX_BODY // 2)
+
+    growing = await client.post("/v1/chat/completions", content=chunks(), headers={"content-type": "application/json"})
+    error_of(growing, 413, "payload_too_large")
+    assert "frame-ancestors 'none'" in growing.headers["content-security-policy"]
