@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from typing import Any
 
 import uvicorn
 
@@ -23,7 +24,7 @@ def run(settings: Settings, *, host: str | None, port: int | None, workers: int 
     # Links in e-mails point here when no public URL is set: the address served, never a Host header.
     settings = settings.model_copy(update={"web": settings.web.model_copy(update={"host": host, "port": port})})
     secret_key(settings)  # generated now, before any worker starts, when neither configured nor kept yet
-    options = dict(
+    options: dict[str, Any] = dict(
         host=host,
         port=port,
         log_level=settings.web.log_level,

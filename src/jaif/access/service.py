@@ -269,7 +269,7 @@ def list_projects(*, session: Session) -> list[Project]:
 # Core statements built once: a usage flush runs spend_tokens for every project and lease it charges.
 
 _SPEND = (
-    update(Project.__table__)
+    update(cast(Table, Project.__table__))
     .where(Project.id == bindparam("project"))
     .values(tokens_spent=Project.tokens_spent + bindparam("tokens"))
 )
@@ -305,16 +305,15 @@ def token_books(*, session: Session, project_id: str) -> tuple[int | None, int, 
 def lease_tokens(*, session: Session, project_id: str, tokens: int) -> bool:
     """Move ``tokens`` of the allowance to tokens_leased if spent + leased stays within the quota;
     False (nothing written) if it would not."""
-    return bool(
-        session.execute(
-            update(Project)
-            .where(
-                Project.id == project_id,
-                Project.tokens_spent + Project.tokens_leased + tokens <= Project.token_quota,
-            )
-            .values(tokens_leased=Project.tokens_leased + tokens)
-        ).rowcount
+    result = session.execute(
+        update(Project)
+        .where(
+            Project.id == project_id,
+            Project.tokens_spent + Project.tokens_leased + tokens <= Project.token_quota,
+        )
+        .values(tokens_leased=Project.tokens_leased + tokens)
     )
+    return bool(cast(CursorResult, result).rowcount)
 
 
 def return_leased_tokens(*, session: Session, project_id: str, tokens: int) -> None:

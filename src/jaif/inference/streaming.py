@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import orjson
 
@@ -78,7 +78,7 @@ class StreamRelay:
         replica.outstanding += 1
         self.events = self._events()
 
-    async def _events(self) -> AsyncIterator[bytes]:
+    async def _events(self) -> AsyncGenerator[bytes, None]:
         meter = self._meter
         try:
             out = meter.feed(self._first)

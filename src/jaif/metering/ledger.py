@@ -14,9 +14,10 @@ import logging
 import sqlite3
 from datetime import UTC, datetime
 from itertools import chain
+from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Connection, Dialect, Engine
+from sqlalchemy import Connection, Dialect, Engine, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -40,7 +41,7 @@ from jaif.metering.rows import (
 
 log = logging.getLogger(__name__)
 
-_TABLE = UsageRecord.__table__
+_TABLE = cast(Table, UsageRecord.__table__)
 ROWS_PER_STATEMENT = 500  # x 16 columns: within SQLite's 32,766 parameters per statement
 COPY_CHUNK = 1000  # records turned into COPY data between two turns of the event loop
 # A unique request id met again: SQLAlchemy's error, or the driver's own from COPY.
@@ -173,7 +174,7 @@ class UsageWriter:
         last_used: dict[str, float] = {}
         if self._driver == "copy":
             sql = f"COPY {_TABLE.name} ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-            await_(_copy_async(connection.connection.driver_connection, sql, batch, self._copy_data, spent, last_used))
+            await_(_copy_async(cast(Any, connection.connection.driver_connection), sql, batch, self._copy_data, spent, last_used))
             return spent, last_used
         if self._driver == "sqlite":
             # Many rows per statement: executemany steps the statement once per row, and the driver lets
@@ -193,7 +194,7 @@ class UsageWriter:
         """Insert the records whose request id (the row id) is not in the table yet; returns their ids.
         This path only runs for a batch that met records written before."""
         if self._driver == "copy":
-            return await_(_stage_async(connection.connection.driver_connection, batch, self._copy_data))
+            return await_(_stage_async(cast(Any, connection.connection.driver_connection), batch, self._copy_data))
         if self._driver == "sqlite":
             sql = (
                 f"INSERT INTO {_TABLE.name} ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join(['?'] * len(ROW_COLUMNS))}) "

@@ -25,8 +25,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from jaif.access import service as access
@@ -223,11 +224,11 @@ class QuotaManager:
                 if not taken:
                     continue  # another process got there first; read again
                 expires = utcnow() + self._ttl
-                grown = session.execute(
+                grown = cast(CursorResult, session.execute(
                     update(QuotaLease)
                     .where(QuotaLease.id == lease_id)
                     .values(tokens=QuotaLease.tokens + grant, expires_at=expires)
-                ).rowcount
+                )).rowcount
                 if not grown:
                     if in_db:
                         # Re-inserting it would let spend_in and give_back_in take from tokens_leased
@@ -318,9 +319,9 @@ class QuotaManager:
     def give_back_in(self, session: Session, taken: dict[str, tuple[str, int]]) -> None:
         access.lock_token_books(session=session, project_ids=taken)
         for project_id, (lease_id, tokens) in sorted(taken.items()):
-            held = session.execute(
+            held = cast(CursorResult, session.execute(
                 update(QuotaLease).where(QuotaLease.id == lease_id).values(tokens=QuotaLease.tokens - tokens)
-            ).rowcount
+            )).rowcount
             if held:
                 access.return_leased_tokens(session=session, project_id=project_id, tokens=tokens)
         session.execute(delete(QuotaLease).where(QuotaLease.holder == self.holder, QuotaLease.tokens <= 0))
@@ -330,7 +331,7 @@ class QuotaManager:
 
 
 _SPEND_LEASE = (
-    update(QuotaLease.__table__)
+    update(cast(Table, QuotaLease.__table__))
     .where(QuotaLease.id == bindparam("lease"))
     .values(tokens=QuotaLease.tokens - bindparam("tokens"), expires_at=bindparam("expires"))
 )

@@ -11,7 +11,7 @@ import asyncio
 import time
 from typing import Protocol
 
-from sqlalchemy import and_, update
+from sqlalchemy import and_, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -87,7 +87,9 @@ class RedisRateLimiter:
             # With its expiry again: a request that outlived the window's key (a long stream) would
             # otherwise create a key that never expires.
             async with self._redis.pipeline(transaction=True) as pipe:
-                await pipe.hincrby(key, "t", tokens).expire(key, 120).execute()
+                pipe.hincrby(key, "t", tokens)
+                pipe.expire(key, 120)
+                await pipe.execute()
 
     async def aclose(self) -> None:
         await self._redis.aclose()
@@ -109,7 +111,7 @@ class DatabaseRateLimiter:
         if (tpm is not None and tokens > tpm) or (rpm is not None and rpm < 1):
             return False
         with transaction(self._factory) as session:
-            dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+            dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
             table = RateWindow.__table__
             stmt = dialect.insert(table).values(api_key_id=key_id, window_start=start, requests=1, tokens=tokens)
             conditions = []
@@ -125,7 +127,7 @@ class DatabaseRateLimiter:
             ok = session.execute(stmt).first() is not None
             # Old windows are useless; drop them now and then (cheap, indexed by primary key).
             if start % 600 == 0:
-                session.execute(RateWindow.__table__.delete().where(RateWindow.window_start < start - WINDOW_S))
+                session.execute(delete(RateWindow).where(RateWindow.window_start < start - WINDOW_S))
             return ok
 
     async def adjust(self, key_id: str, *, tokens: int) -> None:
