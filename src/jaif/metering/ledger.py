@@ -174,7 +174,8 @@ class UsageWriter:
         last_used: dict[str, float] = {}
         if self._driver == "copy":
             sql = f"COPY {_TABLE.name} ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-            await_(_copy_async(cast(Any, connection.connection.driver_connection), sql, batch, self._copy_data, spent, last_used))
+            driver = cast(Any, connection.connection.driver_connection)
+            await_(_copy_async(driver, sql, batch, self._copy_data, spent, last_used))
             return spent, last_used
         if self._driver == "sqlite":
             # Many rows per statement: executemany steps the statement once per row, and the driver lets
