@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +12,28 @@ import pytest
 
 from tests.support import databases
 from tests.support.procs import base_env
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _job_accounts_reach_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Local jobs run as their project's own account (compute/isolation.py), which must traverse the
+    folders above its jobs directory; pytest makes its base temporary folder (/tmp/pytest-of-<user>)
+    owner-only (0700), so tests whose jobs directory lies in tmp_path would be refused. Traverse
+    permission only (o+x, no listing) on the base folder and its parents below the system's temp folder."""
+    base = tmp_path_factory.getbasetemp().resolve()
+    for folder in (base, *base.parents):
+        if folder == Path(tempfile.gettempdir()).resolve() or folder == folder.parent:
+            break
+        if folder.stat().st_uid == os.getuid():
+            folder.chmod(folder.stat().st_mode | stat.S_IXOTH)
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """pytest's tmp_path, with traverse permission for others (o+x, no listing): a jobs directory inside
+    it (compute.jobs_dir under data_dir) must be reachable by the job's own account."""
+    tmp_path.chmod(tmp_path.stat().st_mode | stat.S_IXOTH)
+    return tmp_path
 
 
 def _database_params() -> list:
