@@ -1,6 +1,6 @@
 """Settings: the only reader of the environment.
 
-Every field is documented in docs/configuration.md; tests/unit/test_config_docs.py fails when one is not.
+Every field is documented in docs/configuration.md; tests/unit/test_config.py fails when one is not.
 Environment variables use the prefix ``JAIF_`` and ``__`` between nested groups, for example
 ``JAIF_INFERENCE__LLAMA_THREADS=2``. ``JAIF_CONFIG_FILE`` may name a TOML file with the same keys;
 environment variables win over it.
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, FilePath, SecretStr, model_validator
+from pydantic import BaseModel, Field, FilePath, SecretStr, TypeAdapter, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -54,7 +54,7 @@ class InferenceSettings(BaseModel):
     retries: int = Field(2, ge=0)
     registry_refresh_s: float = Field(5.0, gt=0)
     key_cache_s: float = Field(2.0, ge=0)
-    # Checked before any other work on a request (inference/limits.py).
+    # Checked before any other work on a request (inference/prompt_size.py).
     max_messages: int = Field(2048, ge=1)
     max_prompt_bytes: int = Field(1024 * 1024, ge=1024)
     # When set, GET /metrics wants ``Authorization: Bearer <token>``.
@@ -77,7 +77,11 @@ class MeteringSettings(BaseModel):
         """Refuse the removed ``metering.enabled`` set to false rather than ignore it: an operator who
         set it must learn that quotas are enforced now."""
         if isinstance(data, dict) and "enabled" in data:
-            if str(data["enabled"]).strip().lower() in ("false", "0", "no", "off"):
+            try:  # every spelling pydantic reads as false; one that is no boolean at all is refused too
+                switched_off = not TypeAdapter(bool).validate_python(data["enabled"])
+            except ValidationError:
+                switched_off = True
+            if switched_off:
                 raise ValueError(
                     "JAIF_METERING__ENABLED was removed: metering and token quotas cannot be switched off. "
                     "Unset it (a project without a token quota is not limited)."

@@ -59,7 +59,7 @@ def test_placeholder_secret_refused_in_every_environment(monkeypatch):
 def test_metering_cannot_be_switched_off(monkeypatch):
     """`metering.enabled` was removed: set to false it is refused (not silently ignored), so an operator
     who relied on it learns that usage is metered and quotas are enforced."""
-    for value in ("false", "0", "off"):
+    for value in ("false", "0", "off", "f", "n", "maybe"):
         monkeypatch.setenv("JAIF_METERING__ENABLED", value)
         with pytest.raises(ValidationError, match="cannot be switched off"):
             Settings()

@@ -2,7 +2,8 @@
 
 One call per request: ``handle`` returns a response body, or a ``StreamRelay`` whose ``events``
 yields server-sent events. Every path, success, error or a client hanging up, settles the
-reservation once and writes exactly one usage record.
+reservation once and writes exactly one usage record; a request refused after admission is settled
+with nothing charged and no record (Meter.finish without an outcome).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ pages  an HTML error page
 ASGI middlewares that refuse a request before it reaches a route (web/csrf.py; web/limits.py answers
 every refusal as JSON, ``json_error``, whatever the path). A
 JaifError's ``retry_after`` becomes a Retry-After header. The hot /v1 endpoints
-(inference/endpoints.py) raise, and these handlers render.
+(inference/endpoints.py) answer their JaifErrors with ``error_response`` from here.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 and the answer to a page that needs someone signed in (a redirect to /login).
 
 ``install`` is called by create_app after the routes are mounted and before the outer middleware (the
-body limit) is added, so that the order from the outside in is: body limit, trusted host (only with a
+body limit, security headers) is added, so that the order from the outside in is: security headers, body
+limit, the hot /v1 endpoints (routes.mount_hot_routes: bearer keys, no cookies), trusted host (only with a
 public URL), session cookie, CSRF check, the app.
 """
 

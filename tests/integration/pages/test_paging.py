@@ -1,4 +1,4 @@
-"""The operator console's long lists come in pages of 50 (web/pages/paging.py): the count, links to the
+"""The operator console's long lists come in pages of 50 (web/paging.py): the count, links to the
 other pages with the filters kept, and a page number out of range or not a number taken as the nearest."""
 
 from __future__ import annotations
