@@ -27,9 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from compare import compare  # noqa: E402
-from harness import Setup, gateway, stream_load, upstream, wrk  # noqa: E402
+from harness import Setup, gateway, stream_load, upstream, write_section, wrk  # noqa: E402
 
-RESULTS = Path(__file__).parent / "RESULTS.md"
 # The project's token quota: one it never runs out of, so that "quotas on" is the lease, reserve and
 # settle path of every request, not the shortcut of a project without a quota.
 QUOTA = 10**15
@@ -154,24 +153,16 @@ def cpu(result: dict, connections: int, *, through: bool = False) -> str:
 
 
 def write(section: str, rows: list[str], command: str, *, compared: bool = False) -> None:
-    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = "\n".join(
+    write_section(
+        section,
         [
-            start,
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, "
             f"Python {platform.python_version()}). Command: `{command}`",
             "",
             *(rows[:2] if compared else ["| case | direct | through jaif | ratio |", "|---|---|---|---|"]),
             *(rows[2:] if compared else rows),
-            end,
-        ]
+        ],
     )
-    if start in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text)
 
 
 def main() -> None:

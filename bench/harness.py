@@ -21,6 +21,22 @@ ROOT = Path(__file__).resolve().parents[1]
 JAIF = str(Path(sys.executable).parent / "jaif")
 
 
+RESULTS = Path(__file__).parent / "RESULTS.md"
+
+
+def write_section(name: str, lines: list[str]) -> None:
+    """Put ``lines`` between RESULTS.md's ``<!-- name:start -->`` and ``<!-- name:end -->`` markers, replacing
+    what stood there, or append them as a new section."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    block = "\n".join([start, *lines, end])
+    if start in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(text)
+
+
 def free_port() -> int:
     import socket
 

@@ -38,7 +38,7 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import JAIF, free_port, process  # noqa: E402
+from harness import JAIF, free_port, process, write_section  # noqa: E402
 from portal_data import (  # noqa: E402
     DEFAULT_URL,
     OPERATOR_EMAIL,
@@ -49,7 +49,6 @@ from portal_data import (  # noqa: E402
     load,
 )
 
-RESULTS = Path(__file__).parent / "RESULTS.md"
 ACCOUNTS = (("user", USER_EMAIL), ("reviewer", REVIEWER_EMAIL), ("operator", OPERATOR_EMAIL))
 TARGET_MS = 200.0
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -285,18 +284,10 @@ def rows_of(pages: list[Page], figures: dict[int, Figures], args) -> list[str]:
 
 
 def write(rows: list[str], *, command: str, preamble: list[str], args) -> None:
-    start, end = "<!-- portal:start -->", "<!-- portal:end -->"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     concurrent = [f"c={args.concurrency}, {w} worker{'s' if w > 1 else ''}: p50 / p95 / p99 ms" for w in args.workers]
     header = ["page", "signed in as", "sequential p50 / p95 / p99 ms", *concurrent, "SQL statements (time in DB)",
               "size", "p95 < 200 ms"]
-    block = "\n".join([start, *preamble, "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|",
-                       *rows, end])
-    if start in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text)
+    write_section("portal", [*preamble, "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|", *rows])
 
 
 def _counts(database_url: str) -> dict[str, int]:

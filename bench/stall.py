@@ -26,9 +26,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Setup, gateway, upstream  # noqa: E402
+from harness import Setup, gateway, upstream, write_section  # noqa: E402
 
-RESULTS = Path(__file__).parent / "RESULTS.md"
 SMOL = "smollm2-135m-instruct"
 
 
@@ -89,10 +88,7 @@ def row(label: str, m: dict) -> str:
 
 
 def write(rows: list[str], command: str) -> None:
-    start, end = "<!-- stall:start -->", "<!-- stall:end -->"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = "\n".join([
-        start,
+    write_section("stall", [
         "## One huge request in flight (`bench/stall.py`)",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, "
@@ -102,13 +98,7 @@ def write(rows: list[str], command: str) -> None:
         "| small chat to another model meanwhile |",
         "|---|---|---|---|",
         *rows,
-        end,
     ])
-    if start in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text)
 
 
 def main() -> None:

@@ -23,9 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Setup, gateway, stream_load, upstream, wrk  # noqa: E402
+from harness import Setup, gateway, stream_load, upstream, write_section, wrk  # noqa: E402
 
-RESULTS = Path(__file__).parent / "RESULTS.md"
 CHAT = {"model": "M", "messages": [{"role": "user", "content": "Say hello to Jülich."}], "max_tokens": 16}
 
 
@@ -107,11 +106,9 @@ def row(kind: str, model: str, results: dict[str, list[dict]], direct: dict) -> 
 
 
 def write(rows: list[str], load: str, transports: list[str], command: str) -> None:
-    start, end = "<!-- upstream:start -->", "<!-- upstream:end -->"
-    text = RESULTS.read_text()
-    block = "\n".join(
+    write_section(
+        "upstream",
         [
-            start,
             "## Upstream transport (`bench/upstream_transport.py`)",
             "",
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, "
@@ -123,14 +120,8 @@ def write(rows: list[str], load: str, transports: list[str], command: str) -> No
             "| case | " + " | ".join(transports) + " |",
             "|---|" + "---|" * len(transports),
             *rows,
-            end,
-        ]
+        ],
     )
-    if start in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text)
 
 
 def main() -> None:
