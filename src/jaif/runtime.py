@@ -178,10 +178,11 @@ class Runtime:
         gauged = set()
         for (model, replicas, state), result in zip(checked, results, strict=True):
             ok = result is True
-            was_healthy = state.healthy(now)
-            replicas.probed(state, ok=ok)
-            if was_healthy and not ok:
+            change = replicas.probed(state, ok=ok)
+            if change is False:
                 log.warning("replica %s of %s failed its health check; taken out of rotation", state.url, model)
+            elif change is True:
+                log.warning("replica %s of %s passes its health check again", state.url, model)
             self.metrics.replica_up.labels(model, state.url).set(1 if state.healthy(now) else 0)
             self.metrics.replica_outstanding.labels(model, state.url).set(state.outstanding)
             gauged.add((model, state.url))

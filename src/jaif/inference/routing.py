@@ -17,6 +17,7 @@ class ReplicaState:
     cooldown_until: float = 0.0
     failures: int = 0
     last_error: str | None = None
+    probe_failing: bool = False  # the last health check failed
 
     @property
     def url(self) -> str:
@@ -57,12 +58,19 @@ class ReplicaSet:
         replica.last_error = reason
         replica.cooldown_until = time.monotonic() + self.cooldown_s
 
-    def probed(self, replica: ReplicaState, *, ok: bool) -> None:
+    def probed(self, replica: ReplicaState, *, ok: bool) -> bool | None:
         """Record a background health check. A failed one takes the replica out, or starts its cool-down
         again, so a replica that stays down stays out; a passing one leaves a running cool-down alone,
-        so a replica that answers health checks but failed requests (a 5xx) still sits it out."""
+        so a replica that answers health checks but failed requests (a 5xx) still sits it out.
+
+        Returns False when this check is the first to fail (after passing ones, or the first check at
+        all), True when it is the first to pass after failing ones, and None otherwise: the caller logs
+        each change once, whether or not a failed request had already put the replica in cool-down."""
+        changed = ok == replica.probe_failing
+        replica.probe_failing = not ok
         if not ok:
             self.mark_failed(replica, "health check failed")
+        return ok if changed else None
 
     def mark_ok(self, replica: ReplicaState) -> None:
         replica.failures = 0

@@ -170,6 +170,20 @@ def test_a_failed_health_check_takes_a_replica_out_and_keeps_it_out(clock):
     assert rs.pick() is down
 
 
+def test_each_change_of_health_is_reported_once_even_after_a_failed_request(clock):
+    """The log's "failed its health check" line comes from the first failed check, also when a failed
+    request had put the replica in cool-down before any check ran (a flaky e2e test waited for it)."""
+    rs = replica_set(1, cooldown_s=0.5)
+    (replica,) = rs.replicas
+    rs.mark_failed(replica, "connection refused")
+    assert rs.probed(replica, ok=False) is False
+    for _ in range(5):
+        clock.now += 0.2
+        assert rs.probed(replica, ok=False) is None
+    assert rs.probed(replica, ok=True) is True
+    assert rs.probed(replica, ok=True) is None
+
+
 def test_a_passing_health_check_does_not_cut_a_cooldown_short(clock):
     """A replica that answers health checks but failed requests (a 5xx) sits out its cool-down."""
     rs = replica_set(1, cooldown_s=10)
