@@ -71,7 +71,7 @@ def _listed(session: Session, actor: Actor, *, call: str | None, state: str | No
     if mine:
         where.append(Application.applicant_id == actor.user_id)
     if call is not None:
-        where.append(Application.call_id == calls.get_call(session=session, actor=actor, ref=call).id)
+        where.append(Application.call_id == calls.get_call(session=session, ref=call).id)
     if state is not None:
         if state not in S.__members__:
             raise InvalidRequest(f"state must be one of {', '.join(S.__members__)}", param="state")
@@ -148,7 +148,7 @@ def _apply(session: Session, actor: Actor, application: Application, data: Draft
     if "call_id" in values:
         if values["call_id"] is None:
             raise InvalidRequest("an application belongs to a call", param="call_id")
-        values["call_id"] = calls.get_call(session=session, actor=actor, ref=values["call_id"]).id
+        values["call_id"] = calls.get_call(session=session, ref=values["call_id"]).id
     if "organisation" in values:
         proposal = values.pop("organisation")
         application.organisation_proposal = dict(proposal) if proposal else None
@@ -191,7 +191,7 @@ def create_draft(*, session: Session, actor: Actor, data: DraftIn) -> Applicatio
     if user is None:
         raise Forbidden("Applications are made by a signed-in user.")
     application = Application(
-        call_id=calls.get_call(session=session, actor=actor, ref=data.call_id).id,
+        call_id=calls.get_call(session=session, ref=data.call_id).id,
         applicant_id=user.id,
         organisation_id=user.organisation_id,
         team=[],

@@ -54,13 +54,13 @@ def create_call(request: Request, session: DB, actor: PageOperator, form: FormFi
 
 @router.get("/operator/calls/{slug}")
 def edit_call(request: Request, session: DB, actor: PageOperator, slug: str) -> Response:
-    call = calls.out(calls.get_call(session=session, actor=actor, ref=slug))
+    call = calls.out(calls.get_call(session=session, ref=slug))
     return _form_page(request, call_slug=call.slug, values=forms.values_of(call))
 
 
 @router.post("/operator/calls/{slug}")
 def change_call(request: Request, session: DB, actor: PageOperator, slug: str, form: FormFields) -> Response:
-    calls.get_call(session=session, actor=actor, ref=slug)  # 404 first
+    calls.get_call(session=session, ref=slug)  # 404 first
     return _save(request, session, actor, slug, form)
 
 

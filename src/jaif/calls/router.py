@@ -34,7 +34,7 @@ def create_call(body: CallIn, session: DB, actor: Operator) -> CallOut:
 
 @router.get("/{ref}", response_model=CallOut, summary="A call, by id or slug", responses=errors(401, 404))
 def get_call(ref: str, session: DB, actor: OptionalActor) -> CallOut:
-    return service.out(service.get_call(session=session, actor=actor, ref=ref))
+    return service.out(service.get_call(session=session, ref=ref))
 
 
 @router.patch("/{ref}", response_model=CallOut, summary="Change a call (operators)",
@@ -47,4 +47,4 @@ def update_call(ref: str, body: CallPatch, session: DB, actor: Operator) -> Call
             responses=errors(401, 404))
 def time_to_access(ref: str, session: DB, actor: OptionalActor) -> TimeToAccessOut:
     """Working days from submission to allocation: median, 90th percentile, share within the target."""
-    return for_call(session, service.get_call(session=session, actor=actor, ref=ref))
+    return for_call(session, service.get_call(session=session, ref=ref))

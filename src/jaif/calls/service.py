@@ -107,7 +107,7 @@ def create_call(*, session: Session, actor: Actor, data: CallIn) -> AccessCall:
 def update_call(*, session: Session, actor: Actor, ref: str, data: CallPatch) -> AccessCall:
     """Change the fields given in ``data`` (null clears closes_at, the limits and eligible_countries)."""
     _operator(actor)
-    call = get_call(session=session, actor=actor, ref=ref)
+    call = get_call(session=session, ref=ref)
     values = _check(data.model_dump(exclude_unset=True))
     for required in ("name", "kind", "description", "opens_at", "cutoffs", "offered_gpu_hours", "offered_tokens",
                      "durations_months", "eligible_sectors", "review_mode", "target_days_to_access", "is_active"):
@@ -120,7 +120,7 @@ def update_call(*, session: Session, actor: Actor, ref: str, data: CallPatch) ->
     return call
 
 
-def get_call(*, session: Session, actor: Actor | None, ref: str) -> AccessCall:
+def get_call(*, session: Session, ref: str) -> AccessCall:
     call = None
     if _REF.match(ref or ""):
         call = session.scalar(select(AccessCall).where(or_(AccessCall.id == ref, AccessCall.slug == ref)))

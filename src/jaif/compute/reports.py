@@ -41,7 +41,7 @@ def _scope(
         if org is None:
             raise NotFound(f"no organisation {org_name!r}", param="org")
         return "organisation", org.name, list(session.scalars(visible.where(Project.organisation_id == org.id)))
-    found = calls.get_call(session=session, actor=actor, ref=call or "")
+    found = calls.get_call(session=session, ref=call or "")
     ids = select(Application.project_id).where(Application.call_id == found.id, Application.project_id.is_not(None))
     return "call", found.name, list(session.scalars(visible.where(Project.id.in_(ids))))
 

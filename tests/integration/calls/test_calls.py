@@ -59,8 +59,8 @@ def test_operator_creates_and_changes_a_call(session, world):
         ),
     )
     assert call.eligible_countries == ["DE", "GR"] and call.durations_months == [1, 3]
-    assert service.get_call(session=session, actor=None, ref="ai-startups") is call
-    assert service.get_call(session=session, actor=None, ref=call.id) is call
+    assert service.get_call(session=session, ref="ai-startups") is call
+    assert service.get_call(session=session, ref=call.id) is call
     changed = service.update_call(
         session=session, actor=operator, ref="ai-startups", data=CallPatch(max_gpu_hours=2000, target_days_to_access=5)
     )
@@ -110,7 +110,7 @@ def test_bad_calls_are_refused(session):
     with pytest.raises(InvalidRequest, match="cannot be null"):
         service.update_call(session=session, actor=CLI_ACTOR, ref="ai-startups", data=CallPatch(name=None))
     with pytest.raises(NotFound):
-        service.get_call(session=session, actor=None, ref="nope")
+        service.get_call(session=session, ref="nope")
 
 
 def test_inactive_calls_are_listed_for_operators_who_ask(session, world):
@@ -122,4 +122,4 @@ def test_inactive_calls_are_listed_for_operators_who_ask(session, world):
         "large-scale",
     }
     assert len(service.list_calls(session=session, actor=CLI_ACTOR, include_inactive=True)) == 3
-    assert not service.out(service.get_call(session=session, actor=user, ref="fast-lane")).is_open
+    assert not service.out(service.get_call(session=session, ref="fast-lane")).is_open

@@ -42,7 +42,7 @@ def _editable(session: Session, actor: Actor, application_id: str, step: str) ->
 def _page(request: Request, session: Session, actor: Actor, app: ApplicationOut, step: str, *,
           values: dict | None = None, errors: dict | None = None, others: list | None = None,
           status_code: int = 200) -> Response:
-    call = calls.out(calls.get_call(session=session, actor=actor, ref=app.call_id))
+    call = calls.out(calls.get_call(session=session, ref=app.call_id))
     partitions = sorted(call.offered_gpu_hours)
     problems = []
     if step == "submit":
@@ -77,7 +77,7 @@ def save(request: Request, session: DB, actor: PageUser, application_id: str, st
     app = _editable(session, actor, application_id, step)
     if "update" not in app.allowed_actions:
         return RedirectResponse(f"/applications/{application_id}", status_code=303)
-    call = calls.get_call(session=session, actor=actor, ref=app.call_id)
+    call = calls.get_call(session=session, ref=app.call_id)
     parsed = forms.parse(step, form, partitions=sorted(call.offered_gpu_hours))
     if parsed.fields:
         try:
