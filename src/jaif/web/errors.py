@@ -27,6 +27,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import Scope
 
 from jaif.errors import JaifError, validation_error
+from jaif.web.headers import HEADERS, NO_STORE
 
 log = logging.getLogger("jaif.errors")
 
@@ -115,4 +116,9 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         request_id = uuid.uuid4().hex[:12]
         log.exception("unhandled error, request %s %s %s", request_id, request.method, request.url.path)
-        return render(request, JaifError(f"The server had an error processing your request (request {request_id})."))
+        error = JaifError(f"The server had an error processing your request (request {request_id}).")
+        response = render(request, error)
+        # Starlette answers this one from its outermost middleware, outside SecurityHeaders: add them here.
+        for name, value in (*HEADERS, NO_STORE):
+            response.headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        return response

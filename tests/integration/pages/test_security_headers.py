@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import httpx
+
 from jaif.web import docs, headers
 
 TEMPLATES = Path(docs.__file__).resolve().parent / "templates"
@@ -110,3 +112,20 @@ async def test_docs_use_only_files_jaif_serves(api):
 def test_the_policy_is_what_the_docs_say():
     guide = (Path(docs.__file__).resolve().parents[3] / "docs" / "portal.md").read_text()
     assert headers.CSP in guide
+
+
+async def test_an_unexpected_error_carries_them_too(api, caplog):
+    """Starlette answers an unhandled exception from its outermost middleware, outside SecurityHeaders."""
+
+    @api.app.get("/boom-for-test")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app, raise_app_exceptions=False),
+                               base_url="http://portal.test")
+    async with client:
+        answer = await client.get("/boom-for-test", headers={"accept": "application/json"})
+    assert answer.status_code == 500
+    assert "request" in answer.text and "a bug" not in answer.text
+    assert_secure(answer)
+    assert answer.headers["cache-control"] == "no-store"
