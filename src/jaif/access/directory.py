@@ -82,7 +82,7 @@ def project_out(project: Project) -> ProjectOut:
         tokens_leased=project.tokens_leased,
         allowed_models=project.allowed_models,
         members=[
-            ProjectMemberOut(user_id=m.user_id, email=m.user.email, role=m.role)
+            ProjectMemberOut(user_id=m.user_id, email=m.user.email, name=m.user.name, role=m.role)
             for m in sorted(project.members, key=lambda m: (m.role != "pi", m.user.email))
         ],
         created_at=project.created_at,

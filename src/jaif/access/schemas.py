@@ -110,6 +110,7 @@ class ProjectIn(Input):
 class ProjectMemberOut(BaseModel):
     user_id: str
     email: str
+    name: str = ""
     role: str
 
 

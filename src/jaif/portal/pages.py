@@ -119,7 +119,7 @@ def home(request: Request, session: DB, actor: OptionalActor) -> Response:
 @router.get("/projects/{project_id}")
 def project_page(request: Request, session: DB, actor: PageUser, project_id: str) -> Response:
     team.require_member(session=session, actor=actor, project_id=project_id)  # 404 for others
-    project = directory.get_project(session=session, actor=actor, project_id=project_id)
+    project = directory.project_out(directory.get_project(session=session, actor=actor, project_id=project_id))
     found = project_allocations(session, actor, project_id)
     return render(
         request, "portal/project.html", section="home", actor=actor, project=project,

@@ -48,6 +48,15 @@ def number(value: float | int | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def figure(value: float | int | None, digits: int = 2) -> str:
+    """A quantity to at most ``digits`` decimals, without trailing zeros: 50 -> '50', 0.0175 -> '0.02',
+    1234.5 -> '1,234.5'; None -> '—'. For GPU-hours, which are mostly whole amounts and small charges."""
+    if value is None:
+        return "—"
+    text = f"{value:,.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def compact(value: float | int | None) -> str:
     """Short figures for chart axes: 1.2k, 3.4M, 5G."""
     if value is None:
@@ -78,6 +87,7 @@ def sentence(message: str) -> str:
 
 HELPERS = {
     "number": number,
+    "figure": figure,
     "compact": compact,
     "percent": percent,
     "when": when,

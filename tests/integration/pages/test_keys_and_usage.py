@@ -81,5 +81,5 @@ async def test_home_shows_usage_bars_of_the_allocations(portal, world, session):
     session.commit()
     browser = await portal.as_(pia)
     home = (await browser.get("/")).text
-    assert "25.0 of 100 GPU-hours used (25 %)" in home
+    assert "25 of 100 GPU-hours used (25 %)" in home
     assert '<meter min="0" max="100.0" value="25.0"' in home

@@ -104,3 +104,27 @@ async def test_every_page_links_the_support_desk_catalogue_and_training(portal, 
     assert '<a href="/support" aria-current="page">' in support
     signed_out = (await portal.api.anonymous.get("/login")).text
     assert 'href="/catalogue"' not in signed_out[signed_out.index("<nav"):signed_out.index("</nav>")]
+
+
+async def test_the_project_page_names_its_organisation_and_members(portal, world, session):
+    pia, max_ = world.user("pia"), world.user("max")
+    lab = world.project(max_, pi=pia)
+    session.commit()
+    page = (await (await portal.as_(pia)).get(f"/projects/{lab.id}")).text
+    assert f'<p class="meta">Org {lab.name}' in page
+    assert f"Pia, {pia.email} (principal investigator)" in page
+    assert f"Max, {max_.email} (member)" in page
+
+
+async def test_the_bars_show_small_gpu_hour_charges(portal, world, session):
+    """A job charged 0.0175 GPU-hours shows as 0.02 (as on the jobs page), not as 0.0."""
+    pia = world.user("pia")
+    lab = world.project(pi=pia)
+    now = datetime.now(UTC)
+    session.add(Allocation(project_id=lab.id, resource="gpu_hours", partition="local", amount=50.0, used=0.0175,
+                           starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=30), status="active"))
+    session.commit()
+    browser = await portal.as_(pia)
+    for path in ("/", f"/projects/{lab.id}"):
+        page = (await browser.get(path)).text
+        assert "0.02 of 50 GPU-hours used" in page, path
