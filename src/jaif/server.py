@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 
+from jaif import served
 from jaif.app import asgi_app
 from jaif.config import Settings
 from jaif.db.migrate import check_current
@@ -23,6 +24,7 @@ def run(settings: Settings, *, host: str | None, port: int | None, workers: int 
     workers = workers or settings.web.workers
     # Links in e-mails point here when no public URL is set: the address served, never a Host header.
     settings = settings.model_copy(update={"web": settings.web.model_copy(update={"host": host, "port": port})})
+    served.record(settings, host=host, port=port)  # for the command line and the jobs it submits
     secret_key(settings)  # generated now, before any worker starts, when neither configured nor kept yet
     options: dict[str, Any] = dict(
         host=host,

@@ -16,13 +16,13 @@ from jaif.cli.common import context, out
 from jaif.config import Settings
 from jaif.errors import InvalidRequest
 from jaif.notify.mail import Mailer
+from jaif.served import served_url
 
 allocation_app = typer.Typer(help="Allocations of GPU-hours and inference tokens.", no_args_is_help=True)
 
 
 def _mailer(settings: Settings) -> Mailer:
-    base = settings.identity.public_url or f"http://{settings.web.host}:{settings.web.port}"
-    return Mailer(smtp=settings.smtp, outbox=settings.outbox_dir, base_url=base.rstrip("/"))
+    return Mailer(smtp=settings.smtp, outbox=settings.outbox_dir, base_url=served_url(settings))
 
 
 def _wide() -> Console:

@@ -13,6 +13,7 @@ from jaif.cli.common import JsonFlag, context, out, show_list
 from jaif.config import Settings
 from jaif.errors import InvalidRequest
 from jaif.notify.mail import Mailer
+from jaif.served import served_url
 from jaif.support import service as support
 from jaif.training import service as training
 
@@ -21,8 +22,7 @@ solution_app = typer.Typer(help="The catalogue of domain solutions.", no_args_is
 training_app = typer.Typer(help="Training events.", no_args_is_help=True)
 
 def _mailer(settings: Settings) -> Mailer:
-    base = settings.identity.public_url or f"http://{settings.web.host}:{settings.web.port}"
-    return Mailer(smtp=settings.smtp, outbox=settings.outbox_dir, base_url=base.rstrip("/"))
+    return Mailer(smtp=settings.smtp, outbox=settings.outbox_dir, base_url=served_url(settings))
 
 
 def _when(text: str, param: str) -> datetime:

@@ -33,6 +33,7 @@ from jaif.compute.site import Partition
 from jaif.compute.weights import resolve_weights
 from jaif.db.base import new_id, utcnow
 from jaif.errors import Forbidden, InvalidRequest, NotFound, Unavailable
+from jaif.served import served_url
 
 LOG_CHUNK = 1 << 20  # the most of one log a single read returns
 
@@ -132,8 +133,7 @@ def _job_key(session: Session, compute: Compute, actor: Actor, job: Job) -> dict
     settings = compute.settings
     secret = access.create_job_key(session=session, project_id=job.project_id, user_id=actor.user_id, job_id=job.id,
                                    expires_at=_key_expiry(compute, job, utcnow()))
-    base = settings.identity.public_url or f"http://{settings.web.host}:{settings.web.port}"
-    return {"OPENAI_API_KEY": secret, "OPENAI_BASE_URL": base.rstrip("/") + "/v1"}
+    return {"OPENAI_API_KEY": secret, "OPENAI_BASE_URL": served_url(settings) + "/v1"}
 
 
 def _key_expiry(compute: Compute, job: Job, start: datetime) -> datetime:

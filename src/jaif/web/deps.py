@@ -10,7 +10,6 @@ concept (who is acting is identity/deps.py's, where mail goes notify/deps.py's).
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from jaif.config import IdentitySettings, Settings
+from jaif.served import served_url
 from jaif.web.session import login_url
 
 
@@ -60,18 +60,6 @@ def public_base_url(request: Request) -> str:
 
     Never the request's Host header, which the client chooses (a reset link to another site)."""
     return served_url(request.app.state.settings)
-
-
-def served_url(settings: Settings) -> str:
-    """JAIF_IDENTITY__PUBLIC_URL, else http://web.host:web.port (this machine's name for a wildcard bind)."""
-    if settings.identity.public_url:
-        return settings.identity.public_url.rstrip("/")
-    host = settings.web.host
-    if host in ("0.0.0.0", "::", ""):
-        host = socket.getfqdn()
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.web.port}"
 
 
 IdentityConf = Annotated[IdentitySettings, Depends(identity_settings)]

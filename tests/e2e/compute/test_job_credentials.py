@@ -50,13 +50,14 @@ def test_a_members_batch_inference_job_uses_a_credential_of_its_own(platform):
                              partition="local", days=30)
     pi_token, member_token = _member_and_pi(platform, project)
     port = free_port()
-    env = {**platform.env, "JAIF_WEB__PORT": str(port), "JAIF_INFERENCE__KEY_CACHE_S": "0"}
+    # The port on the command line only: the job must get it all the same (issue 14, item 2).
+    env = {**platform.env, "JAIF_INFERENCE__KEY_CACHE_S": "0"}
     data = platform.tmp / "requests.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"say {w}"}) + "\n" for w in ("one", "two")))
     data.chmod(0o644)
     with upstream(env) as (url, _proc):
         jaif(env, "model", "add", "cred-chat", "--upstream", url)
-        with started([JAIF, "serve"], env, f"http://127.0.0.1:{port}/healthz"), \
+        with started([JAIF, "serve", "--port", str(port)], env, f"http://127.0.0.1:{port}/healthz"), \
                 httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             as_pi = {"authorization": f"Bearer {pi_token}"}
             as_member = {"authorization": f"Bearer {member_token}"}
@@ -89,6 +90,7 @@ def test_a_members_batch_inference_job_uses_a_credential_of_its_own(platform):
             assert json.loads(jaif(env, "key", "list", "--project", project, "--json").stdout) == []
             state = json.loads((platform.tmp / "jobs" / ".local" / "jobs" / f"{job_id}.json").read_text())
             secret = state["environment"]["OPENAI_API_KEY"]  # what the job was given (the server's record)
+            assert state["environment"]["OPENAI_BASE_URL"] == f"http://127.0.0.1:{port}/v1"
             for item in Path(job["workdir"]).iterdir():
                 assert secret not in item.read_text(errors="replace"), item
 

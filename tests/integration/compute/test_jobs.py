@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from jaif import served
 from jaif.access import service as access
 from jaif.access.models import ApiKey
 from jaif.compute import service
@@ -148,11 +149,14 @@ def test_templates_and_the_batch_inference_credential(session, compute, schedule
     assert scheduler.submitted[0].environment == {}  # only jobs that call the gateway get a credential
     before = access.list_api_keys(session=session, project_name=lab.name)
     started = datetime.now(UTC)
+    served.record(compute.settings, host="127.0.0.1", port=8766)
     job = submit(session, compute, alice, lab, script=None, template="batch-inference", params={"input": "in.jsonl"},
                  time_min=30)
     request = scheduler.submitted[1]
     secret = request.environment["OPENAI_API_KEY"]
-    assert request.environment["OPENAI_BASE_URL"].endswith("/v1")
+    # The address `jaif serve` recorded (data_dir/served_url), not this process's default port 8000: a job
+    # submitted from the command line calls the server where it really listens (issue 14, item 2).
+    assert request.environment["OPENAI_BASE_URL"] == "http://127.0.0.1:8766/v1"
     assert secret not in request.script.read_text() and "OPENAI_API_KEY" in request.script.read_text()
     assert sorted(p.name for p in request.workdir.iterdir()) == ["job.sh"]  # nothing for other jobs to read
     # listed nowhere as a project key, and not a key PIs could manage
