@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from jaif.access import service as access
 from jaif.access.models import User
-from jaif.calls.seed import seed_calls
+from jaif.calls.seed import PARTITION, seed_calls
 from jaif.catalogue import service as catalogue
 from jaif.inference import service as inference
 
@@ -26,12 +26,13 @@ class FirstCredentials:
     api_key: str
 
 
-def initialise(*, session: Session, builtin_models: bool) -> FirstCredentials | None:
-    """Idempotent. Returns the one-time credentials when it created them (the first run), else None."""
+def initialise(*, session: Session, builtin_models: bool, partition: str = PARTITION) -> FirstCredentials | None:
+    """Idempotent. Returns the one-time credentials when it created them (the first run), else None.
+    ``partition``: where the seeded calls offer GPU-hours (the site's; `jaif init` picks it)."""
     if builtin_models:
         inference.seed_builtin_models(session=session)
         catalogue.seed_builtin_solutions(session=session)
-    seed_calls(session)  # the three EuroHPC-style calls, when no call exists yet
+    seed_calls(session, partition)  # the three EuroHPC-style calls, when no call exists yet
     if session.scalar(select(User).limit(1)) is not None:
         return None
     operator, password = access.create_user(session=session, email=OPERATOR_EMAIL, role="operator", name="Operator")

@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from jaif.access.schemas import Actor
 from jaif.allocations import service as allocations
 from jaif.allocations.models import AllocationStatus
+from jaif.compute.deps import site_partitions
 from jaif.errors import JaifError
 from jaif.identity.deps import PageOperator
 from jaif.notify.deps import MailerDep
@@ -29,6 +30,7 @@ STATUSES = [(s.value, s.value) for s in AllocationStatus]
 def _allocations_page(request: Request, session: Session, actor: Actor, *, project: str = "", status: str = "",
                       page: str = "1", values=None, errors=None, status_code: int = 200) -> Response:
     filters = {"project_name": project.strip() or None, "status": status or None}
+    partitions = site_partitions(request)
     pager = Pager.of(request, page=page, total=allocations.count_allocations(session=session, actor=actor,
                                                                              **filters))
     found = allocations.list_allocations(session=session, actor=actor, **filters, limit=pager.size,
@@ -36,8 +38,9 @@ def _allocations_page(request: Request, session: Session, actor: Actor, *, proje
     return render(
         request, "allocations/list.html", status_code, section="operator",
         allocations=[allocations.out(a) for a in found], pager=pager,
-        chosen={"project": project, "status": status}, statuses=STATUSES,
-        values=values or {"resource": "gpu_hours", "partition": "booster", "days": "60"}, errors=errors or {},
+        chosen={"project": project, "status": status}, statuses=STATUSES, partitions=partitions,
+        values=values or {"resource": "gpu_hours", "partition": next(iter(partitions), ""), "days": "60"},
+        errors=errors or {},
     )
 
 
@@ -90,7 +93,7 @@ def create_allocation(request: Request, session: DB, actor: PageOperator, mailer
                 session=session, actor=actor, mailer=mailer, project_name=form["project_name"].strip(),
                 resource=resource, amount=_number(form["amount"]) or 0,
                 partition=form.get("partition", "").strip() if resource == "gpu_hours" else None,
-                days=_number(form["days"])))
+                days=_number(form["days"]), partitions=site_partitions(request)))
         except JaifError as exc:
             field = {"project": "project_name"}.get(exc.param or "", exc.param or "amount")
             errors = {field: sentence(exc.message)}

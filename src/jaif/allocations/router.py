@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from jaif.allocations import service
 from jaif.allocations.schemas import AllocationIn, AllocationOut, SweepOut
+from jaif.compute.deps import SitePartitions
 from jaif.identity.deps import CurrentActor, Operator
 from jaif.notify.deps import MailerDep
 from jaif.web import api_paging
@@ -39,11 +40,14 @@ def list_allocations(
 
 @router.post("", response_model=AllocationOut, status_code=201, summary="Allocate to a project (operators)",
              responses=errors(400, 401, 403, 404))
-def create_allocation(body: AllocationIn, session: DB, actor: Operator, mailer: MailerDep) -> AllocationOut:
+def create_allocation(
+    body: AllocationIn, session: DB, actor: Operator, mailer: MailerDep, partitions: SitePartitions
+) -> AllocationOut:
     """GPU-hours on a partition, or inference tokens (which become the project's token quota)."""
     allocation = service.create_allocation(
         session=session, actor=actor, mailer=mailer, project_id=body.project_id, resource=body.resource,
         amount=body.amount, partition=body.partition, starts_at=body.starts_at, ends_at=body.ends_at, days=body.days,
+        partitions=partitions,
     )
     return service.out(allocation)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import calendar
 import logging
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -170,12 +171,19 @@ def create_allocation(
     starts_at: datetime | None = None,
     ends_at: datetime | None = None,
     days: float | None = None,
+    partitions: Collection[str] | None = None,
 ) -> Allocation:
-    """An operator allocates to a project (by id or name); its PIs are told by e-mail."""
+    """An operator allocates to a project (by id or name); its PIs are told by e-mail. ``partitions``: the
+    site's (compute's ``partitions()``); GPU-hours on another are refused."""
     if not actor.is_operator:
         raise Forbidden("Only operators create allocations.")
     if amount <= 0:
         raise InvalidRequest("amount must be more than 0", param="amount")
+    if partitions is not None and partition is not None and partition not in partitions:
+        raise InvalidRequest(
+            f"this site has no partition {partition!r}; it has {', '.join(sorted(partitions)) or 'none'}",
+            param="partition",
+        )
     project = _project(session, actor, project_id=project_id, name=project_name)
     allocation = allocate(
         session=session,

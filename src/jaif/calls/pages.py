@@ -13,6 +13,7 @@ from jaif.applications import time_to_access
 from jaif.calls import forms
 from jaif.calls import service as calls
 from jaif.calls.schemas import CallIn
+from jaif.compute.deps import site_partitions
 from jaif.errors import JaifError
 from jaif.identity.deps import PageOperator
 from jaif.web.deps import DB
@@ -39,7 +40,8 @@ def call_list(request: Request, session: DB, actor: PageOperator) -> Response:
 def _form_page(request: Request, *, call_slug: str | None, values: dict, errors: dict | None = None,
                status_code: int = 200) -> Response:
     return render(request, "calls/form.html", status_code, section="operator", call_slug=call_slug,
-                  values=values, errors=errors or {}, kinds=forms.KINDS, modes=forms.MODES)
+                  values=values, errors=errors or {}, kinds=forms.KINDS, modes=forms.MODES,
+                  partitions=site_partitions(request))
 
 
 @router.get("/operator/calls/new")
@@ -66,14 +68,17 @@ def change_call(request: Request, session: DB, actor: PageOperator, slug: str, f
 
 def _save(request: Request, session: Session, actor: Actor, slug: str | None, form: dict[str, str]) -> Response:
     data, errors = forms.parse(form, new=slug is None)
+    partitions = site_partitions(request)
     if data is not None:
         try:
             if isinstance(data, CallIn):  # a new call (forms.parse gives a CallPatch for a change)
                 new = data
-                saved = attempt(session, lambda: calls.create_call(session=session, actor=actor, data=new))
+                saved = attempt(session, lambda: calls.create_call(session=session, actor=actor, data=new,
+                                                                    partitions=partitions))
             else:
                 patch, ref = data, slug or ""
-                saved = attempt(session, lambda: calls.update_call(session=session, actor=actor, ref=ref, data=patch))
+                saved = attempt(session, lambda: calls.update_call(session=session, actor=actor, ref=ref, data=patch,
+                                                                    partitions=partitions))
         except JaifError as exc:
             if exc.status == 404:
                 raise

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from jaif.applications.time_to_access import for_call
 from jaif.calls import service
 from jaif.calls.schemas import CallIn, CallOut, CallPatch, TimeToAccessOut
+from jaif.compute.deps import SitePartitions
 from jaif.identity.deps import Operator, OptionalActor
 from jaif.web import api_paging
 from jaif.web.api_errors import errors
@@ -28,8 +29,8 @@ def list_calls(
 
 @router.post("", response_model=CallOut, status_code=201, summary="Create a call (operators)",
              responses=errors(400, 401, 403, 409))
-def create_call(body: CallIn, session: DB, actor: Operator) -> CallOut:
-    return service.out(service.create_call(session=session, actor=actor, data=body))
+def create_call(body: CallIn, session: DB, actor: Operator, partitions: SitePartitions) -> CallOut:
+    return service.out(service.create_call(session=session, actor=actor, data=body, partitions=partitions))
 
 
 @router.get("/{ref}", response_model=CallOut, summary="A call, by id or slug", responses=errors(401, 404))
@@ -39,8 +40,8 @@ def get_call(ref: str, session: DB, actor: OptionalActor) -> CallOut:
 
 @router.patch("/{ref}", response_model=CallOut, summary="Change a call (operators)",
               responses=errors(400, 401, 403, 404))
-def update_call(ref: str, body: CallPatch, session: DB, actor: Operator) -> CallOut:
-    return service.out(service.update_call(session=session, actor=actor, ref=ref, data=body))
+def update_call(ref: str, body: CallPatch, session: DB, actor: Operator, partitions: SitePartitions) -> CallOut:
+    return service.out(service.update_call(session=session, actor=actor, ref=ref, data=body, partitions=partitions))
 
 
 @router.get("/{ref}/time-to-access", response_model=TimeToAccessOut, summary="How fast the call gives access",

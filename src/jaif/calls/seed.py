@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from jaif.calls.models import AccessCall, CallKind, ReviewMode
 from jaif.db.base import utcnow
 
-PARTITION = "booster"  # the GPU partition the seeded calls offer; operators edit calls for others
+PARTITION = "booster"  # the GPU partition the seeded calls offer unless the site has another (jaif init)
 
 
 def _monthly_cutoffs(start: date, months: int = 12) -> list[str]:
@@ -31,7 +31,7 @@ def _monthly_cutoffs(start: date, months: int = 12) -> list[str]:
     return out
 
 
-def seed_definitions() -> list[dict]:
+def seed_definitions(partition: str = PARTITION) -> list[dict]:
     now = utcnow()
     return [
         dict(
@@ -42,7 +42,7 @@ def seed_definitions() -> list[dict]:
                 "Entry-level access to try the AI Factory: small GPU allocations and inference tokens, "
                 "first come, first served. Eligible applications are accepted and allocated at once."
             ),
-            offered_gpu_hours={PARTITION: 250_000.0},
+            offered_gpu_hours={partition: 250_000.0},
             offered_tokens=10_000_000_000,
             max_gpu_hours=5_000.0,
             max_tokens=10_000_000,
@@ -58,7 +58,7 @@ def seed_definitions() -> list[dict]:
                 "Up to 50,000 GPU-hours for 1 to 3 months, for projects ready to run: a technical review, "
                 "then a decision within about 4 working days."
             ),
-            offered_gpu_hours={PARTITION: 1_000_000.0},
+            offered_gpu_hours={partition: 1_000_000.0},
             offered_tokens=20_000_000_000,
             max_gpu_hours=50_000.0,
             max_tokens=100_000_000,
@@ -74,7 +74,7 @@ def seed_definitions() -> list[dict]:
                 "More than 50,000 GPU-hours for 3, 6 or 12 months: technical and peer review of the "
                 "applications submitted by each monthly cut-off."
             ),
-            offered_gpu_hours={PARTITION: 10_000_000.0},
+            offered_gpu_hours={partition: 10_000_000.0},
             offered_tokens=50_000_000_000,
             min_gpu_hours=50_001.0,
             max_tokens=1_000_000_000,
@@ -86,12 +86,16 @@ def seed_definitions() -> list[dict]:
     ]
 
 
-def seed_calls(session: Session) -> list[AccessCall]:
-    """On first start (no call exists yet), create the three calls; returns those it created."""
+def seed_calls(session: Session, partition: str = PARTITION) -> list[AccessCall]:
+    """On first start (no call exists yet), create the three calls offering GPU-hours on ``partition``
+    (the site's, chosen by `jaif init`: compute/site.py ``preferred_partition``); returns those it created."""
     if session.scalar(select(AccessCall.id).limit(1)) is not None:
         return []
     now = utcnow()
-    calls = [AccessCall(opens_at=now, eligible_sectors=[], eligible_countries=None, **d) for d in seed_definitions()]
+    calls = [
+        AccessCall(opens_at=now, eligible_sectors=[], eligible_countries=None, **d)
+        for d in seed_definitions(partition)
+    ]
     session.add_all(calls)
     session.flush()
     return calls

@@ -7,6 +7,7 @@ is still readable by id, for the applications made to it).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import date, datetime
 from typing import Any
 
@@ -46,8 +47,9 @@ def out(call: AccessCall) -> CallOut:
     )
 
 
-def _check(values: dict[str, Any]) -> dict[str, Any]:
-    """Rules pydantic cannot see: ranges, partitions, countries. Returns the values to store."""
+def _check(values: dict[str, Any], partitions: Collection[str] | None = None) -> dict[str, Any]:
+    """Rules pydantic cannot see: ranges, partitions (those of ``partitions``, the site's, when given),
+    countries. Returns the values to store."""
     if "cutoffs" in values and values["cutoffs"] is not None:
         values["cutoffs"] = sorted({d.isoformat() if isinstance(d, date) else str(d) for d in values["cutoffs"]})
     for partition, hours in (values.get("offered_gpu_hours") or {}).items():
@@ -55,6 +57,11 @@ def _check(values: dict[str, Any]) -> dict[str, Any]:
             raise InvalidRequest("partition names must be 1 to 100 characters", param="offered_gpu_hours")
         if not 0 <= hours <= 1e12:
             raise InvalidRequest(f"GPU-hours offered on {partition} must be 0 or more", param="offered_gpu_hours")
+        if partitions is not None and partition not in partitions:
+            raise InvalidRequest(
+                f"this site has no partition {partition!r}; it has {', '.join(sorted(partitions)) or 'none'}",
+                param="offered_gpu_hours",
+            )
     for months in values.get("durations_months") or []:
         if not 1 <= months <= 60:
             raise InvalidRequest("durations must be 1 to 60 months", param="durations_months")
@@ -91,9 +98,12 @@ def _operator(actor: Actor) -> None:
         raise Forbidden("Only operators create and change calls.")
 
 
-def create_call(*, session: Session, actor: Actor, data: CallIn) -> AccessCall:
+def create_call(
+    *, session: Session, actor: Actor, data: CallIn, partitions: Collection[str] | None = None
+) -> AccessCall:
+    """``partitions``: the site's (compute's ``partitions()``); GPU-hours on others are refused."""
     _operator(actor)
-    values = _check(data.model_dump())
+    values = _check(data.model_dump(), partitions)
     values["opens_at"] = values["opens_at"] or utcnow()
     if session.scalar(select(AccessCall.id).where(AccessCall.slug == data.slug)):
         raise Conflict(f"a call with slug {data.slug!r} exists already", param="slug")
@@ -104,11 +114,13 @@ def create_call(*, session: Session, actor: Actor, data: CallIn) -> AccessCall:
     return call
 
 
-def update_call(*, session: Session, actor: Actor, ref: str, data: CallPatch) -> AccessCall:
+def update_call(
+    *, session: Session, actor: Actor, ref: str, data: CallPatch, partitions: Collection[str] | None = None
+) -> AccessCall:
     """Change the fields given in ``data`` (null clears closes_at, the limits and eligible_countries)."""
     _operator(actor)
     call = get_call(session=session, ref=ref)
-    values = _check(data.model_dump(exclude_unset=True))
+    values = _check(data.model_dump(exclude_unset=True), partitions)
     for required in ("name", "kind", "description", "opens_at", "cutoffs", "offered_gpu_hours", "offered_tokens",
                      "durations_months", "eligible_sectors", "review_mode", "target_days_to_access", "is_active"):
         if required in values and values[required] is None:

@@ -13,6 +13,7 @@ from rich.table import Column, Table
 from jaif.access.schemas import CLI_ACTOR
 from jaif.allocations import service
 from jaif.cli.common import context, out
+from jaif.compute.backend import make_compute
 from jaif.config import Settings
 from jaif.errors import InvalidRequest
 from jaif.notify.mail import Mailer
@@ -64,6 +65,7 @@ def allocation_create(
         allocation = service.create_allocation(
             session=session, actor=CLI_ACTOR, mailer=_mailer(c.settings), project_name=project,
             resource=resource, amount=amount, partition=partition, starts_at=start, days=days,
+            partitions=list(make_compute(c.settings).partitions()),
         )
         out.print(f"allocated to {project}: {service.describe(allocation)}; allocation id:")
         allocation_id = allocation.id

@@ -16,6 +16,7 @@ from jaif.applications import visibility
 from jaif.calls import service
 from jaif.calls.schemas import CallIn, CallPatch
 from jaif.cli.common import JsonFlag, context, out, print_json_list
+from jaif.compute.backend import make_compute
 from jaif.errors import InvalidRequest
 
 call_app = typer.Typer(help="Access calls.", no_args_is_help=True)
@@ -123,8 +124,10 @@ def call_create(
             description=description,
         ),
     )
-    with context(ctx).session() as session:
-        call = service.create_call(session=session, actor=CLI_ACTOR, data=data)
+    c = context(ctx)
+    partitions = list(make_compute(c.settings).partitions())
+    with c.session() as session:
+        call = service.create_call(session=session, actor=CLI_ACTOR, data=data, partitions=partitions)
         out.print(f"created call {call.slug} ({call.kind}, {call.review_mode} review)")
 
 

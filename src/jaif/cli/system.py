@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 
 from jaif.cli.common import context, out
+from jaif.config import Settings
+from jaif.errors import JaifError
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
@@ -47,8 +49,9 @@ def init(ctx: typer.Context) -> None:
         from jaif.compute.backend import make_isolation
 
         out.print(make_isolation(c.settings).describe())  # and var/, the jobs directory, the database: the server's
+    partition = _partition_for_calls(c.settings)
     with c.session() as session:
-        first = initialise(session=session, builtin_models=c.settings.inference.builtin_models)
+        first = initialise(session=session, builtin_models=c.settings.inference.builtin_models, partition=partition)
     if first is None:
         out.print("already initialised; the first credentials were shown on the first start")
         return
@@ -57,6 +60,22 @@ def init(ctx: typer.Context) -> None:
     out.print(f"  operator password:  {first.operator_password}")
     out.print(f"  project:            {first.project}")
     out.print(f"  API key:            {first.api_key}")
+
+
+def _partition_for_calls(settings: Settings) -> str:
+    """The site's partition for the seeded calls' GPU-hours: `local` with the local executor, a partition
+    from sinfo under Slurm (compute/site.py ``preferred_partition``)."""
+    from jaif.calls.seed import PARTITION
+    from jaif.compute.backend import make_compute
+    from jaif.compute.site import preferred_partition
+
+    try:
+        found = preferred_partition(make_compute(settings).partitions())
+    except JaifError as exc:
+        out.print(f"[yellow]the scheduler did not list its partitions ({exc.message}); the first calls "
+                  f"offer GPU-hours on {PARTITION!r}: change them with `jaif call` or the portal[/yellow]")
+        return PARTITION
+    return found or PARTITION
 
 
 def register(app: typer.Typer) -> None:

@@ -26,7 +26,7 @@ from jaif.access.models import Project
 from jaif.access.schemas import Actor
 from jaif.compute import forms, templates
 from jaif.compute import service as jobs
-from jaif.compute.backend import Compute
+from jaif.compute.deps import compute_of
 from jaif.compute.models import Job, JobState
 from jaif.compute.schemas import JobOut
 from jaif.db.base import utcnow
@@ -47,10 +47,6 @@ JOB_STATES = {
     "cancelled": "Cancelled", "timeout": "Timed out",
 }
 LOG_TAIL = 64 * 1024  # the most of each log a job's page shows: its end
-
-
-def compute_of(request: Request) -> Compute:
-    return request.app.state.compute
 
 
 def duration(seconds: float) -> str:

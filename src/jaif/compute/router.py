@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from jaif.compute import reports, sync
 from jaif.compute import service as jobs
-from jaif.compute.backend import Compute
+from jaif.compute.deps import ComputeDep
 from jaif.compute.schemas import ComputeReport, JobLogs, JobOut, JobSubmit, PartitionOut
 from jaif.identity.deps import CurrentActor, Operator
 from jaif.web import api_paging
@@ -18,11 +18,6 @@ from jaif.web.deps import DB
 router = APIRouter(tags=["compute"])
 
 
-def _compute(request: Request) -> Compute:
-    return request.app.state.compute
-
-
-ComputeDep = Annotated[Compute, Depends(_compute)]
 
 
 @router.post("/api/v1/jobs", status_code=201, response_model=JobOut, summary="Submit a job to a project")

@@ -51,6 +51,15 @@ class Partition:
         return self.charged_gpus(nodes=nodes, gpus=gpus) * elapsed_s / 3600.0
 
 
+def preferred_partition(partitions: dict[str, Partition]) -> str | None:
+    """The partition a new site's calls offer: JUPITER's ``booster`` where the site has it, else the one
+    with the most GPUs (then the first by name); None for a site without partitions."""
+    if "booster" in partitions:
+        return "booster"
+    ranked = sorted(partitions.values(), key=lambda p: (-p.nodes * p.gpus_per_node, p.name))
+    return ranked[0].name if ranked else None
+
+
 def from_profile(p: PartitionProfile) -> Partition:
     node_power = p.node_power_w if p.node_power_w is not None else p.gpus_per_node * p.gpu_power_w
     return Partition(

@@ -49,7 +49,7 @@ def _apply_to_playground(page, short: str) -> None:
     page.get_by_label("Sector").select_option("academia")
     page.get_by_label("Country").fill("DE")
     page.get_by_role("button", name="Save and continue").click()
-    page.get_by_label("GPU-hours on booster").fill("500")
+    page.get_by_label("GPU-hours on local").fill("500")
     page.get_by_label("Inference tokens").fill("200000")
     page.get_by_label("Duration").select_option("1")
     page.get_by_role("button", name="Save and continue").click()
@@ -92,7 +92,7 @@ def test_a_new_user_signs_up_applies_calls_the_gateway_and_sees_the_usage(site, 
     page.get_by_role("button", name="Ask for the automatic review again").click()
     assert f"project {short} has its allocations" in page.content()
     page.get_by_role("link", name=short).click()
-    assert "GPU-hours on booster" in page.content() and "Inference tokens" in page.content()
+    assert "GPU-hours on local" in page.content() and "Inference tokens" in page.content()
 
     page.get_by_role("link", name="API keys").first.click()
     page.get_by_label("Name").fill("notebook")
@@ -125,7 +125,7 @@ def _submitted_fast_lane(site, *, team: list[str]) -> tuple[str, str]:
     title = f"Protein folding {uuid.uuid4().hex[:4]}"
     body = {"call_id": "fast-lane", "title": title, "abstract": ABSTRACT, "domain": "biology",
             "organisation": {"name": f"Bio Lab {title[-4:]}", "sector": "startup", "country": "NL"},
-            "team": team, "requested_gpu_hours": {"booster": 20000}, "requested_tokens": 0,
+            "team": team, "requested_gpu_hours": {"local": 20000}, "requested_tokens": 0,
             "duration_months": 2, "ai_act_risk": "minimal", "datasets": "PDB structures"}
     with httpx.Client(base_url=site.base, headers={"authorization": f"Bearer {token}"}) as api:
         draft = api.post("/api/v1/applications", json=body)
@@ -179,7 +179,7 @@ def test_an_operator_takes_a_fast_lane_application_through_technical_review(site
     operator.get_by_role("link", name="Allocations").first.click()
     operator.get_by_label("Project", exact=True).fill(project)
     operator.get_by_role("button", name="Filter").click()
-    assert "GPU-hours on booster" in operator.content() and "20,000" in operator.content()
+    assert "GPU-hours on local" in operator.content() and "20,000" in operator.content()
     assert app_id
     operator.screenshot(path=str(tmp_path / "operator.png"), full_page=True)
 
@@ -198,14 +198,14 @@ def test_bad_input_is_shown_next_to_the_field_and_kept(site, context, tmp_path):
     assert page.get_by_label("Title of the project").input_value() == "Typed, never lost"
 
     page.get_by_role("link", name="Resources").click()
-    page.get_by_label("GPU-hours on booster").fill("lots")
+    page.get_by_label("GPU-hours on local").fill("lots")
     page.get_by_label("Inference tokens").fill("300000")
     page.get_by_role("button", name="Save and continue").click()
-    field = page.get_by_label("GPU-hours on booster")
+    field = page.get_by_label("GPU-hours on local")
     assert field.input_value() == "lots" and field.get_attribute("aria-invalid") == "true"
-    error = page.locator("#f-gpu_hours\\.booster-error")
+    error = page.locator("#f-gpu_hours\\.local-error")
     assert "Enter a number of GPU-hours" in error.inner_text()
-    assert "f-gpu_hours.booster-error" in field.get_attribute("aria-describedby")
+    assert "f-gpu_hours.local-error" in field.get_attribute("aria-describedby")
     # next to it: the error follows the input in the same field
     assert page.locator(".field", has=field).locator(".error").inner_text() == error.inner_text()
     assert page.get_by_label("Inference tokens").input_value() == "300000"

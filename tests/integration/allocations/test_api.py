@@ -32,8 +32,11 @@ async def test_allocations(api, session, world):
     assert made.status_code == 201, made.text
     allocation = made.json()
     assert (allocation["project_name"], allocation["remaining"], allocation["status"]) == ("alpha", 2000, "active")
-    gpu = await api.post("/api/v1/allocations", headers=op, json={
+    elsewhere = await api.post("/api/v1/allocations", headers=op, json={
         "project_id": project.id, "resource": "gpu_hours", "partition": "booster", "amount": 12.5, "days": 7})
+    assert "this site has no partition 'booster'; it has local" in error_of(elsewhere, 400)["message"]
+    gpu = await api.post("/api/v1/allocations", headers=op, json={
+        "project_id": project.id, "resource": "gpu_hours", "partition": "local", "amount": 12.5, "days": 7})
     assert gpu.status_code == 201
     assert {a["id"] for a in (await api.get("/api/v1/allocations", headers=mine)).json()} == {
         allocation["id"], gpu.json()["id"]

@@ -17,8 +17,13 @@ def test_operator_commands(jaif_env):
     assert calls["playground"]["review_mode"] == "automatic"
     assert "playground" in jaif(env, "call", "list").stdout
 
+    # The seeded calls offer the site's partition (`local` with the local executor), not JUPITER's booster.
+    assert calls["playground"]["offered_gpu_hours"] == {"local": 250_000.0}
+    elsewhere = jaif(env, "call", "create", "elsewhere", "--name", "Elsewhere", "--partition", "booster=20000",
+                     check=False)
+    assert elsewhere.returncode == 1 and "this site has no partition 'booster'; it has local" in elsewhere.stderr
     jaif(env, "call", "create", "sme-ai", "--name", "SME AI", "--kind", "custom", "--review-mode", "technical",
-         "--partition", "booster=20000", "--max-gpu-hours", "2000", "--duration", "1", "--duration", "3",
+         "--partition", "local=20000", "--max-gpu-hours", "2000", "--duration", "1", "--duration", "3",
          "--sector", "sme", "--sector", "startup", "--target-days", "5")
     jaif(env, "call", "close", "fast-lane")
     slugs = {c["slug"] for c in json.loads(last_line(jaif(env, "call", "list", "--json")))}
@@ -28,13 +33,16 @@ def test_operator_commands(jaif_env):
 
     jaif(env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
     jaif(env, "project", "create", "lab", "--org", "Uni A", "--token-quota", "5000")
-    gpu_id = last_line(jaif(env, "allocation", "create", "--project", "lab", "--partition", "booster",
+    refused = jaif(env, "allocation", "create", "--project", "lab", "--partition", "booster", "--gpu-hours", "100",
+                   "--days", "30", check=False)
+    assert refused.returncode == 1 and "this site has no partition 'booster'" in refused.stderr
+    gpu_id = last_line(jaif(env, "allocation", "create", "--project", "lab", "--partition", "local",
                             "--gpu-hours", "100", "--days", "30"))
     tokens_id = last_line(jaif(env, "allocation", "create", "--project", "lab", "--tokens", "1000", "--days", "7"))
     assert len(gpu_id) == 32 and len(tokens_id) == 32
     rows = json.loads(last_line(jaif(env, "allocation", "list", "--project", "lab", "--json")))
     by_id = {r["id"]: r for r in rows}
-    assert by_id[gpu_id]["resource"] == "gpu_hours" and by_id[gpu_id]["partition"] == "booster"
+    assert by_id[gpu_id]["resource"] == "gpu_hours" and by_id[gpu_id]["partition"] == "local"
     assert by_id[tokens_id]["amount"] == 1000 and len(rows) == 3
     usage = json.loads(last_line(jaif(env, "usage", "--project", "lab", "--json")))
     assert usage["token_quota"] == 6000

@@ -113,6 +113,21 @@ def test_bad_calls_are_refused(session):
         service.get_call(session=session, ref="nope")
 
 
+def test_a_call_offers_only_partitions_the_site_has(session):
+    """Issue 14, item 1: a call on a partition the site lacks is refused when it is made or changed."""
+    offer = {"booster": 1000.0}
+    with pytest.raises(InvalidRequest, match="this site has no partition 'booster'; it has gpu, local") as refused:
+        service.create_call(session=session, actor=CLI_ACTOR, partitions=["local", "gpu"],
+                            data=CallIn(slug="far", name="far", kind="custom", offered_gpu_hours=offer))
+    assert refused.value.param == "offered_gpu_hours"
+    made = service.create_call(session=session, actor=CLI_ACTOR, partitions=["local"],
+                               data=CallIn(slug="near", name="near", kind="custom", offered_gpu_hours={"local": 10}))
+    with pytest.raises(InvalidRequest, match="no partition 'booster'"):
+        service.update_call(session=session, actor=CLI_ACTOR, ref=made.slug, partitions=["local"],
+                            data=CallPatch(offered_gpu_hours=offer))
+    assert service.get_call(session=session, ref="near").offered_gpu_hours == {"local": 10}
+
+
 def test_inactive_calls_are_listed_for_operators_who_ask(session, world):
     seed_calls(session)
     service.update_call(session=session, actor=CLI_ACTOR, ref="fast-lane", data=CallPatch(is_active=False))

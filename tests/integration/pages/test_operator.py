@@ -14,7 +14,7 @@ from tests.integration.pages.test_apply import fill, start
 
 NEW_CALL = {
     "slug": "ai-startups", "name": "AI start-ups", "kind": "custom", "description": "For young companies",
-    "opens_at": "", "closes_at": "", "cutoffs": "", "offered_gpu_hours": "booster = 200000",
+    "opens_at": "", "closes_at": "", "cutoffs": "", "offered_gpu_hours": "local = 200000",
     "offered_tokens": "1,000,000,000", "max_gpu_hours": "10000", "min_gpu_hours": "", "max_tokens": "50000000",
     "durations_months": "1, 3", "sector_startup": "1", "sector_sme": "1", "eligible_countries": "",
     "review_mode": "technical", "target_days_to_access": "5", "is_active": "1",
@@ -28,12 +28,17 @@ async def test_calls_are_made_and_changed_with_errors_beside_their_fields(portal
     assert bad.status_code == 400
     assert 'id="f-durations_months-error"' in bad.text and 'value="1, three"' in bad.text
     assert 'id="f-sector_startup" name="sector_startup" type="checkbox" value="1" checked' in bad.text
+    # A partition this site lacks (issue 14, item 1): the error beside the field, what was typed kept.
+    elsewhere = await browser.submit("/operator/calls/new", NEW_CALL | {"offered_gpu_hours": "booster = 5"})
+    assert elsewhere.status_code == 400 and 'id="f-offered_gpu_hours-error"' in elsewhere.text
+    assert "This site has no partition &#39;booster&#39;; it has local." in elsewhere.text
+    assert "booster = 5</textarea>" in elsewhere.text and "This site&#39;s partitions: local." in elsewhere.text
     made = await browser.submit("/operator/calls/new", NEW_CALL)
     assert made.status_code == 303, made.text[:2000]
     call = session.scalar(select(AccessCall).where(AccessCall.slug == "ai-startups"))
     assert call.eligible_sectors == ["startup", "sme"] and call.durations_months == [1, 3]
     edit = (await browser.get("/operator/calls/ai-startups")).text
-    assert "booster = 200000" in edit and 'value="1, 3"' in edit
+    assert "local = 200000" in edit and 'value="1, 3"' in edit
     closed = await browser.submit("/operator/calls/ai-startups", NEW_CALL | {"is_active": ""})
     assert closed.status_code == 303
     session.expire_all()
@@ -95,6 +100,10 @@ async def test_allocations_and_organisations_in_the_console(portal, world, seede
     bad = await browser.submit("/operator/allocations", {"project_name": lab.name, "resource": "gpu_hours",
                                                          "partition": "booster", "amount": "-5", "days": "30"})
     assert bad.status_code == 400 and 'id="f-amount-error"' in bad.text and 'value="-5"' in bad.text
+    elsewhere = await browser.submit("/operator/allocations", {"project_name": lab.name, "resource": "gpu_hours",
+                                                               "partition": "booster", "amount": "5", "days": "30"})
+    assert elsewhere.status_code == 400 and 'id="f-partition-error"' in elsewhere.text
+    assert "This site has no partition &#39;booster&#39;" in elsewhere.text and 'value="booster"' in elsewhere.text
     unknown = await browser.submit("/operator/allocations", {"project_name": "nope", "resource": "tokens",
                                                              "partition": "", "amount": "5", "days": "30"})
     assert unknown.status_code == 400 and 'id="f-project_name-error"' in unknown.text

@@ -7,7 +7,7 @@ import pytest
 from jaif.compute.energy import MODEL, SLURM, co2_kg, job_energy
 from jaif.compute.naming import org_account, project_account
 from jaif.compute.scheduler import PartitionInfo
-from jaif.compute.site import resolve
+from jaif.compute.site import preferred_partition, resolve
 from jaif.config import ComputeSettings, PartitionProfile
 
 
@@ -49,3 +49,15 @@ def test_account_names_are_valid_and_distinct():
     assert name.startswith("org_uni_j_lich_") and len(name) == len("org_uni_j_lich_") + 6
     assert len(project_account("x" * 300)) <= 40
     assert project_account("a b") != project_account("a_b")
+
+
+def test_the_seeded_calls_offer_booster_or_the_site_partition_with_most_gpus():
+    local = resolve(ComputeSettings(), None)
+    assert preferred_partition(local) == "local"
+    assert preferred_partition(resolve(ComputeSettings(site="jupiter"), None)) == "booster"
+    reported = [PartitionInfo(name="debug", nodes=1, gpus_per_node=4, cpus_per_node=8, memory_mb_per_node=1024,
+                              max_walltime_min=60),
+                PartitionInfo(name="gpu", nodes=4, gpus_per_node=4, cpus_per_node=8, memory_mb_per_node=1024,
+                              max_walltime_min=None)]
+    assert preferred_partition(resolve(ComputeSettings(), reported)) == "gpu"
+    assert preferred_partition({}) is None
