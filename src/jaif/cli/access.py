@@ -13,6 +13,8 @@ from jaif.access import membership, service
 from jaif.access.schemas import CLI_ACTOR
 from jaif.cli.common import context, out
 from jaif.errors import InvalidRequest
+from jaif.identity import service as identity
+from jaif.identity.schemas import UserView
 
 org_app = typer.Typer(help="Organisations.", no_args_is_help=True)
 user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
@@ -91,6 +93,54 @@ def user_create(
         user, password = service.create_user(session=session, email=email, role=role)
         out.print(f"created {user.role} {user.email}; one-time password:")
     print(password)
+
+
+@user_app.command("list")
+def user_list(
+    ctx: typer.Context,
+    search: Annotated[str | None, typer.Option(help="A part of the e-mail address or name.")] = None,
+    role: Annotated[str | None, typer.Option(help="Only this role: user, reviewer or operator.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Accounts, by e-mail address, with role and state."""
+    with context(ctx).session() as session:
+        users = identity.list_users(session=session, actor=CLI_ACTOR, search=search, role=role)
+        if as_json:
+            print(json.dumps([UserView.model_validate(u).model_dump(mode="json") for u in users]))
+            return
+        table = Table("E-mail", "Name", "Role", "State", "Created")
+        for u in users:
+            table.add_row(u.email, u.name, u.role, "active" if u.is_active else "deactivated",
+                          u.created_at.strftime("%Y-%m-%d"))
+    out.print(table)
+
+
+@user_app.command("set-role")
+def user_set_role(
+    ctx: typer.Context,
+    email: str,
+    role: Annotated[str, typer.Option(help="user, reviewer or operator")],
+) -> None:
+    """Change an account's platform role (reviewer: may be assigned reviews); its sessions end."""
+    with context(ctx).session() as session:
+        user = identity.change_user(session=session, actor=CLI_ACTOR, email=email, role=role)
+        out.print(f"{user.email} is now {user.role}; their sessions have ended")
+
+
+@user_app.command("deactivate")
+def user_deactivate(ctx: typer.Context, email: str) -> None:
+    """Deactivate an account: sign-in, tokens and keys it made for itself are refused; sessions end."""
+    with context(ctx).session() as session:
+        user = identity.change_user(session=session, actor=CLI_ACTOR, email=email, active=False)
+        out.print(f"{user.email} is deactivated; their sessions have ended")
+
+
+@user_app.command("activate")
+def user_activate(ctx: typer.Context, email: str) -> None:
+    """Activate a deactivated account again."""
+    with context(ctx).session() as session:
+        user = identity.change_user(session=session, actor=CLI_ACTOR, email=email, active=True)
+        out.print(f"{user.email} is active")
 
 
 @project_app.command("create")

@@ -4,6 +4,7 @@ invitations. Same permissions as the portal (see identity/team.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 
@@ -11,7 +12,7 @@ from jaif.access.schemas import Actor
 from jaif.errors import InvalidRequest
 from jaif.identity import pats, team
 from jaif.identity import service as identity
-from jaif.identity.deps import CurrentActor
+from jaif.identity.deps import CurrentActor, Operator
 from jaif.identity.schemas import (
     InvitationCreate,
     InvitationView,
@@ -20,6 +21,8 @@ from jaif.identity.schemas import (
     TokenCreate,
     TokenCreated,
     TokenView,
+    UserPatch,
+    UserView,
 )
 from jaif.notify.deps import MailerDep
 from jaif.web import api_paging
@@ -33,6 +36,30 @@ router = APIRouter(prefix="/api/v1", tags=["identity"])
 @router.get("/me", response_model=Me, summary="The current user, with roles, organisation and projects")
 def get_me(session: DB, actor: CurrentActor) -> Me:
     return identity.me(session=session, actor=actor)
+
+
+@router.get("/users", response_model=list[UserView], summary="Accounts (operators): search, filter by role",
+            responses={**PAGED, **errors(400, 401, 403)})
+def list_users(
+    request: Request, response: Response, session: DB, actor: Operator, page: Paging,
+    search: str | None = None, role: Literal["user", "reviewer", "operator"] | None = None,
+    active: bool | None = None,
+) -> list[UserView]:
+    """By e-mail address. ``search`` finds a part of the address or the name."""
+    found = identity.list_users(session=session, actor=actor, search=search, role=role, active=active,
+                                limit=page.limit, offset=page.offset)
+    total = identity.count_users(session=session, actor=actor, search=search, role=role, active=active)
+    api_paging.send(request, response, page, total)
+    return [UserView.model_validate(u) for u in found]
+
+
+@router.patch("/users/{user_id}", response_model=UserView, summary="Change an account's role, or deactivate it "
+              "(operators)", responses=errors(400, 401, 403, 404))
+def change_user(user_id: str, body: UserPatch, session: DB, actor: Operator) -> UserView:
+    """The account's sessions end. An operator cannot demote or deactivate themselves."""
+    email = identity.get_user(session=session, user_id=user_id).email
+    user = identity.change_user(session=session, actor=actor, email=email, role=body.role, active=body.is_active)
+    return UserView.model_validate(user)
 
 
 @router.get("/me/tokens", response_model=list[TokenView], summary="Your personal access tokens",

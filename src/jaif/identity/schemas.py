@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -107,3 +108,26 @@ class KeyView(BaseModel):
 
 class KeyCreated(KeyView):
     key: str = Field(description="The API key itself. It is shown only this once and cannot be recovered.")
+
+
+class UserView(BaseModel):
+    """An account as operators see it (/api/v1/users)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    email: str
+    name: str
+    role: str = Field(description="user, reviewer or operator")
+    is_active: bool
+    email_verified_at: datetime | None
+    created_at: datetime
+
+
+class UserPatch(BaseModel):
+    """What an operator may change about an account; the account's sessions end."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "reviewer", "operator"] | None = None
+    is_active: bool | None = Field(None, description="false deactivates the account (sign-in and tokens refused)")

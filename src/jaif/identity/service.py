@@ -345,6 +345,74 @@ def set_active(*, session: Session, email: str, active: bool) -> User:
     return user
 
 
+# --- operators manage accounts --------------------------------------------------------------------
+
+
+def _users_query(search: str | None, role: str | None, active: bool | None):
+    query = select(User)
+    if search and search.strip():
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", search.strip().lower()) + "%"
+        query = query.where(func.lower(User.email).like(pattern, escape="\\") |
+                            func.lower(User.name).like(pattern, escape="\\"))
+    if role is not None:
+        if role not in access.ROLES:
+            raise InvalidRequest(f"role must be one of {', '.join(access.ROLES)}", param="role")
+        query = query.where(User.role == role)
+    if active is not None:
+        query = query.where(User.is_active.is_(active))
+    return query
+
+
+def _manages_accounts(actor: Actor) -> None:
+    if not actor.is_operator:
+        raise Forbidden("Only operators manage accounts.")
+
+
+def list_users(
+    *, session: Session, actor: Actor, search: str | None = None, role: str | None = None,
+    active: bool | None = None, limit: int | None = None, offset: int = 0,
+) -> list[User]:
+    """Accounts for operators, by e-mail address: ``search`` finds a part of the address or the name
+    (case-insensitive), ``role`` and ``active`` filter."""
+    _manages_accounts(actor)
+    query = _users_query(search, role, active).order_by(User.email).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def count_users(
+    *, session: Session, actor: Actor, search: str | None = None, role: str | None = None, active: bool | None = None
+) -> int:
+    _manages_accounts(actor)
+    counted = _users_query(search, role, active).with_only_columns(func.count(User.id)).order_by(None)
+    return session.scalar(counted) or 0
+
+
+def reviewers(*, session: Session) -> list[User]:
+    """The reviewer pool: active accounts with the reviewer role, by e-mail address."""
+    return list(session.scalars(
+        select(User).where(User.role == "reviewer", User.is_active.is_(True)).order_by(User.email)
+    ))
+
+
+def change_user(
+    *, session: Session, actor: Actor, email: str, role: str | None = None, active: bool | None = None
+) -> User:
+    """An operator changes an account's role or deactivates (or reactivates) it; its sessions end. An
+    operator cannot take their own operator role away or deactivate themselves: another operator must."""
+    _manages_accounts(actor)
+    user = access.get_user(session=session, email=email)
+    if user.id == actor.user_id and ((role is not None and role != "operator") or active is False):
+        raise Forbidden("You cannot take away your own operator role or deactivate yourself: "
+                        "another operator can.")
+    if role is not None:
+        set_role(session=session, email=user.email, role=role)
+    if active is not None:
+        set_active(session=session, email=user.email, active=active)
+    return user
+
+
 # --- the current user --------------------------------------------------------------------------------
 
 

@@ -68,7 +68,10 @@ async def test_an_operator_runs_a_fast_lane_application_through_technical_review
     assert refused.status_code == 409
     text = html.unescape(refused.text)
     assert 'id="f-reviewer_email-error"' in text and "Conflict of interest" in text
-    assert f"{tom.email} is in the application's team" in text and f'value="{tom.email}"' in text
+    assert f"{tom.email} is in the application's team" in text and f'<option value="{tom.email}" selected>' in text
+    # The reviewer pool: everyone with the reviewer role, picked from a list (issue 14, item 3).
+    assert f'<option value="{rita.email}">Rita ({rita.email})</option>' in text and alice.email not in text.split(
+        'id="f-reviewer_email"')[1].split("</select>")[0]
 
     assigned = await as_op.submit(f"{page}/reviewers", {"reviewer_email": rita.email, "stage": "technical"}, page=page)
     assert assigned.status_code == 303

@@ -17,6 +17,7 @@ from jaif.applications import reviews, visibility
 from jaif.applications import service as applications
 from jaif.calls import service as calls
 from jaif.errors import JaifError
+from jaif.identity import service as identity
 from jaif.identity.deps import PageOperator
 from jaif.notify.deps import MailerDep
 from jaif.web.deps import DB
@@ -53,8 +54,10 @@ def _page(request: Request, session: Session, actor: Actor, application_id: str,
     detail = visibility.detail(application, actor)
     defaults = {"reviewer_email": "", "stage": "technical" if detail.state == "submitted" else "peer",
                 "decision": "", "comment": "", "allocate": True}
+    # The reviewer pool: everyone with the reviewer role (the Accounts page gives it).
+    pool = [(u.email, f"{u.name} ({u.email})" if u.name else u.email) for u in identity.reviewers(session=session)]
     return render(request, "applications/operator_application.html", status_code, section="operator", app=detail,
-                  values={**defaults, **(values or {})}, errors=errors or {})
+                  values={**defaults, **(values or {})}, errors=errors or {}, reviewer_pool=pool)
 
 
 def _done(request: Request, application_id: str, message: str) -> Response:
