@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from sqlalchemy import and_, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -199,7 +200,7 @@ class OutageTolerant:
     async def acquire(self, key_id: str, *, rpm: int | None, tpm: int | None, tokens: int) -> None:
         if not self._health.is_down(self._dependency):
             try:
-                await self.store.acquire(key_id, rpm=rpm, tpm=tpm, tokens=tokens)
+                await self._twice(self.store.acquire, key_id, rpm=rpm, tpm=tpm, tokens=tokens)
                 return
             except Exception as exc:
                 if outage_of(exc) != self._dependency:
@@ -215,13 +216,23 @@ class OutageTolerant:
         """Best effort: while the store is down the correction goes to the local window only."""
         if not self._health.is_down(self._dependency):
             try:
-                await self.store.adjust(key_id, tokens=tokens)
+                await self._twice(self.store.adjust, key_id, tokens=tokens)
                 return
             except Exception as exc:
                 if outage_of(exc) != self._dependency:
                     raise
                 self._health.failed(self._dependency, exc)
         self._local.adjust(key_id, tokens=tokens)
+
+    async def _twice(self, call: Callable[..., Awaitable[None]], key_id: str, **kwargs: Any) -> None:
+        """``call``, and once more if the store was unreachable: after a restart of Redis, the first use
+        of each pooled connection fails although the server answers again."""
+        try:
+            await call(key_id, **kwargs)
+        except Exception as exc:
+            if outage_of(exc) != self._dependency:
+                raise
+            await call(key_id, **kwargs)
 
     async def aclose(self) -> None:
         await self.store.aclose()
