@@ -26,7 +26,7 @@ import pytest
 
 from jaif.access import service as access
 from jaif.db.engine import make_engine, make_session_factory, transaction
-from tests.support.gateway import healthz, metric, scrape
+from tests.support.gateway import healthz, metric, operator_token, scrape
 from tests.support.metered import (
     Outcome,
     Platform,
@@ -124,15 +124,16 @@ def test_database_outage_serves_known_keys_and_refuses_the_rest_with_503(tmp_pat
         unverified = add_key(platform)  # first used during the outage
         # Verified before the outage, but its project has no slice yet: needs the database to admit.
         sliceless = add_key(platform, project=f"q-{uuid.uuid4().hex[:8]}", quota=1_000_000)
+        token = operator_token(pg.url)  # the REST API, /api/v1, meets the outage too
         log = tmp_path / "serve.log"
         with logged_server(server_env(tmp_path, pg.url), log) as base:
-            answered = asyncio.run(_database_outage(pg, base, platform.key, unverified, sliceless))
+            answered = asyncio.run(_database_outage(pg, base, platform.key, unverified, sliceless, token))
         assert_outage_logged(log, "database")
         # Every request answered, during the outage too, is in the ledger (written once it was back).
         assert books(platform).records == answered
 
 
-async def _database_outage(pg, base: str, key: str, unverified: str, sliceless: str) -> int:
+async def _database_outage(pg, base: str, key: str, unverified: str, sliceless: str, token: str) -> int:
     warm = await ask(base, key, 2)
     assert [o.status for o in warm] == [200, 200], warm
     async with httpx.AsyncClient() as client:  # the sliceless project's key is verified, nothing admitted
@@ -143,6 +144,10 @@ async def _database_outage(pg, base: str, key: str, unverified: str, sliceless: 
     await asyncio.to_thread(pg.stop)
     for refused in (await ask(base, unverified)) + (await ask(base, sliceless)):
         assert_openai_error(refused, status=503, code="dependency_unavailable", type_="service_unavailable")
+    async with httpx.AsyncClient(base_url=base, headers={"authorization": f"Bearer {token}"}) as api:
+        projects = await api.get("/api/v1/projects")
+    assert projects.status_code == 503 and projects.headers["retry-after"] == "5", projects.text
+    assert projects.json()["error"]["code"] == "dependency_unavailable", projects.text
     down = await until(lambda: healthz(base), lambda h: h.get("dependencies", {}).get("database") == "down")
     assert down["status"] == "degraded", down
     assert dependency_gauge(base, "database") == 0
