@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
             tune_gc()
         app.state.runtime = runtime
         app.state.gateway = runtime.gateway
+        app.state.dependencies = runtime.health  # outages met by routes (web/errors.py)
         try:
             yield
         finally:

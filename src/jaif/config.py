@@ -54,6 +54,8 @@ class InferenceSettings(BaseModel):
     retries: int = Field(2, ge=0)
     registry_refresh_s: float = Field(5.0, gt=0)
     key_cache_s: float = Field(2.0, ge=0)
+    # While the database is down, a key verified before keeps working this long past its cache entry.
+    key_stale_s: float = Field(300.0, ge=0)
     # Checked before any other work on a request (inference/prompt_size.py).
     max_messages: int = Field(2048, ge=1)
     max_prompt_bytes: int = Field(1024 * 1024, ge=1024)
@@ -70,6 +72,9 @@ class MeteringSettings(BaseModel):
     lease_idle_return_s: float = Field(5.0, gt=0)
     default_rpm: int | None = None
     default_tpm: int | None = None
+    # While the rate limiter's store (Redis, else the database) is down: count in each process's own
+    # window ("local", approximate) or refuse keys with a limit with 503 ("refuse").
+    ratelimit_on_outage: Literal["local", "refuse"] = "local"
 
     @model_validator(mode="before")
     @classmethod

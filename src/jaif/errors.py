@@ -12,6 +12,7 @@
     ├── RateLimited         429 rate_limit_error
     ├── UpstreamError       502 upstream_error
     └── Unavailable         503 service_unavailable
+        └── DependencyUnavailable 503 (code dependency_unavailable): the database or Redis is down
 
 ``validation_error`` turns pydantic's validation errors into one InvalidRequest.
 """
@@ -106,6 +107,12 @@ class Unavailable(JaifError):
     status = 503
     type = "service_unavailable"
     code = "service_unavailable"
+
+
+class DependencyUnavailable(Unavailable):
+    """A request that cannot be served while the database or Redis is unreachable (jaif/dependencies.py)."""
+
+    code = "dependency_unavailable"
 
 
 def validation_error(exc: Any) -> InvalidRequest:

@@ -18,6 +18,15 @@ from jaif.compute import worker as compute_worker
 from jaif.compute.backend import make_compute
 from jaif.config import Settings
 from jaif.db.engine import make_engine, make_session_factory, transaction
+from jaif.dependencies import (
+    CHECK_INTERVAL_S,
+    DATABASE,
+    REDIS,
+    DependencyHealth,
+    check_database,
+    check_redis,
+    outage_of,
+)
 from jaif.inference.backends.base import InferenceBackend
 from jaif.inference.backends.builtin import make_builtin, smollm2_file
 from jaif.inference.backends.openai_upstream import OpenAIUpstream
@@ -44,6 +53,10 @@ class Runtime:
         self.session_factory = make_session_factory(self.engine)
         inf = settings.inference
         self.metrics = GatewayMetrics(multiprocess_dir=settings.web.metrics_dir)
+        # Whether the database and Redis answer; the log of their outages (jaif/dependencies.py).
+        self.health = DependencyHealth(
+            [DATABASE, REDIS] if settings.redis_url else [DATABASE], gauge=self.metrics.dependency_up
+        )
         self.registry = ModelRegistry(
             self.session_factory, self._make_backend, cooldown_s=inf.cooldown_s, builtin=inf.builtin_models
         )
@@ -53,8 +66,9 @@ class Runtime:
             redis_url=settings.redis_url,
             pending=self.metrics.usage_pending,
             metered=metered,
+            health=self.health,
         )
-        self.keys = KeyCache(self.session_factory, ttl_s=inf.key_cache_s)
+        self.keys = KeyCache(self.session_factory, ttl_s=inf.key_cache_s, stale_s=inf.key_stale_s, health=self.health)
         # A key revoked through this process (API, portal, a job's end) is refused here at once, and
         # by every other gateway process through Redis where it is configured (inference/revocation.py).
         announce_on_commit(self.session_factory, redis_url=settings.redis_url, local=self.keys.revoked)
@@ -89,10 +103,14 @@ class Runtime:
             ),
             asyncio.create_task(self._every(self.settings.inference.health_interval_s, self._probe), name="health"),
             asyncio.create_task(self._every(allocations.SWEEP_INTERVAL_S, self._sweep), name="allocation-sweep"),
+            asyncio.create_task(self._every(CHECK_INTERVAL_S, self._check_dependencies), name="dependencies"),
         ]
         if self.settings.redis_url:
             listener = RevocationListener(
-                self.settings.redis_url, revoked=self.keys.revoked, resubscribed=self.keys.forget_all
+                self.settings.redis_url,
+                revoked=self.keys.revoked,
+                resubscribed=self.keys.forget_all,
+                health=self.health,
             )
             self._tasks.append(asyncio.create_task(listener.run(), name="key-revocations"))
         if self.settings.slurm.sync_interval_s > 0:  # job states, accounting import, Slurm sync (compute/worker.py)
@@ -119,14 +137,32 @@ class Runtime:
         self.metrics.close()
         self.engine.dispose()
 
-    @staticmethod
-    async def _every(interval: float, job) -> None:
+    async def _every(self, interval: float, job) -> None:
         while True:
             await asyncio.sleep(interval)
             try:
                 await job()
-            except Exception:
-                log.exception("background job %s failed; it runs again in %.1f s", job.__name__, interval)
+            except Exception as exc:
+                # An unreachable database or Redis is an outage, logged once by self.health, not a bug.
+                if (dependency := outage_of(exc)) is not None:
+                    self.health.failed(dependency, exc)
+                else:
+                    log.exception("background job %s failed; it runs again in %.1f s", job.__name__, interval)
+
+    async def _check_dependencies(self) -> None:
+        """Check each dependency that is down; the first answer ends its outage."""
+        for dependency in self.health.down():
+            try:
+                if dependency == DATABASE:
+                    await asyncio.to_thread(check_database, self.engine)
+                elif dependency == REDIS and self.settings.redis_url:
+                    await check_redis(self.settings.redis_url)
+            except Exception as exc:
+                if outage_of(exc) is None:
+                    raise
+                self.health.failed(dependency, exc)
+            else:
+                self.health.recovered(dependency)
 
     async def _sweep(self) -> None:
         """Expire ended allocations and re-derive token quotas from them (allocations/token_quota.py)."""

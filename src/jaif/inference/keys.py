@@ -5,6 +5,12 @@ milliseconds in every gateway process where Redis is configured (``revoked``, fe
 inference/revocation.py), else within ``key_cache_s`` seconds (default 2).
 When an entry runs out, one lookup refreshes it: requests for the same key that arrive meanwhile
 wait for that lookup instead of each asking the database (64 at once under load, every 2 s).
+
+While the database cannot be reached (jaif/dependencies.py), a key verified before keeps working from
+its entry for up to ``key_stale_s`` seconds (default 300) past the entry's end; its expiry date and
+revocations announced through Redis still hold. A key with no usable entry gets 503
+(DependencyUnavailable, with Retry-After). Once the outage is known, requests do not wait for the
+database: they are served or refused from the cache until the runtime's check finds it back.
 """
 
 from __future__ import annotations
@@ -19,15 +25,25 @@ from jaif.access import service as access
 from jaif.access.schemas import KeyPrincipal
 from jaif.access.secrets import hash_api_key
 from jaif.db.base import utcnow
+from jaif.dependencies import DATABASE, DependencyHealth, outage_of, unavailable
 from jaif.errors import JaifError, Unauthorized
 
 MAX_ENTRIES = 50_000
 
 
 class KeyCache:
-    def __init__(self, session_factory: sessionmaker[Session], *, ttl_s: float) -> None:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        *,
+        ttl_s: float,
+        stale_s: float = 0.0,
+        health: DependencyHealth | None = None,
+    ) -> None:
         self._factory = session_factory
         self._ttl = ttl_s
+        self._stale = stale_s
+        self._health = health or DependencyHealth([DATABASE])
         self._entries: dict[str, tuple[float, KeyPrincipal | JaifError]] = {}
         # Lookups under way, with when they started.
         self._lookups: dict[str, tuple[float, asyncio.Future[KeyPrincipal | JaifError]]] = {}
@@ -65,12 +81,31 @@ class KeyCache:
         digest = hash_api_key(secret)
         now = time.monotonic()
         entry = self._entries.get(digest)
-        outcome = entry[1] if entry is not None and entry[0] >= now else await self._refresh(digest, secret)
+        outcome = entry[1] if entry is not None and entry[0] >= now else await self._renew(digest, secret, entry, now)
         if isinstance(outcome, JaifError):
             raise outcome
         if outcome.expires_at is not None and outcome.expires_at <= utcnow():
             raise Unauthorized("This API key has expired.", code="expired_api_key")
         return outcome
+
+    async def _renew(
+        self, digest: str, secret: str, entry: tuple[float, KeyPrincipal | JaifError] | None, now: float
+    ) -> KeyPrincipal | JaifError:
+        """A fresh answer from the database; while it is down, the entry's stale answer (for up to
+        ``key_stale_s`` past its end) or DependencyUnavailable."""
+        health = self._health
+        if not health.is_down(DATABASE):
+            try:
+                return await self._refresh(digest, secret)
+            except Exception as exc:
+                if outage_of(exc) != DATABASE:
+                    raise
+                health.failed(DATABASE, exc)
+        if entry is not None and entry[0] + self._stale >= now:
+            health.affected(DATABASE, refused=False)
+            return entry[1]
+        health.affected(DATABASE, refused=True)
+        raise unavailable(DATABASE)
 
     async def _refresh(self, digest: str, secret: str) -> KeyPrincipal | JaifError:
         now = time.monotonic()

@@ -12,7 +12,8 @@ cuts that short:
 - ``RevocationListener`` runs in every gateway process with Redis configured: it subscribes to
   ``CHANNEL`` and drops each announced key from its cache (within milliseconds). It reconnects when
   Redis restarts; each time it is subscribed again it empties its cache, since what was announced
-  while it was away is lost.
+  while it was away is lost. Losing Redis is reported to the process's DependencyHealth (one line
+  when the outage starts, not one per reconnection attempt).
 
 Without Redis, a revocation by another process (the CLI, another host) takes effect within
 ``key_cache_s``. The message is the key's SHA-256 (as stored in the database), never the key.
@@ -27,6 +28,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
+
+from jaif.dependencies import REDIS, DependencyHealth
 
 if TYPE_CHECKING:
     import redis
@@ -93,10 +96,18 @@ class RevocationListener:
     (re)subscription calls ``resubscribed`` (the cache forgets everything: announcements made while
     the listener was away are lost)."""
 
-    def __init__(self, redis_url: str, *, revoked: Revoked, resubscribed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        revoked: Revoked,
+        resubscribed: Callable[[], None],
+        health: DependencyHealth | None = None,
+    ) -> None:
         self._url = redis_url
         self._revoked = revoked
         self._resubscribed = resubscribed
+        self._health = health
 
     async def run(self) -> None:
         import redis
@@ -117,7 +128,11 @@ class RevocationListener:
                             data = message.get("data")
                             self._revoked([data.decode() if isinstance(data, bytes) else str(data)])
             except (redis.RedisError, OSError) as exc:
-                log.warning("API key revocations: lost Redis (%s); reconnecting in %.1f s", exc, delay)
+                if self._health is not None:
+                    self._health.failed(REDIS, exc)
+                    log.debug("API key revocations: lost Redis (%s); reconnecting in %.1f s", exc, delay)
+                else:
+                    log.warning("API key revocations: lost Redis (%s); reconnecting in %.1f s", exc, delay)
             finally:
                 await client.aclose()
             await asyncio.sleep(delay)

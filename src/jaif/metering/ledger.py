@@ -26,6 +26,7 @@ from sqlalchemy.util import await_only as await_
 
 from jaif.access.service import touch_keys
 from jaif.db.engine import make_async_engine
+from jaif.dependencies import outage_of
 from jaif.metering.models import UsageRecord
 from jaif.metering.quota import QuotaManager
 from jaif.metering.rows import (
@@ -92,9 +93,11 @@ class UsageWriter:
                             self._quota.forget(lost)
                             done, written = done + len(batch), written + n
                         raise
-                    except Exception:
-                        # Keep the batch: it is retried on the next flush; the log tells the operator.
-                        log.exception("writing %d usage records failed; will retry", len(batch))
+                    except Exception as exc:
+                        # Keep the batch: it is retried on the next flush; the log tells the operator
+                        # (an unreachable database once, through the runtime's DependencyHealth).
+                        if outage_of(exc) is None:
+                            log.exception("writing %d usage records failed; will retry", len(batch))
                         raise
                     self._quota.forget(lost)
                     heartbeat = False

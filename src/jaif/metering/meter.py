@@ -16,6 +16,10 @@ Its lifecycle:
   heartbeat reclaim the expired leases of processes that died.
 - ``close()`` on shutdown: the last flush, every slice given back, its connections closed.
 
+While the database is down (jaif/dependencies.py), admission draws on the slices already leased and
+finishing queues records in memory as always; a request that needs a new slice gets 503
+(DependencyUnavailable), never a 500. The rate limiter's outage behaviour is metering/ratelimit.py's.
+
 Metering and quota enforcement have no setting that turns them off. ``metered=False`` exists for the
 benchmark's baseline only (bench/gateway.py measures what metering costs, through bench/unmetered.py):
 admission then reserves nothing and finishing records nothing; rate limits still hold.
@@ -37,9 +41,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from jaif.access.schemas import KeyPrincipal
 from jaif.config import MeteringSettings
 from jaif.db.engine import transaction
+from jaif.dependencies import DATABASE, REDIS, DependencyHealth, outage_of, unavailable
 from jaif.metering.ledger import UsageWriter
 from jaif.metering.quota import QuotaManager, Reservation
-from jaif.metering.ratelimit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
+from jaif.metering.ratelimit import DatabaseRateLimiter, OutageTolerant, RateLimiter, RedisRateLimiter
 from jaif.metering.rows import LedgerEntry
 
 log = logging.getLogger(__name__)
@@ -80,11 +85,14 @@ class Meter:
         holder: str | None = None,
         pending: Gauge | None = None,
         metered: bool = True,
+        health: DependencyHealth | None = None,
     ) -> None:
         """``redis_url``: where rate-limit windows live (None: the database). ``pending``: a gauge set
         to the number of queued usage records after each flush. ``metered``: False only for
-        bench/gateway.py's baseline (see the module's docstring)."""
+        bench/gateway.py's baseline (see the module's docstring). ``health``: the process's
+        DependencyHealth (the runtime's), told of outages met on the request path."""
         self._factory = session_factory
+        self._health = health or DependencyHealth([DATABASE, REDIS] if redis_url else [DATABASE])
         self.quota = QuotaManager(
             session_factory,
             holder=holder or new_holder(),
@@ -93,7 +101,12 @@ class Meter:
             idle_return_s=settings.lease_idle_return_s,
         )
         self.ledger = UsageWriter(session_factory, self.quota, max_rows=settings.flush_max_rows)
-        self.limiter: RateLimiter = RedisRateLimiter(redis_url) if redis_url else DatabaseRateLimiter(session_factory)
+        self.limiter: RateLimiter = OutageTolerant(
+            RedisRateLimiter(redis_url) if redis_url else DatabaseRateLimiter(session_factory),
+            dependency=REDIS if redis_url else DATABASE,
+            health=self._health,
+            on_outage=settings.ratelimit_on_outage,
+        )
         self.interval_s = settings.flush_interval_s
         # Extend leases about four times per lease lifetime, not on every flush.
         self._beat_every = max(1, int(settings.lease_ttl_s / 4 / settings.flush_interval_s))
@@ -111,7 +124,7 @@ class Meter:
         p = principal
         if self._metered:
             ticket.reservation = self.quota.reserve_now(p.project_id, p.has_quota, tokens) or (
-                await self.quota.reserve(project_id=p.project_id, has_quota=p.has_quota, tokens=tokens)
+                await self._reserve(p, tokens)
             )
         rpm = p.rpm_limit if p.rpm_limit is not None else self._default_rpm
         tpm = p.tpm_limit if p.tpm_limit is not None else self._default_tpm
@@ -125,6 +138,20 @@ class Meter:
                 raise
             ticket.rate_limited = True
         return ticket
+
+    async def _reserve(self, p: KeyPrincipal, tokens: int) -> Reservation:
+        """A reservation that needs the database (a new slice): 503 while the database is down."""
+        if self._health.is_down(DATABASE):
+            self._health.affected(DATABASE, refused=True)
+            raise unavailable(DATABASE)
+        try:
+            return await self.quota.reserve(project_id=p.project_id, has_quota=p.has_quota, tokens=tokens)
+        except Exception as exc:
+            if outage_of(exc) != DATABASE:
+                raise
+            self._health.failed(DATABASE, exc)
+            self._health.affected(DATABASE, refused=True)
+            raise unavailable(DATABASE) from None
 
     async def finish(self, ticket: Ticket, outcome: Outcome | None = None) -> None:
         """Settle an admitted request, exactly once: with its ``outcome``, charge what it used and queue

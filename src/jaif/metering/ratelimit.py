@@ -3,19 +3,29 @@
 Two shared sources of truth, so that limits hold across every gateway process: Redis (an atomic Lua
 script) where ``JAIF_REDIS_URL`` is set, else the database (one conditional upsert). Keys without
 limits never reach either.
+
+``OutageTolerant`` wraps either store for the Meter. While the store cannot be reached
+(jaif/dependencies.py), ``metering.ratelimit_on_outage`` chooses: "local" (the default) counts in this
+process's own windows (``LocalWindows``), which is approximate: each process enforces the whole limit
+on its own and starts from zero, so with N processes a key may get up to N times its limit (plus what
+it had used of the minute before); "refuse" answers 503 (DependencyUnavailable) to every request of a
+key with a limit. Once the outage is known, requests do not wait for the store: they go to the local
+windows (or are refused) until the runtime's check finds it back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from sqlalchemy import and_, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from jaif.db.engine import transaction
+from jaif.dependencies import DependencyHealth, outage_of, unavailable
 from jaif.errors import RateLimited
 from jaif.metering.models import RateWindow
 
@@ -69,7 +79,8 @@ class RedisRateLimiter:
     def __init__(self, url: str) -> None:
         import redis.asyncio as aioredis
 
-        self._redis = aioredis.from_url(url)
+        # Bounded waits: a Redis host that does not answer must not hold requests (dependencies.py).
+        self._redis = aioredis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._acquire = self._redis.register_script(_LUA_ACQUIRE)
         self._windows: dict[str, int] = {}
 
@@ -147,3 +158,81 @@ class DatabaseRateLimiter:
 
     async def aclose(self) -> None:
         return None
+
+
+class LocalWindows:
+    """This process's own fixed windows: the limiter while the shared store is unreachable."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, list[int]] = {}  # key id -> [window start, requests, tokens]
+
+    def acquire(self, key_id: str, *, rpm: int | None, tpm: int | None, tokens: int) -> None:
+        start, retry_after = _window(time.time())
+        window = self._windows.get(key_id)
+        if window is None or window[0] != start:
+            if len(self._windows) >= 50_000:
+                self._windows.clear()
+            window = self._windows[key_id] = [start, 0, 0]
+        if (rpm is not None and window[1] + 1 > rpm) or (tpm is not None and window[2] + tokens > tpm):
+            raise _refuse(rpm, tpm, tokens, retry_after)
+        window[1] += 1
+        window[2] += tokens
+
+    def adjust(self, key_id: str, *, tokens: int) -> None:
+        window = self._windows.get(key_id)
+        if window is not None:
+            window[2] += tokens
+
+
+class OutageTolerant:
+    """A RateLimiter over ``store`` that keeps its promise while the store (``dependency``: "redis" or
+    "database") is down: ``on_outage`` "local" counts in LocalWindows, "refuse" raises 503."""
+
+    def __init__(
+        self, store: RateLimiter, *, dependency: str, health: DependencyHealth, on_outage: str = "local"
+    ) -> None:
+        self.store = store
+        self._dependency = dependency
+        self._health = health
+        self._on_outage = on_outage
+        self._local = LocalWindows()
+
+    async def acquire(self, key_id: str, *, rpm: int | None, tpm: int | None, tokens: int) -> None:
+        if not self._health.is_down(self._dependency):
+            try:
+                await self._twice(self.store.acquire, key_id, rpm=rpm, tpm=tpm, tokens=tokens)
+                return
+            except Exception as exc:
+                if outage_of(exc) != self._dependency:
+                    raise
+                self._health.failed(self._dependency, exc)
+        if self._on_outage == "refuse":
+            self._health.affected(self._dependency, refused=True)
+            raise unavailable(self._dependency)
+        self._health.affected(self._dependency, refused=False)
+        self._local.acquire(key_id, rpm=rpm, tpm=tpm, tokens=tokens)
+
+    async def adjust(self, key_id: str, *, tokens: int) -> None:
+        """Best effort: while the store is down the correction goes to the local window only."""
+        if not self._health.is_down(self._dependency):
+            try:
+                await self._twice(self.store.adjust, key_id, tokens=tokens)
+                return
+            except Exception as exc:
+                if outage_of(exc) != self._dependency:
+                    raise
+                self._health.failed(self._dependency, exc)
+        self._local.adjust(key_id, tokens=tokens)
+
+    async def _twice(self, call: Callable[..., Awaitable[None]], key_id: str, **kwargs: Any) -> None:
+        """``call``, and once more if the store was unreachable: after a restart of Redis, the first use
+        of each pooled connection fails although the server answers again."""
+        try:
+            await call(key_id, **kwargs)
+        except Exception as exc:
+            if outage_of(exc) != self._dependency:
+                raise
+            await call(key_id, **kwargs)
+
+    async def aclose(self) -> None:
+        await self.store.aclose()

@@ -60,6 +60,10 @@ class GatewayMetrics:
             "jaif_usage_records_pending", "Usage records queued for the next flush", registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.dependency_up = Gauge(
+            "jaif_dependency_up", "1 while a dependency (database, redis) answers, 0 during its outage",
+            ["dependency"], registry=self.registry, multiprocess_mode="livemin",
+        )
         self._pending: list[tuple[str, str, str, int, int, float, float | None]] = []
         self._flush_soon: asyncio.Handle | None = None
 

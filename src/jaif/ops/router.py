@@ -13,15 +13,21 @@ from jaif.ops.metrics import scrape_allowed
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness and replica health")
+@router.get("/healthz", summary="Liveness, replica health and dependencies")
 async def healthz(request: Request) -> JSONResponse:
-    registry = request.app.state.runtime.registry
+    """Always 200 while the process serves: "status" is "degraded" while the database or Redis is down
+    (``dependencies``). A load balancer must not take every gateway out because their shared database
+    is down: they still serve keys they know (docs/gateway.md, Failure behaviour)."""
+    runtime = request.app.state.runtime
+    registry = runtime.registry
     now = time.monotonic()
     models = {
         name: {"replicas": len(m.replicas.replicas), "healthy": sum(r.healthy(now) for r in m.replicas.replicas)}
         for name, m in registry.models.items()
     }
-    return JSONResponse({"status": "ok", "models": models})
+    dependencies = runtime.health.states()
+    status = "degraded" if "down" in dependencies.values() else "ok"
+    return JSONResponse({"status": status, "models": models, "dependencies": dependencies})
 
 
 @router.get("/metrics", summary="Prometheus metrics (with JAIF_INFERENCE__METRICS_TOKEN set: as a bearer token)")

@@ -9,23 +9,32 @@ ASGI middlewares that refuse a request before it reaches a route (web/csrf.py; w
 every refusal as JSON, ``json_error``, whatever the path). A
 JaifError's ``retry_after`` becomes a Retry-After header. The hot /v1 endpoints
 (inference/endpoints.py) answer their JaifErrors with ``error_response`` from here.
+
+An unreachable database or Redis met by a route (jaif/dependencies.py's ``outage_of``) is a 503 with
+Retry-After, told to the app's DependencyHealth (``app.state.dependencies``) instead of a traceback
+per request; any other database error stays a 500, logged with its traceback.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import sqlite3
 import uuid
 from collections.abc import Iterable
 from http import HTTPStatus
 
 import orjson
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from redis.exceptions import RedisError
+from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Scope
 
+from jaif.dependencies import outage_of, unavailable
 from jaif.errors import JaifError, validation_error
 from jaif.web.headers import HEADERS, NO_STORE
 
@@ -111,6 +120,23 @@ def install(app: FastAPI) -> None:
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
         return response
+
+    async def _outage(request: Request, exc: Exception) -> Response:
+        dependency = outage_of(exc)
+        if dependency is None:
+            raise exc  # a bug, not an outage: the last-resort handler below logs it
+        health = getattr(request.app.state, "dependencies", None)
+        if health is not None:
+            health.failed(dependency, exc)
+            health.affected(dependency, refused=True)
+        else:
+            log.warning("%s unavailable: %s %s answered 503", dependency, request.method, request.url.path)
+        return render(request, unavailable(dependency))
+
+    # Every error these libraries raise comes here first; _outage passes on what is not an outage.
+    outages = (sa.DBAPIError, sa.TimeoutError, sa.DisconnectionError, sqlite3.Error, psycopg.Error, RedisError)
+    for kind in outages:
+        app.add_exception_handler(kind, _outage)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
