@@ -8,6 +8,7 @@ import ctypes
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from jaif.access import service as access
 from jaif.access.models import ApiKey, Project
@@ -186,3 +187,24 @@ async def test_usage_batches_of_every_size_leave_sqlites_memory_bounded(db):
     assert written == sum(range(1, 300, 2))
     assert db.books(project).records == written + 1 + 64 + 65
     assert grown < 500_000, f"SQLite's statements grew by {grown / 1e6:.1f} MB"
+
+
+async def test_usage_flushes_run_statements_of_a_few_shapes_whatever_their_size(db):
+    """Each distinct statement text is one more compiled statement in SQLite's cache (and one more
+    prepared statement on PostgreSQL): batches of 1 to 200 records of 1 to 20 projects must not each
+    bring their own."""
+    if not db.url.startswith("sqlite"):
+        pytest.skip("on PostgreSQL the writer works on an asyncio engine of its own, with COPY")
+    projects = [db.project(None) for _ in range(20)]
+    proc = db.proc()
+    ledger = proc.meter.ledger
+    statements: set[str] = set()
+    event.listen(proc.engine, "before_cursor_execute", lambda *args: statements.add(args[2]))
+    written = 0
+    for size in range(1, 200, 3):
+        for i in range(size):
+            ledger.record(entry(projects[i % (size % 20 + 1)]))
+        written += await ledger.flush()
+    assert written == sum(range(1, 200, 3))
+    # BEGIN, the two INSERTs, the spend UPDATE, and the project locks in six sizes (1, 2, 4 ... 32 ids).
+    assert len(statements) <= 10, f"{len(statements)} statements: {sorted(statements)}"
