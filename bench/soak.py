@@ -28,6 +28,7 @@ import asyncio
 import os
 import platform
 import random
+import shlex
 import subprocess
 import sys
 import time
@@ -187,7 +188,7 @@ def main() -> None:
     args = parser.parse_args()
     databases = {"sqlite": ["SQLite"], "postgres": ["PostgreSQL"], "both": ["SQLite", "PostgreSQL"]}[args.db]
     rows = [row for database in databases for row in soak(database, args)]
-    command = "python bench/soak.py " + " ".join(sys.argv[1:])
+    command = "python bench/soak.py " + shlex.join(sys.argv[1:])
     runs = [line for line in earlier_runs() if not line.startswith(f"- `{args.label}`:")]
     runs.append(
         f"- `{args.label}`: `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "

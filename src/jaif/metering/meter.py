@@ -13,8 +13,9 @@ Its lifecycle:
   nothing is charged or recorded and its tokens per minute are given back (its request stays counted).
 - ``tick()`` every ``interval_s`` (runtime.py's loop): flush usage records (with a heartbeat of this
   process's leases about four times per lease lifetime), give back idle slices, and every
-  ``lease_reclaim_interval_s`` reclaim the leases of processes that died: those of processes on this
-  host (and in this pid namespace) whose pid has ended, at once, and any that expired.
+  ``lease_reclaim_interval_s`` (at most half the lease lifetime) reclaim the leases of processes that
+  died: those of processes on this host (and in this pid namespace) whose pid has ended, and any that
+  expired.
 - ``close()`` on shutdown: the last flush, every slice given back, its connections closed.
 
 Metering and quota enforcement have no setting that turns them off. ``metered=False`` exists for the
@@ -135,7 +136,9 @@ class Meter:
         self.interval_s = settings.flush_interval_s
         # Extend leases about four times per lease lifetime, not on every flush.
         self._beat_every = max(1, int(settings.lease_ttl_s / 4 / settings.flush_interval_s))
-        self._reclaim_every = max(1, round(settings.lease_reclaim_interval_s / settings.flush_interval_s))
+        # Reclaim at least twice per lease lifetime, as often as the setting asks.
+        reclaim_s = min(settings.lease_reclaim_interval_s, settings.lease_ttl_s / 2)
+        self._reclaim_every = max(1, round(reclaim_s / settings.flush_interval_s))
         self._ticks = 0
         self._default_rpm = settings.default_rpm
         self._default_tpm = settings.default_tpm
