@@ -70,6 +70,8 @@ class MeteringSettings(BaseModel):
     lease_tokens: int = Field(20000, ge=1)
     lease_ttl_s: float = Field(60.0, gt=0)
     lease_idle_return_s: float = Field(5.0, gt=0)
+    # How often a process looks for leases of processes that ended (same host) or expired (issue 11).
+    lease_reclaim_interval_s: float = Field(5.0, gt=0)
     default_rpm: int | None = None
     default_tpm: int | None = None
     # While the rate limiter's store (Redis, else the database) is down: count in each process's own

@@ -287,6 +287,9 @@ def lock_token_books(*, session: Session, project_ids: Iterable[str]) -> None:
     """
     ids = sorted(project_ids)
     if ids:
+        # The list padded to a power of two with its last id: a statement of one of a few shapes, not
+        # one per count of projects (SQLite keeps each distinct statement compiled; issue 11).
+        ids += ids[-1:] * ((1 << (len(ids) - 1).bit_length()) - len(ids))
         session.execute(
             select(Project.id).where(Project.id.in_(ids)).order_by(Project.id).with_for_update(key_share=True)
         )

@@ -43,7 +43,9 @@ from jaif.metering.rows import (
 log = logging.getLogger(__name__)
 
 _TABLE = cast(Table, UsageRecord.__table__)
-ROWS_PER_STATEMENT = 500  # x 16 columns: within SQLite's 32,766 parameters per statement
+ROWS_PER_STATEMENT = 64  # x 16 columns: within SQLite's 32,766 parameters per statement
+_SQLITE_ROW = f"INSERT INTO {_TABLE.name} ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join(['?'] * len(ROW_COLUMNS))})"
+_SQLITE_CHUNK = _SQLITE_ROW + f", ({', '.join(['?'] * len(ROW_COLUMNS))})" * (ROWS_PER_STATEMENT - 1)
 COPY_CHUNK = 1000  # records turned into COPY data between two turns of the event loop
 # A unique request id met again: SQLAlchemy's error, or the driver's own from COPY.
 _INTEGRITY_ERRORS = (IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
@@ -184,12 +186,17 @@ class UsageWriter:
             # Many rows per statement: executemany steps the statement once per row, and the driver lets
             # go of the GIL around every step, so the event loop's thread and this one would trade it back
             # and forth thousands of times per batch (a futex call and a context switch each time).
+            # Two statements of fixed shape only: full chunks of ROWS_PER_STATEMENT rows, and the rest
+            # (fewer) through executemany of the one-row INSERT. The driver keeps each distinct statement
+            # text compiled on its connection (up to 128 per connection): one INSERT per batch size grew
+            # the server by tens of MB per pooled connection (issue 11).
             rows = sqlite_rows(batch, spent, last_used)
-            one = "(" + ", ".join(["?"] * len(ROW_COLUMNS)) + ")"
-            for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            full = len(rows) - len(rows) % ROWS_PER_STATEMENT
+            for start in range(0, full, ROWS_PER_STATEMENT):
                 chunk = rows[start : start + ROWS_PER_STATEMENT]
-                sql = f"INSERT INTO {_TABLE.name} ({', '.join(ROW_COLUMNS)}) VALUES {', '.join([one] * len(chunk))}"
-                connection.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
+                connection.exec_driver_sql(_SQLITE_CHUNK, tuple(chain.from_iterable(chunk)))
+            if full < len(rows):
+                connection.exec_driver_sql(_SQLITE_ROW, rows[full:])
             return spent, last_used
         connection.execute(_TABLE.insert(), orm_rows(batch))
         return tally(batch)
@@ -200,10 +207,7 @@ class UsageWriter:
         if self._driver == "copy":
             return await_(_stage_async(cast(Any, connection.connection.driver_connection), batch, self._copy_data))
         if self._driver == "sqlite":
-            sql = (
-                f"INSERT INTO {_TABLE.name} ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join(['?'] * len(ROW_COLUMNS))}) "
-                "ON CONFLICT (id) DO NOTHING"
-            )
+            sql = f"{_SQLITE_ROW} ON CONFLICT (id) DO NOTHING"
             rows = sqlite_rows(batch, {}, {})  # the tally of what is new is the caller's
             return {row[0] for row in rows if connection.exec_driver_sql(sql, row).rowcount == 1}
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite

@@ -12,8 +12,10 @@ Its lifecycle:
   was used. ``finish(ticket)`` without an outcome: refused after admission, before any model saw it;
   nothing is charged or recorded and its tokens per minute are given back (its request stays counted).
 - ``tick()`` every ``interval_s`` (runtime.py's loop): flush usage records (with a heartbeat of this
-  process's leases about four times per lease lifetime), give back idle slices, and every other
-  heartbeat reclaim the expired leases of processes that died.
+  process's leases about four times per lease lifetime), give back idle slices, and every
+  ``lease_reclaim_interval_s`` (at most half the lease lifetime) reclaim the leases of processes that
+  died: those of processes on this host (and in this pid namespace) whose pid has ended, and any that
+  expired.
 - ``close()`` on shutdown: the last flush, every slice given back, its connections closed.
 
 While the database is down (jaif/dependencies.py), admission draws on the slices already leased and
@@ -71,8 +73,44 @@ Outcome = LedgerEntry
 
 
 def new_holder() -> str:
-    """This process's name on its lease rows: host, process id and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """This process's name on its lease rows: ``host:pid:random``, where host names the host and its
+    pid namespace (see this_host) and the random part tells apart two processes that had one pid."""
+    return f"{this_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def this_host() -> str:
+    """The host name, and on Linux the pid namespace: processes that share both can see each other's
+    process ids (two containers may share a host name, not a pid namespace)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}/{namespace.removeprefix('pid:[').removesuffix(']')}"
+
+
+def holder_is_gone(holder: str) -> bool:
+    """True when ``holder`` (another lease row's, from new_holder) names a process of this host and pid
+    namespace that has ended: no process has its pid, or only a zombie not reaped yet. False when this
+    process cannot tell (another host, another name format): that lease is reclaimed when it expires.
+    A pid taken over since by another process reads as alive: that lease, too, waits for its expiry."""
+    host, _, rest = holder.partition(":")
+    pid_text, _, random_part = rest.partition(":")
+    if host != this_host() or not pid_text.isdigit() or not random_part:
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # another Meter of this process, or one that had this pid before: let it expire
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # a process of another user has it
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class Meter:
@@ -99,6 +137,7 @@ class Meter:
             lease_tokens=settings.lease_tokens,
             lease_ttl_s=settings.lease_ttl_s,
             idle_return_s=settings.lease_idle_return_s,
+            gone=holder_is_gone,
         )
         self.ledger = UsageWriter(session_factory, self.quota, max_rows=settings.flush_max_rows)
         self.limiter: RateLimiter = OutageTolerant(
@@ -110,6 +149,9 @@ class Meter:
         self.interval_s = settings.flush_interval_s
         # Extend leases about four times per lease lifetime, not on every flush.
         self._beat_every = max(1, int(settings.lease_ttl_s / 4 / settings.flush_interval_s))
+        # Reclaim at least twice per lease lifetime, as often as the setting asks.
+        reclaim_s = min(settings.lease_reclaim_interval_s, settings.lease_ttl_s / 2)
+        self._reclaim_every = max(1, round(reclaim_s / settings.flush_interval_s))
         self._ticks = 0
         self._default_rpm = settings.default_rpm
         self._default_tpm = settings.default_tpm
@@ -184,7 +226,8 @@ class Meter:
     # -- periodic work and shutdown ---------------------------------------------------------------
     async def tick(self) -> None:
         """Flush usage (with a lease heartbeat every few ticks), give back idle slices, and now and
-        then reclaim expired leases of any process. Raises what failed; the next tick tries again."""
+        then reclaim the leases of processes that ended or expired. Raises what failed; the next tick
+        tries again."""
         self._ticks += 1
         try:
             await self.ledger.flush(heartbeat=self._ticks % self._beat_every == 0)
@@ -192,7 +235,7 @@ class Meter:
             if self._pending is not None:
                 self._pending.set(self.ledger.pending)
         await self._give_back(everything=False)
-        if self._ticks % (self._beat_every * 2) == 0:
+        if self._ticks % self._reclaim_every == 0:
             await asyncio.to_thread(self._reclaim)
 
     async def close(self) -> None:
@@ -205,7 +248,7 @@ class Meter:
 
     def _reclaim(self) -> None:
         with transaction(self._factory) as session:
-            self.quota.reclaim_expired_in(session)
+            self.quota.reclaim_stale_in(session)
 
     async def _give_back(self, *, everything: bool) -> None:
         taken = self.quota.take_idle(everything=everything)

@@ -5,7 +5,9 @@ is kept by conditional UPDATEs, so any number of gateway processes on one databa
 Each process leases a slice (a ``quota_leases`` row), reserves from it in memory for each request
 (prompt tokens + max_tokens, capped by the context), settles to the real count at the end, and turns
 settled use into spend when the usage writer flushes. Idle slices are given back; a crashed process's
-lease counts as spent until it expires, then any process reclaims it.
+lease counts as spent until another process reclaims it: at once where that process can tell the
+holder is gone (a process on the same host whose pid has ended: meter.holder_is_gone), else once the
+lease expires (it was not renewed for lease_ttl_s).
 
 A lease whose row is gone although this process still holds it (it missed its heartbeats for a whole
 lease lifetime, and another process reclaimed it) is *lost*: its remembered slice is dropped, never
@@ -23,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import cast
 
-from sqlalchemy import CursorResult, Table, bindparam, delete, select, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from jaif.access import service as access
@@ -82,9 +85,13 @@ class QuotaManager:
         lease_tokens: int,
         lease_ttl_s: float,
         idle_return_s: float,
+        gone: Callable[[str], bool] | None = None,
     ) -> None:
+        """``gone(holder)``: True when the process named ``holder`` (another lease row's) is known to
+        have ended (meter.holder_is_gone); its leases are then reclaimed before they expire."""
         self._factory = session_factory
         self.holder = holder
+        self._gone = gone
         self._lease_tokens = lease_tokens
         self._ttl = timedelta(seconds=lease_ttl_s)
         self._idle_return_s = idle_return_s
@@ -215,7 +222,7 @@ class QuotaManager:
                     return None
                 remaining = token_quota - spent - leased
                 if remaining < need:
-                    remaining += self._reclaim_expired(session, project_id)
+                    remaining += self._reclaim_stale(session, project_id)
                 if remaining < need:
                     return 0
                 # A quarter of what is left, at most size: processes share a small allowance.
@@ -242,25 +249,33 @@ class QuotaManager:
                 return grant
         return 0
 
-    @staticmethod
-    def _reclaim_expired(session: Session, project_id: str | None = None) -> int:
+    def _reclaim_stale(self, session: Session, project_id: str | None = None) -> int:
+        """Delete the lease rows that expired, and those of processes known to be gone (see gone),
+        of ``project_id`` (its row locked by the caller) or of every project; their tokens are no
+        longer leased. Returns how many tokens were freed."""
         now = utcnow()
+        others = select(QuotaLease.holder).where(QuotaLease.holder != self.holder).distinct()
         if project_id is not None:
-            projects = [project_id]  # locked by the caller
+            others = others.where(QuotaLease.project_id == project_id)
+        dead = sorted(h for h in session.scalars(others) if self._gone is not None and self._gone(h))
+        stale = or_(QuotaLease.expires_at < now, QuotaLease.holder.in_(dead)) if dead else QuotaLease.expires_at < now
+        if project_id is not None:
+            projects = [project_id]
         else:
-            projects = sorted(
-                session.scalars(select(QuotaLease.project_id).where(QuotaLease.expires_at < now).distinct())
-            )
+            projects = sorted(session.scalars(select(QuotaLease.project_id).where(stale).distinct()))
             if not projects:
                 return 0
             access.lock_token_books(session=session, project_ids=projects)
-        query = delete(QuotaLease).where(QuotaLease.expires_at < now, QuotaLease.project_id.in_(projects))
+        query = delete(QuotaLease).where(stale, QuotaLease.project_id.in_(projects))
         freed_by_project: dict[str, int] = {}
         for pid, tokens in session.execute(query.returning(QuotaLease.project_id, QuotaLease.tokens)):
             freed_by_project[pid] = freed_by_project.get(pid, 0) + tokens
         for pid, tokens in freed_by_project.items():
             access.return_leased_tokens(session=session, project_id=pid, tokens=tokens)
-            log.warning("reclaimed %d tokens of expired leases of project %s", tokens, pid)
+            log.warning(
+                "reclaimed %d tokens of project %s leased by processes that %s", tokens, pid,
+                f"ended ({', '.join(dead)}) or missed their heartbeats" if dead else "missed their heartbeats",
+            )  # fmt: skip
         return sum(freed_by_project.values())
 
     def spend_in(self, session: Session, spent: dict[tuple[str, str | None], int]) -> set[str]:
@@ -326,8 +341,9 @@ class QuotaManager:
                 access.return_leased_tokens(session=session, project_id=project_id, tokens=tokens)
         session.execute(delete(QuotaLease).where(QuotaLease.holder == self.holder, QuotaLease.tokens <= 0))
 
-    def reclaim_expired_in(self, session: Session) -> int:
-        return self._reclaim_expired(session)
+    def reclaim_stale_in(self, session: Session) -> int:
+        """Reclaim the leases of every project that expired or whose processes are gone."""
+        return self._reclaim_stale(session)
 
 
 _SPEND_LEASE = (

@@ -76,16 +76,21 @@ def entry(project_id: str, *, request_id: str | None = None, lease_id: str | Non
 
 class Proc:
     """One gateway process: its own engine and meter. Its flush interval is a quarter of the lease
-    lifetime, so each tick() heartbeats its leases and every second tick() reclaims expired ones."""
+    lifetime, so each tick() heartbeats its leases and every second tick() reclaims stale ones.
+    ``holder``: its name on lease rows (default: one that names no process, so only expiry frees its
+    leases); meter.new_holder()'s form with another pid stands for a process of this host."""
 
-    def __init__(self, url: str, *, lease_tokens: int = 1000, lease_ttl_s: float = 60.0, idle_return_s: float = 60.0):
+    def __init__(
+        self, url: str, *, lease_tokens: int = 1000, lease_ttl_s: float = 60.0, idle_return_s: float = 60.0,
+        holder: str | None = None,
+    ):  # fmt: skip
         self.engine = make_engine(url)
         self.factory = make_session_factory(self.engine)
         settings = MeteringSettings(
             lease_tokens=lease_tokens, lease_ttl_s=lease_ttl_s, lease_idle_return_s=idle_return_s,
-            flush_interval_s=lease_ttl_s / 4, flush_max_rows=50,
+            flush_interval_s=lease_ttl_s / 4, lease_reclaim_interval_s=lease_ttl_s / 2, flush_max_rows=50,
         )  # fmt: skip
-        self.meter = Meter(self.factory, settings, holder=f"test:{uuid.uuid4().hex[:8]}")
+        self.meter = Meter(self.factory, settings, holder=holder or f"test:{uuid.uuid4().hex[:8]}")
 
     async def reserve(self, project_id: str, tokens: int) -> Ticket:
         return await self.meter.admit(principal(project_id), tokens=tokens)
@@ -97,7 +102,7 @@ class Proc:
         return done
 
     async def reclaim(self) -> None:
-        """Two ticks: the second reclaims expired leases (of any process)."""
+        """Two ticks: the second reclaims stale leases (of any process)."""
         await self.meter.tick()
         await self.meter.tick()
 

@@ -4,9 +4,11 @@ and repeated batches, keys' last use."""
 
 from __future__ import annotations
 
+import ctypes
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from jaif.access import service as access
 from jaif.access.models import ApiKey, Project
@@ -146,3 +148,63 @@ async def test_a_flush_records_each_keys_last_use(db):
     with db.sessions() as session:
         used = {key: session.get(ApiKey, key).last_used_at.timestamp() for key in keys}
     assert used == {keys[0]: base + 5.25, keys[1]: base + 3.0}
+
+
+def _sqlite_statement_memory() -> int:
+    """Bytes SQLite's allocator holds in this process less its page caches (which grow with the file,
+    up to cache_size per connection): mostly compiled statements, out of tracemalloc's sight. Read from
+    the library the sqlite3 module is linked with (sqlite3_memory_used, sqlite3_status64)."""
+    import _sqlite3
+
+    lib = ctypes.CDLL(_sqlite3.__file__)
+    lib.sqlite3_memory_used.restype = ctypes.c_int64
+    current, highest = ctypes.c_int64(), ctypes.c_int64()
+    sqlite_status_pagecache_overflow = 2  # page cache memory taken from the general allocator
+    lib.sqlite3_status64(sqlite_status_pagecache_overflow, ctypes.byref(current), ctypes.byref(highest), 0)
+    return lib.sqlite3_memory_used() - current.value
+
+
+async def test_usage_batches_of_every_size_leave_sqlites_memory_bounded(db):
+    """Issue 11: SQLite keeps each distinct statement text compiled on its connection (up to 128). One
+    INSERT per batch size, as the writer had, grew a server by tens of MB under steady load. Batches
+    of 150 different sizes must leave the memory of SQLite's statements where a few batches left it."""
+    if not db.url.startswith("sqlite"):
+        pytest.skip("SQLite's statement cache; PostgreSQL gets COPY")
+    project = db.project(None)
+    proc = db.proc()
+    ledger = proc.meter.ledger
+    for size in (1, 64, 65):  # every shape of statement the writer needs, compiled once
+        for _ in range(size):
+            ledger.record(entry(project))
+        await ledger.flush()
+    before = _sqlite_statement_memory()
+    written = 0
+    for size in range(1, 300, 2):
+        for _ in range(size):
+            ledger.record(entry(project))
+        written += await ledger.flush()
+    grown = _sqlite_statement_memory() - before
+    assert written == sum(range(1, 300, 2))
+    assert db.books(project).records == written + 1 + 64 + 65
+    assert grown < 500_000, f"SQLite's statements grew by {grown / 1e6:.1f} MB"
+
+
+async def test_usage_flushes_run_statements_of_a_few_shapes_whatever_their_size(db):
+    """Each distinct statement text is one more compiled statement in SQLite's cache (and one more
+    prepared statement on PostgreSQL): batches of 1 to 200 records of 1 to 20 projects must not each
+    bring their own."""
+    if not db.url.startswith("sqlite"):
+        pytest.skip("on PostgreSQL the writer works on an asyncio engine of its own, with COPY")
+    projects = [db.project(None) for _ in range(20)]
+    proc = db.proc()
+    ledger = proc.meter.ledger
+    statements: set[str] = set()
+    event.listen(proc.engine, "before_cursor_execute", lambda *args: statements.add(args[2]))
+    written = 0
+    for size in range(1, 200, 3):
+        for i in range(size):
+            ledger.record(entry(projects[i % (size % 20 + 1)]))
+        written += await ledger.flush()
+    assert written == sum(range(1, 200, 3))
+    # BEGIN, the two INSERTs, the spend UPDATE, and the project locks in six sizes (1, 2, 4 ... 32 ids).
+    assert len(statements) <= 10, f"{len(statements)} statements: {sorted(statements)}"

@@ -5,14 +5,19 @@ quota books must say after each."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from jaif.config import MeteringSettings
 from jaif.errors import RateLimited
 from jaif.metering import quota as quota_module
-from jaif.metering.meter import Meter
+from jaif.metering.meter import Meter, this_host
 from tests.integration.metering.conftest import Proc, entry, outcome, principal, try_reserve
 from tests.support.metered import avoid_window_edge
 
@@ -213,6 +218,78 @@ async def test_a_dead_processs_leases_are_reclaimed_by_any_processs_tick(db):
         books = db.books(p)
         books.check()
         assert (books.leased, books.lease_rows) == (0, 0)
+
+
+def ended_process(*, reaped: bool) -> subprocess.Popen:
+    """A process of this host that has ended: reaped by its parent (this one), or a zombie not reaped
+    yet (the parent's wait() comes later, as a supervisor's may)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    if reaped:
+        proc.wait(30)
+    else:
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child did not end"
+            time.sleep(0.02)
+    return proc
+
+
+@pytest.mark.parametrize("reaped", [True, False], ids=["reaped", "zombie"])
+async def test_the_lease_of_a_process_of_this_host_that_ended_is_reclaimed_long_before_it_expires(db, reaped):
+    """Issue 11: a SIGKILLed process's lease counted as leased until it expired (about 95 s). A process
+    on the same host (and pid namespace) can tell from the holder's pid that it is gone."""
+    project = db.project(1000)
+    ended = ended_process(reaped=reaped)
+    try:
+        gone = db.proc(lease_tokens=300, lease_ttl_s=60, holder=f"{this_host()}:{ended.pid}:0badcafe")
+        await gone.reserve(project, 100)
+        assert db.books(project).leased == 250  # a quarter of the allowance
+        survivor = db.proc(lease_ttl_s=60)
+        await survivor.reclaim()  # 60 s leases: nothing has expired
+        books = db.books(project)
+        books.check()
+        assert (books.leased, books.lease_rows) == (0, 0)
+    finally:
+        ended.wait(30)
+
+
+async def test_a_survivor_that_needs_the_tokens_reclaims_an_ended_processs_lease_at_once(db):
+    project = db.project(1000)
+    ended = ended_process(reaped=True)
+    gone = db.proc(lease_tokens=1000, lease_ttl_s=60, holder=f"{this_host()}:{ended.pid}:0badcafe")
+    await gone.reserve(project, 900)
+    survivor = db.proc(lease_tokens=1000, lease_ttl_s=60)
+    ticket = await survivor.reserve(project, 1000)  # no tick: reclaimed on demand
+    books = db.books(project)
+    books.check()
+    assert (books.leased, books.lease_rows) == (1000, 1)
+    await survivor.finish(ticket, 10)
+    await survivor.meter.close()
+    assert (db.books(project).spent, db.books(project).leased) == (10, 0)
+
+
+async def test_leases_of_live_processes_and_of_other_hosts_wait_for_their_expiry(db):
+    """A holder this process cannot tell is gone keeps its lease until it expires: a live process of
+    this host, a process of another host (whatever its pid), this process's own pid under another name."""
+    project = db.project(10_000)
+    ended = ended_process(reaped=True)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        holders = [
+            f"{this_host()}:{live.pid}:0badcafe",
+            f"elsewhere.example:{ended.pid}:0badcafe",
+            f"{this_host()}:{os.getpid()}:0badcafe",
+        ]
+        for holder in holders:
+            await db.proc(lease_tokens=300, lease_ttl_s=60, holder=holder).reserve(project, 100)
+        leased = db.books(project).leased
+        survivor = db.proc(lease_ttl_s=60)
+        await survivor.reclaim()
+        books = db.books(project)
+        assert (books.leased, books.lease_rows) == (leased, 3)
+    finally:
+        live.kill()
+        live.wait(30)
 
 
 async def test_a_holder_whose_lease_was_reclaimed_does_not_spend_it(db):
