@@ -152,7 +152,8 @@ async def test_a_slice_used_up_fast_makes_the_next_grant_larger_and_slow_use_shr
 
 async def test_tick_flushes_usage_and_gives_back_idle_leases(db):
     project = db.project(100_000)
-    proc = db.proc(lease_tokens=5000, idle_return_s=0.05)
+    # Idle after 1 s: long enough that the first tick below never finds the lease idle on a loaded machine.
+    proc = db.proc(lease_tokens=5000, idle_return_s=1.0)
     ticket = await proc.reserve(project, 100)
     assert db.books(project).leased == 5000
     await proc.finish(ticket, 40)
@@ -163,7 +164,7 @@ async def test_tick_flushes_usage_and_gives_back_idle_leases(db):
     books.check()
     assert (books.spent, books.leased, books.records) == (40, 4960, 1)  # flushed; just used: not idle yet
 
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(1.1)
     await proc.meter.tick()
     books = db.books(project)
     books.check()
