@@ -18,7 +18,7 @@ MODES = [("automatic", "Automatic (first come, first served)"), ("technical", "T
          ("peer", "Technical and peer review")]
 _SPLIT = re.compile(r"[\s,;]+")
 _FIELD_OF = {"offered_gpu_hours": "offered_gpu_hours", "durations_months": "durations_months",
-             "eligible_sectors": "sector_academia"}
+             "eligible_sectors": "sectors"}
 
 
 def _items(text: str) -> list[str]:

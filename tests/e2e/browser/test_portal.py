@@ -194,6 +194,8 @@ def test_bad_input_is_shown_next_to_the_field_and_kept(site, context, tmp_path):
 
     page.get_by_label("Title of the project").fill("Typed, never lost")  # the script saves it, no button
     page.locator(".autosave-status").get_by_text("Draft saved at").wait_for()
+    saved = page.locator(".autosave-status").inner_text()
+    assert re.search(r"Draft saved at \d\d:\d\d:\d\d\.", saved), saved  # 24-hour time, not "5:37:47 PM"
     page.reload()
     assert page.get_by_label("Title of the project").input_value() == "Typed, never lost"
 

@@ -118,6 +118,7 @@ async def test_a_refused_submission_shows_the_step_with_the_problem_next_to_the_
     page = html.unescape(refused.text)
     assert 'aria-current="step">Resources' in page
     assert 'id="f-gpu_hours-error"' in page and "This call grants at most 5000 GPU-hours." in page
+    assert '<fieldset id="f-gpu_hours" class="invalid"' in page  # the group is marked, red (issue 14)
     assert 'value="9000"' in page
 
 

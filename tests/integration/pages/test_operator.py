@@ -5,6 +5,7 @@ the reason, the review, the decision and its allocation), allocations and organi
 from __future__ import annotations
 
 import html
+import re
 
 from sqlalchemy import select
 
@@ -28,6 +29,8 @@ async def test_calls_are_made_and_changed_with_errors_beside_their_fields(portal
     assert bad.status_code == 400
     assert 'id="f-durations_months-error"' in bad.text and 'value="1, three"' in bad.text
     assert 'id="f-sector_startup" name="sector_startup" type="checkbox" value="1" checked' in bad.text
+    ids = re.findall(r'\bid="([^"]+)"', bad.text)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)  # each id once (issue 14)
     # A partition this site lacks (issue 14, item 1): the error beside the field, what was typed kept.
     elsewhere = await browser.submit("/operator/calls/new", NEW_CALL | {"offered_gpu_hours": "booster = 5"})
     assert elsewhere.status_code == 400 and 'id="f-offered_gpu_hours-error"' in elsewhere.text

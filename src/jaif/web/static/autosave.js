@@ -54,7 +54,8 @@
       body: JSON.stringify(body)
     }).then(function (response) {
       if (response.ok) {
-        say(form, "Draft saved at " + new Date().toLocaleTimeString() + ".");
+        // 24-hour time, as everywhere in the portal (toLocaleTimeString gives "5:37:47 PM" in a US locale).
+        say(form, "Draft saved at " + new Date().toTimeString().slice(0, 8) + ".");
         return;
       }
       return response.json().then(function (answer) {
