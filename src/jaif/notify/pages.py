@@ -18,5 +18,5 @@ router = APIRouter(include_in_schema=False)
 def outbox(request: Request, session: DB, actor: PageOperator, to: str = "") -> Response:
     notes = notify.list_notifications(session=session, limit=200, to=to.strip() or None)
     smtp = request.app.state.settings.smtp
-    return render(request, "notify/outbox.html", notes=notes, to=to, smtp_host=smtp.host,
+    return render(request, "notify/outbox.html", section="operator", notes=notes, to=to, smtp_host=smtp.host,
                   folder=str(request.app.state.settings.outbox_dir))

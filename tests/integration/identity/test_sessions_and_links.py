@@ -264,6 +264,9 @@ async def test_notifications_keep_no_live_one_time_link(api, browsers, outbox, w
     await op_browser.sign_in(operator.email, PASSWORD)
     page = (await op_browser.get("/operator/outbox")).text
     assert "[withheld]" in page and not any(secret in page for secret in secrets)
+    # The outbox is a page of the console: its navigation, with the outbox marked (issue 14, form polish).
+    assert '<nav class="subnav" aria-label="Operator console">' in page
+    assert 'href="/operator/outbox" aria-current="page"' in page
     folder = outbox.stat()
     assert stat.S_IMODE(folder.st_mode) == 0o700
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in outbox.glob("*.eml"))
