@@ -99,6 +99,11 @@ def test_a_new_user_signs_up_applies_calls_the_gateway_and_sees_the_usage(site, 
     page.get_by_role("button", name="Create key").click()
     key = page.locator("#new-key").inner_text().strip()
     assert key.startswith("jaif-")
+    # The Copy button puts the key on the clipboard (issue 14, form polish).
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.base)
+    page.get_by_role("button", name="Copy").click()
+    page.get_by_role("button", name="Copied").wait_for()
+    assert page.evaluate("navigator.clipboard.readText()") == key
 
     client = OpenAI(base_url=site.base + "/v1", api_key=key, max_retries=0)
     reply = client.chat.completions.create(model="fake-chat", messages=[{"role": "user", "content": "Hello!"}])
