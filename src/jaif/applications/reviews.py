@@ -20,7 +20,7 @@ from jaif.access.schemas import Actor
 from jaif.applications import emails, states
 from jaif.applications.models import Application, ApplicationState, Review
 from jaif.applications.service import get_application
-from jaif.calls.models import AccessCall
+from jaif.calls.models import AccessCall, ReviewMode
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from jaif.notify.mail import Mailer
@@ -72,6 +72,9 @@ def assign(
     if application.state not in states.UNDER_REVIEW:
         raise Conflict(f"the application is {states.label(application.state)}; reviewers are assigned while it is "
                        "under review", param="state")
+    if stage == "peer" and application.call.review_mode != ReviewMode.peer:
+        raise Conflict(f"the call {application.call.name} has no peer review (its review is "
+                       f"{application.call.review_mode}): assign a technical reviewer", param="stage")
     if stage == "technical" and application.state == S.submitted:
         states.move(session, application, S.technical_review, actor_id=actor.user_id, note="technical review started")
     elif stage == "peer" and application.state == S.submitted:

@@ -84,7 +84,11 @@ def test_only_operators_assign(session, world, case):
 
 
 def test_assignment_starts_the_review_stages(session, world, case):
-    application, _applicant, operator, _org = case
+    _fast_lane, applicant, operator, _org = case
+    # Large Scale has technical and then peer review (Fast Lane has no peer review: the test below).
+    application = service.create_draft(session=session, actor=actor_of(applicant),
+                                       data=DraftIn(**complete("large-scale", team=["postdoc@uni-a.example"])))
+    service.submit(session=session, actor=actor_of(applicant), mailer=None, application_id=application.id)
     tech, peer = (world.user(role="reviewer", org=world.org()) for _ in range(2))
     with pytest.raises(Conflict, match="technical review before assigning peer"):
         _assign(session, operator, application, peer, stage="peer")
@@ -174,3 +178,16 @@ def test_a_reviewer_sees_only_what_is_assigned(session, world, case):
     assert reviews.list_reviews(session=session, actor=operator) == []  # the operator has none of their own
     assert len(reviews.list_reviews(session=session, actor=operator, application_id=application.id)) == 2
     assert reviews.list_reviews(session=session, actor=as_reviewer, pending=False) == []
+
+
+def test_a_call_without_peer_review_never_moves_into_it(session, world, case):
+    """Issue 14, item 4: Fast Lane has a technical review only; a peer reviewer is refused, and the
+    application stays in technical review."""
+    application, _applicant, operator, _org = case
+    assert application.call.review_mode == "technical"
+    first, second = world.user(role="reviewer", org=world.org()), world.user(role="reviewer", org=world.org())
+    _assign(session, operator, application, first)
+    assert application.state == "technical_review"
+    with pytest.raises(Conflict, match="has no peer review") as caught:
+        _assign(session, operator, application, second, stage="peer")
+    assert caught.value.param == "stage" and application.state == "technical_review"

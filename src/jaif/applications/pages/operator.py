@@ -52,7 +52,8 @@ def _page(request: Request, session: Session, actor: Actor, application_id: str,
           status_code: int = 200) -> Response:
     application = applications.get_application(session=session, actor=actor, application_id=application_id)
     detail = visibility.detail(application, actor)
-    defaults = {"reviewer_email": "", "stage": "technical" if detail.state == "submitted" else "peer",
+    peer = detail.review_mode == "peer" and detail.state != "submitted"
+    defaults = {"reviewer_email": "", "stage": "peer" if peer else "technical",
                 "decision": "", "comment": "", "allocate": True}
     # The reviewer pool: everyone with the reviewer role (the Accounts page gives it).
     pool = [(u.email, f"{u.name} ({u.email})" if u.name else u.email) for u in identity.reviewers(session=session)]
