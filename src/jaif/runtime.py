@@ -20,7 +20,8 @@ from jaif.config import Settings
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.inference.backends.base import InferenceBackend
 from jaif.inference.backends.builtin import make_builtin, smollm2_file
-from jaif.inference.backends.openai_upstream import OpenAIUpstream
+from jaif.inference.backends.deadline import Timeouts
+from jaif.inference.backends.openai_upstream import OpenAIUpstream, timeouts_from
 from jaif.inference.gateway import Gateway
 from jaif.inference.keys import KeyCache
 from jaif.inference.registry import ModelRegistry
@@ -45,8 +46,18 @@ class Runtime:
         inf = settings.inference
         self.metrics = GatewayMetrics(multiprocess_dir=settings.web.metrics_dir)
         self.registry = ModelRegistry(
-            self.session_factory, self._make_backend, cooldown_s=inf.cooldown_s, builtin=inf.builtin_models
+            self.session_factory,
+            self._make_backend,
+            cooldown_s=inf.cooldown_s,
+            builtin=inf.builtin_models,
+            timeouts=timeouts_from(inf),
         )
+        if inf.read_timeout_s is not None:
+            log.warning(
+                "inference.read_timeout_s is deprecated: it now sets inference.idle_timeout_s (%g s) unless that "
+                "is set; see inference.ttfb_timeout_s and inference.request_timeout_s",
+                inf.idle_timeout_s,
+            )
         self.meter = Meter(
             self.session_factory,
             settings.metering,
@@ -74,11 +85,13 @@ class Runtime:
         # Replicas an operator removed, closed once their last request has finished.
         self._retired: list[ReplicaState] = []
 
-    def _make_backend(self, url: str, *, name: str, kind: str, api_key: str | None) -> InferenceBackend:
+    def _make_backend(
+        self, url: str, *, name: str, kind: str, api_key: str | None, upstream_model: str, timeouts: Timeouts
+    ) -> InferenceBackend:
         inf = self.settings.inference
         if url.startswith(BUILTIN_SCHEME):
             return make_builtin(url, settings=inf)  # loads its model on first use, not here
-        return OpenAIUpstream(url, api_key=api_key, settings=inf)
+        return OpenAIUpstream(url, api_key=api_key, settings=inf, model=upstream_model, kind=kind, timeouts=timeouts)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.registry.load)
