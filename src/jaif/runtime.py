@@ -183,7 +183,9 @@ class Runtime:
         self._retired = busy
 
     async def _probe(self) -> None:
-        """Health-check every replica at once; a failing one is taken out (see ReplicaSet.probed)."""
+        """Health-check every replica at once; a failing one is taken out (see ReplicaSet.probed). An
+        upstream's check is a one-token completion (OpenAIUpstream.health), sent by the backend itself:
+        it never passes the meter, so it is not a user's usage."""
         checked = [(m.name, m.replicas, state) for m in self.registry.models.values() for state in m.replicas.replicas]
         # A check that raises counts as failed, and does not stop the others.
         results = await asyncio.gather(*(state.backend.health() for _, _, state in checked), return_exceptions=True)
@@ -194,6 +196,7 @@ class Runtime:
             change = replicas.probed(state, ok=ok)
             if change is False:
                 log.warning("replica %s of %s failed its health check; taken out of rotation", state.url, model)
+                self.metrics.replica_failed(model, state.url)  # once per outage, not per failed check
             elif change is True:
                 log.warning("replica %s of %s passes its health check again", state.url, model)
             self.metrics.replica_up.labels(model, state.url).set(1 if state.healthy(now) else 0)
