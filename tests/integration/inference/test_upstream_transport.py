@@ -203,8 +203,9 @@ async def test_the_request_limit_ends_an_answer_that_never_completes(stand_in, t
     base, _ = stand_in
     up = backend(f"{base}/slow/v1", transport, ttfb_timeout_s=0.2, request_timeout_s=0.5, probe_timeout_s=5)
     try:
-        with pytest.raises(BackendError, match="request limit"):
+        with pytest.raises(BackendError, match="request limit") as spent:
             await up.chat(CHAT)
+        assert not spent.value.retryable  # the replica had all the time there is: no second wait elsewhere
     finally:
         await up.aclose()
 

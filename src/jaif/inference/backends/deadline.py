@@ -38,7 +38,7 @@ class Deadline:
 
     __slots__ = (
         "_loop", "_task", "_cancelling", "_timeouts", "_end", "_confirm", "_handle", "_probe",
-        "first", "last", "waiting", "reason",
+        "first", "last", "waiting", "reason", "spent", "_cancelled",
     )
 
     def __init__(self, timeouts: Timeouts, confirm: Callable[[], Coroutine[Any, Any, bool]]) -> None:
@@ -56,6 +56,8 @@ class Deadline:
         self.last = now  # when the last event arrived
         self.waiting = True  # the task awaits the replica (not the client)
         self.reason: str | None = None  # the limit that passed
+        self.spent = False  # the request limit passed: the replica was given all the time there is
+        self._cancelled = False  # this deadline cancelled the task
         self._handle: asyncio.TimerHandle | None = self._loop.call_at(
             min(now + timeouts.ttfb_s, self._end), self._check
         )
@@ -76,9 +78,9 @@ class Deadline:
 
     def expired(self, exc: asyncio.CancelledError) -> TransportError:
         """``exc`` as the TransportError of the limit that passed; re-raises any other cancellation."""
-        if self.reason is None or self._task.uncancel() > self._cancelling:
+        if not self._cancelled or self._task.uncancel() > self._cancelling:
             raise exc
-        return TransportError(self.reason, timeout=True, answered=self.first)
+        return TransportError(self.reason or "a time limit passed", timeout=True, answered=self.first)
 
     def close(self) -> None:
         if self._handle is not None:
@@ -96,6 +98,7 @@ class Deadline:
         self._handle = None
         now = self._loop.time()
         if now >= self._end:
+            self.spent = True
             self._expire(f"no complete answer within {self._timeouts.total_s:g} s (the request limit)")
         elif not self.first:
             if self._probe is None:  # the first byte is late: is the replica working or hung?
@@ -118,6 +121,7 @@ class Deadline:
     def _expire(self, reason: str) -> None:
         self.reason = reason
         if self.waiting:
+            self._cancelled = True
             self._task.cancel()
         # else: the task is with the client; the stream sees ``reason`` before it awaits the replica again
 

@@ -139,8 +139,9 @@ class OpenAIUpstream:
             except asyncio.CancelledError as exc:
                 raise deadline.expired(exc) from None
         except TransportError as exc:
-            # Nothing usable came back: another replica may try (as the client would have).
-            raise BackendError(f"{self.url}: {exc.message}", retryable=True) from exc
+            # Nothing usable came back: another replica may try (as the client would have), unless this
+            # one had the whole request limit (a working replica that never finished: no second wait).
+            raise BackendError(f"{self.url}: {exc.message}", retryable=not deadline.spent) from exc
         finally:
             deadline.close()
         self._progress = asyncio.get_running_loop().time()
