@@ -7,8 +7,12 @@ import asyncio
 import pytest
 
 from jaif.config import InferenceSettings
-from jaif.inference.backends.deadline import Deadline, Timeouts
+from jaif.inference.backends.deadline import Deadline, Timeouts, Watch
 from jaif.inference.backends.transport import TransportError
+
+
+def start(timeouts: Timeouts, confirm) -> Deadline:
+    return Watch(timeouts).start(confirm)
 
 
 async def waits(deadline: Deadline, seconds: float) -> None:
@@ -24,7 +28,7 @@ async def test_a_late_first_byte_from_a_replica_that_fails_its_check_ends_the_ex
     async def failing() -> bool:
         return False
 
-    deadline = Deadline(Timeouts(ttfb_s=0.05, idle_s=10, total_s=10), failing)
+    deadline = start(Timeouts(ttfb_s=0.05, idle_s=10, total_s=10), failing)
     with pytest.raises(TransportError, match="first-byte limit") as late:
         await waits(deadline, 5)
     assert late.value.timeout and not late.value.answered
@@ -34,14 +38,14 @@ async def test_a_late_first_byte_from_a_replica_that_passes_its_check_is_waited_
     async def passing() -> bool:
         return True
 
-    await waits(Deadline(Timeouts(ttfb_s=0.05, idle_s=10, total_s=10), passing), 0.3)
+    await waits(start(Timeouts(ttfb_s=0.05, idle_s=10, total_s=10), passing), 0.3)
 
 
 async def test_the_idle_limit_counts_from_the_last_event():
     async def passing() -> bool:
         return True
 
-    deadline = Deadline(Timeouts(ttfb_s=10, idle_s=0.1, total_s=10), passing)
+    deadline = start(Timeouts(ttfb_s=10, idle_s=0.1, total_s=10), passing)
     deadline.first_event()
     with pytest.raises(TransportError, match="idle limit") as idle:
         await waits(deadline, 5)
@@ -53,7 +57,7 @@ async def test_a_cancellation_from_elsewhere_passes_through():
         return False
 
     async def exchange() -> None:
-        await waits(Deadline(Timeouts(ttfb_s=0.05, idle_s=10, total_s=10), failing), 5)
+        await waits(start(Timeouts(ttfb_s=0.05, idle_s=10, total_s=10), failing), 5)
 
     task = asyncio.create_task(exchange())
     await asyncio.sleep(0.01)

@@ -8,10 +8,13 @@
     idle_s   between a stream's events, once the first arrived.
     total_s  the whole exchange.
 
-One TimerHandle per exchange, re-armed lazily: a stream's event only stores the time. A limit that
-passes cancels the task while it awaits the replica (never while it is busy with the client), and
-``expired`` turns that cancellation into a TransportError; a cancellation from anywhere else (a client
-that left, a server shutting down) passes through untouched, as with ``asyncio.timeout``.
+One timer per replica, not one per request (a TimerHandle per request cost the gateway measurable CPU
+at thousands of requests a second): a ``Watch`` sweeps its exchanges' deadlines every quarter of the
+shortest limit (at most every second), so a limit passes up to a quarter late; an exchange only adds
+itself to a set and stores times. A limit that passes cancels the task while it awaits the replica
+(never while it is busy with the client), and ``expired`` turns that cancellation into a
+TransportError; a cancellation from anywhere else (a client that left, a server shutting down) passes
+through untouched, as with ``asyncio.timeout``.
 """
 
 from __future__ import annotations
@@ -33,41 +36,64 @@ class Timeouts:
     total_s: float = 600.0
 
 
+class Watch:
+    """The deadlines of one replica's exchanges, checked by one timer. Made inside the event loop."""
+
+    def __init__(self, timeouts: Timeouts) -> None:
+        self.timeouts = timeouts
+        self.loop = asyncio.get_running_loop()
+        self._active: set[Deadline] = set()
+        self._handle: asyncio.TimerHandle | None = None
+        self._every = max(0.05, min(1.0, timeouts.ttfb_s / 4, timeouts.idle_s / 4, timeouts.total_s / 4))
+
+    def start(self, confirm: Callable[[], Coroutine[Any, Any, bool]]) -> Deadline:
+        """A deadline for an exchange the current task begins now; ``close`` it when it is over."""
+        deadline = Deadline(self, confirm)
+        self._active.add(deadline)
+        if self._handle is None:
+            self._handle = self.loop.call_later(self._every, self._sweep)
+        return deadline
+
+    def discard(self, deadline: Deadline) -> None:
+        self._active.discard(deadline)
+
+    def _sweep(self) -> None:
+        self._handle = None
+        now = self.loop.time()
+        for deadline in list(self._active):
+            deadline.check(now)
+        if self._active:
+            self._handle = self.loop.call_later(self._every, self._sweep)
+
+
 class Deadline:
-    """Made inside the task that awaits the replica; ``close`` it when the exchange is over."""
+    """One exchange's limits (made by ``Watch.start``)."""
 
     __slots__ = (
-        "_loop", "_task", "_cancelling", "_timeouts", "_end", "_confirm", "_handle", "_probe",
-        "first", "last", "waiting", "reason", "spent", "_cancelled",
+        "_watch", "_task", "_cancelling", "_confirm", "_probe", "_cancelled",
+        "started", "first", "last", "waiting", "reason", "spent",
     )
 
-    def __init__(self, timeouts: Timeouts, confirm: Callable[[], Coroutine[Any, Any, bool]]) -> None:
-        self._loop = asyncio.get_running_loop()
+    def __init__(self, watch: Watch, confirm: Callable[[], Coroutine[Any, Any, bool]]) -> None:
         task = asyncio.current_task()
         assert task is not None
+        self._watch = watch
         self._task = task
         self._cancelling = task.cancelling()
-        self._timeouts = timeouts
         self._confirm = confirm
-        now = self._loop.time()
-        self._end = now + timeouts.total_s
         self._probe: asyncio.Task | None = None
+        self._cancelled = False  # this deadline cancelled the task
+        self.started = self.last = watch.loop.time()
         self.first = False  # the first byte (a plain answer) or event (a stream) arrived
-        self.last = now  # when the last event arrived
         self.waiting = True  # the task awaits the replica (not the client)
         self.reason: str | None = None  # the limit that passed
         self.spent = False  # the request limit passed: the replica was given all the time there is
-        self._cancelled = False  # this deadline cancelled the task
-        self._handle: asyncio.TimerHandle | None = self._loop.call_at(
-            min(now + timeouts.ttfb_s, self._end), self._check
-        )
 
     def first_event(self) -> None:
         """The first byte is in: from now on the idle limit counts."""
         self.first = True
-        self.last = self._loop.time()
+        self.last = self._watch.loop.time()
         self._stop_probe()
-        self._arm(min(self.last + self._timeouts.idle_s, self._end))
 
     def resume(self) -> None:
         """The task awaits the replica again (a stream's next event), maybe from another task than before."""
@@ -83,40 +109,31 @@ class Deadline:
         return TransportError(self.reason or "a time limit passed", timeout=True, answered=self.first)
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        self._watch.discard(self)
         self._stop_probe()
 
-    # -- the timer ---------------------------------------------------------------------------------
-    def _arm(self, when: float) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        self._handle = self._loop.call_at(when, self._check)
-
-    def _check(self) -> None:
-        self._handle = None
-        now = self._loop.time()
-        if now >= self._end:
+    def check(self, now: float) -> None:
+        """Called by the Watch's sweep."""
+        if self.reason is not None:
+            return
+        limits = self._watch.timeouts
+        if now - self.started >= limits.total_s:
             self.spent = True
-            self._expire(f"no complete answer within {self._timeouts.total_s:g} s (the request limit)")
+            self._expire(f"no complete answer within {limits.total_s:g} s (the request limit)")
         elif not self.first:
-            if self._probe is None:  # the first byte is late: is the replica working or hung?
-                self._probe = self._loop.create_task(self._confirm())
+            if self._probe is None and now - self.started >= limits.ttfb_s:
+                # The first byte is late: is the replica working, or hung?
+                self._probe = self._watch.loop.create_task(self._confirm())
                 self._probe.add_done_callback(self._confirmed)
-            self._arm(self._end)
-        elif self.waiting and now - self.last >= self._timeouts.idle_s:
-            self._expire(f"no event for {self._timeouts.idle_s:g} s (the idle limit)")
-        else:
-            self._arm(min(max(self.last, now) + self._timeouts.idle_s, self._end))
+        elif self.waiting and now - self.last >= limits.idle_s:
+            self._expire(f"no event for {limits.idle_s:g} s (the idle limit)")
 
     def _confirmed(self, probe: asyncio.Task) -> None:
         if probe.cancelled() or self.first or self.reason is not None:
             return
         if probe.exception() is not None or probe.result() is not True:
-            self._expire(
-                f"no answer within {self._timeouts.ttfb_s:g} s (the first-byte limit) and the health check failed"
-            )
+            ttfb = self._watch.timeouts.ttfb_s
+            self._expire(f"no answer within {ttfb:g} s (the first-byte limit) and the health check failed")
 
     def _expire(self, reason: str) -> None:
         self.reason = reason

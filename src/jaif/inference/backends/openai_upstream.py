@@ -23,7 +23,7 @@ import orjson
 
 from jaif.config import InferenceSettings
 from jaif.inference.backends.base import BackendError, Body
-from jaif.inference.backends.deadline import Deadline, Timeouts
+from jaif.inference.backends.deadline import Timeouts, Watch
 from jaif.inference.backends.transport import TransportError, TransportOptions, UpstreamTransport
 from jaif.inference.service import display_url
 
@@ -67,6 +67,7 @@ class OpenAIUpstream:
         self._options = TransportOptions.from_settings(settings, headers=headers, timeouts=self.timeouts)
         self._make = transport_factory(settings.upstream_transport)
         self._transport: UpstreamTransport | None = None
+        self._watch: Watch | None = None
         probe: Body
         if kind == "embedding":
             self._probe_path, probe = "/embeddings", {"model": model, "input": PROBE_TEXT}
@@ -85,6 +86,13 @@ class OpenAIUpstream:
         if self._transport is None:
             self._transport = self._make(self._target, self._options)
         return self._transport
+
+    @property
+    def watch(self) -> Watch:
+        # One timer for the time limits of every exchange with this replica (deadline.py).
+        if self._watch is None:
+            self._watch = Watch(self.timeouts)
+        return self._watch
 
     async def chat(self, body: Body) -> Body:
         return await self._post("/chat/completions", body)
@@ -132,7 +140,7 @@ class OpenAIUpstream:
             self._transport = None
 
     async def _post(self, path: str, body: Body) -> Body:
-        deadline = Deadline(self.timeouts, self.health)
+        deadline = self.watch.start(self.health)
         try:
             try:
                 status, content = await self.transport.post(path, orjson.dumps(body))
@@ -144,7 +152,7 @@ class OpenAIUpstream:
             raise BackendError(f"{self.url}: {exc.message}", retryable=not deadline.spent) from exc
         finally:
             deadline.close()
-        self._progress = asyncio.get_running_loop().time()
+        self._progress = self.watch.loop.time()
         return self._decode(status, content)
 
     def _decode(self, status: int, content: bytes) -> Body:
@@ -166,8 +174,8 @@ class OpenAIUpstream:
     async def _stream(self, path: str, body: Body) -> AsyncIterator[bytes]:
         sent = False
         limit = self._options.max_body_bytes
-        deadline = Deadline(self.timeouts, self.health)
-        loop = asyncio.get_running_loop()
+        deadline = self.watch.start(self.health)
+        loop = self.watch.loop
         try:
             try:
                 async with self.transport.stream(path, orjson.dumps(body)) as answer:
