@@ -12,7 +12,7 @@ from jaif.inference.backends.transport import TransportError
 
 
 def start(timeouts: Timeouts, confirm) -> Deadline:
-    return Watch(timeouts).start(confirm)
+    return Watch(timeouts, confirm).start()
 
 
 async def waits(deadline: Deadline, seconds: float) -> None:
@@ -47,6 +47,7 @@ async def test_the_idle_limit_counts_from_the_last_event():
 
     deadline = start(Timeouts(ttfb_s=10, idle_s=0.1, total_s=10), passing)
     deadline.first_event()
+    deadline.events = 1
     with pytest.raises(TransportError, match="idle limit") as idle:
         await waits(deadline, 5)
     assert idle.value.answered

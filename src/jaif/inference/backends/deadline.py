@@ -11,8 +11,9 @@
 One timer per replica, not one per request (a TimerHandle per request cost the gateway measurable CPU
 at thousands of requests a second): a ``Watch`` sweeps its exchanges' deadlines every quarter of the
 shortest limit (at most every second), so a limit passes up to a quarter late; an exchange only adds
-itself to a set and stores times. A limit that passes cancels the task while it awaits the replica
-(never while it is busy with the client), and ``expired`` turns that cancellation into a
+itself to a set, and a stream's event only counts itself (the sweep notes when it saw it, so the
+idle limit too passes up to a sweep late). A limit that passes cancels the task while it awaits the
+replica (never while it is busy with the client), and ``expired`` turns that cancellation into a
 TransportError; a cancellation from anywhere else (a client that left, a server shutting down) passes
 through untouched, as with ``asyncio.timeout``.
 """
@@ -39,16 +40,18 @@ class Timeouts:
 class Watch:
     """The deadlines of one replica's exchanges, checked by one timer. Made inside the event loop."""
 
-    def __init__(self, timeouts: Timeouts) -> None:
+    def __init__(self, timeouts: Timeouts, confirm: Callable[[], Coroutine[Any, Any, bool]]) -> None:
+        """``confirm``: the replica's health check, run when an exchange's first byte is late."""
         self.timeouts = timeouts
+        self.confirm = confirm
         self.loop = asyncio.get_running_loop()
         self._active: set[Deadline] = set()
         self._handle: asyncio.TimerHandle | None = None
         self._every = max(0.05, min(1.0, timeouts.ttfb_s / 4, timeouts.idle_s / 4, timeouts.total_s / 4))
 
-    def start(self, confirm: Callable[[], Coroutine[Any, Any, bool]]) -> Deadline:
+    def start(self) -> Deadline:
         """A deadline for an exchange the current task begins now; ``close`` it when it is over."""
-        deadline = Deadline(self, confirm)
+        deadline = Deadline(self)
         self._active.add(deadline)
         if self._handle is None:
             self._handle = self.loop.call_later(self._every, self._sweep)
@@ -70,21 +73,21 @@ class Deadline:
     """One exchange's limits (made by ``Watch.start``)."""
 
     __slots__ = (
-        "_watch", "_task", "_cancelling", "_confirm", "_probe", "_cancelled",
-        "started", "first", "last", "waiting", "reason", "spent",
+        "_watch", "_task", "_cancelling", "_probe", "_cancelled", "_seen",
+        "started", "first", "last", "events", "waiting", "reason", "spent",
     )
 
-    def __init__(self, watch: Watch, confirm: Callable[[], Coroutine[Any, Any, bool]]) -> None:
+    def __init__(self, watch: Watch) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._watch = watch
         self._task = task
         self._cancelling = task.cancelling()
-        self._confirm = confirm
         self._probe: asyncio.Task | None = None
         self._cancelled = False  # this deadline cancelled the task
         self.started = self.last = watch.loop.time()
         self.first = False  # the first byte (a plain answer) or event (a stream) arrived
+        self.events = self._seen = 0  # a stream's events: counted by it, seen by the sweep
         self.waiting = True  # the task awaits the replica (not the client)
         self.reason: str | None = None  # the limit that passed
         self.spent = False  # the request limit passed: the replica was given all the time there is
@@ -123,8 +126,10 @@ class Deadline:
         elif not self.first:
             if self._probe is None and now - self.started >= limits.ttfb_s:
                 # The first byte is late: is the replica working, or hung?
-                self._probe = self._watch.loop.create_task(self._confirm())
+                self._probe = self._watch.loop.create_task(self._watch.confirm())
                 self._probe.add_done_callback(self._confirmed)
+        elif self.events != self._seen:  # events came since the last sweep
+            self._seen, self.last = self.events, now
         elif self.waiting and now - self.last >= limits.idle_s:
             self._expire(f"no event for {limits.idle_s:g} s (the idle limit)")
 

@@ -9,8 +9,8 @@ event by event, never buffered; once an event was passed on, a failure is no lon
 Each exchange runs under the model's time limits (deadline.py: first byte, idle, total). The health
 check exercises the serving path: a one-token completion (an embedding of one word for embedding
 models) within ``inference.probe_timeout_s``, not ``GET /models``, which a hung engine still answers.
-A replica that delivered an answer or an event within the last health interval is serving and is
-not probed: the check costs nothing on a busy replica, and does not queue behind its generations.
+A replica that delivered an answer or an event since its last check is serving and is not probed:
+the check costs nothing on a busy replica, and does not queue behind its generations.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ class OpenAIUpstream:
             probe = {"model": model, "messages": [{"role": "user", "content": PROBE_TEXT}], "max_tokens": 1}
         self._probe_body = orjson.dumps(probe)
         self._probe_timeout_s = settings.probe_timeout_s
-        self._serving_window_s = settings.health_interval_s
-        self._progress = float("-inf")  # loop time of the last answer or event
+        self._delivered = 0  # answers and stream events received
+        self._delivered_at_check = -1  # as the last health check saw it
         self._check: asyncio.Task[bool] | None = None  # the health check under way, shared
 
     @property
@@ -91,7 +91,7 @@ class OpenAIUpstream:
     def watch(self) -> Watch:
         # One timer for the time limits of every exchange with this replica (deadline.py).
         if self._watch is None:
-            self._watch = Watch(self.timeouts)
+            self._watch = Watch(self.timeouts, self.check)
         return self._watch
 
     async def chat(self, body: Body) -> Body:
@@ -113,11 +113,17 @@ class OpenAIUpstream:
         return None
 
     async def health(self) -> bool:
-        """True when the replica serves: it answered or streamed within the last health interval, or
+        """True when the replica serves: it answered or streamed since the last check, or
         it answers a one-token completion (below 500) within ``inference.probe_timeout_s``. Concurrent
         callers (the health loop, requests whose first byte is late) share one check."""
-        if asyncio.get_running_loop().time() - self._progress < self._serving_window_s:
+        if self._delivered != self._delivered_at_check:  # something came since the last check: serving
+            self._delivered_at_check = self._delivered
             return True
+        return await self.check()
+
+    async def check(self) -> bool:
+        """The one-token completion itself, never skipped (a request whose first byte is late asks it:
+        whatever the replica delivered before, it may have hung since)."""
         if self._check is None or self._check.done():
             self._check = asyncio.get_running_loop().create_task(self._probe())
         return await asyncio.shield(self._check)
@@ -140,7 +146,7 @@ class OpenAIUpstream:
             self._transport = None
 
     async def _post(self, path: str, body: Body) -> Body:
-        deadline = self.watch.start(self.health)
+        deadline = self.watch.start()
         try:
             try:
                 status, content = await self.transport.post(path, orjson.dumps(body))
@@ -152,7 +158,7 @@ class OpenAIUpstream:
             raise BackendError(f"{self.url}: {exc.message}", retryable=not deadline.spent) from exc
         finally:
             deadline.close()
-        self._progress = self.watch.loop.time()
+        self._delivered += 1
         return self._decode(status, content)
 
     def _decode(self, status: int, content: bytes) -> Body:
@@ -174,8 +180,7 @@ class OpenAIUpstream:
     async def _stream(self, path: str, body: Body) -> AsyncIterator[bytes]:
         sent = False
         limit = self._options.max_body_bytes
-        deadline = self.watch.start(self.health)
-        loop = self.watch.loop
+        deadline = self.watch.start()
         try:
             try:
                 async with self.transport.stream(path, orjson.dumps(body)) as answer:
@@ -194,17 +199,19 @@ class OpenAIUpstream:
                                 payload = line[5:].strip()
                                 if payload == b"[DONE]":
                                     return
-                                if sent:
-                                    deadline.last = self._progress = loop.time()
-                                else:
+                                if not sent:
                                     sent = True
                                     deadline.first_event()
-                                    self._progress = deadline.last
+                                deadline.events += 1
+                                self._delivered += 1
                                 deadline.waiting = False  # with the client until it asks for the next
                                 yield payload
                                 if deadline.reason is not None:  # a limit passed meanwhile
                                     raise TransportError(deadline.reason, timeout=True, answered=True)
-                                deadline.resume()
+                                if deadline.events == 1:
+                                    deadline.resume()  # the relay's task may take over from the gateway's
+                                else:
+                                    deadline.waiting = True
                         if len(buffer) > limit:
                             raise TransportError(f"an event larger than {limit} bytes", answered=True)
             except asyncio.CancelledError as exc:
