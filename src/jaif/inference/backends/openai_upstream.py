@@ -77,7 +77,7 @@ class OpenAIUpstream:
         self._probe_body = orjson.dumps(probe)
         self._probe_timeout_s = settings.probe_timeout_s
         self._delivered = 0  # answers and stream events received
-        self._delivered_at_check = -1  # as the last health check saw it
+        self._delivered_at_check = 0  # as the last health check saw it
         self._check: asyncio.Task[bool] | None = None  # the health check under way, shared
 
     @property
