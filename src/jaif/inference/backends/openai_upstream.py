@@ -158,7 +158,8 @@ class OpenAIUpstream:
             raise BackendError(f"{self.url}: {exc.message}", retryable=not deadline.spent) from exc
         finally:
             deadline.close()
-        self._delivered += 1
+        if status < 500:  # an answer, not a server error: the replica serves
+            self._delivered += 1
         return self._decode(status, content)
 
     def _decode(self, status: int, content: bytes) -> Body:
