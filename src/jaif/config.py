@@ -42,7 +42,8 @@ class InferenceSettings(BaseModel):
     embedding_threads: int = Field(1, ge=1)
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     connect_timeout_s: float = 3.0
-    read_timeout_s: float = 300.0
+    # Deprecated: the one silence limit of old; when set, it is the default of idle_timeout_s.
+    read_timeout_s: float | None = Field(None, gt=0)
     max_upstream_connections: int = Field(1000, ge=1)
     upstream_transport: Literal["http11", "aiohttp"] = "http11"
     upstream_pool_timeout_s: float = Field(10.0, gt=0)
@@ -59,8 +60,20 @@ class InferenceSettings(BaseModel):
     # Checked before any other work on a request (inference/prompt_size.py).
     max_messages: int = Field(2048, ge=1)
     max_prompt_bytes: int = Field(1024 * 1024, ge=1024)
+    # Upstream time limits (docs/gateway.md, "Failure behaviour"); a model may override the first three.
+    ttfb_timeout_s: float = Field(30.0, gt=0)  # until the first byte of the answer (a stream's first event)
+    idle_timeout_s: float = Field(60.0, gt=0)  # between a stream's events, once the first arrived
+    request_timeout_s: float = Field(600.0, gt=0)  # the whole exchange with one replica
+    probe_timeout_s: float = Field(5.0, gt=0)  # one health check (a one-token completion)
     # When set, GET /metrics wants ``Authorization: Bearer <token>``.
     metrics_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _deprecated_read_timeout(self) -> InferenceSettings:
+        # read_timeout_s (deprecated) was the one limit on silence: it stays the idle limit's default.
+        if self.read_timeout_s is not None and "idle_timeout_s" not in self.model_fields_set:
+            self.idle_timeout_s = self.read_timeout_s
+        return self
 
 
 class MeteringSettings(BaseModel):

@@ -29,7 +29,8 @@ from jaif.dependencies import (
 )
 from jaif.inference.backends.base import InferenceBackend
 from jaif.inference.backends.builtin import make_builtin, smollm2_file
-from jaif.inference.backends.openai_upstream import OpenAIUpstream
+from jaif.inference.backends.deadline import Timeouts
+from jaif.inference.backends.openai_upstream import OpenAIUpstream, timeouts_from
 from jaif.inference.gateway import Gateway
 from jaif.inference.keys import KeyCache
 from jaif.inference.registry import ModelRegistry
@@ -58,8 +59,18 @@ class Runtime:
             [DATABASE, REDIS] if settings.redis_url else [DATABASE], gauge=self.metrics.dependency_up
         )
         self.registry = ModelRegistry(
-            self.session_factory, self._make_backend, cooldown_s=inf.cooldown_s, builtin=inf.builtin_models
+            self.session_factory,
+            self._make_backend,
+            cooldown_s=inf.cooldown_s,
+            builtin=inf.builtin_models,
+            timeouts=timeouts_from(inf),
         )
+        if inf.read_timeout_s is not None:
+            log.warning(
+                "inference.read_timeout_s is deprecated: it now sets inference.idle_timeout_s (%g s) unless that "
+                "is set; see inference.ttfb_timeout_s and inference.request_timeout_s",
+                inf.idle_timeout_s,
+            )
         self.meter = Meter(
             self.session_factory,
             settings.metering,
@@ -88,11 +99,13 @@ class Runtime:
         # Replicas an operator removed, closed once their last request has finished.
         self._retired: list[ReplicaState] = []
 
-    def _make_backend(self, url: str, *, name: str, kind: str, api_key: str | None) -> InferenceBackend:
+    def _make_backend(
+        self, url: str, *, name: str, kind: str, api_key: str | None, upstream_model: str, timeouts: Timeouts
+    ) -> InferenceBackend:
         inf = self.settings.inference
         if url.startswith(BUILTIN_SCHEME):
             return make_builtin(url, settings=inf)  # loads its model on first use, not here
-        return OpenAIUpstream(url, api_key=api_key, settings=inf)
+        return OpenAIUpstream(url, api_key=api_key, settings=inf, model=upstream_model, kind=kind, timeouts=timeouts)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.registry.load)
@@ -206,7 +219,9 @@ class Runtime:
         self._retired = busy
 
     async def _probe(self) -> None:
-        """Health-check every replica at once; a failing one is taken out (see ReplicaSet.probed)."""
+        """Health-check every replica at once; a failing one is taken out (see ReplicaSet.probed). An
+        upstream's check is a one-token completion (OpenAIUpstream.health), sent by the backend itself:
+        it never passes the meter, so it is not a user's usage."""
         checked = [(m.name, m.replicas, state) for m in self.registry.models.values() for state in m.replicas.replicas]
         # A check that raises counts as failed, and does not stop the others.
         results = await asyncio.gather(*(state.backend.health() for _, _, state in checked), return_exceptions=True)
@@ -217,6 +232,7 @@ class Runtime:
             change = replicas.probed(state, ok=ok)
             if change is False:
                 log.warning("replica %s of %s failed its health check; taken out of rotation", state.url, model)
+                self.metrics.replica_failed(model, state.url)  # once per outage, not per failed check
             elif change is True:
                 log.warning("replica %s of %s passes its health check again", state.url, model)
             self.metrics.replica_up.labels(model, state.url).set(1 if state.healthy(now) else 0)

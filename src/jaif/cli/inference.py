@@ -11,6 +11,10 @@ from rich.table import Table
 from jaif.cli.common import context, out
 from jaif.inference import service
 
+TTFB_HELP = "Seconds until the first byte of an answer (default: inference.ttfb_timeout_s)."
+IDLE_HELP = "Seconds between a stream's events (default: inference.idle_timeout_s)."
+REQUEST_HELP = "Seconds for the whole exchange with a replica (default: inference.request_timeout_s)."
+
 model_app = typer.Typer(help="Served models, aliases and replicas.", no_args_is_help=True)
 
 
@@ -29,6 +33,9 @@ def model_add(
     ] = None,
     licence: Annotated[str, typer.Option(help="Licence of the model.")] = "",
     description: Annotated[str, typer.Option(help="One line on what the model is for.")] = "",
+    ttfb_timeout: Annotated[float | None, typer.Option(help=TTFB_HELP)] = None,
+    idle_timeout: Annotated[float | None, typer.Option(help=IDLE_HELP)] = None,
+    request_timeout: Annotated[float | None, typer.Option(help=REQUEST_HELP)] = None,
 ) -> None:
     """Serve a model from one or more OpenAI-compatible upstreams."""
     with context(ctx).session() as session:
@@ -44,8 +51,31 @@ def model_add(
             tokenizer=tokenizer,
             licence=licence,
             description=description,
+            ttfb_timeout_s=ttfb_timeout,
+            idle_timeout_s=idle_timeout,
+            request_timeout_s=request_timeout,
         )
         out.print(f"added {model.kind} model {model.name} with {len(model.replicas)} replica(s)")
+
+
+@model_app.command("update")
+def model_update(
+    ctx: typer.Context,
+    name: str,
+    ttfb_timeout: Annotated[float | None, typer.Option(help=TTFB_HELP + " 0: the setting again.")] = None,
+    idle_timeout: Annotated[float | None, typer.Option(help=IDLE_HELP + " 0: the setting again.")] = None,
+    request_timeout: Annotated[float | None, typer.Option(help=REQUEST_HELP + " 0: the setting again.")] = None,
+) -> None:
+    """Change a model's upstream time limits (gateways pick them up within inference.registry_refresh_s)."""
+    with context(ctx).session() as session:
+        model = service.update_model(
+            session=session,
+            name=name,
+            ttfb_timeout_s=ttfb_timeout,
+            idle_timeout_s=idle_timeout,
+            request_timeout_s=request_timeout,
+        )
+        out.print(f"{model.name}: {_timeouts(model)}")
 
 
 @model_app.command("list")
@@ -62,6 +92,11 @@ def model_list(
                 "aliases": sorted(a.alias for a in m.aliases),
                 "replicas": [service.display_url(r.url) for r in m.replicas],  # without credentials
                 "active": m.is_active,
+                "timeouts": {
+                    "ttfb_s": m.ttfb_timeout_s,
+                    "idle_s": m.idle_timeout_s,
+                    "request_s": m.request_timeout_s,
+                },  # null: the inference.* setting
             }
             for m in service.list_models(session=session)
         ]
@@ -96,6 +131,16 @@ def model_remove_replica(ctx: typer.Context, model: str, upstream: str) -> None:
     with context(ctx).session() as session:
         service.remove_replica(session=session, model_name=model, url=upstream)
         out.print(f"{model}: removed replica {service.display_url(upstream)}")
+
+
+def _timeouts(model: Any) -> str:
+    def show(value: float | None) -> str:
+        return f"{value:g} s" if value is not None else "the setting"
+
+    return (
+        f"first byte {show(model.ttfb_timeout_s)}, idle {show(model.idle_timeout_s)}, "
+        f"request {show(model.request_timeout_s)}"
+    )
 
 
 def register(app: typer.Typer) -> None:

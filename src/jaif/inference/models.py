@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from jaif.db.base import Base, UTCDateTime, new_id, utcnow
@@ -34,6 +34,10 @@ class Model(Base):
     tokenizer: Mapped[str | None] = mapped_column(String(500), nullable=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The model's own upstream time limits, in seconds; NULL: the inference.*_timeout_s setting.
+    ttfb_timeout_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    idle_timeout_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    request_timeout_s: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     aliases: Mapped[list[ModelAlias]] = relationship(back_populates="model", cascade="all, delete-orphan")
     replicas: Mapped[list[Replica]] = relationship(back_populates="model", cascade="all, delete-orphan")

@@ -1,7 +1,8 @@
 """The gateway's in-memory view of the model registry, refreshed from the database in the background.
 
 Backends are kept across refreshes while their URL stays, so pooled connections and health state
-survive an operator adding a replica or re-pointing an alias.
+survive an operator adding a replica or re-pointing an alias. A change to what a backend is made with
+(the upstream key or model id, the model's time limits) makes new backends; the old ones are retired.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jaif.errors import NotFound
 from jaif.inference import service
 from jaif.inference.backends.base import InferenceBackend
+from jaif.inference.backends.deadline import Timeouts
 from jaif.inference.routing import ReplicaSet, ReplicaState
 
 BackendFactory = Callable[..., InferenceBackend]
@@ -30,6 +32,7 @@ class ServedModel:
     upstream_model: str | None
     tokenizer: str | None
     replicas: ReplicaSet
+    timeouts: Timeouts = Timeouts()
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class _Row:
     tokenizer: str | None
     urls: tuple[str, ...]
     aliases: tuple[str, ...]
+    timeouts: tuple[float | None, float | None, float | None]  # the model's own; None: the setting
 
 
 class ModelRegistry:
@@ -57,15 +61,18 @@ class ModelRegistry:
         *,
         cooldown_s: float,
         builtin: bool = True,
+        timeouts: Timeouts = Timeouts(),
     ) -> None:
+        """``timeouts``: the inference.*_timeout_s settings, for models that set none of their own."""
         self._session_factory = session_factory
         self._backend_factory = backend_factory
         self._cooldown_s = cooldown_s
         # With the built-in models switched off, their replicas are left out (so are models without any).
         self._builtin = builtin
+        self._timeouts = timeouts
         self.models: dict[str, ServedModel] = {}
         self.aliases: dict[str, str] = {}
-        self._states: dict[tuple[str, str, str | None], ReplicaState] = {}
+        self._states: dict[tuple, ReplicaState] = {}
 
     def resolve(self, name: str) -> ServedModel:
         model = self.models.get(name) or self.models.get(self.aliases.get(name, ""))
@@ -78,7 +85,8 @@ class ModelRegistry:
         with self._session_factory() as session:
             rows = [
                 _Row(m.id, m.name, m.kind, m.context_length, m.owned_by, int(m.created_at.timestamp()),
-                     m.upstream_model, m.upstream_key, m.tokenizer, urls, tuple(a.alias for a in m.aliases))
+                     m.upstream_model, m.upstream_key, m.tokenizer, urls, tuple(a.alias for a in m.aliases),
+                     (m.ttfb_timeout_s, m.idle_timeout_s, m.request_timeout_s))
                 for m in service.list_models(session=session, active_only=True)
                 if (urls := tuple(r.url for r in m.replicas if r.is_active and self._serves(r.url)))
             ]
@@ -90,14 +98,20 @@ class ModelRegistry:
     def _apply(self, rows: list[_Row]) -> list[InferenceBackend]:
         models: dict[str, ServedModel] = {}
         aliases: dict[str, str] = {}
-        states: dict[tuple[str, str, str | None], ReplicaState] = {}
+        states: dict[tuple, ReplicaState] = {}
         for row in rows:
             replica_states = []
+            ttfb, idle, total = row.timeouts
+            default = self._timeouts
+            timeouts = Timeouts(ttfb or default.ttfb_s, idle or default.idle_s, total or default.total_s)
             for url in row.urls:
-                key = (row.name, url, row.upstream_key)
+                key = (row.name, url, row.upstream_key, row.upstream_model, timeouts)
                 state = self._states.get(key)
                 if state is None:
-                    backend = self._backend_factory(url, name=row.name, kind=row.kind, api_key=row.upstream_key)
+                    backend = self._backend_factory(
+                        url, name=row.name, kind=row.kind, api_key=row.upstream_key,
+                        upstream_model=row.upstream_model or row.name, timeouts=timeouts,
+                    )
                     state = ReplicaState(backend)
                 states[key] = state
                 replica_states.append(state)
@@ -106,7 +120,7 @@ class ModelRegistry:
             replica_set.replicas = replica_states
             models[row.name] = ServedModel(
                 row.id, row.name, row.kind, row.context_length, row.owned_by, row.created, row.upstream_model,
-                row.tokenizer, replica_set,
+                row.tokenizer, replica_set, timeouts,
             )
             for alias in row.aliases:
                 aliases[alias] = row.name

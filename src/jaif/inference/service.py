@@ -89,6 +89,9 @@ def add_model(
     upstream_model: str | None = None,
     upstream_key: str | None = None,
     tokenizer: str | None = None,
+    ttfb_timeout_s: float | None = None,
+    idle_timeout_s: float | None = None,
+    request_timeout_s: float | None = None,
 ) -> Model:
     if kind not in ModelKind.__members__:
         raise InvalidRequest("kind must be chat or embedding", param="kind")
@@ -110,11 +113,40 @@ def add_model(
         upstream_key=upstream_key,
         tokenizer=tokenizer,
     )
+    set_timeouts(model, ttfb_timeout_s=ttfb_timeout_s, idle_timeout_s=idle_timeout_s,
+                 request_timeout_s=request_timeout_s)
     model.replicas = [Replica(url=_validate_url(u)) for u in upstreams]
     session.add(model)
     session.flush()
     for alias in aliases:
         set_alias(session=session, alias=alias, model_name=name)
+    return model
+
+
+def set_timeouts(model: Model, **timeouts: float | None) -> None:
+    """Set a model's own upstream time limits (seconds; those passed as None are left as they are, 0
+    clears one: the inference.* setting applies again)."""
+    for name, value in timeouts.items():
+        if value is None:
+            continue
+        if value < 0:
+            raise InvalidRequest(f"{name} must not be negative", param=name)
+        setattr(model, name, value or None)
+
+
+def update_model(
+    *,
+    session: Session,
+    name: str,
+    ttfb_timeout_s: float | None = None,
+    idle_timeout_s: float | None = None,
+    request_timeout_s: float | None = None,
+) -> Model:
+    """Change a model's upstream time limits; running gateways pick them up at their next registry refresh."""
+    model = get_model(session=session, name=name)
+    set_timeouts(model, ttfb_timeout_s=ttfb_timeout_s, idle_timeout_s=idle_timeout_s,
+                 request_timeout_s=request_timeout_s)
+    session.flush()
     return model
 
 

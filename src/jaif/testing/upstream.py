@@ -4,10 +4,10 @@ Raw asyncio + httptools, HTTP/1.1 keep-alive, TCP_NODELAY, an optional fixed del
 It answers deterministic text ("tok0 tok1 ..."), reports exact usage (one token per word), streams
 one chunk per token and honours stream_options.include_usage like the OpenAI API.
 For failure tests it can answer every POST with an error status, drop a stream's connection after
-some chunks, or sleep between chunks.
+some chunks, or sleep between chunks; or, as a hung engine, never answer a POST (GET /models still answers).
 
     python -m jaif.testing.upstream --port 9001 [--delay-ms 20] [--tokens 16] [--no-usage]
-        [--status 500] [--break-after K] [--chunk-delay-ms 100]
+        [--status 500] [--break-after K] [--chunk-delay-ms 100] [--hang]
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class FakeUpstream:
         status: int = 200,
         break_after: int | None = None,
         chunk_delay_ms: float = 0.0,
+        hang: bool = False,
     ) -> None:
         self.delay = delay_ms / 1000
         self.tokens = tokens
@@ -73,6 +74,7 @@ class FakeUpstream:
         self.break_after = break_after  # streams: drop the connection after this many chunks
         self.chunk_delay = chunk_delay_ms / 1000
         self.requests = 0
+        self.hang = hang  # every POST is read and never answered (a hung engine)
 
     async def respond(self, transport: asyncio.Transport, method: bytes, url: bytes, body: bytes) -> None:
         self.requests += 1
@@ -99,6 +101,8 @@ class FakeUpstream:
                 400,
                 {"error": {"message": "bad json", "type": "invalid_request_error", "param": None, "code": None}},
             )
+        if self.hang:
+            await asyncio.Event().wait()
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.status != 200:
@@ -227,6 +231,7 @@ def main() -> None:
         "--break-after", type=int, default=None, metavar="K", help="drop a stream's connection after K chunks"
     )
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="sleep between stream chunks")
+    parser.add_argument("--hang", action="store_true", help="never answer a POST (GET /models still answers)")
     args = parser.parse_args()
     try:
         import uvloop
@@ -242,6 +247,7 @@ def main() -> None:
         status=args.status,
         break_after=args.break_after,
         chunk_delay_ms=args.chunk_delay_ms,
+        hang=args.hang,
     )
     asyncio.run(serve(args.host, args.port, upstream))
 

@@ -81,7 +81,7 @@ async def collect(stream) -> list[bytes]:
 # -- every server -------------------------------------------------------------------------------------
 async def test_json_stream_and_health(any_server, transport):
     url, _ = any_server
-    up = backend(url, transport)
+    up = backend(url, transport, probe_timeout_s=60)  # a cold CPU engine's first completion loads its weights
     try:
         assert await up.health()
         answer = await up.chat(CHAT)
@@ -94,7 +94,7 @@ async def test_json_stream_and_health(any_server, transport):
 
 async def test_an_idle_connection_the_server_closed_is_not_used_and_nothing_is_sent_twice(any_server, transport):
     url, log = any_server
-    up = backend(url, transport)
+    up = backend(url, transport, probe_timeout_s=60)
     try:
         posts, peers = (log.posts["plain"], len(log.peers)) if log else (0, 0)
         await up.chat(CHAT)
@@ -170,19 +170,54 @@ async def test_the_wait_for_a_pool_slot_times_out(stand_in, transport):
         await up.aclose()
 
 
-async def test_an_upstream_that_hangs_hits_the_read_timeout(stand_in, transport):
+async def test_an_upstream_that_hangs_hits_the_first_byte_and_idle_limits(stand_in, transport):
     base, _ = stand_in
-    up = backend(f"{base}/hang/v1", transport, read_timeout_s=0.3)
+    up = backend(f"{base}/hang/v1", transport, ttfb_timeout_s=0.3, idle_timeout_s=0.3, probe_timeout_s=0.3)
     try:
         start = time.monotonic()
-        with pytest.raises(BackendError, match="timeout") as silent:
-            await up.chat(CHAT)
+        with pytest.raises(BackendError, match="first-byte limit") as silent:
+            await up.chat(CHAT)  # its health check (a one-token completion) hangs too
         assert silent.value.retryable and time.monotonic() - start < 3
         events = up.chat_stream({**CHAT, "stream": True})
         assert await anext(events)
-        with pytest.raises(BackendError, match="timeout") as cut:
+        start = time.monotonic()
+        with pytest.raises(BackendError, match="idle limit") as cut:
             await anext(events)
         assert not cut.value.retryable  # an event had been passed on
+        assert time.monotonic() - start < 3
+    finally:
+        await up.aclose()
+
+
+async def test_a_slow_answer_from_a_replica_that_passes_its_check_is_waited_for(stand_in, transport):
+    # /slow answers after 1 s, its health check too: past the first-byte limit, the replica is working.
+    base, _ = stand_in
+    up = backend(f"{base}/slow/v1", transport, ttfb_timeout_s=0.2, probe_timeout_s=5)
+    try:
+        assert (await up.chat(CHAT))["choices"]
+    finally:
+        await up.aclose()
+
+
+async def test_the_request_limit_ends_an_answer_that_never_completes(stand_in, transport):
+    base, _ = stand_in
+    up = backend(f"{base}/slow/v1", transport, ttfb_timeout_s=0.2, request_timeout_s=0.5, probe_timeout_s=5)
+    try:
+        with pytest.raises(BackendError, match="request limit") as spent:
+            await up.chat(CHAT)
+        assert not spent.value.retryable  # the replica had all the time there is: no second wait elsewhere
+    finally:
+        await up.aclose()
+
+
+async def test_the_health_check_is_a_one_token_completion(any_server, transport):
+    url, log = any_server
+    up = backend(url, transport, probe_timeout_s=60)
+    try:
+        posts = log.posts["plain"] if log else 0
+        assert await up.health()
+        if log:  # the stand-ins count POSTs: the check is one (GET /models is not)
+            assert log.posts["plain"] == posts + 1
     finally:
         await up.aclose()
 

@@ -5,20 +5,29 @@ the running event loop. Transport failures become BackendError here, with the ga
 rules: nothing usable came back (refused, timed out, cut off, a 5xx, not JSON) -> ``retryable``, so
 another replica may try; the upstream's own 4xx -> passed on to the client. Streams are passed on
 event by event, never buffered; once an event was passed on, a failure is no longer retryable.
+
+Each exchange runs under the model's time limits (deadline.py: first byte, idle, total). The health
+check exercises the serving path: a one-token completion (an embedding of one word for embedding
+models) within ``inference.probe_timeout_s``, not ``GET /models``, which a hung engine still answers.
+A replica that delivered an answer or an event since its last check is serving and is not probed:
+the check costs nothing on a busy replica, and does not queue behind its generations.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import orjson
 
 from jaif.config import InferenceSettings
 from jaif.inference.backends.base import BackendError, Body
+from jaif.inference.backends.deadline import Timeouts, Watch
 from jaif.inference.backends.transport import TransportError, TransportOptions, UpstreamTransport
 from jaif.inference.service import display_url
 
-HEALTH_TIMEOUT_S = 2.0
+PROBE_TEXT = "ping"
 
 
 def transport_factory(kind: str) -> Callable[[str, TransportOptions], UpstreamTransport]:
@@ -35,7 +44,18 @@ def transport_factory(kind: str) -> Callable[[str, TransportOptions], UpstreamTr
 
 
 class OpenAIUpstream:
-    def __init__(self, url: str, *, api_key: str | None = None, settings: InferenceSettings | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        settings: InferenceSettings | None = None,
+        model: str = "",
+        kind: str = "chat",
+        timeouts: Timeouts | None = None,
+    ) -> None:
+        """``model``: the id the upstream knows (what the health check asks for); ``kind``: chat or
+        embedding; ``timeouts``: the model's time limits (default: the ``inference.*`` settings)."""
         # ``url`` is what metrics, logs, usage records and error messages show: without credentials.
         self._target = url.rstrip("/")
         self.url = display_url(self._target)
@@ -43,9 +63,22 @@ class OpenAIUpstream:
         headers = {"content-type": "application/json"}
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
-        self._options = TransportOptions.from_settings(settings, headers=headers)
+        self.timeouts = timeouts or timeouts_from(settings)
+        self._options = TransportOptions.from_settings(settings, headers=headers, timeouts=self.timeouts)
         self._make = transport_factory(settings.upstream_transport)
         self._transport: UpstreamTransport | None = None
+        self._watch: Watch | None = None
+        probe: Body
+        if kind == "embedding":
+            self._probe_path, probe = "/embeddings", {"model": model, "input": PROBE_TEXT}
+        else:
+            self._probe_path = "/chat/completions"
+            probe = {"model": model, "messages": [{"role": "user", "content": PROBE_TEXT}], "max_tokens": 1}
+        self._probe_body = orjson.dumps(probe)
+        self._probe_timeout_s = settings.probe_timeout_s
+        self._delivered = 0  # answers and stream events received
+        self._delivered_at_check = 0  # as the last health check saw it
+        self._check: asyncio.Task[bool] | None = None  # the health check under way, shared
 
     @property
     def transport(self) -> UpstreamTransport:
@@ -53,6 +86,13 @@ class OpenAIUpstream:
         if self._transport is None:
             self._transport = self._make(self._target, self._options)
         return self._transport
+
+    @property
+    def watch(self) -> Watch:
+        # One timer for the time limits of every exchange with this replica (deadline.py).
+        if self._watch is None:
+            self._watch = Watch(self.timeouts, self.check)
+        return self._watch
 
     async def chat(self, body: Body) -> Body:
         return await self._post("/chat/completions", body)
@@ -73,23 +113,53 @@ class OpenAIUpstream:
         return None
 
     async def health(self) -> bool:
+        """True when the replica serves: it answered or streamed since the last check, or
+        it answers a one-token completion (below 500) within ``inference.probe_timeout_s``. Concurrent
+        callers (the health loop, requests whose first byte is late) share one check."""
+        if self._delivered != self._delivered_at_check:  # something came since the last check: serving
+            self._delivered_at_check = self._delivered
+            return True
+        return await self.check()
+
+    async def check(self) -> bool:
+        """The one-token completion itself, never skipped (a request whose first byte is late asks it:
+        whatever the replica delivered before, it may have hung since)."""
+        if self._check is None or self._check.done():
+            self._check = asyncio.get_running_loop().create_task(self._probe())
+        return await asyncio.shield(self._check)
+
+    async def _probe(self) -> bool:
         try:
-            status = await self.transport.get("/models", timeout_s=HEALTH_TIMEOUT_S)
-        except TransportError:
+            async with asyncio.timeout(self._probe_timeout_s):
+                status, _ = await self.transport.post(self._probe_path, self._probe_body)
+        except (TransportError, TimeoutError):
             return False
         return status < 500
 
     async def aclose(self) -> None:
+        if self._check is not None and not self._check.done():
+            self._check.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._check
         if self._transport is not None:
             await self._transport.aclose()
             self._transport = None
 
     async def _post(self, path: str, body: Body) -> Body:
+        deadline = self.watch.start()
         try:
-            status, content = await self.transport.post(path, orjson.dumps(body))
+            try:
+                status, content = await self.transport.post(path, orjson.dumps(body))
+            except asyncio.CancelledError as exc:
+                raise deadline.expired(exc) from None
         except TransportError as exc:
-            # Nothing usable came back: another replica may try (as the client would have).
-            raise BackendError(f"{self.url}: {exc.message}", retryable=True) from exc
+            # Nothing usable came back: another replica may try (as the client would have), unless this
+            # one had the whole request limit (a working replica that never finished: no second wait).
+            raise BackendError(f"{self.url}: {exc.message}", retryable=not deadline.spent) from exc
+        finally:
+            deadline.close()
+        if status < 500:  # an answer, not a server error: the replica serves
+            self._delivered += 1
         return self._decode(status, content)
 
     def _decode(self, status: int, content: bytes) -> Body:
@@ -111,29 +181,53 @@ class OpenAIUpstream:
     async def _stream(self, path: str, body: Body) -> AsyncIterator[bytes]:
         sent = False
         limit = self._options.max_body_bytes
+        deadline = self.watch.start()
         try:
-            async with self.transport.stream(path, orjson.dumps(body)) as answer:
-                if answer.status >= 400:
-                    self._decode(answer.status, await answer.read())
-                buffer = b""
-                async for piece in answer.chunks():
-                    buffer = buffer + piece if buffer else piece
-                    if b"\r" in buffer:
-                        buffer = buffer.replace(b"\r\n", b"\n")
-                    while (end := buffer.find(b"\n\n")) >= 0:
-                        event, buffer = buffer[:end], buffer[end + 2 :]
-                        for line in event.split(b"\n"):
-                            if not line.startswith(b"data:"):
-                                continue
-                            payload = line[5:].strip()
-                            if payload == b"[DONE]":
-                                return
-                            sent = True
-                            yield payload
-                    if len(buffer) > limit:
-                        raise TransportError(f"an event larger than {limit} bytes", answered=True)
+            try:
+                async with self.transport.stream(path, orjson.dumps(body)) as answer:
+                    if answer.status >= 400:
+                        self._decode(answer.status, await answer.read())
+                    buffer = b""
+                    async for piece in answer.chunks():
+                        buffer = buffer + piece if buffer else piece
+                        if b"\r" in buffer:
+                            buffer = buffer.replace(b"\r\n", b"\n")
+                        while (end := buffer.find(b"\n\n")) >= 0:
+                            event, buffer = buffer[:end], buffer[end + 2 :]
+                            for line in event.split(b"\n"):
+                                if not line.startswith(b"data:"):
+                                    continue
+                                payload = line[5:].strip()
+                                if payload == b"[DONE]":
+                                    return
+                                if not sent:
+                                    sent = True
+                                    deadline.first_event()
+                                deadline.events += 1
+                                self._delivered += 1
+                                deadline.waiting = False  # with the client until it asks for the next
+                                yield payload
+                                if deadline.reason is not None:  # a limit passed meanwhile
+                                    raise TransportError(deadline.reason, timeout=True, answered=True)
+                                if deadline.events == 1:
+                                    deadline.resume()  # the relay's task may take over from the gateway's
+                                else:
+                                    deadline.waiting = True
+                        if len(buffer) > limit:
+                            raise TransportError(f"an event larger than {limit} bytes", answered=True)
+            except asyncio.CancelledError as exc:
+                raise deadline.expired(exc) from None
         except TransportError as exc:
             # Once an event was passed on, the client has bytes: only a silent failure may be retried.
             what = f"stream broke ({exc.message})" if exc.answered else exc.message
             raise BackendError(f"{self.url}: {what}", retryable=not sent) from exc
+        finally:
+            deadline.close()
         raise BackendError(f"{self.url}: stream ended without [DONE]", retryable=not sent)
+
+
+def timeouts_from(settings: InferenceSettings) -> Timeouts:
+    """The ``inference.*`` time limits, for a model that sets none of its own."""
+    return Timeouts(
+        ttfb_s=settings.ttfb_timeout_s, idle_s=settings.idle_timeout_s, total_s=settings.request_timeout_s
+    )

@@ -30,6 +30,7 @@ from jaif.errors import UpstreamError
 
 if TYPE_CHECKING:
     from jaif.config import InferenceSettings
+    from jaif.inference.backends.deadline import Timeouts
 
 
 class TransportError(UpstreamError):
@@ -74,7 +75,9 @@ class TransportOptions:
     """What every transport is made with (from ``inference.*`` settings; see docs/configuration.md)."""
 
     connect_timeout_s: float = 3.0
-    read_timeout_s: float = 300.0  # the longest silence while waiting for the head or the next piece
+    # The longest silence while waiting for the head or the next piece: a backstop, the request limit
+    # (the first-byte and idle limits are OpenAIUpstream's, deadline.py).
+    read_timeout_s: float = 600.0
     pool_timeout_s: float = 10.0  # the longest wait for a free connection when all are busy
     max_connections: int = 1000
     max_body_bytes: int = 64 * 1024 * 1024  # a whole answer, or one piece, after decompression
@@ -83,10 +86,13 @@ class TransportOptions:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: InferenceSettings, *, headers: dict[str, str] | None = None) -> TransportOptions:
+    def from_settings(
+        cls, settings: InferenceSettings, *, headers: dict[str, str] | None = None, timeouts: Timeouts | None = None
+    ) -> TransportOptions:
         return cls(
             connect_timeout_s=settings.connect_timeout_s,
-            read_timeout_s=settings.read_timeout_s,
+            # A backstop a second past the request limit, which OpenAIUpstream keeps (deadline.py).
+            read_timeout_s=(timeouts.total_s if timeouts else settings.request_timeout_s) + 1.0,
             pool_timeout_s=settings.upstream_pool_timeout_s,
             max_connections=settings.max_upstream_connections,
             max_body_bytes=settings.max_upstream_body_bytes,
