@@ -18,6 +18,7 @@ from jaif.compute import worker as compute_worker
 from jaif.compute.backend import make_compute
 from jaif.config import Settings
 from jaif.db.engine import make_engine, make_session_factory, transaction
+from jaif.deployments.controller import Controller, HttpProber
 from jaif.inference.backends.base import InferenceBackend
 from jaif.inference.backends.builtin import make_builtin, smollm2_file
 from jaif.inference.backends.openai_upstream import OpenAIUpstream
@@ -73,6 +74,7 @@ class Runtime:
         self._gauged: set[tuple[str, str]] = set()
         # Replicas an operator removed, closed once their last request has finished.
         self._retired: list[ReplicaState] = []
+        self._refreshing = asyncio.Lock()  # the registry task and the deployments' controller both refresh
 
     def _make_backend(self, url: str, *, name: str, kind: str, api_key: str | None) -> InferenceBackend:
         inf = self.settings.inference
@@ -99,6 +101,15 @@ class Runtime:
             self._tasks.append(
                 asyncio.create_task(self._every(self.settings.slurm.sync_interval_s, self._compute), name="compute")
             )
+        if self.settings.deployments.enabled:  # deployments' replicas (deployments/controller.py)
+            controller = Controller(
+                lambda: transaction(self.session_factory), make_compute(self.settings), self.settings.deployments,
+                HttpProber(self.settings.deployments.probe_timeout_s), outstanding=self._outstanding,
+            )
+            self._tasks.append(asyncio.create_task(
+                self._every(self.settings.deployments.interval_s, lambda: self._deployments(controller)),
+                name="deployments",
+            ))
         if self.settings.scheduler == "slurm":
             # Slurm's limits follow every allocation change within seconds, not only at the next tick.
             self._tasks.append(
@@ -153,12 +164,22 @@ class Runtime:
         compute = make_compute(self.settings)
         await asyncio.to_thread(compute_worker.tick, lambda: transaction(self.session_factory), compute)
 
+    def _outstanding(self, url: str) -> int:
+        """Requests in flight on a replica URL in this process, retired backends included."""
+        states = [s for _, s in self.registry.all_states()] + self._retired
+        return sum(s.outstanding for s in states if s.url == url)
+
+    async def _deployments(self, controller: Controller) -> None:
+        if await asyncio.to_thread(controller.tick):  # a replica joined or left: the gateway sees it now
+            await self._refresh()
+
     async def _refresh(self) -> None:
-        states = {id(state.backend): state for _, state in self.registry.all_states()}
-        gone = await asyncio.to_thread(self.registry.load)
-        # Closing a backend breaks what runs on it: requests and streams under way finish first.
-        self._retired += [states[id(backend)] for backend in gone]
-        await self._close_retired()
+        async with self._refreshing:
+            states = {id(state.backend): state for _, state in self.registry.all_states()}
+            gone = await asyncio.to_thread(self.registry.load)
+            # Closing a backend breaks what runs on it: requests and streams under way finish first.
+            self._retired += [states[id(backend)] for backend in gone]
+            await self._close_retired()
 
     async def _close_retired(self, *, everything: bool = False) -> None:
         busy = []

@@ -1,0 +1,134 @@
+"""The replica plan: from a deployment's desired count and what its replicas are doing to the moves
+that bring one to the other. Pure: nothing here talks to a scheduler, a replica or the database.
+
+Per replica (in this order of precedence):
+
+- its job has ended (or the scheduler no longer knows it): a draining replica has *ended*, any other
+  has *failed* (crashed, timed out, killed): it leaves the routing and is replaced;
+- pending, and its job runs: *starting*; still queued: stays pending with the scheduler's reason;
+- starting: *ready* once it has said where it listens and its readiness check passes; cancelled and
+  *failed* when it is not ready within the start timeout;
+- ready: cancelled and *failed* after ``health_failures`` consecutive failed health checks;
+- draining: cancelled (*ended*) once it has drained ``drain_s`` and has no request in flight, or
+  after ``drain_timeout_s`` whatever it still has.
+
+Then the count: the live replicas (pending, starting, ready) are brought to ``desired`` (at most
+``max_replicas``): new ones submitted, or surplus ones removed, the least advanced first (pending, then
+starting, newest first; ready replicas drain rather than being cancelled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jaif.compute.models import JobState
+from jaif.deployments.models import ReplicaState
+
+
+@dataclass(frozen=True)
+class Policy:
+    desired: int  # already clamped to [min, max] (0 when the deployment is being deleted)
+    max_replicas: int
+    start_timeout_s: float
+    health_failures: int
+    drain_s: float
+    drain_timeout_s: float
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One live replica as the controller sees it now."""
+
+    id: str
+    state: ReplicaState
+    age_s: float  # in its present state
+    job: JobState | None  # the scheduler's state of its job; None: the scheduler does not know it
+    job_reason: str = ""
+    exit_code: int | None = None
+    listening: bool = False  # it has said where it listens
+    probe: bool | None = None  # the readiness/health check now: passed, failed, not made
+    failures: int = 0  # consecutive failed health checks, this one included
+    outstanding: int = 0  # requests in flight on it
+    created: float = 0.0  # for ordering: larger is newer
+
+
+@dataclass(frozen=True)
+class Move:
+    replica_id: str
+    state: ReplicaState
+    reason: str
+    cancel: bool = False  # cancel its job
+
+
+@dataclass
+class Plan:
+    moves: list[Move]
+    submit: int  # new replicas to submit
+
+    def state_of(self, replica: Observed) -> ReplicaState:
+        for move in self.moves:
+            if move.replica_id == replica.id:
+                return move.state
+        return replica.state
+
+
+def _ended(r: Observed) -> Move:
+    if r.state == ReplicaState.draining:
+        return Move(r.id, ReplicaState.ended, "drained")
+    if r.job is None:
+        return Move(r.id, ReplicaState.failed, "the scheduler no longer knows its job")
+    why = f"its job ended: {r.job.value}"
+    if r.exit_code is not None:
+        why += f", exit code {r.exit_code}"
+    if r.job_reason and r.job_reason != r.job.value:
+        why += f" ({r.job_reason})"
+    return Move(r.id, ReplicaState.failed, why)
+
+
+def _step(r: Observed, policy: Policy) -> Move | None:
+    """The move of one replica on its own (None: it stays as it is)."""
+    if r.job is None or r.job.finished:
+        return _ended(r)
+    if r.state == ReplicaState.pending:
+        if r.job == JobState.running:
+            return Move(r.id, ReplicaState.starting, "started; waiting for it to listen and pass its readiness check")
+        return None
+    if r.state == ReplicaState.starting:
+        if r.listening and r.probe:
+            return Move(r.id, ReplicaState.ready, "")
+        if r.age_s >= policy.start_timeout_s:
+            return Move(r.id, ReplicaState.failed, f"not ready within {policy.start_timeout_s:g} s", cancel=True)
+        return None
+    if r.state == ReplicaState.ready:
+        if r.failures >= policy.health_failures:
+            return Move(r.id, ReplicaState.failed, f"failed {r.failures} health checks in a row", cancel=True)
+        return None
+    if r.state == ReplicaState.draining:
+        drained = r.age_s >= policy.drain_s and r.outstanding == 0
+        if drained or r.age_s >= policy.drain_timeout_s:
+            why = "drained" if drained else f"drain timeout ({r.outstanding} requests still in flight)"
+            return Move(r.id, ReplicaState.ended, why, cancel=True)
+    return None
+
+
+SURPLUS_ORDER = {ReplicaState.pending: 0, ReplicaState.starting: 1, ReplicaState.ready: 2}
+
+
+def make_plan(policy: Policy, replicas: list[Observed]) -> Plan:
+    moves = [m for m in (_step(r, policy) for r in replicas) if m is not None]
+    plan = Plan(moves=moves, submit=0)
+    live = [r for r in replicas if plan.state_of(r) in SURPLUS_ORDER]
+    target = max(0, min(policy.desired, policy.max_replicas))
+    if len(live) < target:
+        plan.submit = target - len(live)
+        return plan
+    surplus = sorted(live, key=lambda r: (SURPLUS_ORDER[plan.state_of(r)], -r.created))[: len(live) - target]
+    moved = {r.id for r in surplus}
+    plan.moves = [m for m in plan.moves if m.replica_id not in moved]
+    for r in surplus:
+        if r.state == ReplicaState.ready:  # in the routing: it drains first
+            plan.moves.append(Move(r.id, ReplicaState.draining, "scaled down" if policy.desired else "stopping"))
+        else:
+            plan.moves.append(Move(r.id, ReplicaState.ended, "scaled down" if policy.desired else "stopping",
+                                   cancel=True))
+    return plan
