@@ -209,8 +209,11 @@ class DeploymentSettings(BaseModel):
     interval_s: float = Field(2.0, gt=0)  # how often the controller reconciles (0 < s); the server runs it
     enabled: bool = True  # False: this server runs no controller (another one does)
     start_timeout_s: float = Field(600.0, gt=0)  # a replica not ready by then is cancelled and replaced
+    health_interval_s: float = Field(10.0, gt=0)  # how often a ready replica's health is checked
     health_failures: int = Field(3, ge=1)  # consecutive failed health checks before a ready replica is replaced
-    probe_timeout_s: float = Field(2.0, gt=0)
+    probe_timeout_s: float = Field(5.0, gt=0)
+    restart_backoff_s: float = Field(5.0, ge=0)  # after a replica failed before ever being ready: doubling waits
+    restart_backoff_max_s: float = Field(300.0, ge=0)
     drain_s: float = Field(10.0, ge=0)  # a draining replica is kept at least this long (the gateways let go)
     drain_timeout_s: float = Field(300.0, gt=0)  # and cancelled after this even with requests in flight
     python: Path | None = None  # the interpreter with llama-cpp-python for llama-cpp replicas (default: jaif's)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -75,12 +76,27 @@ class Controller:
     settings: DeploymentSettings
     probe: Prober
     outstanding: Callable[[str], int] = lambda url: 0  # requests in flight on a replica URL (this gateway's)
+    clock: Callable[[], float] = time.monotonic
+    _checked: dict[str, float] = field(default_factory=dict)  # replica id -> when its health was last checked
 
-    def policy(self, deployment: Deployment) -> Policy:
+    def policy(self, deployment: Deployment, now: datetime) -> Policy:
         s = self.settings
+        crashes, since = service.crashes(deployment, now)
         return Policy(desired=service.desired(deployment), max_replicas=deployment.max_replicas,
                       start_timeout_s=s.start_timeout_s, health_failures=s.health_failures, drain_s=s.drain_s,
-                      drain_timeout_s=s.drain_timeout_s)
+                      drain_timeout_s=s.drain_timeout_s, restart_backoff_s=s.restart_backoff_s,
+                      restart_backoff_max_s=s.restart_backoff_max_s, crashes=crashes, since_crash_s=since)
+
+    def due(self, replica: DeploymentReplica, state: ReplicaState) -> bool:
+        """Whether to check the replica now: every tick while it starts; a ready one every health_interval_s
+        (an engine busy with a long request may not answer a check at once)."""
+        if state == ReplicaState.starting:
+            return True
+        now = self.clock()
+        if now - self._checked.get(replica.id, float("-inf")) < self.settings.health_interval_s:
+            return False
+        self._checked[replica.id] = now
+        return True
 
     def tick(self) -> bool:
         """Reconcile every deployment once; True when a replica entered or left the routing."""
@@ -107,7 +123,8 @@ class Controller:
                 replica.node, replica.port = found
         probe = None
         url = replica.url
-        if url is not None and job_state == JobState.running and state in (ReplicaState.starting, ReplicaState.ready):
+        checkable = state in (ReplicaState.starting, ReplicaState.ready)
+        if url is not None and job_state == JobState.running and checkable and self.due(replica, state):
             path = engines.get(deployment.engine).readiness_path
             probe = self.probe(url.removesuffix("/v1") + path, key=service.replica_key(session, deployment))
             replica.health_failures = 0 if probe else replica.health_failures + 1
@@ -119,6 +136,7 @@ class Controller:
             listening=url is not None, probe=probe,
             failures=replica.health_failures if state == ReplicaState.ready else 0,
             outstanding=self.outstanding(url) if url else 0, created=replica.created_at.timestamp(),
+            was_ready=replica.ready_at is not None,
         )
 
     def reconcile(self, session: Session, name: str) -> bool:
@@ -127,7 +145,9 @@ class Controller:
         jobs = service.replica_jobs(session=session, compute=self.compute, replicas=replicas)
         now = utcnow()
         observed = [self.observe(session, deployment, r, jobs.get(r.id), now) for r in replicas]
-        plan = make_plan(self.policy(deployment), observed)
+        plan = make_plan(self.policy(deployment, now), observed)
+        if plan.waiting:
+            log.info("deployment %s: %s", name, plan.waiting)
         by_id = {r.id: r for r in replicas}
         changed = False
         for move in plan.moves:

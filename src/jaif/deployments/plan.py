@@ -14,12 +14,14 @@ Per replica (in this order of precedence):
 
 Then the count: the live replicas (pending, starting, ready) are brought to ``desired`` (at most
 ``max_replicas``): new ones submitted, or surplus ones removed, the least advanced first (pending, then
-starting, newest first; ready replicas drain rather than being cancelled).
+starting, newest first; ready replicas drain rather than being cancelled). After replicas that failed
+before they were ever ready (a crash loop: wrong weights, a broken engine), new ones wait a doubling
+backoff instead of being submitted at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from jaif.compute.models import JobState
 from jaif.deployments.models import ReplicaState
@@ -33,6 +35,17 @@ class Policy:
     health_failures: int
     drain_s: float
     drain_timeout_s: float
+    restart_backoff_s: float = 0.0
+    restart_backoff_max_s: float = 0.0
+    crashes: int = 0  # replicas in a row (the newest ones) that failed before they were ever ready
+    since_crash_s: float = 0.0  # since the newest of them ended
+
+    @property
+    def backoff_s(self) -> float:
+        """How long to wait after the last crash before submitting again (doubling, capped)."""
+        if self.crashes == 0:
+            return 0.0
+        return min(self.restart_backoff_max_s, self.restart_backoff_s * 2 ** (self.crashes - 1))
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,7 @@ class Observed:
     probe: bool | None = None  # the readiness/health check now: passed, failed, not made
     failures: int = 0  # consecutive failed health checks, this one included
     outstanding: int = 0  # requests in flight on it
+    was_ready: bool = False  # it has been ready (served) at some time
     created: float = 0.0  # for ordering: larger is newer
 
 
@@ -64,6 +78,7 @@ class Move:
 class Plan:
     moves: list[Move]
     submit: int  # new replicas to submit
+    waiting: str = ""  # why replicas that are wanted are not submitted now
 
     def state_of(self, replica: Observed) -> ReplicaState:
         for move in self.moves:
@@ -111,6 +126,17 @@ def _step(r: Observed, policy: Policy) -> Move | None:
     return None
 
 
+def _backoff(policy: Policy, replicas: list[Observed], moves: list[Move]) -> float:
+    """Seconds still to wait before submitting, counting the replicas that fail in this very plan."""
+    was_ready = {r.id for r in replicas if r.was_ready}
+    failing = [m for m in moves if m.state == ReplicaState.failed]
+    if any(m.replica_id in was_ready for m in failing):
+        return 0.0  # it served before it failed: not a crash loop, replaced at once
+    if failing:
+        policy = replace(policy, crashes=policy.crashes + len(failing), since_crash_s=0.0)
+    return policy.backoff_s - policy.since_crash_s
+
+
 SURPLUS_ORDER = {ReplicaState.pending: 0, ReplicaState.starting: 1, ReplicaState.ready: 2}
 
 
@@ -120,7 +146,12 @@ def make_plan(policy: Policy, replicas: list[Observed]) -> Plan:
     live = [r for r in replicas if plan.state_of(r) in SURPLUS_ORDER]
     target = max(0, min(policy.desired, policy.max_replicas))
     if len(live) < target:
-        plan.submit = target - len(live)
+        wait = _backoff(policy, replicas, moves)
+        if wait > 0:
+            plan.waiting = (f"{policy.crashes} replica(s) in a row failed before they were ready; "
+                            f"the next is submitted in {wait:.0f} s")
+        else:
+            plan.submit = target - len(live)
         return plan
     surplus = sorted(live, key=lambda r: (SURPLUS_ORDER[plan.state_of(r)], -r.created))[: len(live) - target]
     moved = {r.id for r in surplus}

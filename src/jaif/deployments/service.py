@@ -13,6 +13,7 @@ import logging
 import re
 import secrets
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -167,6 +168,21 @@ def desired(deployment: Deployment) -> int:
     if deployment.state == DeploymentState.deleting:
         return 0
     return min(deployment.min_replicas, deployment.max_replicas)
+
+
+def crashes(deployment: Deployment, now: datetime) -> tuple[int, float]:
+    """The newest replicas in a row that failed before they were ever ready, and the seconds since the
+    newest of them ended (the controller's restart backoff)."""
+    count, since = 0, 0.0
+    for replica in sorted(deployment.replicas, key=lambda r: r.created_at, reverse=True):
+        if ReplicaState(replica.state).live:
+            continue
+        if replica.state != ReplicaState.failed or replica.ready_at is not None:
+            break
+        if count == 0 and replica.ended_at is not None:
+            since = (now - replica.ended_at).total_seconds()
+        count += 1
+    return count, since
 
 
 def replica_key(session: Session, deployment: Deployment) -> str | None:

@@ -112,3 +112,19 @@ def test_a_replica_that_just_became_ready_but_is_surplus_is_cancelled_not_draine
     moves, submit = plan([obs("a", R.ready, probe=True, created=1),
                           obs("b", R.starting, listening=True, probe=True, created=2)], desired=1)
     assert [(m.replica_id, m.state, m.cancel) for m in moves] == [("b", R.ended, True)] and submit == 0
+
+
+@pytest.mark.parametrize("crashes,since,submit", [(0, 0, 1), (1, 4.9, 0), (1, 5.1, 1), (2, 9, 0), (2, 10.1, 1),
+                                                  (10, 299, 0), (10, 301, 1)])
+def test_after_replicas_that_never_became_ready_new_ones_wait_a_doubling_backoff(crashes, since, submit):
+    p = make_plan(Policy(**(vars(POLICY) | {"restart_backoff_s": 5, "restart_backoff_max_s": 300,
+                                            "crashes": crashes, "since_crash_s": since})), [])
+    assert p.submit == submit
+    assert bool(p.waiting) == (submit == 0) and (not p.waiting or "failed before they were ready" in p.waiting)
+
+
+def test_a_replica_failing_now_before_ever_being_ready_starts_the_backoff():
+    policy = {"restart_backoff_s": 5, "restart_backoff_max_s": 300}
+    assert plan([obs("a", R.starting, JobState.failed)], **policy)[1] == 0
+    assert plan([obs("a", R.ready, JobState.failed, was_ready=True)], **policy)[1] == 1  # it served: at once
+    assert plan([obs("a", R.starting, JobState.failed)], **policy | {"restart_backoff_s": 0})[1] == 1
