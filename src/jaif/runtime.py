@@ -19,6 +19,7 @@ from jaif.compute.backend import make_compute
 from jaif.config import Settings
 from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.deployments.controller import Controller, HttpProber
+from jaif.deployments.leader import Leadership
 from jaif.inference.backends.base import InferenceBackend
 from jaif.inference.backends.builtin import make_builtin, smollm2_file
 from jaif.inference.backends.openai_upstream import OpenAIUpstream
@@ -75,6 +76,7 @@ class Runtime:
         # Replicas an operator removed, closed once their last request has finished.
         self._retired: list[ReplicaState] = []
         self._refreshing = asyncio.Lock()  # the registry task and the deployments' controller both refresh
+        self._leadership: Leadership | None = None
 
     def _make_backend(self, url: str, *, name: str, kind: str, api_key: str | None) -> InferenceBackend:
         inf = self.settings.inference
@@ -102,9 +104,11 @@ class Runtime:
                 asyncio.create_task(self._every(self.settings.slurm.sync_interval_s, self._compute), name="compute")
             )
         if self.settings.deployments.enabled:  # deployments' replicas (deployments/controller.py)
+            self._leadership = Leadership(self.engine)  # one controller among the servers of a database
             controller = Controller(
                 lambda: transaction(self.session_factory), make_compute(self.settings), self.settings.deployments,
                 HttpProber(self.settings.deployments.probe_timeout_s), outstanding=self._outstanding,
+                leads=self._leadership.held,
             )
             self._tasks.append(asyncio.create_task(
                 self._every(self.settings.deployments.interval_s, lambda: self._deployments(controller)),
@@ -122,6 +126,8 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._leadership is not None:  # another server takes the deployments' controller over at once
+            await asyncio.to_thread(self._leadership.close)
         await self.meter.close()  # nothing queued is lost: the last flush, every lease given back
         for backend in self.registry.backends():
             await backend.aclose()

@@ -76,6 +76,7 @@ class Controller:
     settings: DeploymentSettings
     probe: Prober
     outstanding: Callable[[str], int] = lambda url: 0  # requests in flight on a replica URL (this gateway's)
+    leads: Callable[[], bool] = lambda: True  # whether this server runs the controller now (leader.py)
     clock: Callable[[], float] = time.monotonic
     _checked: dict[str, float] = field(default_factory=dict)  # replica id -> when its health was last checked
 
@@ -99,7 +100,10 @@ class Controller:
         return True
 
     def tick(self) -> bool:
-        """Reconcile every deployment once; True when a replica entered or left the routing."""
+        """Reconcile every deployment once; True when a replica entered or left the routing. Only the
+        server that leads does anything."""
+        if not self.leads():
+            return False
         with self.session_factory() as session:
             names = list(session.scalars(select(Deployment.name).order_by(Deployment.name)))
         changed = False
