@@ -29,6 +29,7 @@ from jaif.compute.models import Job, JobState
 from jaif.config import DeploymentSettings
 from jaif.db.base import utcnow
 from jaif.deployments import engines, service
+from jaif.deployments.autoscale import ScaleState, Scaling, decide
 from jaif.deployments.models import Deployment, DeploymentReplica, DeploymentState, ReplicaState
 from jaif.deployments.plan import Observed, Policy, make_plan
 from jaif.errors import JaifError
@@ -79,11 +80,26 @@ class Controller:
     leads: Callable[[], bool] = lambda: True  # whether this server runs the controller now (leader.py)
     clock: Callable[[], float] = time.monotonic
     _checked: dict[str, float] = field(default_factory=dict)  # replica id -> when its health was last checked
+    _scaling: dict[str, ScaleState] = field(default_factory=dict)  # deployment id -> the autoscaler's state
 
-    def policy(self, deployment: Deployment, now: datetime) -> Policy:
+    def desired(self, deployment: Deployment, replicas: list[DeploymentReplica]) -> int:
+        """The replicas the deployment wants now: the autoscaler's count (autoscale.py), 0 when deleting."""
+        if deployment.state == DeploymentState.deleting:
+            self._scaling.pop(deployment.id, None)
+            return 0
+        scaling = Scaling(deployment.min_replicas, deployment.max_replicas, deployment.target_inflight,
+                          self.settings.scale_up_window_s, self.settings.scale_down_window_s)
+        inflight = sum(self.outstanding(r.url) for r in replicas if r.url and r.state == ReplicaState.ready)
+        state = self._scaling.setdefault(deployment.id, ScaleState())
+        want, why = decide(scaling, state, now=self.clock(), inflight=inflight)
+        if why:
+            log.info("deployment %s: %s", deployment.name, why)
+        return want
+
+    def policy(self, deployment: Deployment, now: datetime, desired: int) -> Policy:
         s = self.settings
         crashes, since = service.crashes(deployment, now)
-        return Policy(desired=service.desired(deployment), max_replicas=deployment.max_replicas,
+        return Policy(desired=desired, max_replicas=deployment.max_replicas,
                       start_timeout_s=s.start_timeout_s, health_failures=s.health_failures, drain_s=s.drain_s,
                       drain_timeout_s=s.drain_timeout_s, restart_backoff_s=s.restart_backoff_s,
                       restart_backoff_max_s=s.restart_backoff_max_s, crashes=crashes, since_crash_s=since)
@@ -149,7 +165,8 @@ class Controller:
         jobs = service.replica_jobs(session=session, compute=self.compute, replicas=replicas)
         now = utcnow()
         observed = [self.observe(session, deployment, r, jobs.get(r.id), now) for r in replicas]
-        plan = make_plan(self.policy(deployment, now), observed)
+        desired = self.desired(deployment, replicas)
+        plan = make_plan(self.policy(deployment, now, desired), observed)
         if plan.waiting:
             log.info("deployment %s: %s", name, plan.waiting)
         by_id = {r.id: r for r in replicas}
@@ -164,7 +181,7 @@ class Controller:
                 log.warning("deployment %s: could not submit a replica: %s", name, exc.message)
                 break
             log.info("deployment %s: submitted replica %s (job %s): %d of %d wanted", name, replica.id,
-                     replica.job_id, len(service.live(deployment)), service.desired(deployment))
+                     replica.job_id, len(service.live(deployment)), desired)
         if deployment.state == DeploymentState.deleting and not service.live(deployment):
             service.remove(session=session, deployment=deployment)
             changed = True

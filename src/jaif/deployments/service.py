@@ -163,13 +163,6 @@ def live(deployment: Deployment) -> list[DeploymentReplica]:
     return [r for r in deployment.replicas if ReplicaState(r.state).live]
 
 
-def desired(deployment: Deployment) -> int:
-    """How many replicas it should have now: its minimum (the autoscaler will raise it), 0 when deleting."""
-    if deployment.state == DeploymentState.deleting:
-        return 0
-    return min(deployment.min_replicas, deployment.max_replicas)
-
-
 def crashes(deployment: Deployment, now: datetime) -> tuple[int, float]:
     """The newest replicas in a row that failed before they were ever ready, and the seconds since the
     newest of them ended (the controller's restart backoff)."""

@@ -4,6 +4,7 @@ model's replicas; a crash and failed health checks replaced; scale and delete dr
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -146,6 +147,7 @@ def test_failed_health_checks_cancel_and_replace_a_ready_replica(session, contro
 
 
 def test_scale_up_then_down_drains_then_cancels(session, controller, scheduler, deployment):
+    controller.settings.scale_down_window_s = 0  # no load: down at once
     ready_replica(session, controller, scheduler, "100", 8100)
     service.scale_deployment(session=session, name="chat", min_replicas=2)
     ready_replica(session, controller, scheduler, "101", 8101)
@@ -160,6 +162,30 @@ def test_scale_up_then_down_drains_then_cancels(session, controller, scheduler, 
     controller.outstanding = lambda url: 0
     controller.tick()
     assert states(session) == [("ready", "100"), ("ended", "101")] and scheduler.cancelled == ["101"]
+
+
+def test_the_autoscaler_adds_a_replica_under_load_and_takes_it_away_after_its_window(session, controller, scheduler,
+                                                                                    deployment, caplog):
+    caplog.set_level(logging.INFO, logger="jaif.deployments")
+    controller.settings.scale_down_window_s = 60
+    ready_replica(session, controller, scheduler, "100", 8100)
+    load = {"http://gpu-node-7:8100/v1": 9}  # target_inflight 4 (the default): 9 in flight wants 3, max is 2
+    controller.outstanding = lambda url: load.get(url, 0)
+    controller.clock.now += 11  # the idle samples are out of the 10 s window
+    controller.tick()
+    assert [s for s, _ in states(session)] == ["ready", "pending"]
+    assert "deployment chat: scale up 1 -> 2: 9.0 requests in flight on average over 10 s" in caplog.text
+    ready_replica(session, controller, scheduler, "101", 8101)
+    assert urls(session, deployment) == ["http://gpu-node-7:8100/v1", "http://gpu-node-7:8101/v1"]
+    load.clear()  # the load is gone: kept for the scale-down window, then one drains
+    for _ in range(3):
+        controller.clock.now += 20
+        controller.tick()
+    assert [s for s, _ in states(session)] == ["ready", "ready"]
+    controller.clock.now += 60
+    controller.tick()
+    assert [s for s, _ in states(session)] == ["ready", "draining"]
+    assert "deployment chat: scale down 2 -> 1" in caplog.text
 
 
 def test_delete_drains_every_replica_then_removes_the_deployment_and_its_model(session, controller, scheduler,
