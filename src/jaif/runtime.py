@@ -18,6 +18,7 @@ from jaif.compute import worker as compute_worker
 from jaif.compute.backend import make_compute
 from jaif.config import Settings
 from jaif.db.engine import make_engine, make_session_factory, transaction
+from jaif.deployments import service as deployments
 from jaif.deployments.controller import Controller, HttpProber
 from jaif.deployments.leader import Leadership
 from jaif.inference.backends.base import InferenceBackend
@@ -47,7 +48,8 @@ class Runtime:
         inf = settings.inference
         self.metrics = GatewayMetrics(multiprocess_dir=settings.web.metrics_dir)
         self.registry = ModelRegistry(
-            self.session_factory, self._make_backend, cooldown_s=inf.cooldown_s, builtin=inf.builtin_models
+            self.session_factory, self._make_backend, cooldown_s=inf.cooldown_s, builtin=inf.builtin_models,
+            standing=deployments.served_model_ids,  # a deployment starting: 503 with Retry-After, not 404
         )
         self.meter = Meter(
             self.session_factory,

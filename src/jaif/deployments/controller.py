@@ -81,6 +81,7 @@ class Controller:
     clock: Callable[[], float] = time.monotonic
     _checked: dict[str, float] = field(default_factory=dict)  # replica id -> when its health was last checked
     _scaling: dict[str, ScaleState] = field(default_factory=dict)  # deployment id -> the autoscaler's state
+    _refused: dict[str, str] = field(default_factory=dict)  # deployment id -> why its last submission was refused
 
     def desired(self, deployment: Deployment, replicas: list[DeploymentReplica]) -> int:
         """The replicas the deployment wants now: the autoscaler's count (autoscale.py), 0 when deleting."""
@@ -177,9 +178,12 @@ class Controller:
             try:
                 replica = service.submit_replica(session=session, compute=self.compute, deployment=deployment,
                                                  python=str(self.settings.python) if self.settings.python else None)
-            except JaifError as exc:  # the allocation, the scheduler: said, and tried again next tick
-                log.warning("deployment %s: could not submit a replica: %s", name, exc.message)
+            except JaifError as exc:  # the allocation, the scheduler: said (once), and tried again next tick
+                if self._refused.get(deployment.id) != exc.message:
+                    log.warning("deployment %s: could not submit a replica: %s", name, exc.message)
+                self._refused[deployment.id] = exc.message
                 break
+            self._refused.pop(deployment.id, None)
             log.info("deployment %s: submitted replica %s (job %s): %d of %d wanted", name, replica.id,
                      replica.job_id, len(service.live(deployment)), desired)
         if deployment.state == DeploymentState.deleting and not service.live(deployment):

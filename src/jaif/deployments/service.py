@@ -159,6 +159,13 @@ def remove(*, session: Session, deployment: Deployment) -> None:
     log.info("deployment %s: removed (its replicas have ended)", deployment.name)
 
 
+def served_model_ids(session: Session) -> list[str]:
+    """The gateway models of active deployments: listed and answered (503 while no replica is ready)."""
+    query = select(Deployment.model_id).where(Deployment.state == DeploymentState.active,
+                                              Deployment.model_id.is_not(None))
+    return [m for m in session.scalars(query) if m]
+
+
 def live(deployment: Deployment) -> list[DeploymentReplica]:
     return [r for r in deployment.replicas if ReplicaState(r.state).live]
 

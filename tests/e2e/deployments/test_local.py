@@ -44,8 +44,8 @@ def deployments(env) -> list[dict]:
     return json.loads(last_line(jaif(env, "deployment", "list", "--json")))
 
 
-def replicas(env, state: str) -> list[dict]:
-    found = [d for d in deployments(env) if d["name"] == "chat"]
+def replicas(env, state: str, name: str = "chat") -> list[dict]:
+    found = [d for d in deployments(env) if d["name"] == name]
     return [r for r in found[0]["replicas"] if r["state"] == state] if found else []
 
 
@@ -71,8 +71,12 @@ def test_a_deployment_serves_is_replaced_when_it_crashes_and_drains_on_delete(en
          "--partition", "local", "--gpus-per-replica", "0", "--min-replicas", "1", "--max-replicas", "1",
          "--target-inflight", "4", "--idle-minutes", "30", "--walltime", "60", "--project", "inference",
          "--alias", "chat-latest")
+    # a deployment whose project cannot pay: it never gets a replica
+    jaif(env, "project", "create", "starved", "--org", "Factory")
+    jaif(env, "deployment", "create", "cold", "--model", "smollm2-135m-instruct", "--engine", "llama-cpp",
+         "--partition", "local", "--project", "starved")
     listed = deployments(env)
-    assert [(d["name"], d["replicas"]) for d in listed] == [("chat", [])]  # nothing runs without a server
+    assert [(d["name"], d["replicas"]) for d in listed] == [("chat", []), ("cold", [])]  # nothing runs yet
     with server(env) as base:
         ready = wait_for(lambda: replicas(env, "ready"), bool, timeout=READY_S, every=0.5)
         assert len(ready) == 1, deployments(env)
@@ -81,13 +85,20 @@ def test_a_deployment_serves_is_replaced_when_it_crashes_and_drains_on_delete(en
         state = job_state(env, first["job_id"])
         assert state["user"].startswith("jaif-job-") or not os.geteuid() == 0  # the project's account, not root
 
-        with openai.OpenAI(base_url=base + "/v1", api_key=env["KEY"]) as client:
-            assert {"chat", "chat-latest"} <= {m.id for m in client.models.list()}
+        with openai.OpenAI(base_url=base + "/v1", api_key=env["KEY"], max_retries=0) as client:
+            assert {"chat", "chat-latest", "cold"} <= {m.id for m in client.models.list()}
         reply = chat(base, env["KEY"])
         assert reply.choices[0].message.content and reply.usage.completion_tokens >= 1
         usage = wait_for(lambda: json.loads(last_line(jaif(env, "usage", "--project", "inference", "--json"))),
                          lambda u: u["requests"] == 1)
         assert usage["requests"] == 1 and usage["completion_tokens"] == reply.usage.completion_tokens
+        with openai.OpenAI(base_url=base + "/v1", api_key=env["KEY"], max_retries=0) as client:
+            # no replica of it is ready: 503 with Retry-After in the OpenAI shape, not 404
+            with pytest.raises(openai.APIStatusError) as cold:
+                client.chat.completions.create(model="cold", messages=[{"role": "user", "content": "hi"}])
+            assert cold.value.status_code == 503 and cold.value.response.headers["retry-after"]
+            assert cold.value.body["code"] == "service_unavailable", cold.value.body
+        assert replicas(env, "pending", name="cold") == []  # refused (no allocation): said in the log
 
         # the replica crashes: it is replaced, and the deployment serves again
         os.killpg(state["pid"], signal.SIGKILL)
@@ -108,7 +119,8 @@ def test_a_deployment_serves_is_replaced_when_it_crashes_and_drains_on_delete(en
         pid = job_state(env, second[0]["job_id"])["pid"]
         out = jaif(env, "deployment", "delete", "chat").stdout
         assert "1 replica(s) draining" in out
-        assert wait_for(lambda: deployments(env), lambda d: d == [], timeout=60, every=0.5) == []
+        assert wait_for(lambda: [d["name"] for d in deployments(env)], lambda d: d == ["cold"], timeout=60,
+                        every=0.5) == ["cold"]
         assert wait_for(lambda: alive(pid), lambda a: not a, timeout=30) is False
         assert job_state(env, second[0]["job_id"])["state"] == "cancelled"
         with openai.OpenAI(base_url=base + "/v1", api_key=env["KEY"]) as client:

@@ -255,3 +255,21 @@ def test_a_refused_submission_is_said_and_tried_again(session, controller, sched
     grant(session, lab, partition="gpu")
     controller.tick()
     assert [s for s, _ in states(session, "broke")] == ["pending"]
+
+
+def test_the_gateway_knows_a_deployment_before_a_replica_is_ready_and_forgets_it_when_deleted(
+        session, factory, deployment, world, compute):
+    from jaif.inference.registry import ModelRegistry
+    from jaif.inference.service import add_model
+
+    add_model(session=session, name="empty-model", upstreams=[], deployed=True)  # no deployment: not served
+    session.flush()
+    registry = ModelRegistry(factory, lambda url, **kw: None, cooldown_s=1, builtin=False,
+                             standing=service.served_model_ids)
+    registry.load()
+    assert registry.resolve("chat").replicas.replicas == []  # answered 503 with Retry-After, not 404
+    assert registry.resolve("chat-latest").name == "chat"
+    assert "empty-model" not in registry.models
+    service.delete_deployment(session=session, name="chat")
+    registry.load()
+    assert "chat" not in registry.models
