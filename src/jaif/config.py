@@ -217,6 +217,7 @@ class DeploymentSettings(BaseModel):
     drain_s: float = Field(10.0, ge=0)  # a draining replica is kept at least this long (the gateways let go)
     drain_timeout_s: float = Field(300.0, gt=0)  # and cancelled after this even with requests in flight
     python: Path | None = None  # the interpreter with llama-cpp-python for llama-cpp replicas (default: jaif's)
+    handover_s: float = Field(600.0, ge=0)  # a successor is submitted this long before a replica's time limit
     scale_up_window_s: float = Field(10.0, gt=0)  # the moving average of in-flight requests the target follows
     scale_down_window_s: float = Field(300.0, ge=0)  # how long the target must stay lower before scaling down
 

@@ -100,7 +100,9 @@ class Controller:
     def policy(self, deployment: Deployment, now: datetime, desired: int) -> Policy:
         s = self.settings
         crashes, since = service.crashes(deployment, now)
+        handover = min(s.handover_s, deployment.walltime_minutes * 60 / 2)  # never at once for short limits
         return Policy(desired=desired, max_replicas=deployment.max_replicas,
+                      handover_s=handover, end_margin_s=min(60.0, handover / 4),
                       start_timeout_s=s.start_timeout_s, health_failures=s.health_failures, drain_s=s.drain_s,
                       drain_timeout_s=s.drain_timeout_s, restart_backoff_s=s.restart_backoff_s,
                       restart_backoff_max_s=s.restart_backoff_max_s, crashes=crashes, since_crash_s=since)
@@ -157,8 +159,15 @@ class Controller:
             listening=url is not None, probe=probe,
             failures=replica.health_failures if state == ReplicaState.ready else 0,
             outstanding=self.outstanding(url) if url else 0, created=replica.created_at.timestamp(),
-            was_ready=replica.ready_at is not None,
+            was_ready=replica.ready_at is not None, remaining_s=self.remaining(deployment, job, now),
         )
+
+    @staticmethod
+    def remaining(deployment: Deployment, job: Job | None, now: datetime) -> float | None:
+        """Seconds until the replica's job reaches its time limit (None while it has not started)."""
+        if job is None or job.started_at is None or JobState(job.state) != JobState.running:
+            return None
+        return deployment.walltime_minutes * 60 - (now - job.started_at).total_seconds()
 
     def reconcile(self, session: Session, name: str) -> bool:
         deployment = service.get_deployment(session=session, name=name)

@@ -17,6 +17,10 @@ Then the count: the live replicas (pending, starting, ready) are brought to ``de
 starting, newest first; ready replicas drain rather than being cancelled). After replicas that failed
 before they were ever ready (a crash loop: wrong weights, a broken engine), new ones wait a doubling
 backoff instead of being submitted at once.
+
+Walltime handover: a ready replica within ``handover_s`` of its job's time limit is *retiring*: it
+keeps serving but no longer counts, so a successor is submitted; it drains as soon as a successor is
+ready, or at ``end_margin_s`` before its end at the latest.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ class Policy:
     drain_timeout_s: float
     restart_backoff_s: float = 0.0
     restart_backoff_max_s: float = 0.0
+    handover_s: float = 0.0  # a ready replica this close to its time limit gets a successor (0: none)
+    end_margin_s: float = 0.0  # and drains at the latest this close to it, successor ready or not
     crashes: int = 0  # replicas in a row (the newest ones) that failed before they were ever ready
     since_crash_s: float = 0.0  # since the newest of them ended
 
@@ -63,6 +69,7 @@ class Observed:
     failures: int = 0  # consecutive failed health checks, this one included
     outstanding: int = 0  # requests in flight on it
     was_ready: bool = False  # it has been ready (served) at some time
+    remaining_s: float | None = None  # until its job's time limit (None: not running, or unknown)
     created: float = 0.0  # for ordering: larger is newer
 
 
@@ -140,11 +147,32 @@ def _backoff(policy: Policy, replicas: list[Observed], moves: list[Move]) -> flo
 SURPLUS_ORDER = {ReplicaState.pending: 0, ReplicaState.starting: 1, ReplicaState.ready: 2}
 
 
+def _retiring(policy: Policy, r: Observed) -> bool:
+    return policy.handover_s > 0 and r.remaining_s is not None and r.remaining_s <= policy.handover_s
+
+
+def _handover(policy: Policy, plan: Plan, retiring: list[Observed], live: list[Observed], target: int) -> None:
+    """Drain retiring replicas as their successors are ready (the oldest first), and any that reached
+    the end margin whatever the successors do."""
+    ready = sum(1 for r in live if plan.state_of(r) == ReplicaState.ready)
+    spare = max(0, ready + len(retiring) - target)
+    for r in sorted(retiring, key=lambda r: r.remaining_s or 0.0):
+        if spare > 0:
+            spare -= 1
+            plan.moves.append(Move(r.id, ReplicaState.draining, "walltime handover: its successor is ready"))
+        elif (r.remaining_s or 0.0) <= policy.end_margin_s:
+            plan.moves.append(Move(r.id, ReplicaState.draining, "its time limit is near (no successor ready)"))
+
+
 def make_plan(policy: Policy, replicas: list[Observed]) -> Plan:
     moves = [m for m in (_step(r, policy) for r in replicas) if m is not None]
     plan = Plan(moves=moves, submit=0)
-    live = [r for r in replicas if plan.state_of(r) in SURPLUS_ORDER]
     target = max(0, min(policy.desired, policy.max_replicas))
+    # Walltime handover: a ready replica near its time limit no longer counts, so a successor is
+    # submitted (max_replicas may be passed by the retiring ones meanwhile); it drains once one is ready.
+    retiring = [r for r in replicas if plan.state_of(r) == ReplicaState.ready and _retiring(policy, r)]
+    live = [r for r in replicas if plan.state_of(r) in SURPLUS_ORDER and r not in retiring]
+    _handover(policy, plan, retiring, live, target)
     if len(live) < target:
         wait = _backoff(policy, replicas, moves)
         if wait > 0:

@@ -188,6 +188,23 @@ def test_the_autoscaler_adds_a_replica_under_load_and_takes_it_away_after_its_wi
     assert "deployment chat: scale down 2 -> 1" in caplog.text
 
 
+def test_walltime_handover_a_successor_first_then_the_old_one_drains(session, controller, scheduler, deployment):
+    ready_replica(session, controller, scheduler, "100", 8100)
+    # 30 minutes of time limit; started 25 minutes ago: within the 10 minutes of handover
+    started = utcnow() - timedelta(minutes=25)
+    scheduler.states["100"] = JobStatus("100", JobState.running, started_at=started)
+    controller.tick()
+    assert states(session) == [("ready", "100"), ("pending", "101")]  # the old one serves on
+    assert urls(session, deployment) == ["http://gpu-node-7:8100/v1"]
+    listen(scheduler, "101", scheduler.submitted[1].workdir, 8101)
+    controller.tick()  # starting
+    assert controller.tick() is True  # the successor is ready, the old one drains in the same tick
+    assert states(session) == [("draining", "100"), ("ready", "101")]
+    assert urls(session, deployment) == ["http://gpu-node-7:8101/v1"]
+    replica = service.get_deployment(session=session, name="chat").replicas[0]
+    assert replica.reason == "walltime handover: its successor is ready"
+
+
 def test_delete_drains_every_replica_then_removes_the_deployment_and_its_model(session, controller, scheduler,
                                                                                deployment):
     ready_replica(session, controller, scheduler, "100", 8100)

@@ -128,3 +128,37 @@ def test_a_replica_failing_now_before_ever_being_ready_starts_the_backoff():
     assert plan([obs("a", R.starting, JobState.failed)], **policy)[1] == 0
     assert plan([obs("a", R.ready, JobState.failed, was_ready=True)], **policy)[1] == 1  # it served: at once
     assert plan([obs("a", R.starting, JobState.failed)], **policy | {"restart_backoff_s": 0})[1] == 1
+
+
+HANDOVER = {"handover_s": 600, "end_margin_s": 60}
+
+
+def test_a_replica_near_its_time_limit_gets_a_successor_and_keeps_serving_meanwhile():
+    assert plan([obs("a", R.ready, probe=True, remaining_s=601)], **HANDOVER) == ([], 0)
+    assert plan([obs("a", R.ready, probe=True, remaining_s=599)], **HANDOVER) == ([], 1)
+    # the successor queues and starts: the old one serves on, and no third is submitted
+    assert plan([obs("a", R.ready, probe=True, remaining_s=500),
+                 obs("b", R.starting, created=1)], **HANDOVER) == ([], 0)
+    # even at max_replicas (the retiring one is out of the count)
+    assert plan([obs("a", R.ready, probe=True, remaining_s=500)], **HANDOVER | {"max_replicas": 1}) == ([], 1)
+
+
+def test_the_retiring_replica_drains_once_its_successor_is_ready():
+    moves, submit = plan([obs("a", R.ready, probe=True, remaining_s=400),
+                          obs("b", R.starting, listening=True, probe=True, created=1)], **HANDOVER)
+    assert sorted((m.replica_id, m.state) for m in moves) == [("a", R.draining), ("b", R.ready)] and submit == 0
+    assert [m.reason for m in moves if m.replica_id == "a"] == ["walltime handover: its successor is ready"]
+
+
+def test_without_a_ready_successor_it_drains_at_the_end_margin():
+    moves, _ = plan([obs("a", R.ready, probe=True, remaining_s=59), obs("b", R.pending, JobState.pending,
+                                                                          created=1)], **HANDOVER)
+    assert [(m.replica_id, m.state, m.reason) for m in moves] == [
+        ("a", R.draining, "its time limit is near (no successor ready)")]
+
+
+def test_of_two_retiring_replicas_one_drains_per_ready_successor_the_oldest_first():
+    moves, submit = plan([obs("a", R.ready, probe=True, remaining_s=300), obs("b", R.ready, probe=True,
+                                                                              remaining_s=200),
+                          obs("c", R.ready, probe=True, created=2)], desired=2, **HANDOVER)
+    assert [(m.replica_id, m.state) for m in moves] == [("b", R.draining)] and submit == 1
