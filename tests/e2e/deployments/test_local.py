@@ -126,3 +126,35 @@ def test_a_deployment_serves_is_replaced_when_it_crashes_and_drains_on_delete(en
         with openai.OpenAI(base_url=base + "/v1", api_key=env["KEY"]) as client:
             missing = wait_for(lambda: {m.id for m in client.models.list()}, lambda ids: "chat" not in ids)
             assert "chat" not in missing and "chat-latest" not in missing
+
+
+def test_a_walltime_handover_under_load_fails_no_request(env):
+    """A replica with a 2-minute time limit is handed over (successor from 60 s before its end, see
+    deployments.handover_s: at most half the walltime) while a client sends requests one after another:
+    none fails."""
+    jaif(env, "deployment", "create", "short", "--model", "smollm2-135m-instruct", "--engine", "llama-cpp",
+         "--partition", "local", "--walltime", "2", "--project", "inference")
+    with server(env) as base:
+        first = wait_for(lambda: replicas(env, "ready", name="short"), bool, timeout=READY_S, every=0.5)
+        assert len(first) == 1, deployments(env)
+        outcomes: list[str] = []
+        with openai.OpenAI(base_url=base + "/v1", api_key=env["KEY"], max_retries=0, timeout=120) as client:
+            deadline = time.monotonic() + 150 + READY_S
+            while time.monotonic() < deadline:
+                try:
+                    client.chat.completions.create(model="short", max_tokens=3,
+                                                   messages=[{"role": "user", "content": "hi"}])
+                    outcomes.append("ok")
+                except openai.APIError as exc:
+                    outcomes.append(f"{type(exc).__name__}: {exc}")
+                ended = [r for r in replicas(env, "ended", name="short") if r["job_id"] == first[0]["job_id"]]
+                if ended:
+                    break
+        # drained and ended before its time limit (a replica killed at its limit would be "failed")
+        assert ended and ended[0]["reason"] == "drained", deployments(env)
+        now_ready = replicas(env, "ready", name="short")
+        assert len(now_ready) == 1 and now_ready[0]["job_id"] != first[0]["job_id"]
+        failed = [o for o in outcomes if o != "ok"]
+        assert outcomes and failed == [], failed
+        jaif(env, "deployment", "delete", "short")
+        wait_for(lambda: replicas(env, "ready", name="short"), lambda r: r == [], timeout=60, every=0.5)
