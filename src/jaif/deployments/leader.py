@@ -50,7 +50,7 @@ class Leadership:
         else:
             self._held = self._flock()
         if self._held != was:
-            log.warning("deployments: this server %s the controller", "now runs" if self._held else "no longer runs")
+            log.info("deployments: this server %s the controller", "now runs" if self._held else "no longer runs")
         return self._held
 
     def _postgres(self) -> bool:

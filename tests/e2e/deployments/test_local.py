@@ -15,6 +15,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from jaif.compute.local import LocalScheduler
 from tests.e2e.compute.conftest import shared_tmp
 from tests.support.procs import base_env, jaif, last_line, server, wait_for
 
@@ -37,7 +38,12 @@ def env():
              "--gpu-hours", "10")
         env["KEY"] = last_line(jaif(env, "key", "create", "--project", "inference"))
         env["JOBS"] = str(tmp / "jobs")
-        yield env
+        try:
+            yield env
+        finally:  # replicas outlive the server by design: a failed test leaves none behind
+            local = LocalScheduler(tmp / "jobs" / ".local", gpus=4, isolation=None)  # cancel needs no isolation
+            for path in (tmp / "jobs" / ".local" / "jobs").glob("*.json"):
+                local.cancel(path.stem)
 
 
 def deployments(env) -> list[dict]:

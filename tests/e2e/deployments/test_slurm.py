@@ -5,6 +5,7 @@ listens on the node, serving /v1 through the openai SDK, and cancelled in Slurm 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import openai
 import pytest
@@ -12,6 +13,17 @@ import pytest
 from tests.support.procs import jaif, last_line, server, wait_for
 
 pytestmark = pytest.mark.slurm
+
+
+@contextmanager
+def cancelled_at_end(slurm):
+    """Replicas outlive the server by design: a failed test leaves none of its jobs behind."""
+    try:
+        yield
+    finally:
+        jobs = slurm.slurm("squeue", "-h", "-n", "deployment-slurm-chat", "-o", "%i").split()
+        if jobs:
+            slurm.slurm("scancel", *jobs)
 
 
 def test_a_deployment_runs_its_replica_as_a_slurm_job(slurm):
@@ -27,7 +39,7 @@ def test_a_deployment_runs_its_replica_as_a_slurm_job(slurm):
         listed = json.loads(last_line(jaif(env, "deployment", "list", "--json")))
         return [r for d in listed for r in d["replicas"] if r["state"] == state]
 
-    with server(env) as base:
+    with server(env) as base, cancelled_at_end(slurm):
         ready = wait_for(lambda: replicas("ready"), bool, timeout=240, every=1.0)
         assert len(ready) == 1, json.loads(last_line(jaif(env, "deployment", "list", "--json")))
         job_id = ready[0]["slurm_job_id"]
