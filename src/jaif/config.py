@@ -223,6 +223,25 @@ class SlurmSettings(BaseModel):
     sync_interval_s: float = Field(300.0, ge=0)
 
 
+class DeploymentSettings(BaseModel):
+    """Model deployments (deployments/, docs/deployments.md): the controller that runs their replicas."""
+
+    interval_s: float = Field(2.0, gt=0)  # how often the controller reconciles (0 < s); the server runs it
+    enabled: bool = True  # False: this server runs no controller (another one does)
+    start_timeout_s: float = Field(600.0, gt=0)  # a replica not ready by then is cancelled and replaced
+    health_interval_s: float = Field(10.0, gt=0)  # how often a ready replica's health is checked
+    health_failures: int = Field(3, ge=1)  # consecutive failed health checks before a ready replica is replaced
+    probe_timeout_s: float = Field(5.0, gt=0)
+    restart_backoff_s: float = Field(5.0, ge=0)  # after a replica failed before ever being ready: doubling waits
+    restart_backoff_max_s: float = Field(300.0, ge=0)
+    drain_s: float = Field(10.0, ge=0)  # a draining replica is kept at least this long (the gateways let go)
+    drain_timeout_s: float = Field(300.0, gt=0)  # and cancelled after this even with requests in flight
+    python: Path | None = None  # the interpreter with llama-cpp-python for llama-cpp replicas (default: jaif's)
+    handover_s: float = Field(600.0, ge=0)  # a successor is submitted this long before a replica's time limit
+    scale_up_window_s: float = Field(10.0, gt=0)  # the moving average of in-flight requests the target follows
+    scale_down_window_s: float = Field(300.0, ge=0)  # how long the target must stay lower before scaling down
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="JAIF_", env_nested_delimiter="__", extra="ignore", validate_default=True
@@ -240,6 +259,7 @@ class Settings(BaseSettings):
     scheduler: Literal["local", "slurm"] = "local"
     compute: ComputeSettings = ComputeSettings()
     slurm: SlurmSettings = SlurmSettings()
+    deployments: DeploymentSettings = DeploymentSettings()
 
     @property
     def outbox_dir(self) -> Path:

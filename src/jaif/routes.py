@@ -33,6 +33,7 @@ from jaif.catalogue import pages as catalogue_pages
 from jaif.catalogue.router import router as catalogue_api
 from jaif.compute import pages as compute_pages
 from jaif.compute.router import router as compute_api
+from jaif.deployments.router import router as deployments_api
 from jaif.identity import pages as identity_pages
 from jaif.identity.router import router as identity_api
 from jaif.inference import endpoints as inference_endpoints
@@ -51,11 +52,12 @@ STATIC = Path(__file__).resolve().parent / "web" / "static"
 
 # The REST API of each concept (/api/v1): support desk, catalogue, training; the front door's organisations,
 # projects, calls, applications, reviews and allocations; compute's jobs, partitions, report and Slurm sync;
+# the operators' model deployments;
 # identity's /api/v1/me, tokens, project members and invitations; a project's API keys.
 API_ROUTERS: tuple[APIRouter, ...] = (
     support_api, catalogue_api, training_api,
     directory_api, calls_api, applications_api, reviews_api, allocations_api,
-    compute_api,
+    compute_api, deployments_api,
     identity_api, keys_api,
 )
 

@@ -27,6 +27,9 @@ from jaif.dependencies import (
     check_redis,
     outage_of,
 )
+from jaif.deployments import service as deployments
+from jaif.deployments.controller import Controller, HttpProber
+from jaif.deployments.leader import Leadership
 from jaif.inference.backends.base import InferenceBackend
 from jaif.inference.backends.builtin import make_builtin, smollm2_file
 from jaif.inference.backends.deadline import Timeouts
@@ -64,6 +67,7 @@ class Runtime:
             cooldown_s=inf.cooldown_s,
             builtin=inf.builtin_models,
             timeouts=timeouts_from(inf),
+            standing=deployments.served_model_ids,  # a deployment starting: 503 with Retry-After, not 404
         )
         if inf.read_timeout_s is not None:
             log.warning(
@@ -98,6 +102,8 @@ class Runtime:
         self._gauged: set[tuple[str, str]] = set()
         # Replicas an operator removed, closed once their last request has finished.
         self._retired: list[ReplicaState] = []
+        self._refreshing = asyncio.Lock()  # the registry task and the deployments' controller both refresh
+        self._leadership: Leadership | None = None
 
     def _make_backend(
         self, url: str, *, name: str, kind: str, api_key: str | None, upstream_model: str, timeouts: Timeouts
@@ -130,6 +136,17 @@ class Runtime:
             self._tasks.append(
                 asyncio.create_task(self._every(self.settings.slurm.sync_interval_s, self._compute), name="compute")
             )
+        if self.settings.deployments.enabled:  # deployments' replicas (deployments/controller.py)
+            self._leadership = Leadership(self.engine)  # one controller among the servers of a database
+            controller = Controller(
+                lambda: transaction(self.session_factory), make_compute(self.settings), self.settings.deployments,
+                HttpProber(self.settings.deployments.probe_timeout_s), outstanding=self._outstanding,
+                leads=self._leadership.held,
+            )
+            self._tasks.append(asyncio.create_task(
+                self._every(self.settings.deployments.interval_s, lambda: self._deployments(controller)),
+                name="deployments",
+            ))
         if self.settings.scheduler == "slurm":
             # Slurm's limits follow every allocation change within seconds, not only at the next tick.
             self._tasks.append(
@@ -142,6 +159,8 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._leadership is not None:  # another server takes the deployments' controller over at once
+            await asyncio.to_thread(self._leadership.close)
         await self.meter.close()  # nothing queued is lost: the last flush, every lease given back
         for backend in self.registry.backends():
             await backend.aclose()
@@ -202,12 +221,22 @@ class Runtime:
         compute = make_compute(self.settings)
         await asyncio.to_thread(compute_worker.tick, lambda: transaction(self.session_factory), compute)
 
+    def _outstanding(self, url: str) -> int:
+        """Requests in flight on a replica URL in this process, retired backends included."""
+        states = [s for _, s in self.registry.all_states()] + self._retired
+        return sum(s.outstanding for s in states if s.url == url)
+
+    async def _deployments(self, controller: Controller) -> None:
+        if await asyncio.to_thread(controller.tick):  # a replica joined or left: the gateway sees it now
+            await self._refresh()
+
     async def _refresh(self) -> None:
-        states = {id(state.backend): state for _, state in self.registry.all_states()}
-        gone = await asyncio.to_thread(self.registry.load)
-        # Closing a backend breaks what runs on it: requests and streams under way finish first.
-        self._retired += [states[id(backend)] for backend in gone]
-        await self._close_retired()
+        async with self._refreshing:
+            states = {id(state.backend): state for _, state in self.registry.all_states()}
+            gone = await asyncio.to_thread(self.registry.load)
+            # Closing a backend breaks what runs on it: requests and streams under way finish first.
+            self._retired += [states[id(backend)] for backend in gone]
+            await self._close_retired()
 
     async def _close_retired(self, *, everything: bool = False) -> None:
         busy = []

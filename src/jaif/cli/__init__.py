@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import sys
 
-from jaif.cli import access, allocations, calls, compute, identity, inference, metering, services, system
+from jaif.cli import (
+    access,
+    allocations,
+    calls,
+    compute,
+    deployments,
+    identity,
+    inference,
+    metering,
+    services,
+    system,
+)
 from jaif.cli.common import app, err
 from jaif.errors import JaifError
 
-for module in (system, access, identity, inference, metering, services, calls, allocations, compute):
+for module in (system, access, identity, inference, metering, services, calls, allocations, compute, deployments):
     module.register(app)
 
 

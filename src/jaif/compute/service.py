@@ -154,8 +154,10 @@ def submit_job(
     params: dict[str, str] | None = None,
     script: bytes | str | None = None,
     name: str | None = None,
+    environment: dict[str, str] | None = None,
 ) -> Job:
-    """Validate, check the allocation, write the job's directory and hand it to the scheduler."""
+    """Validate, check the allocation, write the job's directory and hand it to the scheduler.
+    ``environment``: variables of the job's own (a deployment's replica key), kept out of its script."""
     project = find_project(session, actor, project_name)
     part = get_partition(compute, partition)
     _check_resources(part, gpus=gpus, nodes=nodes, time_min=time_min)
@@ -175,12 +177,12 @@ def submit_job(
     )
     job.name = (name or template or "batch")[:200]
     workdir = compute.jobs_dir / job_dir_name(project.name)
-    environment: dict[str, str] = {}
+    environment = dict(environment or {})
     if template is not None:
         tpl = templates.get(template)
         context = {"gpus_per_node": str(gpus)}
         if tpl.job_key:
-            environment = _job_key(session, compute, actor, job)
+            environment |= _job_key(session, compute, actor, job)
             context["base_url"] = environment["OPENAI_BASE_URL"]
         params = job.params
         if tpl.name == "lora" and params.get("model"):

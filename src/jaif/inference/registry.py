@@ -7,7 +7,7 @@ survive an operator adding a replica or re-pointing an alias. A change to what a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -62,6 +62,7 @@ class ModelRegistry:
         cooldown_s: float,
         builtin: bool = True,
         timeouts: Timeouts = Timeouts(),
+        standing: Callable[[Session], Collection[str]] | None = None,
     ) -> None:
         """``timeouts``: the inference.*_timeout_s settings, for models that set none of their own."""
         self._session_factory = session_factory
@@ -70,6 +71,9 @@ class ModelRegistry:
         # With the built-in models switched off, their replicas are left out (so are models without any).
         self._builtin = builtin
         self._timeouts = timeouts
+        # Ids of models served even while they have no replica (deployments whose replicas are starting):
+        # their requests are answered 503 with Retry-After, not 404 (deployments/service.py).
+        self._standing = standing
         self.models: dict[str, ServedModel] = {}
         self.aliases: dict[str, str] = {}
         self._states: dict[tuple, ReplicaState] = {}
@@ -83,12 +87,14 @@ class ModelRegistry:
     def load(self) -> list[InferenceBackend]:
         """Read the registry (blocking; call in a thread). Returns backends that went away, to close."""
         with self._session_factory() as session:
+            standing = set(self._standing(session)) if self._standing is not None else set()
             rows = [
                 _Row(m.id, m.name, m.kind, m.context_length, m.owned_by, int(m.created_at.timestamp()),
                      m.upstream_model, m.upstream_key, m.tokenizer, urls, tuple(a.alias for a in m.aliases),
                      (m.ttfb_timeout_s, m.idle_timeout_s, m.request_timeout_s))
                 for m in service.list_models(session=session, active_only=True)
                 if (urls := tuple(r.url for r in m.replicas if r.is_active and self._serves(r.url)))
+                or m.id in standing
             ]
         return self._apply(rows)
 

@@ -92,10 +92,13 @@ def add_model(
     ttfb_timeout_s: float | None = None,
     idle_timeout_s: float | None = None,
     request_timeout_s: float | None = None,
+    deployed: bool = False,
 ) -> Model:
+    """``deployed``: a deployment's model (deployments/), whose replicas the deployment's controller adds
+    and removes as they become ready and drain; it starts without any."""
     if kind not in ModelKind.__members__:
         raise InvalidRequest("kind must be chat or embedding", param="kind")
-    if not upstreams:
+    if not upstreams and not deployed:
         raise InvalidRequest("a model needs at least one upstream", param="upstream")
     if context_length < 1:
         raise InvalidRequest("context length must be positive", param="context_length")

@@ -1,0 +1,201 @@
+"""The deployment controller: every ``deployments.interval_s`` the server (runtime.py) runs ``tick``,
+which, per deployment, observes its replicas (their jobs' states from the scheduler, where they listen,
+their readiness or health check), asks plan.py what to do, and does it through the services.
+
+Where a replica listens: its script writes ``NODE PORT`` to ``endpoint`` in its job's directory
+(engines.py); the controller reads it once the job runs. Under the local scheduler the node is always
+127.0.0.1 (the replica cannot point the gateway elsewhere).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jaif.compute.backend import Compute
+from jaif.compute.models import Job, JobState
+from jaif.config import DeploymentSettings
+from jaif.db.base import utcnow
+from jaif.deployments import engines, service
+from jaif.deployments.autoscale import ScaleState, Scaling, decide
+from jaif.deployments.models import Deployment, DeploymentReplica, DeploymentState, ReplicaState
+from jaif.deployments.plan import Observed, Policy, make_plan
+from jaif.errors import JaifError
+
+log = logging.getLogger(__name__)
+
+NODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,199}$|^[0-9a-fA-F:]{2,39}$")
+
+
+class Prober(Protocol):
+    def __call__(self, url: str, *, key: str | None) -> bool:
+        """GET ``url`` with the replica's key; True on a 200 answer."""
+        ...
+
+
+@dataclass
+class HttpProber:
+    timeout_s: float
+
+    def __call__(self, url: str, *, key: str | None) -> bool:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        try:
+            return httpx.get(url, headers=headers, timeout=self.timeout_s).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def read_endpoint(workdir: str, *, local: bool) -> tuple[str, int] | None:
+    """(node, port) from the replica's ``endpoint`` file, or None while it has none (or nonsense)."""
+    try:
+        fd = os.open(Path(workdir) / "endpoint", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        words = f.read(512).decode("ascii", errors="replace").split()
+    if len(words) != 2 or not words[1].isdigit() or not 0 < int(words[1]) < 65536 or not NODE.match(words[0]):
+        return None
+    return ("127.0.0.1" if local else words[0]), int(words[1])
+
+
+@dataclass
+class Controller:
+    session_factory: Callable[[], AbstractContextManager[Session]]
+    compute: Compute
+    settings: DeploymentSettings
+    probe: Prober
+    outstanding: Callable[[str], int] = lambda url: 0  # requests in flight on a replica URL (this gateway's)
+    leads: Callable[[], bool] = lambda: True  # whether this server runs the controller now (leader.py)
+    clock: Callable[[], float] = time.monotonic
+    _checked: dict[str, float] = field(default_factory=dict)  # replica id -> when its health was last checked
+    _scaling: dict[str, ScaleState] = field(default_factory=dict)  # deployment id -> the autoscaler's state
+    _refused: dict[str, str] = field(default_factory=dict)  # deployment id -> why its last submission was refused
+
+    def desired(self, deployment: Deployment, replicas: list[DeploymentReplica]) -> int:
+        """The replicas the deployment wants now: the autoscaler's count (autoscale.py), 0 when deleting."""
+        if deployment.state == DeploymentState.deleting:
+            self._scaling.pop(deployment.id, None)
+            return 0
+        scaling = Scaling(deployment.min_replicas, deployment.max_replicas, deployment.target_inflight,
+                          self.settings.scale_up_window_s, self.settings.scale_down_window_s)
+        inflight = sum(self.outstanding(r.url) for r in replicas if r.url and r.state == ReplicaState.ready)
+        state = self._scaling.setdefault(deployment.id, ScaleState())
+        want, why = decide(scaling, state, now=self.clock(), inflight=inflight)
+        if why:
+            log.info("deployment %s: %s", deployment.name, why)
+        return want
+
+    def policy(self, deployment: Deployment, now: datetime, desired: int) -> Policy:
+        s = self.settings
+        crashes, since = service.crashes(deployment, now)
+        handover = min(s.handover_s, deployment.walltime_minutes * 60 / 2)  # never at once for short limits
+        return Policy(desired=desired, max_replicas=deployment.max_replicas,
+                      handover_s=handover, end_margin_s=min(60.0, handover / 4),
+                      start_timeout_s=s.start_timeout_s, health_failures=s.health_failures, drain_s=s.drain_s,
+                      drain_timeout_s=s.drain_timeout_s, restart_backoff_s=s.restart_backoff_s,
+                      restart_backoff_max_s=s.restart_backoff_max_s, crashes=crashes, since_crash_s=since)
+
+    def due(self, replica: DeploymentReplica, state: ReplicaState) -> bool:
+        """Whether to check the replica now: every tick while it starts; a ready one every health_interval_s
+        (an engine busy with a long request may not answer a check at once)."""
+        if state == ReplicaState.starting:
+            return True
+        now = self.clock()
+        if now - self._checked.get(replica.id, float("-inf")) < self.settings.health_interval_s:
+            return False
+        self._checked[replica.id] = now
+        return True
+
+    def tick(self) -> bool:
+        """Reconcile every deployment once; True when a replica entered or left the routing. Only the
+        server that leads does anything."""
+        if not self.leads():
+            return False
+        with self.session_factory() as session:
+            names = list(session.scalars(select(Deployment.name).order_by(Deployment.name)))
+        changed = False
+        for name in names:
+            try:
+                with self.session_factory() as session:
+                    changed |= self.reconcile(session, name)
+            except Exception:  # one deployment's trouble (a scheduler refusing) must not stop the others
+                log.exception("deployment %s: reconciling failed; tried again in %.1f s", name,
+                              self.settings.interval_s)
+        return changed
+
+    def observe(
+        self, session: Session, deployment: Deployment, replica: DeploymentReplica, job: Job | None, now: datetime
+    ) -> Observed:
+        state = ReplicaState(replica.state)
+        job_state = JobState(job.state) if job is not None else None
+        if job_state == JobState.running and replica.port is None:
+            found = read_endpoint(replica.workdir, local=replica.scheduler == "local")
+            if found is not None:
+                replica.node, replica.port = found
+        probe = None
+        url = replica.url
+        checkable = state in (ReplicaState.starting, ReplicaState.ready)
+        if url is not None and job_state == JobState.running and checkable and self.due(replica, state):
+            path = engines.get(deployment.engine).readiness_path
+            probe = self.probe(url.removesuffix("/v1") + path, key=service.replica_key(session, deployment))
+            replica.health_failures = 0 if probe else replica.health_failures + 1
+        if state == ReplicaState.pending and job is not None and job_state == JobState.pending and job.reason:
+            replica.reason = job.reason[:300]  # Slurm's reason while it queues
+        return Observed(
+            id=replica.id, state=state, age_s=(now - replica.state_since).total_seconds(), job=job_state,
+            job_reason=job.reason if job is not None else "", exit_code=job.exit_code if job is not None else None,
+            listening=url is not None, probe=probe,
+            failures=replica.health_failures if state == ReplicaState.ready else 0,
+            outstanding=self.outstanding(url) if url else 0, created=replica.created_at.timestamp(),
+            was_ready=replica.ready_at is not None, remaining_s=self.remaining(deployment, job, now),
+        )
+
+    @staticmethod
+    def remaining(deployment: Deployment, job: Job | None, now: datetime) -> float | None:
+        """Seconds until the replica's job reaches its time limit (None while it has not started)."""
+        if job is None or job.started_at is None or JobState(job.state) != JobState.running:
+            return None
+        return deployment.walltime_minutes * 60 - (now - job.started_at).total_seconds()
+
+    def reconcile(self, session: Session, name: str) -> bool:
+        deployment = service.get_deployment(session=session, name=name)
+        replicas = service.live(deployment)
+        jobs = service.replica_jobs(session=session, compute=self.compute, replicas=replicas)
+        now = utcnow()
+        observed = [self.observe(session, deployment, r, jobs.get(r.id), now) for r in replicas]
+        desired = self.desired(deployment, replicas)
+        plan = make_plan(self.policy(deployment, now, desired), observed)
+        if plan.waiting:
+            log.info("deployment %s: %s", name, plan.waiting)
+        by_id = {r.id: r for r in replicas}
+        changed = False
+        for move in plan.moves:
+            changed |= service.move(session=session, compute=self.compute, replica=by_id[move.replica_id], to=move)
+        for _ in range(plan.submit):
+            try:
+                replica = service.submit_replica(session=session, compute=self.compute, deployment=deployment,
+                                                 python=str(self.settings.python) if self.settings.python else None)
+            except JaifError as exc:  # the allocation, the scheduler: said (once), and tried again next tick
+                if self._refused.get(deployment.id) != exc.message:
+                    log.warning("deployment %s: could not submit a replica: %s", name, exc.message)
+                self._refused[deployment.id] = exc.message
+                break
+            self._refused.pop(deployment.id, None)
+            log.info("deployment %s: submitted replica %s (job %s): %d of %d wanted", name, replica.id,
+                     replica.job_id, len(service.live(deployment)), desired)
+        if deployment.state == DeploymentState.deleting and not service.live(deployment):
+            service.remove(session=session, deployment=deployment)
+            changed = True
+        return changed

@@ -1,0 +1,75 @@
+"""Pydantic views of deployments and their replicas, as the API and the CLI show them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DeploymentCreate(BaseModel):
+    """A deployment for ``POST /api/v1/deployments`` (the fields of ``jaif deployment create``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, description="The model id clients use.")
+    model: str = Field(min_length=1, max_length=1000, description="A weights path, or a built-in or catalogue model.")
+    engine: str = Field(description="llama-cpp, vllm or command.")
+    partition: str = Field(max_length=100)
+    project: str = Field(max_length=200, description="The project whose allocation pays for the replicas.")
+    gpus_per_replica: int = Field(0, ge=0, le=1024)
+    min_replicas: int = Field(1, ge=0, le=1000)
+    max_replicas: int = Field(1, ge=1, le=1000)
+    target_inflight: int = Field(4, ge=1, le=100000)
+    idle_minutes: int = Field(30, ge=1, le=525600)
+    walltime: int = Field(60, ge=1, le=525600, description="Each replica's time limit in minutes.")
+    command: str | None = Field(None, max_length=10000, description="The command engine's command line.")
+    aliases: list[str] = Field(default_factory=list)
+
+
+class DeploymentScale(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_replicas: int | None = Field(None, ge=0, le=1000)
+    max_replicas: int | None = Field(None, ge=1, le=1000)
+
+
+class ReplicaOut(BaseModel):
+    id: str
+    state: str
+    reason: str
+    scheduler: str
+    job_id: str = Field(description="The scheduler's job id.")
+    slurm_job_id: str | None = Field(description="Slurm's job id; null under the local scheduler.")
+    node: str | None
+    port: int | None
+    created_at: datetime
+    state_since: datetime
+    ready_at: datetime | None
+    ended_at: datetime | None
+
+
+class DeploymentOut(BaseModel):
+    name: str
+    model: str
+    engine: str
+    partition: str
+    project: str
+    gpus_per_replica: int
+    min_replicas: int
+    max_replicas: int
+    target_inflight: int
+    idle_minutes: int
+    walltime_minutes: int
+    command: str | None
+    aliases: list[str]
+    state: str = Field(description="active, or deleting (its replicas drain)")
+    ready_replicas: int
+    replicas: list[ReplicaOut] = Field(description="Its live replicas, and the last ended or failed ones.")
+    created_at: datetime
+
+
+class DeploymentDeleted(BaseModel):
+    name: str
+    state: str = Field(description="deleted (it had no replica), or deleting (its replicas drain first)")
+    draining: int = Field(description="Its replicas still to drain and stop.")
