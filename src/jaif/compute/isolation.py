@@ -266,6 +266,11 @@ def sandbox_args(*, hide_dirs, hide_files, workdir: str | None, expose=()) -> li
         args += ["--perms", "0711", "--tmpfs", str(directory)]
         emptied.append(directory)
     for name in map(Path, hide_files):
+        # SQLite's -wal and -shm files come and go with the server's connections: one present when the job
+        # was planned may be gone now, and bwrap cannot bind over a path that does not exist (a read-only
+        # root). Such a file, made again later, is the server's alone (SQLite gives it the database's mode).
+        if not os.path.lexists(name):
+            continue
         if not any(name.is_relative_to(e) for e in emptied):
             args += ["--ro-bind", "/dev/null", str(name)]
     for path in map(Path, expose):
