@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from typing import Any
 
@@ -53,4 +54,13 @@ def run(settings: Settings, *, host: str | None, port: int | None, workers: int 
         finally:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
+        # uvicorn drains on SIGTERM (requests and streams under way finish, the lifespan flushes usage and
+        # gives leases back), then raises the signal again so the process ends the way it was asked to: -15.
+        # A drain that finished is a clean exit, as with --workers N, whose supervisor exits 0: this handler,
+        # which uvicorn puts back before raising, makes it exit 0.
+        signal.signal(signal.SIGTERM, _exit_after_drain)
         uvicorn.run(asgi_app(settings, metered=metered), **options)
+
+
+def _exit_after_drain(signum: int, frame: object) -> None:
+    raise SystemExit(0)

@@ -8,6 +8,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, distinct, func, select
 
@@ -74,9 +75,11 @@ def test_two_workers_share_metrics_and_meter_everything(jaif_env):
     assert usage["tokens_leased"] == 0
 
 
-def test_sigterm_lets_the_streams_under_way_finish(jaif_env):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_lets_the_streams_under_way_finish(jaif_env, workers):
     """SIGTERM: no new connections, but a stream under way runs to its end, and it is metered (the
-    workers' lifespan flushes usage and gives the leases back)."""
+    workers' lifespan flushes usage and gives the leases back); then `jaif serve` exits with status 0,
+    with one worker as with two."""
     jaif(jaif_env, "db", "upgrade")
     jaif(jaif_env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
     jaif(jaif_env, "project", "create", "alpha", "--org", "Uni A", "--token-quota", "1000000")
@@ -84,7 +87,7 @@ def test_sigterm_lets_the_streams_under_way_finish(jaif_env):
     with upstream(jaif_env, "--chunk-delay-ms", "150") as (url, _proc):
         jaif(jaif_env, "model", "add", "slow", "--upstream", url)
         port = free_port()
-        argv = [JAIF, "serve", "--port", str(port), "--workers", "2"]
+        argv = [JAIF, "serve", "--port", str(port), "--workers", workers]
         with started(argv, jaif_env, f"http://127.0.0.1:{port}/healthz") as proc:
             body = {"model": "slow", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10, "stream": True}
             headers = {"authorization": f"Bearer {key}"}

@@ -64,11 +64,15 @@ def allocated(
     application: Application,
     allocations: list[Allocation],
     missing: list[str],
+    *,
+    invited: bool = False,
 ) -> None:
     project = application.project
     lines = [f"Your application {_ref(application)} is allocated to project {project.name if project else '?'}:"]
     lines += [f"- {describe(a)}" for a in allocations]
-    if missing:
+    if missing and invited:
+        lines += ["", "Team members invited by e-mail to join the project: " + ", ".join(missing)]
+    elif missing:
         lines += ["", "Team members without an account yet (invite them from the project page): " + ", ".join(missing)]
     lines += ["", "Create an API key of the project in the portal to use the inference gateway."]
     subject = f"Access granted: {application.title}"

@@ -29,7 +29,7 @@ from jaif.notify.deps import MailerDep
 from jaif.web import api_paging
 from jaif.web.api_errors import errors
 from jaif.web.api_paging import PAGED, Paging
-from jaif.web.deps import DB
+from jaif.web.deps import DB, IdentityConf
 
 router = APIRouter(prefix="/api/v1/applications", tags=["applications"])
 reviews_router = APIRouter(prefix="/api/v1/reviews", tags=["reviews"])
@@ -98,20 +98,23 @@ def problems(application_id: Id, session: DB, actor: CurrentActor) -> list[Probl
 
 @router.post("/{application_id}/submit", response_model=ApplicationOut, summary="Submit a draft",
              responses=errors(400, 401, 403, 404, 409))
-def submit(application_id: Id, session: DB, actor: CurrentActor, mailer: MailerDep) -> ApplicationOut:
+def submit(application_id: Id, session: DB, actor: CurrentActor, mailer: MailerDep,
+           conf: IdentityConf) -> ApplicationOut:
     """Checks completeness and eligibility (400 with every problem); calls with automatic review
     accept and allocate at once."""
-    service.submit(session=session, actor=actor, mailer=mailer, application_id=application_id)
+    service.submit(session=session, actor=actor, mailer=mailer, application_id=application_id, invitations=conf)
     return _detail(session, actor, application_id)
 
 
 @router.post("/{application_id}/automatic-review", response_model=ApplicationOut,
              summary="Ask again for the automatic review of a submitted application",
              responses=errors(400, 401, 403, 404, 409))
-def retry_automatic_review(application_id: Id, session: DB, actor: CurrentActor, mailer: MailerDep) -> ApplicationOut:
+def retry_automatic_review(application_id: Id, session: DB, actor: CurrentActor, mailer: MailerDep,
+                           conf: IdentityConf) -> ApplicationOut:
     """For a call with automatic review: an application that waited (an unverified address, an unconfirmed
     membership of its organisation) is granted now if all is in order, else waits with a note saying why."""
-    service.retry_automatic_review(session=session, actor=actor, mailer=mailer, application_id=application_id)
+    service.retry_automatic_review(session=session, actor=actor, mailer=mailer, application_id=application_id,
+                                   invitations=conf)
     return _detail(session, actor, application_id)
 
 
@@ -131,22 +134,24 @@ def start_stage(application_id: Id, body: StageIn, session: DB, actor: Operator)
 
 @router.post("/{application_id}/decision", response_model=ApplicationOut, summary="Accept or reject (operators)",
              responses=errors(400, 401, 403, 404, 409))
-def decide(application_id: Id, body: DecisionIn, session: DB, actor: Operator, mailer: MailerDep) -> ApplicationOut:
+def decide(application_id: Id, body: DecisionIn, session: DB, actor: Operator, mailer: MailerDep,
+           conf: IdentityConf) -> ApplicationOut:
     """Accepting allocates at once (the request, or the amounts given here) unless ``allocate`` is false."""
     service.decide(
         session=session, actor=actor, mailer=mailer, application_id=application_id, accept=body.accept,
         comment=body.comment, allocate=body.allocate, gpu_hours=body.gpu_hours, tokens=body.tokens,
-        duration_months=body.duration_months,
+        duration_months=body.duration_months, invitations=conf,
     )
     return _detail(session, actor, application_id)
 
 
 @router.post("/{application_id}/allocate", response_model=ApplicationOut,
              summary="Allocate an accepted application (operators)", responses=errors(400, 401, 403, 404, 409))
-def allocate(application_id: Id, body: GrantIn, session: DB, actor: Operator, mailer: MailerDep) -> ApplicationOut:
+def allocate(application_id: Id, body: GrantIn, session: DB, actor: Operator, mailer: MailerDep,
+             conf: IdentityConf) -> ApplicationOut:
     service.allocate_accepted(
         session=session, actor=actor, mailer=mailer, application_id=application_id, gpu_hours=body.gpu_hours,
-        tokens=body.tokens, duration_months=body.duration_months,
+        tokens=body.tokens, duration_months=body.duration_months, invitations=conf,
     )
     return _detail(session, actor, application_id)
 

@@ -33,8 +33,10 @@ from jaif.applications.schemas import DraftIn
 from jaif.calls import service as calls
 from jaif.calls.eligibility import Problem
 from jaif.calls.models import AccessCall, ReviewMode
+from jaif.config import IdentitySettings
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from jaif.identity import team
 from jaif.notify.mail import Mailer
 
 S = ApplicationState
@@ -244,8 +246,10 @@ def _resolve_organisation(session: Session, application: Application) -> None:
     session.flush()
 
 
-def submit(*, session: Session, actor: Actor, mailer: Mailer | None, application_id: str) -> Application:
-    """Submit a complete, eligible draft, or refuse with every problem (SubmissionRefused, 400)."""
+def submit(*, session: Session, actor: Actor, mailer: Mailer | None, application_id: str,
+           invitations: IdentitySettings | None = None) -> Application:
+    """Submit a complete, eligible draft, or refuse with every problem (SubmissionRefused, 400).
+    ``invitations``: with it, team members without an account are invited when access is granted."""
     application = _own(session, actor, application_id)
     if application.state != S.draft:
         raise Conflict(f"the application is {states.label(application.state)} already")
@@ -256,7 +260,7 @@ def submit(*, session: Session, actor: Actor, mailer: Mailer | None, application
     states.move(session, application, S.submitted, actor_id=actor.user_id)
     emails.submitted(session, mailer, application)
     if application.call.review_mode == ReviewMode.automatic:
-        _automatic_review(session, mailer, application)
+        _automatic_review(session, mailer, application, invitations)
     return application
 
 
@@ -275,7 +279,8 @@ def automatic_grant_problem(session: Session, application: Application) -> str |
     return None
 
 
-def _automatic_review(session: Session, mailer: Mailer | None, application: Application) -> None:
+def _automatic_review(session: Session, mailer: Mailer | None, application: Application,
+                      invitations: IdentitySettings | None = None) -> None:
     waiting = automatic_grant_problem(session, application)
     if waiting is not None:
         states.note(session, application, f"not accepted automatically: {waiting}; or an operator decides")
@@ -286,11 +291,11 @@ def _automatic_review(session: Session, mailer: Mailer | None, application: Appl
         states.note(session, application, f"not accepted automatically: {short}; an operator decides")
         return
     states.move(session, application, S.accepted, actor_id=None, note="automatic review: eligible and complete")
-    _allocate(session, mailer, application, wanted, actor_id=None)
+    _allocate(session, mailer, application, wanted, actor_id=None, invitations=invitations)
 
 
 def retry_automatic_review(*, session: Session, actor: Actor, mailer: Mailer | None,
-                           application_id: str) -> Application:
+                           application_id: str, invitations: IdentitySettings | None = None) -> Application:
     """The applicant asks again for the automatic review of a submitted application that waited (say,
     for a verified address or a confirmed membership): granted now if it is still eligible and the call
     still has the resources; else it waits with a note that says why."""
@@ -301,19 +306,30 @@ def retry_automatic_review(*, session: Session, actor: Actor, mailer: Mailer | N
     found = checks.problems(session, application, now=utcnow())
     if found:
         raise checks.SubmissionRefused(found)
-    _automatic_review(session, mailer, application)
+    _automatic_review(session, mailer, application, invitations)
     return application
 
 
 def _allocate(session: Session, mailer: Mailer | None, application: Application, wanted: Grant,
-              *, actor_id: str | None) -> None:
+              *, actor_id: str | None, invitations: IdentitySettings | None = None) -> None:
     made = grant(session, application, wanted, actor_id=actor_id)
     note = f"project {made.project.name}: {len(made.allocations)} allocation(s)"
+    invited = False
     if made.missing_members:
-        note += "; team members without an account: " + ", ".join(made.missing_members)
+        # The form promises that the team named in it is invited when access is granted: by the applicant,
+        # now the project's principal investigator, to join as members (identity/team.py).
+        if invitations is not None and mailer is not None:
+            applicant = application.applicant
+            inviter = Actor(user_id=applicant.id, email=applicant.email, role=applicant.role)
+            for email in made.missing_members:
+                team.invite(session=session, actor=inviter, project_id=made.project.id, email=email, role="member",
+                            settings=invitations, mailer=mailer)
+            invited = True
+        note += ("; team members invited: " if invited else "; team members without an account: ") + ", ".join(
+            made.missing_members)
     states.move(session, application, S.allocated, actor_id=actor_id, note=note)
     session.refresh(application, ["project"])
-    emails.allocated(session, mailer, application, made.allocations, made.missing_members)
+    emails.allocated(session, mailer, application, made.allocations, made.missing_members, invited=invited)
 
 
 def withdraw(*, session: Session, actor: Actor, application_id: str) -> Application:
@@ -350,6 +366,7 @@ def decide(
     gpu_hours: dict[str, float] | None = None,
     tokens: int | None = None,
     duration_months: int | None = None,
+    invitations: IdentitySettings | None = None,
 ) -> Application:
     """The operator accepts (and, unless told not to, allocates at once) or rejects; the applicant is told,
     with the reviewers' comments and no reviewer names."""
@@ -360,7 +377,7 @@ def decide(
     emails.decided(session, mailer, application, list(application.reviews))
     if accept and allocate:
         wanted = Grant.requested(application, gpu_hours=gpu_hours, tokens=tokens, duration_months=duration_months)
-        _allocate(session, mailer, application, wanted, actor_id=actor.user_id)
+        _allocate(session, mailer, application, wanted, actor_id=actor.user_id, invitations=invitations)
     return application
 
 
@@ -373,6 +390,7 @@ def allocate_accepted(
     gpu_hours: dict[str, float] | None = None,
     tokens: int | None = None,
     duration_months: int | None = None,
+    invitations: IdentitySettings | None = None,
 ) -> Application:
     """Allocate an application that was accepted without allocating (operators)."""
     _operator(actor)
@@ -380,5 +398,5 @@ def allocate_accepted(
     if application.state != S.accepted:
         raise Conflict(f"only accepted applications are allocated; this one is {states.label(application.state)}")
     wanted = Grant.requested(application, gpu_hours=gpu_hours, tokens=tokens, duration_months=duration_months)
-    _allocate(session, mailer, application, wanted, actor_id=actor.user_id)
+    _allocate(session, mailer, application, wanted, actor_id=actor.user_id, invitations=invitations)
     return application

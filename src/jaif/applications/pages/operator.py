@@ -20,7 +20,7 @@ from jaif.errors import JaifError
 from jaif.identity import service as identity
 from jaif.identity.deps import PageOperator
 from jaif.notify.deps import MailerDep
-from jaif.web.deps import DB
+from jaif.web.deps import DB, IdentityConf
 from jaif.web.display import STATE_LABELS, render, sentence
 from jaif.web.forms import FormStr, attempt
 from jaif.web.paging import Pager
@@ -105,7 +105,8 @@ def move_stage(request: Request, session: DB, actor: PageOperator, application_i
 
 
 @router.post("/operator/applications/{application_id}/decision")
-def decide(request: Request, session: DB, actor: PageOperator, mailer: MailerDep, application_id: str,
+def decide(request: Request, session: DB, actor: PageOperator, mailer: MailerDep, conf: IdentityConf,
+           application_id: str,
            decision: FormStr = "", comment: FormStr = "", allocate: FormStr = "") -> Response:
     values = {"decision": decision, "comment": comment, "allocate": bool(allocate)}
     if decision not in ("accept", "reject"):
@@ -114,7 +115,7 @@ def decide(request: Request, session: DB, actor: PageOperator, mailer: MailerDep
     try:
         done = attempt(session, lambda: applications.decide(
             session=session, actor=actor, mailer=mailer, application_id=application_id,
-            accept=decision == "accept", comment=comment, allocate=bool(allocate)))
+            accept=decision == "accept", comment=comment, allocate=bool(allocate), invitations=conf))
     except JaifError as exc:
         if exc.status == 404:
             raise
@@ -125,10 +126,11 @@ def decide(request: Request, session: DB, actor: PageOperator, mailer: MailerDep
 
 
 @router.post("/operator/applications/{application_id}/allocate")
-def allocate(request: Request, session: DB, actor: PageOperator, mailer: MailerDep, application_id: str) -> Response:
+def allocate(request: Request, session: DB, actor: PageOperator, mailer: MailerDep, conf: IdentityConf,
+             application_id: str) -> Response:
     try:
         attempt(session, lambda: applications.allocate_accepted(session=session, actor=actor, mailer=mailer,
-                                                                application_id=application_id))
+                                                                application_id=application_id, invitations=conf))
     except JaifError as exc:
         if exc.status == 404:
             raise

@@ -24,7 +24,7 @@ from jaif.calls.eligibility import Problem
 from jaif.errors import JaifError, NotFound
 from jaif.identity.deps import PageUser
 from jaif.notify.deps import MailerDep
-from jaif.web.deps import DB
+from jaif.web.deps import DB, IdentityConf
 from jaif.web.display import render, sentence
 from jaif.web.forms import FormFields, attempt
 from jaif.web.session import flash
@@ -97,10 +97,11 @@ def save(request: Request, session: DB, actor: PageUser, application_id: str, st
 
 
 @router.post("/applications/{application_id}/submit")
-def submit(request: Request, session: DB, actor: PageUser, mailer: MailerDep, application_id: str) -> Response:
+def submit(request: Request, session: DB, actor: PageUser, mailer: MailerDep, conf: IdentityConf,
+           application_id: str) -> Response:
     try:
         done = attempt(session, lambda: applications.submit(
-            session=session, actor=actor, mailer=mailer, application_id=application_id))
+            session=session, actor=actor, mailer=mailer, application_id=application_id, invitations=conf))
     except SubmissionRefused as exc:
         return _refused(request, session, actor, application_id, exc.problems)
     except JaifError as exc:
@@ -120,12 +121,12 @@ def submit(request: Request, session: DB, actor: PageUser, mailer: MailerDep, ap
 
 
 @router.post("/applications/{application_id}/automatic-review")
-def retry_automatic_review(request: Request, session: DB, actor: PageUser, mailer: MailerDep,
+def retry_automatic_review(request: Request, session: DB, actor: PageUser, mailer: MailerDep, conf: IdentityConf,
                            application_id: str) -> Response:
     """*Ask again*: the automatic review of a submitted application that waited."""
     try:
         done = attempt(session, lambda: applications.retry_automatic_review(
-            session=session, actor=actor, mailer=mailer, application_id=application_id))
+            session=session, actor=actor, mailer=mailer, application_id=application_id, invitations=conf))
     except JaifError as exc:
         if exc.status == 404:
             raise
