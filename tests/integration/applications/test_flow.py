@@ -15,8 +15,10 @@ from jaif.applications import reviews, service, time_to_access, visibility
 from jaif.applications.schemas import DraftIn
 from jaif.calls.schemas import CallPatch
 from jaif.calls.service import update_call
+from jaif.config import IdentitySettings
 from jaif.db.base import utcnow
 from jaif.errors import Conflict, InvalidRequest
+from jaif.identity.models import OneTimeToken
 from tests.support.frontdoor import actor_of, complete
 
 
@@ -187,6 +189,25 @@ def test_playground_is_allocated_at_once(session, world):
     assert all(58 <= (a.ends_at - a.starts_at).days <= 62 for a in made)
     tta = visibility.detail(application, actor).time_to_access
     assert tta.allocated_at is not None and tta.within_target is True and tta.working_days < 0.01
+
+
+def test_the_team_without_accounts_is_invited_when_access_is_granted(session, world):
+    """Issue 14, item 4: the form promises that the team named in it is invited when access is granted."""
+    world.call("playground")
+    user, actor = world.actor(org=world.org("Uni Bonn"))
+    data = DraftIn(**complete("playground", team=["newcomer@example.org"], project_name="bonn-lab"))
+    application = service.create_draft(session=session, actor=actor, data=data)
+    service.submit(session=session, actor=actor, mailer=world.mailer, application_id=application.id,
+                   invitations=IdentitySettings())
+    assert application.state == "allocated" and "team members invited: newcomer@example.org" in (
+        application.events[-1].note)
+    invitation = session.scalar(select(OneTimeToken).where(OneTimeToken.email == "newcomer@example.org"))
+    assert (invitation.purpose, invitation.project_id, invitation.project_role, invitation.created_by_id) == (
+        "invite", application.project_id, "member", user.id)
+    subjects = [n.subject for n in world.mails(to="newcomer@example.org")]
+    assert subjects == ["Invitation to the project bonn-lab"]
+    granted = [n.body for n in world.mails(to=user.email) if n.subject.startswith("Access granted")]
+    assert "Team members invited by e-mail to join the project: newcomer@example.org" in granted[0]
 
 
 def test_playground_first_come_first_served(session, world):
