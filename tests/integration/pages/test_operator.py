@@ -85,13 +85,19 @@ async def test_an_operator_runs_a_fast_lane_application_through_technical_review
     reviewed = await as_rita.submit(f"/review/{review_id}", {"score": "4", "comment": "Good plan"})
     assert reviewed.status_code == 303
 
-    decided = await as_op.submit(f"{page}/decision", {"decision": "accept", "comment": "Welcome", "allocate": "1"},
-                                 page=page)
+    # The operator adjusts the amounts at decision time (issue 14, item 4): the form shows what was asked.
+    form = (await as_op.get(page)).text
+    assert 'id="f-grant_gpu_hours.booster" name="grant_gpu_hours.booster" type="text" value="1000"' in form
+    grant = {"decision": "accept", "comment": "Welcome", "allocate": "1", "grant_gpu_hours.booster": "600",
+             "grant_tokens": "50,000", "grant_months": "2"}
+    wrong = await as_op.submit(f"{page}/decision", grant | {"grant_tokens": "lots"}, page=page)
+    assert wrong.status_code == 400 and 'id="f-grant_tokens-error"' in wrong.text and 'value="lots"' in wrong.text
+    decided = await as_op.submit(f"{page}/decision", grant, page=page)
     assert decided.status_code == 303
     done = (await as_op.get(page)).text
     assert "Allocated" in done and "by " + rita.email in done
     allocations = session.scalars(select(Allocation).where(Allocation.application_id == app_id)).all()
-    assert sorted((a.resource, a.amount) for a in allocations) == [("gpu_hours", 1000.0), ("tokens", 100000.0)]
+    assert sorted((a.resource, a.amount) for a in allocations) == [("gpu_hours", 600.0), ("tokens", 50000.0)]
 
 
 def _review_id(queue) -> str:

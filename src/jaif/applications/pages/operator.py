@@ -22,7 +22,7 @@ from jaif.identity.deps import PageOperator
 from jaif.notify.deps import MailerDep
 from jaif.web.deps import DB, IdentityConf
 from jaif.web.display import STATE_LABELS, render, sentence
-from jaif.web.forms import FormStr, attempt
+from jaif.web.forms import FormFields, FormStr, attempt
 from jaif.web.paging import Pager
 from jaif.web.session import flash
 
@@ -54,7 +54,10 @@ def _page(request: Request, session: Session, actor: Actor, application_id: str,
     detail = visibility.detail(application, actor)
     peer = detail.review_mode == "peer" and detail.state != "submitted"
     defaults = {"reviewer_email": "", "stage": "peer" if peer else "technical",
-                "decision": "", "comment": "", "allocate": True}
+                "decision": "", "comment": "", "allocate": True,
+                # The amounts to grant, what was asked for until the operator changes them.
+                **{f"grant_gpu_hours.{p}": f"{h:g}" for p, h in detail.requested_gpu_hours.items()},
+                "grant_tokens": str(detail.requested_tokens), "grant_months": str(detail.duration_months or "")}
     # The reviewer pool: everyone with the reviewer role (the Accounts page gives it).
     pool = [(u.email, f"{u.name} ({u.email})" if u.name else u.email) for u in identity.reviewers(session=session)]
     return render(request, "applications/operator_application.html", status_code, section="operator", app=detail,
@@ -104,18 +107,55 @@ def move_stage(request: Request, session: DB, actor: PageOperator, application_i
     return _done(request, application_id, f"The application is now {STATE_LABELS.get(stage, stage).lower()}.")
 
 
+def _amount(text: str) -> float | None:
+    try:
+        value = float(text.replace(",", "").replace("_", "").strip())
+    except ValueError:
+        return None
+    return value if 0 <= value <= 1e12 else None
+
+
+def _grant(form: dict[str, str]) -> tuple[dict[str, float], int | None, int | None, dict[str, str]]:
+    """The amounts an operator grants, from the decision form (prefilled with what was asked for): GPU-hours
+    per partition (``grant_gpu_hours.<partition>``), tokens and months; an error per field that is wrong."""
+    errors: dict[str, str] = {}
+    hours: dict[str, float] = {}
+    for name, text in form.items():
+        if name.startswith("grant_gpu_hours."):
+            value = _amount(text)
+            if value is None:
+                errors[name] = "Enter a number of GPU-hours, 0 or more."
+            else:
+                hours[name.removeprefix("grant_gpu_hours.")] = value
+    tokens = _amount(form.get("grant_tokens", "0") or "0")
+    if tokens is None or tokens != int(tokens):
+        errors["grant_tokens"] = "Enter a whole number of tokens, 0 or more."
+    months_text = form.get("grant_months", "").strip()
+    months = int(months_text) if months_text.isdigit() and 1 <= int(months_text) <= 60 else None
+    if months_text and months is None:
+        errors["grant_months"] = "Enter 1 to 60 months."
+    return hours, int(tokens) if tokens is not None and tokens == int(tokens) else None, months, errors
+
+
 @router.post("/operator/applications/{application_id}/decision")
 def decide(request: Request, session: DB, actor: PageOperator, mailer: MailerDep, conf: IdentityConf,
-           application_id: str,
-           decision: FormStr = "", comment: FormStr = "", allocate: FormStr = "") -> Response:
-    values = {"decision": decision, "comment": comment, "allocate": bool(allocate)}
+           application_id: str, form: FormFields) -> Response:
+    decision, comment, allocate = form.get("decision", ""), form.get("comment", ""), form.get("allocate", "")
+    values = {**form, "decision": decision, "comment": comment, "allocate": bool(allocate)}
     if decision not in ("accept", "reject"):
         errors = {"decision": "Choose to accept or to reject the application."}
         return _page(request, session, actor, application_id, values=values, errors=errors, status_code=400)
+    hours, tokens, months, errors = _grant(form)
+    if errors and decision == "accept" and allocate:
+        return _page(request, session, actor, application_id, values=values, errors=errors, status_code=400)
+    # The amounts granted, as adjusted on the form; a form without them (an older page) grants what was asked.
+    adjusted = any(name.startswith("grant_") for name in form)
     try:
         done = attempt(session, lambda: applications.decide(
             session=session, actor=actor, mailer=mailer, application_id=application_id,
-            accept=decision == "accept", comment=comment, allocate=bool(allocate), invitations=conf))
+            accept=decision == "accept", comment=comment, allocate=bool(allocate), invitations=conf,
+            gpu_hours=hours if adjusted else None, tokens=tokens if adjusted else None,
+            duration_months=months if adjusted else None))
     except JaifError as exc:
         if exc.status == 404:
             raise
