@@ -27,6 +27,17 @@ def _ref(application: Application) -> str:
     return f"'{application.title}' ({application.call.name}, {application.id[:8]})"
 
 
+def review_declined(session: Session, mailer: Mailer | None, application: Application, *, reviewer: str,
+                    stage: str, conflict: bool, reason: str, operators: list[str]) -> None:
+    """To the operators: a reviewer declined, why, and where to assign someone else."""
+    why = "declares a conflict of interest" if conflict else "declines"
+    link = mailer.link(f"/operator/applications/{application.id}") if mailer is not None else ""
+    body = (f"{reviewer} {why} for the {stage} review of {_ref(application)}:\n\n{reason}\n\n"
+            f"Assign another reviewer at {link}\n")
+    for operator in operators:
+        _send(session, mailer, operator, f"Review declined: {application.title}", body)
+
+
 def submitted(session: Session, mailer: Mailer | None, application: Application) -> None:
     body = (
         f"Your application {_ref(application)} was submitted. The call's target time to access is "

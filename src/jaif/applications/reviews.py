@@ -121,6 +121,30 @@ def submit_review(*, session: Session, actor: Actor, review_id: str, score: int,
     return review
 
 
+def decline(*, session: Session, actor: Actor, mailer: Mailer | None, review_id: str, reason: str,
+            conflict: bool = False) -> Application:
+    """The assigned reviewer declines a review not yet written, with a reason; ``conflict``: because of a
+    conflict of interest. The assignment ends; the operators are told by e-mail who declined and why (the
+    application's log says only that a reviewer declined: reviewers stay anonymous to the applicant)."""
+    review = _mine(session, actor, review_id)
+    if not reason.strip():
+        raise InvalidRequest("say why you decline: the operator reads it", param="reason")
+    if review.submitted_at is not None:
+        raise Conflict("you have written this review already; revise it instead of declining", param="id")
+    application = review.application
+    if application.state not in states.UNDER_REVIEW:
+        raise Conflict(f"the application is {states.label(application.state)}; reviews are closed", param="state")
+    states.note(session, application, f"a reviewer declined the {review.stage} review; another one is to be asked")
+    operators = list(session.scalars(
+        select(User.email).where(User.role == "operator", User.is_active.is_(True)).order_by(User.email)))
+    emails.review_declined(session, mailer, application, reviewer=actor.email, stage=review.stage, conflict=conflict,
+                           reason=reason.strip(), operators=operators)
+    application.reviews.remove(review)
+    session.delete(review)
+    session.flush()
+    return application
+
+
 def _listed(
     session: Session, actor: Actor, *, application_id: str | None, pending: bool | None, everyone: bool
 ) -> list[ColumnElement[bool]] | None:

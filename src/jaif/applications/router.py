@@ -16,6 +16,7 @@ from jaif.applications.schemas import (
     ApplicationSummary,
     AssignIn,
     DecisionIn,
+    DeclineIn,
     DraftIn,
     GrantIn,
     Problem,
@@ -193,3 +194,14 @@ def submit_review(review_id: str, body: ReviewIn, session: DB, actor: CurrentAct
         session=session, actor=actor, review_id=review_id, score=body.score, comment=body.comment
     )
     return visibility.review_for_reviewer(review)
+
+
+@reviews_router.post("/{review_id}/decline", status_code=204,
+                     summary="Decline an assigned review, with a reason (the reviewer)",
+                     responses=errors(400, 401, 403, 404, 409))
+def decline_review(review_id: str, body: DeclineIn, session: DB, actor: CurrentActor, mailer: MailerDep) -> Response:
+    """For a review not yet written: a conflict of interest, or no time. The assignment ends; the operators
+    are told by e-mail, with the reason."""
+    reviews.decline(session=session, actor=actor, mailer=mailer, review_id=review_id, reason=body.reason,
+                    conflict=body.conflict_of_interest)
+    return Response(status_code=204)

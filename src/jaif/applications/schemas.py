@@ -160,3 +160,8 @@ class AssignIn(Input):
 class ReviewIn(Input):
     score: int = Field(ge=1, le=5, description="1 (poor) to 5 (excellent).")
     comment: str = Field(min_length=1, max_length=20000)
+
+
+class DeclineIn(Input):
+    reason: str = Field(min_length=1, max_length=5000, description="Why: the operator reads it, the applicant never.")
+    conflict_of_interest: bool = Field(False, description="Declined because of a conflict of interest.")

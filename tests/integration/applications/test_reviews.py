@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from jaif.applications import reviews, service, visibility
@@ -191,3 +193,29 @@ def test_a_call_without_peer_review_never_moves_into_it(session, world, case):
     with pytest.raises(Conflict, match="has no peer review") as caught:
         _assign(session, operator, application, second, stage="peer")
     assert caught.value.param == "stage" and application.state == "technical_review"
+
+
+def test_a_reviewer_declines_with_a_reason_and_the_operator_sees_it(session, world, case):
+    """Issue 14, item 4: a reviewer declares a conflict of interest or declines, with a reason."""
+    application, _applicant, operator, _org = case
+    reviewer = world.user(role="reviewer", org=world.org())
+    review = _assign(session, operator, application, reviewer)
+    decline = functools.partial(reviews.decline, session=session, mailer=world.mailer)
+    with pytest.raises(InvalidRequest, match="say why you decline") as caught:
+        decline(actor=actor_of(reviewer), review_id=review.id, reason="  ")
+    assert caught.value.param == "reason"
+    other = world.user(role="reviewer", org=world.org())
+    with pytest.raises(NotFound):
+        decline(actor=actor_of(other), review_id=review.id, reason="not mine")
+    decline(actor=actor_of(reviewer), review_id=review.id, conflict=True, reason="I co-author with the applicant")
+    assert application.reviews == [] and application.state == "technical_review"
+    assert application.events[-1].note == "a reviewer declined the technical review; another one is to be asked"
+    seen = visibility.detail(application, actor_of(application.applicant))
+    assert "co-author" not in str(seen.model_dump()) and reviewer.email not in str(seen.model_dump())
+    [told] = [m for m in world.mails(to=operator.email) if m.subject.startswith("Review declined")]
+    assert f"{reviewer.email} declares a conflict of interest" in told.body and "I co-author" in told.body
+    # A written review is revised, not declined.
+    second = _assign(session, operator, application, other)
+    reviews.submit_review(session=session, actor=actor_of(other), review_id=second.id, score=4, comment="Fine")
+    with pytest.raises(Conflict, match="written this review already"):
+        decline(actor=actor_of(other), review_id=second.id, reason="changed my mind")

@@ -76,6 +76,17 @@ async def test_an_operator_runs_a_fast_lane_application_through_technical_review
     assert f'<option value="{rita.email}">Rita ({rita.email})</option>' in text and alice.email not in text.split(
         'id="f-reviewer_email"')[1].split("</select>")[0]
 
+    # A reviewer may decline, with a reason (issue 14, item 4): the error beside the field, then done.
+    kim = world.user("kim", role="reviewer")
+    asked = await as_op.submit(f"{page}/reviewers", {"reviewer_email": kim.email, "stage": "technical"}, page=page)
+    assert asked.status_code == 303
+    as_kim = await portal.as_(kim)
+    kims = _review_id(await as_kim.get("/review"))
+    empty = await as_kim.submit(f"/review/{kims}/decline", {"reason": " ", "conflict": "1"}, page=f"/review/{kims}")
+    assert empty.status_code == 400 and 'id="f-reason-error"' in empty.text
+    declined = await as_kim.submit(f"/review/{kims}/decline", {"reason": "I advise their lab", "conflict": "1"},
+                                   page=f"/review/{kims}")
+    assert declined.status_code == 303 and 'href="/review/' not in (await as_kim.get("/review")).text
     assigned = await as_op.submit(f"{page}/reviewers", {"reviewer_email": rita.email, "stage": "technical"}, page=page)
     assert assigned.status_code == 303
     as_rita = await portal.as_(rita)

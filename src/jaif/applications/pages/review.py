@@ -17,6 +17,7 @@ from jaif.applications.models import Review
 from jaif.applications.states import UNDER_REVIEW
 from jaif.errors import JaifError
 from jaif.identity.deps import PageUser
+from jaif.notify.deps import MailerDep
 from jaif.web.deps import DB
 from jaif.web.display import render
 from jaif.web.forms import FormStr, attempt, field_error
@@ -49,7 +50,8 @@ def _page(request: Request, session: Session, actor: Actor, review_id: str, *, v
           status_code: int = 200) -> Response:
     review = _mine(session, actor, review_id)
     app = visibility.detail(review.application, actor)
-    values = values or {"score": str(review.score or ""), "comment": review.comment}
+    values = {"score": str(review.score or ""), "comment": review.comment, "reason": "", "conflict": False,
+              **(values or {})}
     return render(request, "applications/review_form.html", status_code, section="review", review=review, app=app,
                   open=review.application.state in UNDER_REVIEW, scores=SCORES, values=values,
                   errors=errors or {})
@@ -80,4 +82,22 @@ def submit(request: Request, session: DB, actor: PageUser, review_id: str, score
     if errors:
         return _page(request, session, actor, review_id, values=values, errors=errors, status_code=400)
     flash(request, "Your review is saved. You may revise it until the decision.")
+    return RedirectResponse("/review", status_code=303)
+
+
+@router.post("/review/{review_id}/decline")
+def decline(request: Request, session: DB, actor: PageUser, mailer: MailerDep, review_id: str,
+            reason: FormStr = "", conflict: FormStr = "") -> Response:
+    """Decline a review not yet written: a conflict of interest, or another reason; the operators are told
+    by e-mail."""
+    try:
+        attempt(session, lambda: reviews.decline(session=session, actor=actor, mailer=mailer, review_id=review_id,
+                                                 reason=reason, conflict=bool(conflict)))
+    except JaifError as exc:
+        if exc.status == 404:
+            raise
+        values = {"reason": reason, "conflict": bool(conflict)}
+        return _page(request, session, actor, review_id, values=values, status_code=exc.status,
+                     errors={"reason": exc.message[:1].upper() + exc.message[1:] + "."})
+    flash(request, "You declined the review; the operator will ask someone else.")
     return RedirectResponse("/review", status_code=303)
