@@ -36,13 +36,11 @@ CHECK_INTERVAL_S = 1.0  # how often a dependency that is down is checked
 REPORT_EVERY_S = 10.0  # at most one "still down" line this often
 RETRY_AFTER_S = 5.0  # what a 503 for an unreachable dependency tells the client
 
-_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    sa.OperationalError,  # the driver's: connection refused, server closed the connection, database locked
-    sa.InterfaceError,
-    sa.DisconnectionError,
-    sa.TimeoutError,  # no connection from the pool in time
-    sqlite3.OperationalError,
-)
+# PostgreSQL's SQLSTATEs that mean the server is going away or cannot take a connection (besides class 08,
+# connection exceptions): admin/crash shutdown, cannot connect now, too many connections.
+_PG_OUTAGE_STATES = ("57P01", "57P02", "57P03", "53300")
+# SQLite's OperationalErrors that mean the file cannot be used (not "database is locked", not a bad query).
+_SQLITE_OUTAGES = ("unable to open", "disk i/o error", "database disk image is malformed", "readonly database")
 
 
 def outage_of(exc: BaseException) -> str | None:
@@ -60,17 +58,32 @@ def outage_of(exc: BaseException) -> str | None:
 
 
 def _classify(exc: BaseException) -> str | None:
-    if isinstance(exc, _DATABASE_ERRORS):
-        return DATABASE
-    if isinstance(exc, sa.DBAPIError) and exc.connection_invalidated:
-        return DATABASE
-    psycopg = sys.modules.get("psycopg")  # never imported: none of its errors can occur
-    if psycopg is not None and isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+    if isinstance(exc, sa.DBAPIError):
+        # A deadlock, a serialization failure, a statement timeout or a busy SQLite file is an error of
+        # this request (an OperationalError too), not an outage: only a lost or refused connection is.
+        if exc.connection_invalidated or _driver_outage(exc.orig):
+            return DATABASE
+        return None
+    if isinstance(exc, sa.DisconnectionError | sa.TimeoutError) or _driver_outage(exc):  # TimeoutError: the pool's
         return DATABASE
     redis = sys.modules.get("redis.exceptions")
     if redis is not None and isinstance(exc, redis.ConnectionError | redis.TimeoutError):
         return REDIS
     return None
+
+
+def _driver_outage(exc: BaseException | None) -> bool:
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(words in str(exc).lower() for words in _SQLITE_OUTAGES)
+    psycopg = sys.modules.get("psycopg")  # never imported: none of its errors can occur
+    if psycopg is None:
+        return False
+    if isinstance(exc, psycopg.InterfaceError):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        state = exc.sqlstate  # None: the connection itself failed (refused, reset, timed out)
+        return state is None or state.startswith("08") or state in _PG_OUTAGE_STATES
+    return False
 
 
 def unavailable(name: str) -> DependencyUnavailable:

@@ -4,13 +4,15 @@ nothing listens), and the log and gauge of an outage."""
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 import redis
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from jaif.db.engine import normalise_url
 from jaif.dependencies import DATABASE, REDIS, DependencyHealth, outage_of, unavailable
 from jaif.errors import DependencyUnavailable, Unavailable
 from tests.support.procs import free_port
@@ -44,6 +46,40 @@ def test_a_bug_is_no_outage(tmp_path):
     engine.dispose()
     assert outage_of(raised.value) is None
     assert outage_of(ValueError("no")) is None
+
+
+def test_a_locked_sqlite_file_and_a_missing_table_are_no_outage(tmp_path):
+    """Errors of one request (OperationalErrors too) must not mark the database down for the process."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}", connect_args={"timeout": 0})
+    with engine.connect() as holder:
+        holder.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, held
+        with pytest.raises(OperationalError) as locked, engine.connect() as other:
+            other.exec_driver_sql("BEGIN IMMEDIATE")
+        holder.exec_driver_sql("ROLLBACK")
+    assert "locked" in str(locked.value) and outage_of(locked.value) is None
+    with pytest.raises(OperationalError) as missing, engine.connect() as connection:
+        connection.execute(text("SELECT * FROM nowhere"))
+    assert outage_of(missing.value) is None
+    engine.dispose()
+    unopenable = create_engine(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
+    with pytest.raises(OperationalError) as gone, unopenable.connect():
+        pass
+    assert outage_of(gone.value) == DATABASE
+
+
+def test_a_statement_timeout_on_postgresql_is_no_outage():
+    url = os.environ.get("JAIF_TEST_DATABASE_URL", "")
+    if not url.startswith("postgresql"):
+        pytest.skip("JAIF_TEST_DATABASE_URL names no PostgreSQL (.ci/run sets it to the one at 127.0.0.1:5432)")
+    engine = create_engine(normalise_url(url))
+    try:
+        with pytest.raises(OperationalError) as cancelled, engine.connect() as connection:
+            connection.exec_driver_sql("SET statement_timeout = '50ms'")
+            connection.exec_driver_sql("SELECT pg_sleep(2)")
+    finally:
+        engine.dispose()
+    assert cancelled.value.orig.sqlstate == "57014"  # query_canceled: this statement's error, not the server's
+    assert outage_of(cancelled.value) is None
 
 
 def test_an_outage_is_a_503_with_retry_after():

@@ -11,6 +11,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+CONNECT_TIMEOUT_S = 5  # PostgreSQL: seconds to wait for a connection to be made
+
 
 def normalise_url(url: str) -> str:
     """Let users write postgresql:// and still get psycopg 3."""
@@ -46,12 +48,20 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         connect_args=_connect_args(url))
+
+
+def _connect_args(url: str) -> dict:
+    """A short connect timeout for PostgreSQL: a host that drops packets fails in seconds (an outage,
+    jaif/dependencies.py), not after the kernel's two minutes of retries."""
+    return {"connect_timeout": CONNECT_TIMEOUT_S} if url.startswith("postgresql") else {}
 
 
 def make_async_engine(url: str) -> AsyncEngine:
     """An asyncio engine (psycopg's async connections) for PostgreSQL work done on the event loop."""
-    return create_async_engine(normalise_url(url), pool_pre_ping=True, pool_size=2, max_overflow=2)
+    return create_async_engine(normalise_url(url), pool_pre_ping=True, pool_size=2, max_overflow=2,
+                               connect_args=_connect_args(normalise_url(url)))
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
