@@ -35,10 +35,34 @@ async def test_a_late_first_byte_from_a_replica_that_fails_its_check_ends_the_ex
 
 
 async def test_a_late_first_byte_from_a_replica_that_passes_its_check_is_waited_for():
+    checks = []
+
     async def passing() -> bool:
+        checks.append(1)
         return True
 
-    await waits(start(Timeouts(ttfb_s=0.05, idle_s=10, total_s=10), passing), 0.3)
+    deadline = start(Timeouts(ttfb_s=0.05, idle_s=10, total_s=10), passing)
+    await waits(deadline, 0.3)  # not cancelled: the replica works, the answer is waited for
+    assert checks == [1] and deadline.reason is None  # checked once, not once per sweep
+
+
+async def test_a_failed_check_that_lands_after_the_exchange_ended_cancels_nothing():
+    """The check and the answer may finish in the same turn of the loop: the check's callback then runs
+    after close(), and must not cancel the task, which has moved on (review of issue 11's limits)."""
+    release = asyncio.Event()
+
+    async def failing_later() -> bool:
+        await release.wait()
+        return False
+
+    deadline = start(Timeouts(ttfb_s=0.01, idle_s=10, total_s=10), failing_later)
+    while deadline._probe is None:  # the late first byte has started a check
+        await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.sleep(0)  # the check finishes; its done-callback is scheduled, not run
+    deadline.close()  # the answer came in the same turn
+    await asyncio.sleep(0.05)  # the callback (had it stayed registered) runs now
+    assert deadline.reason is None and not asyncio.current_task().cancelling()
 
 
 async def test_the_idle_limit_counts_from_the_last_event():

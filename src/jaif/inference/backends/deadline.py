@@ -73,7 +73,7 @@ class Deadline:
     """One exchange's limits (made by ``Watch.start``)."""
 
     __slots__ = (
-        "_watch", "_task", "_cancelling", "_probe", "_cancelled", "_seen",
+        "_watch", "_task", "_cancelling", "_probe", "_cancelled", "_seen", "_closed",
         "started", "first", "last", "events", "waiting", "reason", "spent",
     )
 
@@ -85,6 +85,7 @@ class Deadline:
         self._cancelling = task.cancelling()
         self._probe: asyncio.Task | None = None
         self._cancelled = False  # this deadline cancelled the task
+        self._closed = False  # the exchange is over: nothing may cancel its task any more
         self.started = self.last = watch.loop.time()
         self.first = False  # the first byte (a plain answer) or event (a stream) arrived
         self.events = self._seen = 0  # a stream's events: counted by it, seen by the sweep
@@ -112,6 +113,7 @@ class Deadline:
         return TransportError(self.reason or "a time limit passed", timeout=True, answered=self.first)
 
     def close(self) -> None:
+        self._closed = True
         self._watch.discard(self)
         self._stop_probe()
 
@@ -134,13 +136,16 @@ class Deadline:
             self._expire(f"no event for {limits.idle_s:g} s (the idle limit)")
 
     def _confirmed(self, probe: asyncio.Task) -> None:
-        if probe.cancelled() or self.first or self.reason is not None:
+        # A probe that finished in the same turn as the exchange runs this after close(): nothing to do.
+        if self._closed or probe.cancelled() or self.first or self.reason is not None:
             return
         if probe.exception() is not None or probe.result() is not True:
             ttfb = self._watch.timeouts.ttfb_s
             self._expire(f"no answer within {ttfb:g} s (the first-byte limit) and the health check failed")
 
     def _expire(self, reason: str) -> None:
+        if self._closed:
+            return
         self.reason = reason
         if self.waiting:
             self._cancelled = True
@@ -148,6 +153,8 @@ class Deadline:
         # else: the task is with the client; the stream sees ``reason`` before it awaits the replica again
 
     def _stop_probe(self) -> None:
-        if self._probe is not None and not self._probe.done():
-            self._probe.cancel()
+        if self._probe is not None:
+            self._probe.remove_done_callback(self._confirmed)
+            if not self._probe.done():
+                self._probe.cancel()
         self._probe = None
