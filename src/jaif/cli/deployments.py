@@ -28,10 +28,12 @@ def create(
     min_replicas: Annotated[int, typer.Option(help="Replicas kept running at least.")] = 1,
     max_replicas: Annotated[int, typer.Option(help="Replicas at most.")] = 1,
     target_inflight: Annotated[int, typer.Option(help="Requests in flight per replica the autoscaler aims at.")] = 4,
-    idle_minutes: Annotated[int, typer.Option(help="Minutes without requests before scaling to zero.")] = 30,
+    idle_minutes: Annotated[int, typer.Option(
+        help="Minutes without requests before scaling to zero (stored; scaling to zero is not built yet).")] = 30,
     walltime: Annotated[int, typer.Option(help="Each replica's time limit in minutes.")] = 60,
     command: Annotated[str | None, typer.Option(
-        help="The command engine's command line: {port} (required), {host}, {model}, {name}, {gpus}, {api_key}."
+        help="The command engine's command line: {port} (required), {host}, {model}, {name}, {gpus}, {api_key}; "
+             "it must make the server require the replica's key ($JAIF_REPLICA_KEY, or {api_key})."
     )] = None,
     alias: Annotated[list[str] | None, typer.Option(help="An alias clients may use (repeatable).")] = None,
 ) -> None:

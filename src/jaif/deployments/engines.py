@@ -140,6 +140,11 @@ class Command:
         if "port" not in names:
             raise InvalidRequest("--command must listen on {port}: the replica's port is chosen when it starts",
                                  param="command")
+        # A replica listens on the node's network: without the key anyone there could use it, unmetered.
+        if "api_key" not in names and "JAIF_REPLICA_KEY" not in command:
+            raise InvalidRequest("--command must make the server require the replica's key: pass it from the "
+                                 "environment (e.g. 'MY_SERVER_API_KEY=\"$JAIF_REPLICA_KEY\" my-server …') or as "
+                                 "{api_key}", param="command")
 
     def line(self, launch: Launch) -> str:
         values = {"port": '"$PORT"', "host": shlex.quote(launch.bind), "model": shlex.quote(launch.model),

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends, Request
-
-from jaif.compute.backend import Compute
+from jaif.compute.deps import ComputeDep
 from jaif.deployments import service
 from jaif.deployments.schemas import DeploymentCreate, DeploymentDeleted, DeploymentOut, DeploymentScale
 from jaif.identity.deps import Operator
 from jaif.web.deps import DB
 
 router = APIRouter(tags=["deployments"])
-
-
-def _compute(request: Request) -> Compute:
-    return request.app.state.compute
-
-
-ComputeDep = Annotated[Compute, Depends(_compute)]
 
 
 @router.post("/api/v1/deployments", status_code=201, response_model=DeploymentOut,

@@ -72,6 +72,7 @@ def test_a_model_path_with_spaces_and_quotes_stays_one_argument():
     ("command", {"command": None}, "command", "needs --command"),
     ("command", {"command": "srv --listen 8000"}, "command", "must listen on {port}"),
     ("command", {"command": "srv --port {port} --key {secret}"}, "command", "unknown placeholder(s) {secret}"),
+    ("command", {"command": "srv --port {port}"}, "command", "must make the server require the replica's key"),
 ])
 def test_what_could_not_start_is_refused(engine, kw, param, words):
     args = {"model": "/w/model.gguf", "gpus": 1, "command": None} | kw
@@ -92,7 +93,9 @@ def test_the_command_engine_passes_the_key_where_asked():
 
 def test_the_command_engine_script_runs_says_where_it_listens_and_answers(tmp_path):
     """The rendered script for real: a stand-in OpenAI server started by the operator's command line."""
-    command = f"{shlex.quote(sys.executable)} -m jaif.testing.upstream --host {{host}} --port {{port}} --model {{name}}"
+    # The key from the environment, as docs/deployments.md advises (the stand-in does not check it).
+    command = (f'UPSTREAM_KEY="$JAIF_REPLICA_KEY" {shlex.quote(sys.executable)} -m jaif.testing.upstream '
+               "--host {host} --port {port} --model {name}")
     script = engines.get("command").script(launch(command=command))
     (tmp_path / "job.sh").write_text(script)
     env = {"PATH": os.environ["PATH"], "JAIF_REPLICA_KEY": "k", "JAIF_REPLICA_NODE": "127.0.0.1",
