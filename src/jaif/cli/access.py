@@ -129,7 +129,8 @@ def user_set_role(
 
 @user_app.command("deactivate")
 def user_deactivate(ctx: typer.Context, email: str) -> None:
-    """Deactivate an account: sign-in, tokens and keys it made for itself are refused; sessions end."""
+    """Deactivate an account: its sign-in and personal access tokens are refused, its sessions end (the
+    API keys it made are its projects': revoke them on the keys page)."""
     with context(ctx).session() as session:
         user = identity.change_user(session=session, actor=CLI_ACTOR, email=email, active=False)
         out.print(f"{user.email} is deactivated; their sessions have ended")

@@ -4,10 +4,12 @@ listens: "local" counts in the process's own window (which still limits), "refus
 from __future__ import annotations
 
 import pytest
+import redis
 
 from jaif.dependencies import REDIS, DependencyHealth
 from jaif.errors import DependencyUnavailable, RateLimited
 from jaif.metering.ratelimit import OutageTolerant, RedisRateLimiter
+from tests.support.metered import avoid_window_edge
 from tests.support.procs import free_port
 
 
@@ -18,6 +20,7 @@ def limiter(mode: str) -> tuple[OutageTolerant, DependencyHealth]:
 
 
 async def test_local_mode_limits_in_the_process_window():
+    avoid_window_edge()  # the local windows are fixed minutes: a new one would reset the count mid-test
     tolerant, health = limiter("local")
     try:
         for _ in range(3):
@@ -41,5 +44,30 @@ async def test_refuse_mode_answers_503():
                 await tolerant.acquire("k", rpm=3, tpm=None, tokens=10)
             assert refused.value.status == 503 and refused.value.retry_after
         assert health.is_down(REDIS)
+    finally:
+        await tolerant.aclose()
+
+
+async def test_a_timed_out_call_is_not_tried_twice():
+    """A timeout may come after Redis ran the script (only the answer was slow): trying again would count
+    the request twice. A broken connection is tried again once (after a restart of Redis)."""
+    tolerant, _health = limiter("refuse")
+    calls = []
+
+    async def slow(key_id: str, **kwargs) -> None:
+        calls.append(key_id)
+        raise redis.TimeoutError("Timeout reading from socket")
+
+    async def broken(key_id: str, **kwargs) -> None:
+        calls.append(key_id)
+        raise redis.ConnectionError("Connection closed by server.")
+
+    try:
+        with pytest.raises(redis.TimeoutError):
+            await tolerant._twice(slow, "k")
+        assert calls == ["k"]
+        with pytest.raises(redis.ConnectionError):
+            await tolerant._twice(broken, "k2")
+        assert calls == ["k", "k2", "k2"]
     finally:
         await tolerant.aclose()
