@@ -62,7 +62,8 @@ class Leadership:
                 return True
             return bool(self._conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}))
         except DBAPIError as exc:
-            log.warning("deployments: lost the database connection that holds the controller's lock: %s", exc)
+            if self._held:  # only a leader has a lock to lose; the others just try again at the next tick
+                log.warning("deployments: lost the database connection that holds the controller's lock: %s", exc)
             self._drop_connection()
             return False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -132,8 +133,8 @@ def set_timeouts(model: Model, **timeouts: float | None) -> None:
     for name, value in timeouts.items():
         if value is None:
             continue
-        if value < 0:
-            raise InvalidRequest(f"{name} must not be negative", param=name)
+        if not math.isfinite(value) or value < 0:  # NaN would compare false with every time: no limit at all
+            raise InvalidRequest(f"{name} must be a number of seconds, 0 or more", param=name)
         setattr(model, name, value or None)
 
 

@@ -7,8 +7,11 @@ import asyncio
 import pytest
 
 from jaif.config import InferenceSettings
+from jaif.errors import InvalidRequest
 from jaif.inference.backends.deadline import Deadline, Timeouts, Watch
 from jaif.inference.backends.transport import TransportError
+from jaif.inference.models import Model
+from jaif.inference.service import set_timeouts
 
 
 def start(timeouts: Timeouts, confirm) -> Deadline:
@@ -95,3 +98,12 @@ def test_read_timeout_s_is_deprecated_into_the_idle_limit():
     assert InferenceSettings(read_timeout_s=120).idle_timeout_s == 120
     assert InferenceSettings(read_timeout_s=120, idle_timeout_s=30).idle_timeout_s == 30
     assert InferenceSettings().idle_timeout_s == 60 and InferenceSettings().ttfb_timeout_s == 30
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0])
+def test_a_models_limit_must_be_a_number_of_seconds(value):
+    """NaN compares false with every time: stored, it would switch the model's limit off (review)."""
+    model = Model(name="m")
+    with pytest.raises(InvalidRequest, match="must be a number of seconds") as refused:
+        set_timeouts(model, ttfb_timeout_s=value)
+    assert refused.value.param == "ttfb_timeout_s" and model.ttfb_timeout_s is None
