@@ -20,7 +20,14 @@ import redis
 
 from tests.support.procs import JAIF, free_port, stop, wait_for, wait_http
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def _pg_bin() -> Path:
+    """The newest PostgreSQL server binaries Debian installed (/usr/lib/postgresql/<version>/bin)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 
 
 class PrivatePostgres:
@@ -28,7 +35,7 @@ class PrivatePostgres:
 
     def __init__(self) -> None:
         if not (PG_BIN / "initdb").exists():
-            pytest.skip(f"PostgreSQL binaries not found in {PG_BIN}")
+            pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql")
         self.root = Path(tempfile.mkdtemp(prefix="jaif-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
