@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -35,6 +36,9 @@ class Leadership:
         self._conn: Connection | None = None
         self._file: IO[str] | None = None
         self._held = False
+        # held() runs in the controller's thread, close() in the server's shutdown: one at a time on the
+        # connection (a tick still running when the server stops must not share it).
+        self._lock = threading.Lock()
 
     def _lock_file(self) -> Path | None:
         """None for an in-memory SQLite database: only this process sees it, so it leads."""
@@ -44,6 +48,10 @@ class Leadership:
         return Path(f"{os.path.abspath(database)}.deployments.lock")
 
     def held(self) -> bool:
+        with self._lock:
+            return self._check()
+
+    def _check(self) -> bool:
         was = self._held
         if self.engine.dialect.name == "postgresql":
             self._held = self._postgres()
@@ -91,6 +99,10 @@ class Leadership:
 
     def close(self) -> None:
         """Give the lock up (a server that stops): another server takes over at its next tick."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
