@@ -269,6 +269,7 @@ class Gateway:
         source = "none"
         if call.replica is not None:
             usage, source = await self._usage(call, "")
+        _log_cancelled(call, call.replica)
         await self._finish(
             call, replica=call.replica, usage=usage, usage_source=source, status="cancelled", status_code=499
         )
@@ -349,6 +350,8 @@ class Gateway:
             if status == "error":
                 call.model.replicas.mark_failed(replica, "stream broke")
                 self.metrics.replica_failed(call.model.name, replica.url)
+            elif status == "cancelled":
+                _log_cancelled(call, replica)
             # The upstream's usage, or (an upstream without include_usage, a broken or cancelled stream)
             # what the relay counted from the text streamed until then.
             await self._finish(
@@ -423,6 +426,14 @@ def _budget(request: Request, ctx: int, upper_bound: int, exact: int | None) -> 
         )
     prompt = exact if exact is not None else upper_bound
     return min(prompt + (limit if limit is not None else ctx), ctx)
+
+
+def _log_cancelled(call: _Call, replica: ReplicaState | None) -> None:
+    """A client that leaves is no fault: one line at debug level (the usage record says it too)."""
+    log.debug(
+        "request %s cancelled: the client left (model %s, replica %s)",
+        call.request_id, call.model.name, replica.url if replica else None,
+    )  # fmt: skip
 
 
 def _wants_usage(request: Request) -> bool:
