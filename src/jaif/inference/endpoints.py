@@ -41,19 +41,27 @@ _SSE = ((b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")
         (b"x-content-type-options", b"nosniff"))
 
 
+# A request answered sooner than this never starts watching for its client (most answers of a fast
+# model do not need it): watching costs a task, waiting in receive, and a task or a timer per request
+# cost ~12 µs of the gateway's CPU at 64 requests in flight against an instant upstream (in process).
+WATCH_AFTER_S = 0.05
+
+
 class Hangup:
     """The gateway's ClientWatch over ASGI: while armed, an ``http.disconnect`` cancels the request's task.
 
-    One task per request, made on the first ``arm`` (requests refused before an upstream is called
-    make none): it waits in ``receive`` once the body is read, which returns when the client leaves
-    or the response is complete, and then ends. The request's task is cancelled only while armed, so
-    the CancelledError surfaces at the await under way there (an upstream call, a stream's next
-    event), never in the metering around it."""
+    Watching is a task waiting in ``receive`` (which returns when the client leaves or the response is
+    complete). ``Sweeper`` starts it for a request armed for WATCH_AFTER_S (at most twice that), and it
+    then runs until one of the two; a client that left before it started is seen at once (the server
+    remembers the disconnect). The request's task is cancelled only while armed, so the CancelledError
+    surfaces at the await under way there (an upstream call, a stream's next event), never in the
+    metering around it."""
 
-    __slots__ = ("_receive", "_task", "_watcher", "armed", "gone", "cancelled")
+    __slots__ = ("_receive", "_sweeper", "_task", "_watcher", "armed", "gone", "cancelled")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, sweeper: Sweeper) -> None:
         self._receive = receive
+        self._sweeper = sweeper
         self._task: asyncio.Task | None = None
         self._watcher: asyncio.Task | None = None
         self.armed = False
@@ -63,13 +71,16 @@ class Hangup:
     def arm(self) -> None:
         if self.gone:
             raise asyncio.CancelledError("the client went away")
-        if self._watcher is None:
-            self._task = asyncio.current_task()
-            self._watcher = asyncio.get_running_loop().create_task(self._watch())
         self.armed = True
+        if self._watcher is None:
+            if self._task is None:
+                self._task = asyncio.current_task()
+            self._sweeper.add(self)
 
     def disarm(self) -> None:
         self.armed = False
+        if self._watcher is None:
+            self._sweeper.discard(self)
 
     def left(self) -> bool:
         """After a CancelledError: True if it came of the client leaving (the task's cancellation is
@@ -81,6 +92,10 @@ class Hangup:
             self._task.uncancel()
         return True
 
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._watcher is None:
+            self._watcher = loop.create_task(self._watch())
+
     async def _watch(self) -> None:
         while (await self._receive())["type"] != "http.disconnect":
             pass  # nothing else comes once the body is read
@@ -90,11 +105,43 @@ class Hangup:
             self._task.cancel("the client went away")
 
 
+class Sweeper:
+    """Starts the watch of the requests armed for WATCH_AFTER_S, with one timer for all of them, which
+    runs only while some are armed: a request costs a set insertion and removal, and no loop callback.
+    Those armed at one sweep and still armed at the next are started."""
+
+    def __init__(self) -> None:
+        self._young: set[Hangup] = set()
+        self._old: set[Hangup] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, hangup: Hangup) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # the first request, or the app served by a new loop: the old one's are gone
+            self._loop, self._young, self._old, self._timer = loop, set(), set(), None
+        self._young.add(hangup)
+        if self._timer is None:
+            self._timer = loop.call_later(WATCH_AFTER_S, self._sweep)
+
+    def discard(self, hangup: Hangup) -> None:
+        self._young.discard(hangup)
+        self._old.discard(hangup)
+
+    def _sweep(self) -> None:
+        due, self._old, self._young = self._old, self._young, set()
+        assert self._loop is not None
+        for hangup in due:
+            hangup.start(self._loop)
+        self._timer = self._loop.call_later(WATCH_AFTER_S, self._sweep) if self._old else None
+
+
 class InferenceEndpoint:
     """One hot operation, as an ASGI app (Starlette's Route runs it as it is: no Request object)."""
 
     def __init__(self, request_model: type[BaseModel]) -> None:
         self.request_model = request_model
+        self.sweeper = Sweeper()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gateway: Gateway = scope["app"].state.gateway
@@ -102,7 +149,7 @@ class InferenceEndpoint:
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
-        client = Hangup(receive)
+        client = Hangup(receive, self.sweeper)
         try:
             body = await _body(receive)
             if body is None:
