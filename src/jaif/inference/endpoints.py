@@ -42,8 +42,8 @@ _SSE = ((b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")
 
 
 # A request answered sooner than this never starts watching for its client (most answers of a fast
-# model do not need it): watching costs a task, waiting in receive, and a task or a timer per request
-# cost ~12 µs of the gateway's CPU at 64 requests in flight against an instant upstream (in process).
+# model do not need it): watching is a task waiting in receive, 5-12 µs of the gateway's CPU per request
+# in process on the loaded test machine, against ~1 µs for arming and disarming through the Sweeper.
 WATCH_AFTER_S = 0.05
 
 
