@@ -11,9 +11,16 @@ inference/openapi.py.
 Each endpoint reads the body (BodyLimit bounds it: its ``receive`` raises PayloadTooLarge),
 authenticates, parses, calls the gateway once and writes the answer with constant headers. A JaifError
 is rendered by web/errors.py, as everywhere; anything else goes on to the app's last-resort handler.
+
+A client that hangs up is seen through ASGI's ``http.disconnect`` (``receive``), never through a failed
+``send``: uvicorn drops what is sent after a disconnect without raising. ``Hangup`` watches for it
+while the gateway waits on an upstream and while a stream is relayed, and cancels the request's task
+(docs/gateway.md, Failure behaviour). A body cut off by a disconnect is not served.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import orjson
 from fastapi import FastAPI
@@ -34,11 +41,107 @@ _SSE = ((b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")
         (b"x-content-type-options", b"nosniff"))
 
 
+# A request answered sooner than this never starts watching for its client (most answers of a fast
+# model do not need it): watching is a task waiting in receive, 5-12 µs of the gateway's CPU per request
+# in process on the loaded test machine, against ~1 µs for arming and disarming through the Sweeper.
+WATCH_AFTER_S = 0.05
+
+
+class Hangup:
+    """The gateway's ClientWatch over ASGI: while armed, an ``http.disconnect`` cancels the request's task.
+
+    Watching is a task waiting in ``receive`` (which returns when the client leaves or the response is
+    complete). ``Sweeper`` starts it for a request armed for WATCH_AFTER_S (at most twice that), and it
+    then runs until one of the two; a client that left before it started is seen at once (the server
+    remembers the disconnect). The request's task is cancelled only while armed, so the CancelledError
+    surfaces at the await under way there (an upstream call, a stream's next event), never in the
+    metering around it."""
+
+    __slots__ = ("_receive", "_sweeper", "_task", "_watcher", "armed", "gone", "cancelled")
+
+    def __init__(self, receive: Receive, sweeper: Sweeper) -> None:
+        self._receive = receive
+        self._sweeper = sweeper
+        self._task: asyncio.Task | None = None
+        self._watcher: asyncio.Task | None = None
+        self.armed = False
+        self.gone = False  # the client left (or the response is complete)
+        self.cancelled = False  # the request's task was cancelled for it
+
+    def arm(self) -> None:
+        if self.gone:
+            raise asyncio.CancelledError("the client went away")
+        self.armed = True
+        if self._watcher is None:
+            if self._task is None:
+                self._task = asyncio.current_task()
+            self._sweeper.add(self)
+
+    def disarm(self) -> None:
+        self.armed = False
+        if self._watcher is None:
+            self._sweeper.discard(self)
+
+    def left(self) -> bool:
+        """After a CancelledError: True if it came of the client leaving (the task's cancellation is
+        then withdrawn: the request ends normally, with nothing more to send); False: re-raise it."""
+        if not self.gone:
+            return False
+        if self.cancelled:
+            assert self._task is not None
+            self._task.uncancel()
+        return True
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._watcher is None:
+            self._watcher = loop.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass  # nothing else comes once the body is read
+        self.gone = True
+        if self.armed and self._task is not None:
+            self.cancelled = True
+            self._task.cancel("the client went away")
+
+
+class Sweeper:
+    """Starts the watch of the requests armed for WATCH_AFTER_S, with one timer for all of them, which
+    runs only while some are armed: a request costs a set insertion and removal, and no loop callback.
+    Those armed at one sweep and still armed at the next are started."""
+
+    def __init__(self) -> None:
+        self._young: set[Hangup] = set()
+        self._old: set[Hangup] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, hangup: Hangup) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # the first request, or the app served by a new loop: the old one's are gone
+            self._loop, self._young, self._old, self._timer = loop, set(), set(), None
+        self._young.add(hangup)
+        if self._timer is None:
+            self._timer = loop.call_later(WATCH_AFTER_S, self._sweep)
+
+    def discard(self, hangup: Hangup) -> None:
+        self._young.discard(hangup)
+        self._old.discard(hangup)
+
+    def _sweep(self) -> None:
+        due, self._old, self._young = self._old, self._young, set()
+        assert self._loop is not None
+        for hangup in due:
+            hangup.start(self._loop)
+        self._timer = self._loop.call_later(WATCH_AFTER_S, self._sweep) if self._old else None
+
+
 class InferenceEndpoint:
     """One hot operation, as an ASGI app (Starlette's Route runs it as it is: no Request object)."""
 
     def __init__(self, request_model: type[BaseModel]) -> None:
         self.request_model = request_model
+        self.sweeper = Sweeper()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gateway: Gateway = scope["app"].state.gateway
@@ -46,16 +149,23 @@ class InferenceEndpoint:
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
+        client = Hangup(receive, self.sweeper)
         try:
             body = await _body(receive)
+            if body is None:
+                return  # the client left before its body was whole: nothing to serve, nothing admitted
             who = await gateway.authenticate(authorization)
-            result = await gateway.handle(who, gateway.parse(self.request_model, body), body)
+            result = await gateway.handle(who, gateway.parse(self.request_model, body), body, client=client)
+            if isinstance(result, StreamRelay):
+                await _send_stream(send, result, client)
+                return
         except JaifError as exc:
             await error_response(scope["path"], exc)(scope, receive, send)
             return
-        if isinstance(result, StreamRelay):
-            await _send_stream(send, result)
-            return
+        except asyncio.CancelledError:
+            if client.left():
+                return  # the client left; the gateway recorded the request as cancelled
+            raise
         payload = orjson.dumps(result)
         await send(
             {"type": "http.response.start", "status": 200,
@@ -100,27 +210,33 @@ def mount(app: FastAPI) -> None:
     app.add_middleware(HotRoutes, routes=routes())
 
 
-async def _body(receive: Receive) -> bytes:
-    """The request body, whole. Its size is bounded by BodyLimit, whose ``receive`` raises PayloadTooLarge."""
+async def _body(receive: Receive) -> bytes | None:
+    """The request body, whole; None if the client left before it was (a part is never served as the
+    whole). Its size is bounded by BodyLimit, whose ``receive`` raises PayloadTooLarge."""
     message = await receive()
+    if message["type"] != "http.request":
+        return None
     body = message.get("body", b"")
     if not message.get("more_body", False):
         return body
     chunks = [body]
     while message.get("more_body", False):
         message = await receive()
-        if message["type"] == "http.disconnect":
-            break
+        if message["type"] != "http.request":
+            return None
         chunks.append(message.get("body", b""))
     return b"".join(chunks)
 
 
-async def _send_stream(send: Send, result: StreamRelay) -> None:
+async def _send_stream(send: Send, result: StreamRelay, client: Hangup) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": _SSE})
     try:
+        client.arm()  # a client that leaves now cancels the relay: the upstream stream is closed at once
         async for event in result.events:
             await send({"type": "http.response.body", "body": event, "more_body": True})
+        client.disarm()
         await send({"type": "http.response.body", "body": b""})
     finally:
-        # Runs the gateway's settlement now, also when the client went away mid-stream.
+        client.disarm()
+        # Runs the gateway's settlement now (a client that went away mid-stream: cancelled).
         await result.aclose()

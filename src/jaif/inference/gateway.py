@@ -4,6 +4,11 @@ One call per request: ``handle`` returns a response body, or a ``StreamRelay`` w
 yields server-sent events. Every path, success, error or a client hanging up, settles the
 reservation once and writes exactly one usage record; a request refused after admission is settled
 with nothing charged and no record (Meter.finish without an outcome).
+
+A client that hangs up: the caller passes a ``ClientWatch`` (endpoints.py watches the connection),
+which the gateway arms around each upstream call; the client leaving then cancels the request's
+task, the upstream call is abandoned (its connection closed, so the engine stops generating), and
+the request is recorded as ``cancelled`` (``_cancelled``; a stream under way: StreamRelay).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pydantic import BaseModel
@@ -66,6 +71,17 @@ ENDPOINTS = {
 }
 
 
+class ClientWatch(Protocol):
+    """The client's side of a request. While armed, the client leaving cancels the task that armed it
+    (asyncio cancellation, delivered at the await under way; endpoints.py's notices within 0.1 s);
+    ``arm`` raises CancelledError at once if the client is known to have left. Disarmed, a client
+    leaving is only noted."""
+
+    def arm(self) -> None: ...
+
+    def disarm(self) -> None: ...
+
+
 @dataclass
 class _Call:
     """What one request carries through the gateway."""
@@ -81,6 +97,8 @@ class _Call:
     ticket: Ticket | None = None  # the meter's, once admitted
     # The backend to count a large prompt with, off the event loop, once the request is admitted.
     count_later: InferenceBackend | None = None
+    client: ClientWatch | None = None  # armed around each upstream call
+    replica: ReplicaState | None = None  # the last one called
 
 
 class Gateway:
@@ -145,13 +163,18 @@ class Gateway:
             precheck_items(model, body, max_messages=self.max_messages)
         return parse_request(model, raw)  # type: ignore[return-value]
 
-    async def handle(self, principal: KeyPrincipal, request: Request, raw: bytes | None = None) -> Body | StreamRelay:
+    async def handle(
+        self, principal: KeyPrincipal, request: Request, raw: bytes | None = None, *, client: ClientWatch | None = None
+    ) -> Body | StreamRelay:
         """``raw``: the JSON body ``request`` was parsed from, if at hand (it spares re-serialising it).
+        ``client``: armed around each upstream call, so that a client leaving abandons it (CancelledError
+        is raised, after the request was recorded as cancelled).
 
         The order bounds the work one request can cause: size limits first (no tokenising), then the
         allowance and rate limit, and only then is a large prompt counted, in a thread of its own
         (``_count_large``). A small prompt is counted on the event loop before admission (microseconds)."""
         call = self._prepare(principal, request, raw)
+        call.client = client
         await self._admit(call)
         if call.count_later is not None:
             try:
@@ -163,6 +186,10 @@ class Gateway:
             if call.body.get("stream"):
                 return await self._start_stream(call, include_usage=_wants_usage(request))
             return await self._complete(call)
+        except asyncio.CancelledError:
+            if call.ticket is not None and not call.ticket.finished:
+                await self._cancelled(call)
+            raise
         except BaseException as exc:
             if call.ticket is not None and not call.ticket.finished:
                 code = exc.status if isinstance(exc, JaifError) else 500
@@ -235,6 +262,19 @@ class Gateway:
             self._counting, self.tokens.usage, call.model.tokenizer, call.endpoint, call.body, output
         )
 
+    async def _cancelled(self, call: _Call) -> None:
+        """Record a request cancelled (its client left) before its answer began: the prompt is charged
+        (counted as for an upstream without usage) once a model was called, as it may have processed
+        it; what it generated before it saw the connection close is not known, and not charged."""
+        usage: dict | None = None
+        source = "none"
+        if call.replica is not None:
+            usage, source = await self._usage(call, "")
+        _log_cancelled(call, call.replica)
+        await self._finish(
+            call, replica=call.replica, usage=usage, usage_source=source, status="cancelled", status_code=499
+        )
+
     async def _admit(self, call: _Call) -> None:
         """The token allowance and the key's rate limit (metering/meter.py)."""
         call.ticket = await self.meter.admit(call.principal, tokens=call.budget)
@@ -243,6 +283,7 @@ class Gateway:
         self, call: _Call, attempt: Callable[[InferenceBackend], Awaitable[Any]]
     ) -> tuple[ReplicaState, Any]:
         replicas = call.model.replicas
+        client = call.client
         tried: list[ReplicaState] = []
         last: BackendError | None = None
         for _ in range(self.retries + 1):
@@ -250,6 +291,9 @@ class Gateway:
             if replica is None:
                 break
             tried.append(replica)
+            if client is not None:
+                client.arm()  # raises CancelledError if the client has left already
+            call.replica = replica
             replica.outstanding += 1
             try:
                 result = await attempt(replica.backend)
@@ -265,6 +309,8 @@ class Gateway:
                 continue
             finally:
                 replica.outstanding -= 1
+                if client is not None:
+                    client.disarm()
             return replica, result
         if last is None:
             raise Unavailable(
@@ -305,16 +351,20 @@ class Gateway:
             if status == "error":
                 call.model.replicas.mark_failed(replica, "stream broke")
                 self.metrics.replica_failed(call.model.name, replica.url)
-            usage, source = meter.usage, "upstream"
-            if usage is None:  # an upstream without include_usage, or a broken stream
-                usage, source = await self._usage(call, meter.text())
+            elif status == "cancelled":
+                _log_cancelled(call, replica)
+            # The upstream's usage, or (an upstream without include_usage, a broken or cancelled stream)
+            # what the relay counted from the text streamed until then.
             await self._finish(
-                call, replica=replica, usage=usage, usage_source=source, status=status, status_code=code,
-                ttft_s=meter.ttft_s,
+                call, replica=replica, usage=meter.usage, usage_source=meter.usage_source, status=status,
+                status_code=code, ttft_s=meter.ttft_s,
             )
 
+        def count(text: str) -> Awaitable[tuple[dict, str]]:
+            return self._usage(call, text)
+
         meter = StreamMeter(include_usage=include_usage, started=call.started)
-        return StreamRelay(replica, events, first, meter, finish)
+        return StreamRelay(replica, events, first, meter, finish, count)
 
     async def _finish(
         self,
@@ -377,6 +427,14 @@ def _budget(request: Request, ctx: int, upper_bound: int, exact: int | None) -> 
         )
     prompt = exact if exact is not None else upper_bound
     return min(prompt + (limit if limit is not None else ctx), ctx)
+
+
+def _log_cancelled(call: _Call, replica: ReplicaState | None) -> None:
+    """A client that leaves is no fault: one line at debug level (the usage record says it too)."""
+    log.debug(
+        "request %s cancelled: the client left (model %s, replica %s)",
+        call.request_id, call.model.name, replica.url if replica else None,
+    )  # fmt: skip
 
 
 def _wants_usage(request: Request) -> bool:
