@@ -18,6 +18,7 @@ from jaif.access.schemas import Actor
 from jaif.catalogue import schemas
 from jaif.catalogue.builtin import BUILTIN_SOLUTIONS
 from jaif.catalogue.models import Solution
+from jaif.db.base import contains_pattern
 from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from jaif.inference import service as inference
 from jaif.inference.models import Model
@@ -216,7 +217,7 @@ def list_solutions(
     if domain:
         query = query.where(func.lower(Solution.domain) == domain.strip().lower())
     if q and q.strip():
-        pattern = "%" + q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = contains_pattern(q, param="q")
         query = query.where(
             or_(
                 *(

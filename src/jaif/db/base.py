@@ -9,6 +9,8 @@ from sqlalchemy import DateTime, MetaData
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from jaif.errors import InvalidRequest
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -60,3 +62,12 @@ def utcnow() -> datetime:
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def contains_pattern(text: str, *, param: str) -> str:
+    """A LIKE pattern (escape character ``\\``) that finds ``text`` anywhere, case-folded: its ``%``,
+    ``_`` and ``\\`` match themselves. A NUL character, which PostgreSQL refuses in a string, is the
+    caller's mistake: InvalidRequest naming ``param``."""
+    if "\x00" in text:
+        raise InvalidRequest(f"{param} must not contain NUL characters", param=param)
+    return "%" + text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

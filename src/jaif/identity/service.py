@@ -19,7 +19,7 @@ from jaif.access.models import Organisation, Project, ProjectMember, User
 from jaif.access.schemas import Actor
 from jaif.access.secrets import hash_password, verify_password
 from jaif.config import IdentitySettings
-from jaif.db.base import utcnow
+from jaif.db.base import contains_pattern, utcnow
 from jaif.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from jaif.identity import emails, pats, secret_tokens, sessions, throttle
 from jaif.identity.models import OneTimeToken, SsoIdentity, TokenPurpose
@@ -351,7 +351,7 @@ def set_active(*, session: Session, email: str, active: bool) -> User:
 def _users_query(search: str | None, role: str | None, active: bool | None):
     query = select(User)
     if search and search.strip():
-        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", search.strip().lower()) + "%"
+        pattern = contains_pattern(search, param="search")
         query = query.where(func.lower(User.email).like(pattern, escape="\\") |
                             func.lower(User.name).like(pattern, escape="\\"))
     if role is not None:

@@ -27,6 +27,7 @@ async def test_operators_find_accounts_and_change_their_role_and_state(api, worl
     by_name = await as_op.get("/api/v1/users", params={"search": "Max"})
     assert [u["email"] for u in by_name.json()] == [max_.email]
     assert (await as_op.get("/api/v1/users", params={"search": "%"})).json() == []  # no wildcard
+    assert error_of(await as_op.get("/api/v1/users", params={"search": "a\x00b"}), 400)["param"] == "search"
     assert error_of(await as_rita.get("/api/v1/users"), 403)
 
     made = await as_op.patch(f"/api/v1/users/{rita.user_id}", json={"role": "reviewer"})
