@@ -28,8 +28,8 @@ def create(
     min_replicas: Annotated[int, typer.Option(help="Replicas kept running at least.")] = 1,
     max_replicas: Annotated[int, typer.Option(help="Replicas at most.")] = 1,
     target_inflight: Annotated[int, typer.Option(help="Requests in flight per replica the autoscaler aims at.")] = 4,
-    idle_minutes: Annotated[int, typer.Option(
-        help="Minutes without requests before scaling to zero (stored; scaling to zero is not built yet).")] = 30,
+    idle_minutes: Annotated[float, typer.Option(
+        help="Minutes without requests before scaling to zero (with --min-replicas 0); fractions allowed.")] = 30,
     walltime: Annotated[int, typer.Option(help="Each replica's time limit in minutes.")] = 60,
     command: Annotated[str | None, typer.Option(
         help="The command engine's command line: {port} (required), {host}, {model}, {name}, {gpus}, {api_key}; "

@@ -21,7 +21,8 @@ class DeploymentCreate(BaseModel):
     min_replicas: int = Field(1, ge=0, le=1000)
     max_replicas: int = Field(1, ge=1, le=1000)
     target_inflight: int = Field(4, ge=1, le=100000)
-    idle_minutes: int = Field(30, ge=1, le=525600)
+    idle_minutes: float = Field(30, gt=0, le=525600,
+                                description="Minutes without a request before scaling to zero (with min_replicas 0).")
     walltime: int = Field(60, ge=1, le=525600, description="Each replica's time limit in minutes.")
     command: str | None = Field(None, max_length=10000, description="The command engine's command line.")
     aliases: list[str] = Field(default_factory=list)
@@ -49,6 +50,25 @@ class ReplicaOut(BaseModel):
     ended_at: datetime | None
 
 
+class DeploymentStatus(BaseModel):
+    """What clients see of a deployment in ``/v1/models`` and the portal."""
+
+    state: str = Field(description="ready (a replica serves), starting (one is on its way), cold (none; "
+                                   "a request starts one and is held until it is ready), or unavailable (no "
+                                   "replica can be started: ``reason``)")
+    ready_replicas: int
+    estimated_ready_s: float | None = Field(
+        description="While starting or cold: about how many seconds until a replica is ready (from this "
+                    "deployment's past starts); null when ready.")
+    reason: str | None = None
+
+
+class EventOut(BaseModel):
+    at: datetime
+    kind: str = Field(description="scale or replica")
+    message: str
+
+
 class DeploymentOut(BaseModel):
     name: str
     model: str
@@ -59,13 +79,16 @@ class DeploymentOut(BaseModel):
     min_replicas: int
     max_replicas: int
     target_inflight: int
-    idle_minutes: int
+    idle_minutes: float
     walltime_minutes: int
     command: str | None
     aliases: list[str]
     state: str = Field(description="active, or deleting (its replicas drain)")
     ready_replicas: int
+    status: DeploymentStatus
+    last_request_at: datetime | None = Field(description="The newest request any gateway reported for it.")
     replicas: list[ReplicaOut] = Field(description="Its live replicas, and the last ended or failed ones.")
+    events: list[EventOut] = Field(description="The controller's latest decisions about it, newest first.")
     created_at: datetime
 
 

@@ -34,6 +34,8 @@ class ReplicaSet:
     replicas: list[ReplicaState]
     cooldown_s: float = 10.0
     _tie: itertools.count = field(default_factory=itertools.count)
+    held: int = 0  # requests waiting for a replica to become ready (a deployment's cold start)
+    last_used: float = 0.0  # epoch seconds of the newest request (a deployment scales to zero when idle)
 
     def pick(self, exclude: Collection[ReplicaState] = ()) -> ReplicaState | None:
         # One pass, no sets or lists built on the way: this runs once per request.
