@@ -126,8 +126,11 @@ def test_a_deployment_runs_its_replica_as_a_slurm_job(served):
     ready = one_ready(s, "slurm-chat")
     job_id = ready["slurm_job_id"]
     assert job_id and job_id == ready["job_id"]
-    assert s.slurm.slurm("squeue", "-h", "-j", job_id, "-o", "%T %a").split() == [
-        "RUNNING", project_account(s.project)]
+    state, account, node = s.slurm.slurm("squeue", "-h", "-j", job_id, "-o", "%T %a %N").split()
+    assert (state, account) == ("RUNNING", project_account(s.project))
+    with s.slurm.session() as session:  # the job's node by every name Slurm has for it; the replica named one
+        hosts = session.scalar(select(Job.hosts).where(Job.job_id == job_id)).split()
+    assert node in hosts and ready["node"] in hosts, (hosts, ready)
     reply = chat(s, "slurm-chat")
     assert reply.choices[0].message.content and reply.usage.completion_tokens >= 1
     delete(s, "slurm-chat")

@@ -75,9 +75,10 @@ def urls(session, deployment):
     return sorted(r.url for r in session.get(Model, deployment.model_id).replicas)
 
 
-def listen(scheduler, job_id: str, workdir: str, port: int) -> None:
-    scheduler.states[job_id] = JobStatus(job_id, JobState.running)
-    (Path(workdir) / "endpoint").write_text(f"gpu-node-7 {port}\n")
+def listen(scheduler, job_id: str, workdir: str, port: int, *, node: str = "gpu-node-7") -> None:
+    """The job runs on gpu-node-7 (the scheduler's names for it) and its replica names ``node``."""
+    scheduler.states[job_id] = JobStatus(job_id, JobState.running, hosts=("gpu7", "gpu-node-7", "10.0.0.7"))
+    (Path(workdir) / "endpoint").write_text(f"{node} {port}\n")
 
 
 def test_a_replica_goes_from_submitted_to_serving(session, controller, scheduler, prober, deployment):
@@ -110,6 +111,25 @@ def test_a_replica_goes_from_submitted_to_serving(session, controller, scheduler
     assert states(session) == [("ready", "100")]
     assert urls(session, deployment) == ["http://gpu-node-7:8123/v1"]
     assert scheduler.cancelled == [] and len(scheduler.submitted) == 1
+
+
+def test_a_replica_naming_a_node_its_job_does_not_hold_is_not_routed(session, controller, scheduler, prober,
+                                                                       deployment, caplog):
+    controller.tick()
+    request = scheduler.submitted[0]
+    listen(scheduler, "100", request.workdir, 8123, node="db.internal")  # not its node: never asked
+    with caplog.at_level(logging.WARNING, logger="jaif.deployments.controller"):
+        for _ in range(3):
+            assert controller.tick() is False
+    replica = service.get_deployment(session=session, name="chat").replicas[0]
+    assert (replica.state, replica.node, replica.port, prober.asked) == ("starting", None, None, [])
+    assert replica.reason == ("its endpoint names node 'db.internal', not one of its job's nodes "
+                              "(gpu7, gpu-node-7, 10.0.0.7): not routed")
+    assert "not one of its job's nodes" in caplog.text
+    assert session.query(Job).filter_by(job_id="100").one().hosts == "gpu7 gpu-node-7 10.0.0.7"
+    listen(scheduler, "100", request.workdir, 8123, node="10.0.0.7")  # its node's address: routed
+    assert controller.tick() is True
+    assert urls(session, deployment) == ["http://10.0.0.7:8123/v1"]
 
 
 def ready_replica(session, controller, scheduler, job_id: str, port: int) -> None:
