@@ -24,9 +24,14 @@ def _round(value: float) -> float:
     return float(f"{value:.{DIGITS}g}")
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """A time without a zone is UTC's."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+def _utc(value: datetime | None, param: str) -> datetime | None:
+    """In UTC (a time without a zone is UTC's); refused when UTC has no such time (year 1 or 9999's edge)."""
+    if value is None:
+        return None
+    try:
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest(f"{param} {value.isoformat()} is out of range", param=param) from None
 
 
 def report(
@@ -34,7 +39,7 @@ def report(
 ) -> DeploymentReport:
     """The deployment's use in [since, until): jobs that ended and requests made in it. Tokens are counted
     from the deployment's creation at the earliest (a model of the same name before it is not its)."""
-    since, until = _utc(since), _utc(until)
+    since, until = _utc(since, "since"), _utc(until, "until")
     deployment = service.get_deployment(session=session, name=name)
     start = deployment.created_at if since is None else max(since, deployment.created_at)
     if until is not None and until <= start:
