@@ -32,8 +32,8 @@ from jaif.calls.router import router as calls_api
 from jaif.catalogue import pages as catalogue_pages
 from jaif.catalogue.router import router as catalogue_api
 from jaif.compute import pages as compute_pages
-from jaif.deployments import pages as deployments_pages
 from jaif.compute.router import router as compute_api
+from jaif.deployments import pages as deployments_pages
 from jaif.deployments.router import router as deployments_api
 from jaif.identity import pages as identity_pages
 from jaif.identity.router import router as identity_api

@@ -4,7 +4,8 @@ their readiness or health check), asks plan.py what to do, and does it through t
 
 Where a replica listens: its script writes ``NODE PORT`` to ``endpoint`` in its job's directory
 (engines.py); the controller reads it once the job runs. Under the local scheduler the node is always
-127.0.0.1 (the replica cannot point the gateway elsewhere).
+127.0.0.1; under Slurm it must be one of the names of the job's nodes (the scheduler's: node name,
+hostname or address), else the replica is not routed: it cannot point the gateway elsewhere.
 """
 
 from __future__ import annotations
@@ -170,9 +171,11 @@ class Controller:
     ) -> Observed:
         state = ReplicaState(replica.state)
         job_state = JobState(job.state) if job is not None else None
-        if job_state == JobState.running and replica.port is None:
+        if job is not None and job_state == JobState.running and replica.port is None:
             found = read_endpoint(replica.workdir, local=replica.scheduler == "local")
-            if found is not None:
+            if found is not None and replica.scheduler != "local" and found[0] not in job.hosts.split():
+                self.refuse_node(deployment, replica, found[0], job.hosts)
+            elif found is not None:
                 replica.node, replica.port = found
         probe = None
         url = replica.url
@@ -191,6 +194,16 @@ class Controller:
             outstanding=self.outstanding(url) if url else 0, created=replica.created_at.timestamp(),
             was_ready=replica.ready_at is not None, remaining_s=self.remaining(deployment, job, now),
         )
+
+    @staticmethod
+    def refuse_node(deployment: Deployment, replica: DeploymentReplica, node: str, hosts: str) -> None:
+        """The replica's endpoint file names a node its job does not hold: never routed there (the gateway
+        would send the replica's key to it). Said once; the start timeout replaces the replica."""
+        why = (f"its endpoint names node {node!r}, not one of its job's nodes "
+               f"({', '.join(hosts.split()) or 'none reported yet'}): not routed")[:300]
+        if replica.reason != why:
+            log.warning("deployment %s: replica %s (job %s): %s", deployment.name, replica.id, replica.job_id, why)
+            replica.reason = why
 
     @staticmethod
     def remaining(deployment: Deployment, job: Job | None, now: datetime) -> float | None:

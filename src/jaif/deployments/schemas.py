@@ -96,3 +96,26 @@ class DeploymentDeleted(BaseModel):
     name: str
     state: str = Field(description="deleted (it had no replica), or deleting (its replicas drain first)")
     draining: int = Field(description="Its replicas still to drain and stop.")
+
+
+class DeploymentReport(BaseModel):
+    """What a deployment used and served in a period: its replicas' charged GPU-hours and energy (from the
+    accounting import) against the tokens its model served (from the usage ledger)."""
+
+    deployment: str
+    model: str = Field(description="The weights it serves, as given at its creation.")
+    project: str = Field(description="The project whose allocation its replicas are charged to.")
+    since: datetime = Field(description="The period's start: the given one, at the earliest the deployment's creation.")
+    until: datetime | None = Field(description="The period's end (exclusive); null: now.")
+    replicas: int = Field(description="Replica jobs charged by the accounting import that ended in the period.")
+    replicas_uncharged: int = Field(description="Its replica jobs not charged yet: running, or not imported yet.")
+    gpu_hours: float
+    energy_kwh: float
+    energy_measured_kwh: float = Field(description="Of energy_kwh: Slurm's ConsumedEnergy.")
+    energy_modelled_kwh: float = Field(description="Of energy_kwh: the partition's power model.")
+    co2_kg: float
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    tokens: int = Field(description="prompt_tokens + completion_tokens served under the deployment's name.")
+    kwh_per_1k_tokens: float | None = Field(description="energy_kwh per 1,000 tokens; null when no token was served.")

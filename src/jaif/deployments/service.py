@@ -379,7 +379,8 @@ def submit_replica(
         deployment_id=deployment.id, state=ReplicaState.pending, reason=job.reason or "submitted",
         scheduler=compute.scheduler.kind, job_id=job.job_id, job_ref=job.id, workdir=job.workdir,
     )
-    session.add(replica)
+    # Appended, not session.add-ed first: adding it would flush it into the list's lazy load and then
+    # append it a second time (the relationship's cascade adds it to the session).
     deployment.replicas.append(replica)
     session.flush()
     return replica

@@ -127,6 +127,15 @@ def test_a_deployment_serves_is_replaced_when_it_crashes_and_drains_on_delete(en
                 assert time.monotonic() < deadline
                 time.sleep(0.5)
 
+        # the crashed replica's job charged by the accounting import; the running one not yet
+        jaif(env, "accounting", "import")
+        served = wait_for(lambda: json.loads(last_line(jaif(env, "usage", "--project", "inference", "--json"))),
+                          lambda u: u["requests"] == 2)
+        report = json.loads(last_line(jaif(env, "report", "--deployment", "chat", "--json")))
+        assert (report["deployment"], report["replicas"], report["replicas_uncharged"]) == ("chat", 1, 1), report
+        assert report["tokens"] == served["total_tokens"] and report["requests"] == 2, (report, served)
+        assert (report["gpu_hours"], report["kwh_per_1k_tokens"]) == (0.0, 0.0)  # no GPU: nothing to charge
+
         # delete: out of the routing, drained, cancelled; then the deployment and its model are gone
         pid = job_state(env, second[0]["job_id"])["pid"]
         out = jaif(env, "deployment", "delete", "chat").stdout

@@ -76,9 +76,10 @@ def urls(session, deployment):
     return sorted(r.url for r in session.get(Model, deployment.model_id).replicas)
 
 
-def listen(scheduler, job_id: str, workdir: str, port: int) -> None:
-    scheduler.states[job_id] = JobStatus(job_id, JobState.running)
-    (Path(workdir) / "endpoint").write_text(f"gpu-node-7 {port}\n")
+def listen(scheduler, job_id: str, workdir: str, port: int, *, node: str = "gpu-node-7") -> None:
+    """The job runs on gpu-node-7 (the scheduler's names for it) and its replica names ``node``."""
+    scheduler.states[job_id] = JobStatus(job_id, JobState.running, hosts=("gpu7", "gpu-node-7", "10.0.0.7"))
+    (Path(workdir) / "endpoint").write_text(f"{node} {port}\n")
 
 
 def test_a_replica_goes_from_submitted_to_serving(session, controller, scheduler, prober, deployment):
@@ -111,6 +112,25 @@ def test_a_replica_goes_from_submitted_to_serving(session, controller, scheduler
     assert states(session) == [("ready", "100")]
     assert urls(session, deployment) == ["http://gpu-node-7:8123/v1"]
     assert scheduler.cancelled == [] and len(scheduler.submitted) == 1
+
+
+def test_a_replica_naming_a_node_its_job_does_not_hold_is_not_routed(session, controller, scheduler, prober,
+                                                                       deployment, caplog):
+    controller.tick()
+    request = scheduler.submitted[0]
+    listen(scheduler, "100", request.workdir, 8123, node="db.internal")  # not its node: never asked
+    with caplog.at_level(logging.WARNING, logger="jaif.deployments.controller"):
+        for _ in range(3):
+            assert controller.tick() is False
+    replica = service.get_deployment(session=session, name="chat").replicas[0]
+    assert (replica.state, replica.node, replica.port, prober.asked) == ("starting", None, None, [])
+    assert replica.reason == ("its endpoint names node 'db.internal', not one of its job's nodes "
+                              "(gpu7, gpu-node-7, 10.0.0.7): not routed")
+    assert "not one of its job's nodes" in caplog.text
+    assert session.query(Job).filter_by(job_id="100").one().hosts == "gpu7 gpu-node-7 10.0.0.7"
+    listen(scheduler, "100", request.workdir, 8123, node="10.0.0.7")  # its node's address: routed
+    assert controller.tick() is True
+    assert urls(session, deployment) == ["http://10.0.0.7:8123/v1"]
 
 
 def ready_replica(session, controller, scheduler, job_id: str, port: int) -> None:
@@ -347,3 +367,11 @@ def test_the_load_is_the_sum_of_every_gateways_fresh_report(session):
     service.forget_load(session, instance="b")
     assert service.read_load(session, fresh_s=5).inflight == {}
     assert service.read_load(session, fresh_s=5, keep_s=30).last == {}  # and after a day, deleted
+
+
+def test_a_replica_submitted_for_a_deployment_whose_replicas_were_not_loaded_is_listed_once(
+        session, compute, deployment):
+    session.expire_all()
+    fresh = session.get(Deployment, deployment.id)  # its replicas not loaded yet
+    service.submit_replica(session=session, compute=compute, deployment=fresh, python="/opt/venv/bin/python")
+    assert len(fresh.replicas) == 1
