@@ -46,8 +46,10 @@ def create(
             max_replicas=max_replicas, target_inflight=target_inflight, idle_minutes=idle_minutes,
             walltime_minutes=walltime, command=command, aliases=alias or [],
         )
+        starts = ("the first request starts one (scaled to zero when idle)" if deployment.min_replicas == 0
+                  else "a running `jaif serve` starts them")
         out.print(f"created deployment {deployment.name}: {deployment.min_replicas} to {deployment.max_replicas} "
-                  f"{deployment.engine} replicas on {deployment.partition}; a running `jaif serve` starts them")
+                  f"{deployment.engine} replicas on {deployment.partition}; {starts}")
 
 
 def _table(items: list[DeploymentOut]) -> Table:
@@ -80,6 +82,14 @@ def show(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
         print(item.model_dump_json())
         return
     out.print(_table([item]))
+    st = item.status
+    out.print(f"status: {st.state}" + (f", ready in about {st.estimated_ready_s:.0f} s" if st.estimated_ready_s else "")
+              + (f" ({st.reason})" if st.reason else "")
+              + (f"; last request {item.last_request_at:%Y-%m-%d %H:%M:%S} UTC" if item.last_request_at else ""))
+    if item.events:
+        out.print("latest decisions:")
+        for e in item.events:
+            out.print(f"  {e.at:%Y-%m-%d %H:%M:%S} {e.kind}: {e.message}", markup=False, highlight=False)
 
 
 @deployment_app.command("scale")

@@ -213,3 +213,79 @@ def test_a_replica_is_charged_through_the_accounting_import_and_reported(served)
     text = jaif(s.env, "report", "--deployment", "metered").stdout
     assert "deployment metered" in text and f"GPU-hours: {r['gpu_hours']:g}" in text, text
     delete(s, "metered")
+
+
+def events(s: Served, name: str) -> list[str]:
+    shown = json.loads(last_line(jaif(s.env, "deployment", "show", name, "--json")))
+    return [e["message"] for e in shown["events"]]
+
+
+def test_from_zero_up_under_a_load_step_and_back_to_zero_without_a_failed_request(served):
+    """min 0: no Slurm job until requests come. A step of three concurrent streams is held during the cold
+    start, the autoscaler goes 0 -> 1 -> 2 Slurm jobs (one request in flight per replica is the target),
+    every stream is answered; once idle, both replicas drain and their jobs leave Slurm's queue."""
+    import concurrent.futures
+
+    s = served
+    jaif(s.env, "deployment", "create", "elastic", "--model", "smollm2-135m-instruct", "--engine", "llama-cpp",
+         "--partition", s.slurm.partition, "--min-replicas", "0", "--max-replicas", "2", "--target-inflight", "1",
+         "--idle-minutes", "0.2", "--walltime", "30", "--project", s.project)
+    time.sleep(2)  # several controller ticks: nothing is submitted without a request
+    assert [d["replicas"] for d in listed(s) if d["name"] == "elastic"] == [[]]
+
+    def stream(_: int) -> str:
+        with openai.OpenAI(base_url=s.base + "/v1", api_key=s.key, max_retries=0, timeout=READY_S + 60) as client:
+            chunks = list(client.chat.completions.create(
+                model="elastic", messages=[{"role": "user", "content": "Tell me about Jülich."}], max_tokens=48,
+                stream=True))
+        finished = [c.choices[0].finish_reason for c in chunks if c.choices]
+        return "ok" if finished and finished[-1] else f"unfinished: {chunks}"
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        outcomes = list(pool.map(stream, range(3)))
+    assert outcomes == ["ok"] * 3, outcomes
+    said = events(s, "elastic")
+    assert any(m.startswith("scale up 0 -> 1: ") for m in said), said
+    assert any(m.startswith("scale up 1 -> 2: ") for m in said), said
+    submitted = [m for m in said if m.startswith("submitted replica")]
+    assert len(submitted) == 2, said
+    ready = [r["slurm_job_id"] for d in listed(s) if d["name"] == "elastic" for r in d["replicas"] if r["ready_at"]]
+    assert len(ready) >= 1 and all(ready), listed(s)  # Slurm jobs (the second may still be starting)
+    # idle for 12 s: scaled to zero; every job of the deployment leaves Slurm's queue
+    wait_for(lambda: [r for d in listed(s) if d["name"] == "elastic" for r in d["replicas"]
+                      if r["state"] in ("pending", "starting", "ready", "draining")], lambda live: not live,
+             timeout=READY_S, every=1.0)
+    assert any(m.startswith("scale to zero 2 -> 0: ") or m.startswith("scale to zero 1 -> 0: ")
+               for m in events(s, "elastic")), events(s, "elastic")
+    jobs = [r["slurm_job_id"] for d in listed(s) if d["name"] == "elastic" for r in d["replicas"]]
+    queued = s.slurm.slurm("squeue", "-h", "-o", "%i").split()
+    assert jobs and not set(jobs) & set(queued), (jobs, queued)
+    delete(s, "elastic")
+
+
+def test_a_walltime_handover_of_a_slurm_replica_under_load_fails_no_request(served):
+    """A replica with a 2-minute Slurm time limit is handed over (successor from 60 s before its end) while a
+    client sends requests one after another: none fails, and the old job drains and is cancelled before
+    Slurm would kill it."""
+    s = served
+    jaif(s.env, "deployment", "create", "brief", "--model", "smollm2-135m-instruct", "--engine", "llama-cpp",
+         "--partition", s.slurm.partition, "--walltime", "2", "--project", s.project)
+    first = one_ready(s, "brief")
+    outcomes: list[str] = []
+    ended: list[dict] = []
+    with openai.OpenAI(base_url=s.base + "/v1", api_key=s.key, max_retries=0, timeout=120) as client:
+        deadline = time.monotonic() + 150 + READY_S
+        while time.monotonic() < deadline and not ended:
+            try:
+                client.chat.completions.create(model="brief", max_tokens=3,
+                                               messages=[{"role": "user", "content": "hi"}])
+                outcomes.append("ok")
+            except openai.APIError as exc:
+                outcomes.append(f"{type(exc).__name__}: {exc}")
+            ended = [r for r in replicas(s, "brief", "ended") if r["job_id"] == first["job_id"]]
+    assert ended and ended[0]["reason"] == "drained", listed(s)
+    now_ready = replicas(s, "brief", "ready")
+    assert len(now_ready) == 1 and now_ready[0]["slurm_job_id"] != first["slurm_job_id"], listed(s)
+    failed = [o for o in outcomes if o != "ok"]
+    assert outcomes and failed == [], failed
+    delete(s, "brief")

@@ -103,3 +103,29 @@ async def test_the_operators_deployments_page_shows_replicas_load_rates_and_deci
     assert "scale up 0 -&gt; 1: 3 request(s) waiting" in text
     refused = await (await portal.as_(alice)).get("/operator/deployments")
     assert refused.status_code in (403, 404)
+
+
+async def test_the_public_models_table_and_the_catalogue_show_a_cold_deployment(api, portal, factory, session, world):
+    from jaif.catalogue import service as catalogue
+    from jaif.deployments import service
+    from jaif.inference.registry import ModelRegistry
+
+    operator, alice = world.operator(), world.user("alice")
+    lab = world.project(alice)
+    grant(session, lab, partition="local")
+    made = await api.as_(operator).post("/api/v1/deployments", json=BODY | {"name": "chat-c", "project": lab.name,
+                                                                            "min_replicas": 0})
+    assert made.status_code == 201, made.text
+    registry = ModelRegistry(factory, lambda url, **kw: None, cooldown_s=1, builtin=False,
+                             standing=service.served_models)
+    registry.load()
+    api.app.state.runtime.registry = registry
+    home = await api.anonymous.get("/")
+    assert home.status_code == 200
+    row = home.text[home.text.index("<code>chat-c</code>"):].split("</tr>")[0]
+    assert "cold: the first request starts it (about 30 s)" in row, row
+    catalogue.create_solution(session=session, actor=operator, slug="chat-c", name="Chat C",
+                              summary="A chat model.", model="chat-c", is_published=True)
+    session.commit()
+    card = await (await portal.as_(alice)).get("/catalogue/chat-c")
+    assert "Served · cold" in card.text and "the first request starts it (about 30 s)" in card.text, card.text
