@@ -159,30 +159,53 @@ class Controller:
         changed = False
         for name in names:
             try:
+                # The jobs' states and where replicas listen, in one short transaction; the checks over HTTP
+                # outside any (on SQLite a transaction that writes holds the database's one write lock,
+                # which the gateways' usage flushes wait for); then the plan, in another.
                 with self.session_factory() as session:
-                    changed |= self.reconcile(session, name)
+                    checks = self.checks(session, name)
+                results = {replica_id: self.probe(url, key=key) for replica_id, url, key in checks}
+                with self.session_factory() as session:
+                    changed |= self.reconcile(session, name, results)
             except Exception:  # one deployment's trouble (a scheduler refusing) must not stop the others
                 log.exception("deployment %s: reconciling failed; tried again in %.1f s", name,
                               self.settings.interval_s)
         return changed
 
+    def checks(self, session: Session, name: str) -> list[tuple[str, str, str | None]]:
+        """Refresh the replicas' jobs, read where the running ones listen, and say which to check now:
+        (replica id, the readiness or health URL, the replica's key)."""
+        deployment = service.get_deployment(session=session, name=name)
+        key = service.replica_key(session, deployment)  # read before anything changes (no flush)
+        replicas = service.live(deployment)
+        jobs = service.replica_jobs(session=session, compute=self.compute, replicas=replicas)
+        found = []
+        for replica in replicas:
+            job = jobs.get(replica.id)
+            if job is None or JobState(job.state) != JobState.running:
+                continue
+            if replica.port is None:
+                where = read_endpoint(replica.workdir, local=replica.scheduler == "local")
+                if where is not None and replica.scheduler != "local" and where[0] not in job.hosts.split():
+                    self.refuse_node(deployment, replica, where[0], job.hosts)
+                elif where is not None:
+                    replica.node, replica.port = where
+            state = ReplicaState(replica.state)
+            url = replica.url
+            if url is not None and state in (ReplicaState.starting, ReplicaState.ready) and self.due(replica, state):
+                found.append((replica.id, url.removesuffix("/v1") + engines.get(deployment.engine).readiness_path,
+                              key))
+        return found
+
     def observe(
-        self, session: Session, deployment: Deployment, replica: DeploymentReplica, job: Job | None, now: datetime
+        self, deployment: Deployment, replica: DeploymentReplica, job: Job | None, now: datetime,
+        probe: bool | None = None,
     ) -> Observed:
+        """``probe``: the result of the replica's check made now (``checks``), None when none was."""
         state = ReplicaState(replica.state)
         job_state = JobState(job.state) if job is not None else None
-        if job is not None and job_state == JobState.running and replica.port is None:
-            found = read_endpoint(replica.workdir, local=replica.scheduler == "local")
-            if found is not None and replica.scheduler != "local" and found[0] not in job.hosts.split():
-                self.refuse_node(deployment, replica, found[0], job.hosts)
-            elif found is not None:
-                replica.node, replica.port = found
-        probe = None
         url = replica.url
-        checkable = state in (ReplicaState.starting, ReplicaState.ready)
-        if url is not None and job_state == JobState.running and checkable and self.due(replica, state):
-            path = engines.get(deployment.engine).readiness_path
-            probe = self.probe(url.removesuffix("/v1") + path, key=service.replica_key(session, deployment))
+        if probe is not None and state in (ReplicaState.starting, ReplicaState.ready):
             replica.health_failures = 0 if probe else replica.health_failures + 1
         if state == ReplicaState.pending and job is not None and job_state == JobState.pending and job.reason:
             replica.reason = job.reason[:300]  # Slurm's reason while it queues
@@ -212,12 +235,17 @@ class Controller:
             return None
         return deployment.walltime_minutes * 60 - (now - job.started_at).total_seconds()
 
-    def reconcile(self, session: Session, name: str) -> bool:
+    def reconcile(self, session: Session, name: str, probes: dict[str, bool] | None = None) -> bool:
+        """Plan and act on one deployment; ``probes``: the checks made since ``checks`` (by replica id).
+        Called alone (tests), it refreshes and checks itself."""
+        if probes is None:
+            checks = self.checks(session, name)
+            probes = {replica_id: self.probe(url, key=key) for replica_id, url, key in checks}
         deployment = service.get_deployment(session=session, name=name)
         replicas = service.live(deployment)
-        jobs = service.replica_jobs(session=session, compute=self.compute, replicas=replicas)
+        jobs = service.replica_jobs(session=session, compute=self.compute, replicas=replicas, refresh=False)
         now = utcnow()
-        observed = [self.observe(session, deployment, r, jobs.get(r.id), now) for r in replicas]
+        observed = [self.observe(deployment, r, jobs.get(r.id), now, probes.get(r.id)) for r in replicas]
         desired = self.desired(session, deployment, replicas)
         plan = make_plan(self.policy(deployment, now, desired), observed)
         if plan.waiting:

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 SHOWN_ENDED = 3  # ended or failed replicas shown besides the live ones
-SHOWN_EVENTS = 10  # the controller's latest decisions shown with a deployment
+SHOWN_EVENTS = 20  # the controller's latest decisions shown with a deployment
 KEPT_EVENTS = 200  # and kept per deployment
 # A cold start's estimate before a deployment has a start of its own to go by (seconds, per engine).
 FIRST_START_S = {"llama-cpp": 30.0, "command": 60.0, "vllm": 300.0}
@@ -386,13 +386,17 @@ def submit_replica(
     return replica
 
 
-def replica_jobs(*, session: Session, compute: Compute, replicas: list[DeploymentReplica]) -> dict[str, Job]:
-    """The replicas' jobs (by replica id), their states refreshed from the scheduler."""
+def replica_jobs(
+    *, session: Session, compute: Compute, replicas: list[DeploymentReplica], refresh: bool = True
+) -> dict[str, Job]:
+    """The replicas' jobs (by replica id), their states refreshed from the scheduler (unless ``refresh``
+    is False: as last refreshed)."""
     refs = {r.job_ref: r.id for r in replicas if r.job_ref}
     if not refs:
         return {}
     jobs = list(session.scalars(select(Job).where(Job.id.in_(list(refs)))))
-    compute_service.refresh_jobs(session=session, compute=compute, jobs=jobs)
+    if refresh:
+        compute_service.refresh_jobs(session=session, compute=compute, jobs=jobs)
     return {refs[j.id]: j for j in jobs}
 
 
