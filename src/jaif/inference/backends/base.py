@@ -11,7 +11,8 @@ Body = dict[str, Any]
 class BackendError(Exception):
     """A backend failed. ``retryable`` is True when nothing was received, so another replica may try.
 
-    ``status`` and ``body`` carry an upstream's own 4xx answer, which the gateway passes to the client.
+    ``status`` and ``body`` carry an upstream's own error answer, which the gateway passes to the client:
+    a 4xx at once, a 5xx (``retryable``) when no other replica answered.
     """
 
     def __init__(
