@@ -1,6 +1,6 @@
 """Prefix affinity: time to first token of continued conversations, affinity on vs off, in one run.
 
-    .venv/bin/python bench/affinity.py [--conversations 5] [--turns 4] [--doc-words 700] [--no-write]
+    .venv/bin/python bench/affinity.py [--conversations 5] [--turns 3] [--doc-words 300] [--no-write]
 
 Two gateways (`jaif serve`, one with ``inference.affinity`` on, one with it off) each route one model to two
 replicas of llama-cpp-python's server (``python -m llama_cpp.server``, one thread each) running the built-in
@@ -12,8 +12,9 @@ its answers included, as a chat client does. The conversations take turns (conve
 conversation 2 turn 1, ...), one request at a time, each request sent to both gateways one after the
 other (which first alternates), so both see the same machine. With an odd number of conversations the
 least-busy rule of a gateway without affinity sends a conversation's turns to its two idle replicas in
-turn. Time to first token is measured by a streaming `openai` client. Writes bench/RESULTS.md's
-affinity section.
+turn. Time to first token is measured by a streaming `openai` client. Also measured, in this process:
+what routing a request costs with and without a prefix key (``ReplicaSet.affinity_key`` and ``pick``).
+Writes bench/RESULTS.md's affinity section.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+import timeit
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from harness import Setup, free_port, gateway, wait_http, write_section  # noqa: E402
 
 from jaif.inference.backends.builtin import smollm2_file  # noqa: E402
+from jaif.inference.routing import Affinity, ReplicaSet, ReplicaState  # noqa: E402
 
 WORDS = (
     "the cooling loop of rack {i} reported an inlet temperature of {t} degrees while job {j} of project "
@@ -151,6 +154,35 @@ def run(args) -> dict[str, dict[int, list[float]]]:
     return times
 
 
+class _Backend:
+    """Routing needs only a replica's URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+def routing_cost(doc_words: int) -> list[str]:
+    """Microseconds per request of choosing a replica: one replica (no key), two without and with affinity,
+    for a short chat and for one with a long first message."""
+    rows = []
+    for label, first in (("short chat (one 40-character message)", "How do I get an allocation on JUPITER?"),
+                         (f"chat opening with a {doc_words}-word document", document(0, doc_words))):  # fmt: skip
+        body = {"model": "m", "messages": [{"role": "system", "content": "Be brief."},
+                                           {"role": "user", "content": first}]}  # fmt: skip
+        figures = []
+        for n, affinity in ((1, Affinity()), (2, None), (2, Affinity())):
+            rs = ReplicaSet([ReplicaState(_Backend(f"http://r{i}:8000/v1")) for i in range(n)], affinity=affinity)  # type: ignore[arg-type]
+
+            def route(rs: ReplicaSet = rs, body: dict = body) -> None:
+                rs.pick(key=rs.affinity_key(body))
+
+            number = 20000
+            figures.append(min(timeit.repeat(route, number=number, repeat=5)) / number * 1e6)
+        rows.append(f"| routing cost, {label} | 1 replica: {figures[0]:.2f} µs | 2 replicas, affinity off: "
+                    f"{figures[1]:.2f} µs; on: {figures[2]:.2f} µs | |")  # fmt: skip
+    return rows
+
+
 def table(times: dict[str, dict[int, list[float]]], args) -> list[str]:
     def med(mode: str, turns: range) -> float:
         return statistics.median([s for t in turns for s in times[mode][t]]) * 1000
@@ -174,8 +206,8 @@ def table(times: dict[str, dict[int, list[float]]], args) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conversations", type=int, default=5, help="odd, so that rotation alternates")
-    parser.add_argument("--turns", type=int, default=4)
-    parser.add_argument("--doc-words", type=int, default=700, help="words of each conversation's document")
+    parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--doc-words", type=int, default=300, help="words of each conversation's document")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--n-ctx", type=int, default=2048)
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
@@ -183,7 +215,7 @@ def main() -> None:
     load = os.getloadavg()
     started = datetime.now(UTC)
     times = run(args)
-    rows = table(times, args)
+    rows = table(times, args) + routing_cost(args.doc_words)
     print("\n".join(rows))
     if args.no_write:
         return
