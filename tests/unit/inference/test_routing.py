@@ -3,6 +3,10 @@ cool-downs, and which failures take a replica out of rotation."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from types import SimpleNamespace
 
@@ -253,6 +257,25 @@ def test_completion_prompts_are_keyed_by_their_start_and_embeddings_not_at_all()
     assert prefix_key({"prompt": "a"}, 1024) != prefix_key({"prompt": "b"}, 1024)
     assert prefix_key({"input": "embed me"}, 1024) is None
     assert prefix_key({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 1024) is None
+
+
+def test_keys_and_replica_choice_are_the_same_in_every_process():
+    """Gateway workers are separate processes, each with its own string-hash seed: a conversation must
+    reach the same replica whichever worker its turns come through."""
+    code = (
+        "import json\nfrom jaif.inference.routing import Affinity, ReplicaSet, ReplicaState, prefix_key\n"
+        "class B:\n    def __init__(self, url): self.url = url\n"
+        "rs = ReplicaSet([ReplicaState(B(f'http://r{i}/v1')) for i in range(5)], affinity=Affinity())\n"
+        "print(json.dumps([rs.pick(key=prefix_key({'prompt': f'text {i}'}, 64)).url for i in range(20)]))"
+    )
+    picks = {
+        subprocess.run(
+            [sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True,
+            text=True, check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }  # fmt: skip
+    assert len(picks) == 1 and len(set(json.loads(picks.pop()))) > 1
 
 
 def test_the_key_is_computed_only_with_two_replicas_and_affinity_on():
