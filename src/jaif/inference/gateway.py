@@ -303,7 +303,7 @@ class Gateway:
                     replicas.mark_ok(replica)
                     raise _client_error(exc) from exc
                 # An error answer (a 5xx) or no answer; the replica leaves rotation only as routing.py says.
-                replicas.failed(replica, exc.message, answered=exc.status is not None)
+                replicas.failed(replica, exc.message, answered=exc.status is not None, unhealthy=exc.unhealthy)
                 self.metrics.replica_failed(call.model.name, replica.url)
                 last = exc
                 if not exc.retryable:

@@ -12,9 +12,9 @@ worker process and after a restart (Python's ``hash()`` of a string is not).
 
 Failures (``failed``): a replica that could not be reached or whose answer broke is taken out of
 rotation for ``cooldown_s``; one that answered with an error (a 5xx) only after REPEATED_ERRORS such
-answers in a row. Never the last healthy replica of a model, unless its last health check failed too:
-the background health checks (``probed``) decide for it, so one bad answer no longer takes a model
-with one replica away from everyone.
+answers in a row. Never the last healthy replica of a model, unless a health check failed too (the
+background checks, ``probed``, or the one a late first byte starts): one bad answer no longer takes a
+model with one replica away from everyone.
 """
 
 from __future__ import annotations
@@ -103,18 +103,18 @@ class ReplicaSet:
         # Rotate among equals so idle replicas share sequential load too.
         return best[next(self._tie) % len(best)]
 
-    def failed(self, replica: ReplicaState, reason: str, *, answered: bool) -> bool:
+    def failed(self, replica: ReplicaState, reason: str, *, answered: bool, unhealthy: bool = False) -> bool:
         """A request failed on ``replica``: it could not be reached, timed out or broke off (``answered``
         False), or it answered with an error (a 5xx: ``answered`` True). Returns True when the replica
         was taken out of rotation: at once, or for error answers once REPEATED_ERRORS came in a row;
-        never while it is the last healthy replica and its last health check passed (the health
-        checks take it out if it is down)."""
+        never while it is the last healthy replica, unless a health check confirms it is down: its last
+        background check failed, or the one run for this request (``unhealthy``: a late first byte)."""
         replica.last_error = reason
         if answered:
             replica.errors += 1
             if replica.errors < REPEATED_ERRORS:
                 return False
-        if not replica.probe_failing:
+        if not (replica.probe_failing or unhealthy):
             now = time.monotonic()
             if not any(other is not replica and now >= other.cooldown_until for other in self.replicas):
                 return False

@@ -379,6 +379,14 @@ def test_the_last_healthy_replica_stays_in_until_a_health_check_fails(clock):
     assert rs.failed(b, "connection refused", answered=False) is True
 
 
+def test_a_hung_last_replica_is_taken_out_when_its_own_check_failed(clock):
+    """A late first byte starts a health check; the request that saw it fail may take out the last one."""
+    rs = replica_set(1)
+    (only,) = rs.replicas
+    assert rs.failed(only, "no answer within 30 s and the health check failed", answered=False, unhealthy=True)
+    assert rs.pick() is None
+
+
 def test_a_single_replica_is_never_taken_out_by_requests(clock):
     rs = replica_set(1)
     (only,) = rs.replicas

@@ -157,7 +157,9 @@ class OpenAIUpstream:
         except TransportError as exc:
             # Nothing usable came back: another replica may try (as the client would have), unless this
             # one had the whole request limit (a working replica that never finished: no second wait).
-            raise BackendError(f"{self.url}: {exc.message}", retryable=not deadline.spent) from exc
+            raise BackendError(
+                f"{self.url}: {exc.message}", retryable=not deadline.spent, unhealthy=deadline.unhealthy
+            ) from exc
         finally:
             deadline.close()
         if status < 500:  # an answer, not a server error: the replica serves
@@ -225,7 +227,7 @@ class OpenAIUpstream:
         except TransportError as exc:
             # Once an event was passed on, the client has bytes: only a silent failure may be retried.
             what = f"stream broke ({exc.message})" if exc.answered else exc.message
-            raise BackendError(f"{self.url}: {what}", retryable=not sent) from exc
+            raise BackendError(f"{self.url}: {what}", retryable=not sent, unhealthy=deadline.unhealthy) from exc
         finally:
             deadline.close()
         raise BackendError(f"{self.url}: stream ended without [DONE]", retryable=not sent)
