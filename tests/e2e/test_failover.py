@@ -115,11 +115,12 @@ def test_killing_a_replica_under_load_fails_no_request_and_it_is_probed_back_in(
             )
             assert healthy_a == 1
             assert healthz(base)["models"]["fo-chat"] == {"replicas": 2, "healthy": 2}
-            with client_of(gateway) as client:
-                for _ in range(10):
-                    client.chat.completions.create(model="fo-chat", messages=MESSAGES, max_tokens=2)
-            records = records_after(gateway.db, model="fo-chat", count=REQUESTS + 10)
-            assert Counter(r.replica for r in records[-10:])[url_a] >= 3  # it receives requests again
+            with client_of(gateway) as client:  # different conversations: prefix affinity spreads them
+                for i in range(30):
+                    messages = [{"role": "user", "content": f"conversation {i}"}]
+                    client.chat.completions.create(model="fo-chat", messages=messages, max_tokens=2)
+            records = records_after(gateway.db, model="fo-chat", count=REQUESTS + 30)
+            assert Counter(r.replica for r in records[-30:])[url_a] >= 3  # it receives requests again
 
 
 def test_a_replica_answering_5xx_is_routed_around(gateway):
