@@ -70,6 +70,8 @@ class ReplicaSet:
     cooldown_s: float = 10.0
     affinity: Affinity | None = None  # None: affinity off
     _tie: itertools.count = field(default_factory=itertools.count)
+    held: int = 0  # requests waiting for a replica to become ready (a deployment's cold start)
+    last_used: float = 0.0  # epoch seconds of the newest request (a deployment scales to zero when idle)
 
     def affinity_key(self, body: Mapping[str, Any]) -> int | None:
         """The prefix key of a request's body, or None: one replica only, affinity off, no prompt text."""
