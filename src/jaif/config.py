@@ -53,6 +53,10 @@ class InferenceSettings(BaseModel):
     health_interval_s: float = Field(5.0, gt=0)
     cooldown_s: float = Field(10.0, ge=0)
     retries: int = Field(2, ge=0)
+    # Prefix affinity (inference/routing.py): requests whose prompts begin alike go to one replica.
+    affinity: bool = True
+    affinity_prefix_chars: int = Field(2048, ge=16)
+    affinity_slack: int = Field(2, ge=0)
     registry_refresh_s: float = Field(5.0, gt=0)
     key_cache_s: float = Field(2.0, ge=0)
     # While the database is down, a key verified before keeps working this long past its cache entry.

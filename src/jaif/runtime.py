@@ -41,7 +41,7 @@ from jaif.inference.gateway import Gateway
 from jaif.inference.keys import KeyCache
 from jaif.inference.registry import ModelRegistry
 from jaif.inference.revocation import RevocationListener, announce_on_commit
-from jaif.inference.routing import ReplicaState
+from jaif.inference.routing import Affinity, ReplicaState
 from jaif.inference.service import BUILTIN_SCHEME
 from jaif.inference.tokenizers import TokenCounter
 from jaif.metering.meter import Meter
@@ -71,6 +71,7 @@ class Runtime:
             builtin=inf.builtin_models,
             timeouts=timeouts_from(inf),
             standing=deployments.served_models,  # served with no replica: its requests are held (a cold start)
+            affinity=Affinity(inf.affinity_prefix_chars, inf.affinity_slack) if inf.affinity else None,
         )
         if inf.read_timeout_s is not None:
             log.warning(

@@ -291,13 +291,14 @@ class Gateway:
         client = call.client
         tried: list[ReplicaState] = []
         last: BackendError | None = None
+        key = replicas.affinity_key(call.body)  # None with one replica: no cost there
         status = call.model.deployment
         deployed = status is not None and status["state"] != "unavailable"  # else no replica can start: 503
         if deployed:
             replicas.last_used = time.time()  # its idle time (scale to zero) counts from here
         held = False
         for _ in range(self.retries + 1):
-            replica = replicas.pick(exclude=tried)
+            replica = replicas.pick(exclude=tried, key=key)
             if replica is None and deployed and not held:
                 held = True  # a deployment cold or starting, or its replicas all out: wait for one
                 replica = await self._hold(call, tried)
@@ -313,10 +314,11 @@ class Gateway:
             try:
                 result = await attempt(replica.backend)
             except BackendError as exc:
-                if exc.status is not None:  # the upstream's own 4xx: the client's mistake
+                if exc.status is not None and exc.status < 500:  # the upstream's own 4xx: the client's mistake
                     replicas.mark_ok(replica)
                     raise _client_error(exc) from exc
-                replicas.mark_failed(replica, exc.message)
+                # An error answer (a 5xx) or no answer; the replica leaves rotation only as routing.py says.
+                replicas.failed(replica, exc.message, answered=exc.status is not None, unhealthy=exc.unhealthy)
                 self.metrics.replica_failed(call.model.name, replica.url)
                 last = exc
                 if not exc.retryable:
@@ -326,7 +328,11 @@ class Gateway:
                 replica.outstanding -= 1
                 if client is not None:
                     client.disarm()
+            if replica.errors:
+                replica.errors = 0  # error answers are counted in a row
             return replica, result
+        if last is not None and last.status is not None:  # the last replica tried answered with an error
+            raise _server_error(last) from last
         if last is None:
             why = f" ({status['reason']})" if status and status.get("reason") else ""
             raise Unavailable(
@@ -403,7 +409,7 @@ class Gateway:
 
         async def finish(status: str, code: int, meter: StreamMeter) -> None:
             if status == "error":
-                call.model.replicas.mark_failed(replica, "stream broke")
+                call.model.replicas.failed(replica, "stream broke", answered=False)
                 self.metrics.replica_failed(call.model.name, replica.url)
             elif status == "cancelled":
                 _log_cancelled(call, replica)
@@ -518,4 +524,16 @@ def _client_error(exc: BackendError) -> JaifError:
     if isinstance(error, dict):
         err.param = error.get("param")
         err.code = error.get("code")
+    return err
+
+
+def _server_error(exc: BackendError) -> JaifError:
+    """An upstream's own error answer (a 5xx), passed on with its status and message in the OpenAI shape."""
+    error = (exc.body or {}).get("error") if isinstance(exc.body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    err = UpstreamError(message if isinstance(message, str) and message else f"The model server answered {exc.status}.")
+    err.status = exc.status or 502
+    if isinstance(code, str) and code:
+        err.code = code
     return err

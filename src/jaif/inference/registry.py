@@ -16,7 +16,7 @@ from jaif.errors import NotFound
 from jaif.inference import service
 from jaif.inference.backends.base import InferenceBackend
 from jaif.inference.backends.deadline import Timeouts
-from jaif.inference.routing import ReplicaSet, ReplicaState
+from jaif.inference.routing import Affinity, ReplicaSet, ReplicaState
 
 BackendFactory = Callable[..., InferenceBackend]
 
@@ -66,11 +66,14 @@ class ModelRegistry:
         builtin: bool = True,
         timeouts: Timeouts = Timeouts(),
         standing: Callable[[Session], Mapping[str, dict]] | None = None,
+        affinity: Affinity | None = None,
     ) -> None:
-        """``timeouts``: the inference.*_timeout_s settings, for models that set none of their own."""
+        """``timeouts``: the inference.*_timeout_s settings, for models that set none of their own;
+        ``affinity``: prefix affinity's settings, None to route without it (routing.py)."""
         self._session_factory = session_factory
         self._backend_factory = backend_factory
         self._cooldown_s = cooldown_s
+        self._affinity = affinity
         # With the built-in models switched off, their replicas are left out (so are models without any).
         self._builtin = builtin
         self._timeouts = timeouts
@@ -125,7 +128,9 @@ class ModelRegistry:
                 states[key] = state
                 replica_states.append(state)
             previous = self.models.get(row.name)
-            replica_set = previous.replicas if previous else ReplicaSet([], cooldown_s=self._cooldown_s)
+            replica_set = (
+                previous.replicas if previous else ReplicaSet([], cooldown_s=self._cooldown_s, affinity=self._affinity)
+            )
             replica_set.replicas = replica_states
             models[row.name] = ServedModel(
                 row.id, row.name, row.kind, row.context_length, row.owned_by, row.created, row.upstream_model,
