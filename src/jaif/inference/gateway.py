@@ -301,7 +301,7 @@ class Gateway:
             replica = replicas.pick(exclude=tried, key=key)
             if replica is None and deployed and not held:
                 held = True  # a deployment cold or starting, or its replicas all out: wait for one
-                replica = await self._hold(call, tried)
+                replica = await self._hold(call, tried, key)
             if replica is None:
                 if held:
                     raise self._not_ready(call)
@@ -344,7 +344,7 @@ class Gateway:
             retry_after=replicas.retry_after(),
         ) from last
 
-    async def _hold(self, call: _Call, tried: list[ReplicaState]) -> ReplicaState | None:
+    async def _hold(self, call: _Call, tried: list[ReplicaState], key: int | None = None) -> ReplicaState | None:
         """Hold the request until a replica of its deployment can take it, at most ``hold_s``. It was
         admitted (its quota and rate limit are counted, as for any request) and counts as held in this
         process's load report, which makes the controller start a replica (deployments/controller.py).
@@ -362,7 +362,7 @@ class Gateway:
                 self.on_hold()
             while time.monotonic() < deadline:
                 await asyncio.sleep(HOLD_POLL_S)
-                replica = replicas.pick(exclude=tried)
+                replica = replicas.pick(exclude=tried, key=key if key is not None else replicas.affinity_key(call.body))
                 if replica is not None:
                     return replica
             return None
