@@ -92,3 +92,38 @@ def tokens_per_day(
     found = report(session=session, actor=actor, project_ids=project_ids, project=UsageRecord.project_id,
                    when=UsageRecord.created_at, value=UsageRecord.total_tokens, since=since, until=until)
     return {pid: {d: int(n) for d, n in days.items()} for pid, days in found.items()}
+
+
+CSV_COLUMNS = ("day", "project", "model", "key", "requests", "prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def usage_rows(
+    *, session: Session, actor: Actor, projects: list[Project], since: datetime, until: datetime | None = None
+) -> list[tuple]:
+    """Usage per UTC day, project, model and API key (its name and prefix; "(deleted key)" for one gone), in
+    CSV_COLUMNS' order, oldest first: the portal's CSV export. Only projects ``actor`` may see."""
+    from jaif.access.models import ApiKey  # the key's name: the ledger keeps only its id
+
+    if not projects:
+        return []
+    names = {p.id: p.name for p in projects}
+    day = utc_day(session, UsageRecord.created_at)
+    query = (
+        select(day, UsageRecord.project_id, UsageRecord.model, UsageRecord.api_key_id, func.count(),
+               func.coalesce(func.sum(UsageRecord.prompt_tokens), 0),
+               func.coalesce(func.sum(UsageRecord.completion_tokens), 0),
+               func.coalesce(func.sum(UsageRecord.total_tokens), 0))
+        .where(UsageRecord.project_id.in_(list(names)), project_visible(actor, UsageRecord.project_id),
+               UsageRecord.created_at >= since)
+        .group_by(day, UsageRecord.project_id, UsageRecord.model, UsageRecord.api_key_id)
+    )
+    if until is not None:
+        query = query.where(UsageRecord.created_at < until)
+    found = list(session.execute(query))
+    key_ids = {row[3] for row in found if row[3]}
+    keys = {k.id: f"{k.name} ({k.prefix}…)" if k.name else f"{k.prefix}…"
+            for k in session.scalars(select(ApiKey).where(ApiKey.id.in_(key_ids)))} if key_ids else {}
+    rows = [(as_date(on).isoformat(), names[pid], model, keys.get(key_id, "(deleted key)") if key_id else "",
+             int(n), int(prompt), int(completion), int(total))
+            for on, pid, model, key_id, n, prompt, completion, total in found]
+    return sorted(rows)

@@ -83,3 +83,36 @@ async def test_home_shows_usage_bars_of_the_allocations(portal, world, session):
     home = (await browser.get("/")).text
     assert "25 of 100 GPU-hours used (25 %)" in home
     assert '<meter min="0" max="100.0" value="25.0"' in home
+
+
+async def test_usage_exports_as_csv_per_day_model_and_key_and_only_for_ones_own_projects(portal, world, session):
+    import csv
+    import io
+
+    alice, bob = world.user("alice"), world.user("bob")
+    lab, other = world.project(alice), world.project(bob)
+    key = ApiKey(project_id=lab.id, name="=HYPERLINK(\"http://evil\")", key_hash="h" * 64, prefix="jaif-abc")
+    session.add(key)
+    session.flush()
+    now = datetime.now(UTC)
+    for record in (_usage(lab.id, now, 100), _usage(lab.id, now, 50), _usage(other.id, now, 7)):
+        session.add(record)
+    session.get(UsageRecord, session.scalars(select(UsageRecord.id).where(UsageRecord.project_id == lab.id)).first()
+                ).api_key_id = key.id
+    session.commit()
+    browser = await portal.as_(alice)
+    page = await browser.get("/usage")
+    assert 'href="/usage.csv?days=30"' in page.text
+    answer = await browser.get("/usage.csv?days=7")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    assert "attachment" in answer.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(answer.text)))
+    assert rows[0] == ["day", "project", "model", "key", "requests", "prompt_tokens", "completion_tokens",
+                       "total_tokens"]
+    body = sorted(rows[1:], key=lambda r: r[3])
+    assert sorted((r[1], r[2], r[4], r[7]) for r in body) == [(lab.name, "m", "1", "100"), (lab.name, "m", "1", "50")]
+    keyed = [r for r in body if r[3]]
+    assert keyed and keyed[0][3].startswith("'=HYPERLINK")  # a formula is never a formula in a spreadsheet
+    assert other.name not in answer.text
+    refused = await browser.get(f"/usage.csv?project={other.id}")
+    assert refused.status_code == 404
