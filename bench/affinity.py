@@ -23,7 +23,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import timeit
@@ -34,7 +33,7 @@ from pathlib import Path
 import openai
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Setup, free_port, gateway, wait_http, write_section  # noqa: E402
+from harness import Setup, free_port, gateway, process, write_section  # noqa: E402
 
 from jaif.inference.backends.builtin import smollm2_file  # noqa: E402
 from jaif.inference.routing import Affinity, ReplicaSet, ReplicaState  # noqa: E402
@@ -75,16 +74,8 @@ def llama_server(gguf: Path, env: dict[str, str], *, name: str, n_ctx: int):
         "--host", "127.0.0.1", "--port", str(port), "--n_threads", "1", "--n_threads_batch", "1",
         "--n_ctx", str(n_ctx), "--cache", "true", "--cache_size", str(1024**3), "--verbose", "false",
     ]  # fmt: skip
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/v1/models", timeout=120)
+    with process(argv, env, f"http://127.0.0.1:{port}/v1/models"):
         yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def ttft(client: openai.OpenAI, model: str, messages: list[dict], max_tokens: int) -> tuple[float, str]:

@@ -25,6 +25,17 @@ from jaif.errors import InvalidRequest, NotFound
 from jaif.metering import service as metering
 
 
+def _totals() -> tuple:
+    """Jobs, GPU-hours, kWh, kg CO2, kWh measured by Slurm and kWh from the power model, summed."""
+    return (
+        func.count(),
+        func.coalesce(func.sum(JobRecord.gpu_hours), 0.0),
+        func.coalesce(func.sum(JobRecord.energy_kwh), 0.0),
+        func.coalesce(func.sum(JobRecord.co2_kg), 0.0),
+        func.coalesce(func.sum(case((JobRecord.energy_source == SLURM, JobRecord.energy_kwh), else_=0.0)), 0.0),
+        func.coalesce(func.sum(case((JobRecord.energy_source == MODEL, JobRecord.energy_kwh), else_=0.0)), 0.0),
+    )
+
 def _scope(
     session: Session, actor: Actor, project_name: str | None, org_name: str | None, call: str | None
 ) -> tuple[str, str, list[Project]]:
@@ -68,12 +79,7 @@ def report(
     rows = session.execute(
         select(
             JobRecord.partition,
-            func.count(),
-            func.coalesce(func.sum(JobRecord.gpu_hours), 0.0),
-            func.coalesce(func.sum(JobRecord.energy_kwh), 0.0),
-            func.coalesce(func.sum(JobRecord.co2_kg), 0.0),
-            func.coalesce(func.sum(case((JobRecord.energy_source == SLURM, JobRecord.energy_kwh), else_=0.0)), 0.0),
-            func.coalesce(func.sum(case((JobRecord.energy_source == MODEL, JobRecord.energy_kwh), else_=0.0)), 0.0),
+            *_totals(),
         )
         .where(*filters)
         .group_by(JobRecord.partition)
@@ -116,12 +122,7 @@ def jobs_usage(
         filters.append(JobRecord.ended_at < until)
     n, g, e, c, m, x = session.execute(
         select(
-            func.count(),
-            func.coalesce(func.sum(JobRecord.gpu_hours), 0.0),
-            func.coalesce(func.sum(JobRecord.energy_kwh), 0.0),
-            func.coalesce(func.sum(JobRecord.co2_kg), 0.0),
-            func.coalesce(func.sum(case((JobRecord.energy_source == SLURM, JobRecord.energy_kwh), else_=0.0)), 0.0),
-            func.coalesce(func.sum(case((JobRecord.energy_source == MODEL, JobRecord.energy_kwh), else_=0.0)), 0.0),
+            *_totals(),
         )
         .select_from(Job)
         .join(JobRecord, (JobRecord.cluster == Job.cluster) & (JobRecord.job_id == Job.job_id))
