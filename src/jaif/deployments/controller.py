@@ -84,6 +84,7 @@ class Controller:
     _checked: dict[str, float] = field(default_factory=dict)  # replica id -> when its health was last checked
     _scaling: dict[str, ScaleState] = field(default_factory=dict)  # deployment id -> the autoscaler's state
     _load: service.Load = field(default_factory=service.Load)  # this tick's
+    _cleaned: float = float("-inf")  # when old load reports were last deleted
     # For metrics (runtime.py), after each deployment's reconciling: its name, the replicas wanted, the
     # direction of a scaling decision taken now ("up", "down" or ""), and its live replicas per state.
     on_tick: Callable[[str, int, str, dict[str, int]], None] = lambda name, want, direction, states: None
@@ -156,6 +157,9 @@ class Controller:
         with self.session_factory() as session:
             names = list(session.scalars(select(Deployment.name).order_by(Deployment.name)))
             self._load = self.read_load(session) if names else service.Load()
+            if self.clock() - self._cleaned >= 3600:  # an hourly write, not one every tick
+                service.forget_old_load(session)
+                self._cleaned = self.clock()
         changed = False
         for name in names:
             try:

@@ -308,11 +308,16 @@ def forget_load(session: Session, *, instance: str) -> None:
     session.execute(delete(GatewayLoad).where(GatewayLoad.instance == instance))
 
 
-def read_load(session: Session, *, fresh_s: float, keep_s: float = 86400.0) -> Load:
+def forget_old_load(session: Session, *, keep_s: float = 86400.0) -> None:
+    """Delete the reports of processes silent for ``keep_s`` (their last requests were kept by then:
+    the controller stores each deployment's newest in ``last_request_at``)."""
+    session.execute(delete(GatewayLoad).where(GatewayLoad.reported_at < utcnow() - timedelta(seconds=keep_s)))
+
+
+def read_load(session: Session, *, fresh_s: float) -> Load:
     """The sum of the reports younger than ``fresh_s`` (a process that died stops counting then); the last
-    request of every report, fresh or not. Reports older than ``keep_s`` are deleted."""
+    request of every report, fresh or not."""
     now = utcnow()
-    session.execute(delete(GatewayLoad).where(GatewayLoad.reported_at < now - timedelta(seconds=keep_s)))
     total = Load()
     for row in session.scalars(select(GatewayLoad)):
         fresh = row.reported_at >= now - timedelta(seconds=fresh_s)
