@@ -6,17 +6,20 @@ sampling and output options. A model on the stand-in upstream shows what is pass
 from __future__ import annotations
 
 import importlib.util
+import time
 from types import SimpleNamespace
 
 import openai
 import pytest
 
 from jaif.inference.backends.builtin import smollm2_file
+from jaif.metering.models import UsageRecord
 from tests.support.gateway import (
     add_model,
     create_key,
     records_after,
     seed_builtin_models,
+    usage_records,
     wait_served,
 )
 from tests.support.procs import server, upstream
@@ -71,3 +74,79 @@ def test_token_ids_are_passed_through_to_an_upstream_engine(gateway):
     records = records_after(gateway.db, model="engine-embed", count=1)
     assert records[0].status == "ok"
 
+
+# -- n > 1 --------------------------------------------------------------------------------------------
+# Greedy or not, SmolLM2 counts on far past a few tokens here: every choice ends at max_tokens.
+COUNT = [{"role": "user", "content": "Count from 1 to 1000, separated by commas."}]
+
+
+def test_n_choices_from_the_builtin_chat_model_are_all_metered(gateway):
+    one = gateway.client.chat.completions.create(model=SMOL, messages=COUNT, max_tokens=5)
+    three = gateway.client.chat.completions.create(model=SMOL, messages=COUNT, max_tokens=5, n=3, seed=11)
+    record = _last_record(gateway, SMOL, stream=False)
+    assert [c.index for c in three.choices] == [0, 1, 2]
+    assert all(c.finish_reason == "length" and c.message.content for c in three.choices)
+    # The prompt is read (and charged) once; every choice's tokens are charged.
+    assert three.usage.prompt_tokens == one.usage.prompt_tokens
+    assert three.usage.completion_tokens == 15
+    assert (record.prompt_tokens, record.completion_tokens) == (one.usage.prompt_tokens, 15)
+
+
+def test_n_choices_stream_from_the_builtin_chat_model(gateway):
+    stream = gateway.client.chat.completions.create(
+        model=SMOL, messages=COUNT, max_tokens=4, n=2, stream=True, stream_options={"include_usage": True}
+    )
+    texts: dict[int, str] = {}
+    finish: dict[int, str] = {}
+    usage = None
+    for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+            if choice.finish_reason:
+                finish[choice.index] = choice.finish_reason
+        usage = chunk.usage or usage
+    assert set(texts) == {0, 1} and all(texts.values())
+    assert finish == {0: "length", 1: "length"}
+    assert usage is not None and usage.completion_tokens == 8
+    record = _last_record(gateway, SMOL, stream=True)
+    assert (record.prompt_tokens, record.completion_tokens) == (usage.prompt_tokens, 8)
+
+
+def test_n_is_passed_through_to_an_upstream_engine(gateway):
+    answer = gateway.client.chat.completions.create(model="engine-chat", messages=HELLO, max_tokens=4, n=3)
+    assert [c.index for c in answer.choices] == [0, 1, 2]
+    assert answer.usage.completion_tokens == 12
+    stream = gateway.client.completions.create(
+        model="engine-chat", prompt="hi", max_tokens=2, n=2, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    assert {c.choices[0].index for c in chunks if c.choices} == {0, 1}
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 4
+    assert _last_record(gateway, "engine-chat", stream=False).completion_tokens == 12
+    assert _last_record(gateway, "engine-chat", stream=True).completion_tokens == 4
+
+
+def test_n_is_reserved_for(gateway):
+    """The allowance is reserved for every choice: prompt + n * max_tokens."""
+    key = create_key(gateway.db, project="small", token_quota=1000)
+    client = openai.OpenAI(base_url=gateway.base + "/v1", api_key=key, max_retries=0)
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model="engine-chat", messages=HELLO, max_tokens=300, n=4)
+    assert caught.value.body["code"] == "insufficient_quota"
+    fits = client.chat.completions.create(model="engine-chat", messages=HELLO, max_tokens=300, n=2)
+    assert len(fits.choices) == 2
+    client.close()
+
+
+def test_n_past_the_bound_is_refused(gateway):
+    with pytest.raises(openai.BadRequestError) as caught:
+        gateway.client.chat.completions.create(model=SMOL, messages=HELLO, n=129)
+    assert caught.value.body["param"] == "n"
+
+
+def _last_record(gateway, model: str, *, stream: bool) -> UsageRecord:
+    """The newest usage record of ``model`` (stream or not), once the server has flushed the last request's."""
+    time.sleep(0.5)  # the server flushes every 0.2 s here
+    records = [r for r in usage_records(gateway.db, model=model) if r.stream == stream]
+    assert records, f"no usage record of {model}"
+    return records[-1]

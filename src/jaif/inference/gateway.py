@@ -409,8 +409,9 @@ class Gateway:
 
 
 def _budget(request: Request, ctx: int, upper_bound: int, exact: int | None) -> int:
-    """Tokens to reserve: the prompt (exact, else its upper bound) plus what may be generated, within the
-    context. Raises ContextLengthExceeded where the prompt or the asked-for completion cannot fit."""
+    """Tokens to reserve: the prompt (exact, else its upper bound) plus what each of the ``n`` choices may
+    generate, within the context. Raises ContextLengthExceeded where the prompt or the asked-for completion
+    cannot fit."""
     if isinstance(request, EmbeddingRequest):
         return min(exact if exact is not None else upper_bound, ctx * embedding_inputs(request))
     limit = request.output_limit()
@@ -425,8 +426,10 @@ def _budget(request: Request, ctx: int, upper_bound: int, exact: int | None) -> 
             f"completion tokens{f' after a prompt of {exact}' if exact is not None else ''}.",
             param=request.output_limit_param(),
         )
+    # Each of the n choices may generate up to the limit, within the context left after the prompt.
     prompt = exact if exact is not None else upper_bound
-    return min(prompt + (limit if limit is not None else ctx), ctx)
+    each = max(0, min(limit if limit is not None else ctx, ctx - prompt))
+    return min(prompt, ctx) + (request.n or 1) * each
 
 
 def _log_cancelled(call: _Call, replica: ReplicaState | None) -> None:

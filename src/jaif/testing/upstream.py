@@ -117,6 +117,7 @@ class FakeUpstream:
         if req.get("stream"):
             return await self._stream(transport, req, n, prompt_tokens, chat)
         text = " ".join(f"tok{i}" for i in range(n))
+        choices = int(req.get("n") or 1)  # the same text for each choice
         out = {
             "id": "cmpl-fake",
             "object": "chat.completion" if chat else "text_completion",
@@ -124,17 +125,18 @@ class FakeUpstream:
             "model": req.get("model", self.model),
             "choices": [
                 {
-                    "index": 0,
+                    "index": c,
                     "message": {"role": "assistant", "content": text, "refusal": None},
                     "finish_reason": "length",
                     "logprobs": None,
                 }
                 if chat
-                else {"index": 0, "text": text, "finish_reason": "length", "logprobs": None}
+                else {"index": c, "text": text, "finish_reason": "length", "logprobs": None}
+                for c in range(choices)
             ],
         }
         if self.usage:
-            out["usage"] = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+            out["usage"] = _usage(prompt_tokens, n * choices)
         _send(transport, 200, out)
 
     async def _stream(self, transport, req: dict, n: int, prompt_tokens: int, chat: bool) -> None:
@@ -146,6 +148,7 @@ class FakeUpstream:
             "created": int(time.time()),
             "model": req.get("model", self.model),
         }
+        choices = int(req.get("n") or 1)  # one chunk per token and choice, the choices interleaved
         for i in range(n):
             if i == self.break_after:
                 transport.close()  # mid-body: the chunked response never ends
@@ -153,23 +156,24 @@ class FakeUpstream:
             if i and self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
             text = f"tok{i}" if i == 0 else f" tok{i}"
-            choice = (
-                {
-                    "index": 0,
-                    "delta": {"content": text} if i else {"role": "assistant", "content": text},
-                    "finish_reason": "length" if i == n - 1 else None,
-                    "logprobs": None,
-                }
-                if chat
-                else {"index": 0, "text": text, "finish_reason": "length" if i == n - 1 else None, "logprobs": None}
-            )
-            chunk = {**base, "choices": [choice]}
-            if include_usage:
-                chunk["usage"] = None
-            _chunk(transport, b"data: " + orjson.dumps(chunk) + b"\n\n")
+            for c in range(choices):
+                choice = (
+                    {
+                        "index": c,
+                        "delta": {"content": text} if i else {"role": "assistant", "content": text},
+                        "finish_reason": "length" if i == n - 1 else None,
+                        "logprobs": None,
+                    }
+                    if chat
+                    else {"index": c, "text": text, "finish_reason": "length" if i == n - 1 else None, "logprobs": None}
+                )
+                chunk = {**base, "choices": [choice]}
+                if include_usage:
+                    chunk["usage"] = None
+                _chunk(transport, b"data: " + orjson.dumps(chunk) + b"\n\n")
             await asyncio.sleep(0)
         if include_usage:
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+            usage = _usage(prompt_tokens, n * choices)
             _chunk(transport, b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n")
         _chunk(transport, b"data: [DONE]\n\n")
         transport.write(b"0\r\n\r\n")
@@ -187,6 +191,10 @@ class FakeUpstream:
             "model": req.get("model", self.model),
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
+
+
+def _usage(prompt: int, completion: int) -> dict:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 def _count_prompt(req: dict) -> int:

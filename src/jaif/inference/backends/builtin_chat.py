@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -160,6 +160,11 @@ def _messages(body: Body) -> list[Body]:
     return out
 
 
+def _choices(body: Body) -> int:
+    """``n``: the choices to generate for each prompt (validated by the gateway: 1 to 128)."""
+    return int(body.get("n") or 1)
+
+
 Emit = Callable[[int, "str | _Outcome | None"], None]
 
 
@@ -262,15 +267,22 @@ class BuiltinChat(_Worker):
     def _generate_all(
         self, prompts: list[list[int]], body: Body, emit: Emit, cancel: threading.Event
     ) -> list[_Outcome]:
-        params, outcomes = _Params.from_body(body), []
+        """``n`` choices per prompt, one after another: choice ``j`` of prompt ``i`` has index ``i * n + j``
+        (as OpenAI numbers them). A prompt's tokens are counted once, with its first choice; with a
+        ``seed``, choice ``j`` samples with seed + j, so that the choices differ and each repeats."""
+        params, outcomes, n = _Params.from_body(body), [], _choices(body)
         for i, tokens in enumerate(prompts):
-            outcomes.append(self._generate(tokens, params, partial(emit, i), cancel))
-            emit(i, outcomes[-1])
+            for j in range(n):
+                index = i * n + j
+                seeded = params if params.seed is None or j == 0 else replace(params, seed=params.seed + j)
+                outcome = self._generate(tokens, seeded, partial(emit, index), cancel)
+                outcomes.append(outcome if j == 0 else replace(outcome, prompt_tokens=0))
+                emit(index, outcome)
         return outcomes
 
     async def _answer(self, body: Body, *, chat: bool) -> Body:
         prompts = await self._call(self._prompts, body, chat)
-        texts: list[list[str]] = [[] for _ in prompts]
+        texts: list[list[str]] = [[] for _ in range(len(prompts) * _choices(body))]
         cancel = threading.Event()
 
         def emit(i: int, item: str | _Outcome | None) -> None:
@@ -308,7 +320,8 @@ class BuiltinChat(_Worker):
         future.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if abandoned
         try:
             if chat:
-                yield answer.chunk(0, None, role=True)
+                for index in range(len(prompts) * _choices(body)):
+                    yield answer.chunk(index, None, role=True)
             while (item := await queue.get()) is not None:
                 i, value = item
                 if isinstance(value, str):
