@@ -6,14 +6,18 @@ one chunk per token and honours stream_options.include_usage like the OpenAI API
 For failure tests it can answer every POST with an error status, drop a stream's connection after
 some chunks, or sleep between chunks; or, as a hung engine, never answer a POST (GET /models still answers).
 
+With ``--record-request-ids`` it notes the ``x-request-id`` header of each POST (None: none sent),
+and lists them, oldest first, at ``GET /v1/request-ids``.
+
     python -m jaif.testing.upstream --port 9001 [--delay-ms 20] [--tokens 16] [--no-usage]
-        [--status 500] [--break-after K] [--chunk-delay-ms 100] [--hang]
+        [--status 500] [--break-after K] [--chunk-delay-ms 100] [--hang] [--record-request-ids]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import socket
 import time
 
@@ -53,6 +57,24 @@ class _Handler(asyncio.Protocol):
         asyncio.get_running_loop().create_task(self.server.respond(self.transport, method, url, body))
 
 
+class _RecordingHandler(_Handler):
+    """A _Handler that notes each POST's x-request-id (httptools calls on_header only where it exists)."""
+
+    def __init__(self, server: FakeUpstream) -> None:
+        super().__init__(server)
+        self.request_id: str | None = None
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"x-request-id":
+            self.request_id = value.decode("latin-1")
+
+    def on_message_complete(self) -> None:
+        if self.parser.get_method() == b"POST":
+            self.server.request_ids.append(self.request_id)
+        self.request_id = None
+        super().on_message_complete()
+
+
 class FakeUpstream:
     def __init__(
         self,
@@ -75,6 +97,7 @@ class FakeUpstream:
         self.chunk_delay = chunk_delay_ms / 1000
         self.requests = 0
         self.hang = hang  # every POST is read and never answered (a hung engine)
+        self.request_ids: collections.deque[str | None] = collections.deque(maxlen=10_000)
 
     async def respond(self, transport: asyncio.Transport, method: bytes, url: bytes, body: bytes) -> None:
         self.requests += 1
@@ -85,6 +108,8 @@ class FakeUpstream:
                 200,
                 {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "fake"}]},
             )
+        if method == b"GET" and path.endswith(b"/request-ids"):
+            return _send(transport, 200, {"request_ids": list(self.request_ids)})
         if method == b"GET" and path in (b"/health", b"/v1/health"):
             return _send(transport, 200, {"status": "ok"})
         if method != b"POST":
@@ -218,9 +243,10 @@ def _chunk(transport, data: bytes) -> None:
     transport.write(b"%x\r\n%s\r\n" % (len(data), data))
 
 
-async def serve(host: str, port: int, upstream: FakeUpstream) -> None:
+async def serve(host: str, port: int, upstream: FakeUpstream, *, record_request_ids: bool = False) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Handler(upstream), host, port, reuse_address=True, backlog=2048)
+    handler = _RecordingHandler if record_request_ids else _Handler
+    server = await loop.create_server(lambda: handler(upstream), host, port, reuse_address=True, backlog=2048)
     print(f"fake upstream at http://{host}:{port}/v1", flush=True)
     async with server:
         await server.serve_forever()
@@ -240,6 +266,9 @@ def main() -> None:
     )
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="sleep between stream chunks")
     parser.add_argument("--hang", action="store_true", help="never answer a POST (GET /models still answers)")
+    parser.add_argument(
+        "--record-request-ids", action="store_true", help="note each POST's x-request-id (GET /v1/request-ids)"
+    )
     args = parser.parse_args()
     try:
         import uvloop
@@ -257,7 +286,7 @@ def main() -> None:
         chunk_delay_ms=args.chunk_delay_ms,
         hang=args.hang,
     )
-    asyncio.run(serve(args.host, args.port, upstream))
+    asyncio.run(serve(args.host, args.port, upstream, record_request_ids=args.record_request_ids))
 
 
 if __name__ == "__main__":

@@ -333,19 +333,20 @@ class BuiltinChat(_Worker):
         finally:
             cancel.set()  # finished, or the consumer stopped: the worker ends at its next token
 
-    async def chat(self, body: Body) -> Body:
+    # ``request_id``: in-process, there is no one to pass it to.
+    async def chat(self, body: Body, *, request_id: str | None = None) -> Body:
         return await self._answer(body, chat=True)
 
-    def chat_stream(self, body: Body) -> AsyncIterator[bytes]:
+    def chat_stream(self, body: Body, *, request_id: str | None = None) -> AsyncIterator[bytes]:
         return self._stream(body, chat=True)
 
-    async def complete(self, body: Body) -> Body:
+    async def complete(self, body: Body, *, request_id: str | None = None) -> Body:
         return await self._answer(body, chat=False)
 
-    def complete_stream(self, body: Body) -> AsyncIterator[bytes]:
+    def complete_stream(self, body: Body, *, request_id: str | None = None) -> AsyncIterator[bytes]:
         return self._stream(body, chat=False)
 
-    async def embed(self, body: Body) -> Body:
+    async def embed(self, body: Body, *, request_id: str | None = None) -> Body:
         raise _invalid(f"`{body.get('model')}` is a chat model; it cannot make embeddings.", param="model")
 
     async def health(self) -> bool:

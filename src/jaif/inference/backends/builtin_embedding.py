@@ -101,21 +101,22 @@ class BuiltinEmbedding(_Worker):
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 
-    async def embed(self, body: Body) -> Body:
+    # ``request_id``: in-process, there is no one to pass it to.
+    async def embed(self, body: Body, *, request_id: str | None = None) -> Body:
         self._texts(body.get("input"), body.get("model"))  # refused at once, without loading the model
         return await self._call(self._embed, body)
 
-    async def chat(self, body: Body) -> Body:
+    async def chat(self, body: Body, *, request_id: str | None = None) -> Body:
         message = f"`{body.get('model')}` is an embedding model; it cannot generate text."
         raise _invalid(message, param="model")
 
     complete = chat
 
-    async def _refuse_stream(self, body: Body) -> AsyncIterator[bytes]:
+    async def _refuse_stream(self, body: Body, *, request_id: str | None = None) -> AsyncIterator[bytes]:
         await self.chat(body)
         yield b""  # never reached; the yield makes this an async generator, as the protocol wants
 
-    def chat_stream(self, body: Body) -> AsyncIterator[bytes]:
+    def chat_stream(self, body: Body, *, request_id: str | None = None) -> AsyncIterator[bytes]:
         return self._refuse_stream(body)
 
     complete_stream = chat_stream
