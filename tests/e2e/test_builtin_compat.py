@@ -6,6 +6,7 @@ sampling and output options. A model on the stand-in upstream shows what is pass
 from __future__ import annotations
 
 import importlib.util
+import json
 import time
 from types import SimpleNamespace
 
@@ -150,3 +151,112 @@ def _last_record(gateway, model: str, *, stream: bool) -> UsageRecord:
     records = [r for r in usage_records(gateway.db, model=model) if r.stream == stream]
     assert records, f"no usage record of {model}"
     return records[-1]
+
+
+# -- the built-in chat model's options: what llama.cpp gives it, and a 400 for the rest ----------------
+STORY = [{"role": "user", "content": "Tell me a story about a cat."}]
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "maxLength": 20}, "population": {"type": "integer"}},
+    "required": ["city", "population"],
+    "additionalProperties": False,
+}
+
+
+def test_the_same_seed_gives_the_same_text(gateway):
+    def story(seed: int) -> str:
+        reply = gateway.client.chat.completions.create(
+            model=SMOL, messages=STORY, max_tokens=16, temperature=1.0, seed=seed
+        )
+        return reply.choices[0].message.content
+
+    first = story(1234)
+    assert story(1234) == first
+    assert any(story(seed) != first for seed in (1, 2, 3))
+
+
+def test_a_json_schema_answer_validates(gateway):
+    jsonschema = pytest.importorskip("jsonschema")
+    reply = gateway.client.chat.completions.create(
+        model=SMOL,
+        messages=[{"role": "user", "content": "Name a big city and its population, as JSON."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA, "strict": True}},
+        max_tokens=60,
+        temperature=0,
+    )
+    assert reply.choices[0].finish_reason == "stop", reply
+    jsonschema.validate(json.loads(reply.choices[0].message.content), SCHEMA)
+
+
+def test_json_object_gives_a_json_object(gateway):
+    reply = gateway.client.chat.completions.create(
+        model=SMOL,
+        messages=[{"role": "user", "content": "Describe a cat as a JSON object."}],
+        response_format={"type": "json_object"},
+        max_tokens=80,
+        temperature=0,
+    )
+    if reply.choices[0].finish_reason == "stop":
+        assert isinstance(json.loads(reply.choices[0].message.content), dict)
+    else:  # cut off at max_tokens: still the beginning of an object
+        assert reply.choices[0].message.content.lstrip().startswith("{")
+
+
+def test_logprobs(gateway):
+    reply = gateway.client.chat.completions.create(
+        model=SMOL, messages=COUNT, max_tokens=5, temperature=0, logprobs=True, top_logprobs=3
+    )
+    choice = reply.choices[0]
+    entries = choice.logprobs.content
+    assert len(entries) == 5 == reply.usage.completion_tokens
+    assert "".join(e.token for e in entries) == choice.message.content
+    for entry in entries:
+        assert entry.logprob <= 0 and bytes(entry.bytes).decode() == entry.token
+        alternatives = [t.logprob for t in entry.top_logprobs]
+        assert len(alternatives) == 3 and alternatives == sorted(alternatives, reverse=True)
+        # Greedy: the token chosen is the most likely one.
+        assert entry.top_logprobs[0].token == entry.token and abs(entry.top_logprobs[0].logprob - entry.logprob) < 1e-5
+    plain = gateway.client.chat.completions.create(model=SMOL, messages=COUNT, max_tokens=5, temperature=0)
+    assert plain.choices[0].logprobs is None and plain.choices[0].message.content == choice.message.content
+
+
+def test_logprobs_stream(gateway):
+    stream = gateway.client.chat.completions.create(
+        model=SMOL, messages=COUNT, max_tokens=6, temperature=0, logprobs=True, stream=True,
+        stream_options={"include_usage": True},
+    )  # fmt: skip
+    entries, text, usage = [], "", None
+    for chunk in stream:
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            if choice.logprobs is not None:
+                entries += choice.logprobs.content
+        usage = chunk.usage or usage
+    assert len(entries) == usage.completion_tokens == 6
+    assert "".join(e.token for e in entries) == text and all(e.top_logprobs == [] for e in entries)
+
+
+@pytest.mark.parametrize(
+    "extra,param",
+    [
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, "tools"),
+        ({"tool_choice": "required"}, "tool_choice"),
+        ({"logit_bias": {"42": 5}}, "logit_bias"),
+        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"response_format": {"type": "xml"}}, "response_format"),
+    ],
+)
+def test_what_the_builtin_chat_model_cannot_do_is_refused(gateway, extra, param):
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as caught:
+            gateway.client.chat.completions.create(
+                model=SMOL, messages=HELLO, max_tokens=2, stream=stream, extra_body=extra
+            )
+        assert caught.value.body["param"] == param, caught.value.body
+
+
+def test_completions_options_the_builtin_model_cannot_honour_are_refused(gateway):
+    for extra, param in (({"logprobs": 2}, "logprobs"), ({"echo": True}, "echo"), ({"best_of": 2}, "best_of")):
+        with pytest.raises(openai.BadRequestError) as caught:
+            gateway.client.completions.create(model=SMOL, prompt="Once", max_tokens=2, extra_body=extra)
+        assert caught.value.body["param"] == param, caught.value.body
