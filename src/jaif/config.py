@@ -53,6 +53,10 @@ class InferenceSettings(BaseModel):
     health_interval_s: float = Field(5.0, gt=0)
     cooldown_s: float = Field(10.0, ge=0)
     retries: int = Field(2, ge=0)
+    # Prefix affinity (inference/routing.py): requests whose prompts begin alike go to one replica.
+    affinity: bool = True
+    affinity_prefix_chars: int = Field(2048, ge=16)
+    affinity_slack: int = Field(2, ge=0)
     registry_refresh_s: float = Field(5.0, gt=0)
     key_cache_s: float = Field(2.0, ge=0)
     # While the database is down, a key verified before keeps working this long past its cache entry.
@@ -226,7 +230,7 @@ class SlurmSettings(BaseModel):
 class DeploymentSettings(BaseModel):
     """Model deployments (deployments/, docs/deployments.md): the controller that runs their replicas."""
 
-    interval_s: float = Field(2.0, gt=0)  # how often the controller reconciles (0 < s); the server runs it
+    interval_s: float = Field(1.0, gt=0)  # how often the controller reconciles (0 < s); the server runs it
     enabled: bool = True  # False: this server runs no controller (another one does)
     start_timeout_s: float = Field(600.0, gt=0)  # a replica not ready by then is cancelled and replaced
     health_interval_s: float = Field(10.0, gt=0)  # how often a ready replica's health is checked
@@ -240,6 +244,13 @@ class DeploymentSettings(BaseModel):
     handover_s: float = Field(600.0, ge=0)  # a successor is submitted this long before a replica's time limit
     scale_up_window_s: float = Field(10.0, gt=0)  # the moving average of in-flight requests the target follows
     scale_down_window_s: float = Field(300.0, ge=0)  # how long the target must stay lower before scaling down
+    # A request for a deployment with no replica ready (a cold start) is held this long for one, then 503.
+    cold_start_timeout_s: float = Field(300.0, ge=0)
+    # Every gateway process reports its deployments' load (in flight, held, last request) this often; the
+    # controller counts reports younger than load_fresh_s (a process that died drops out then).
+    report_interval_s: float = Field(1.0, gt=0)
+    load_fresh_s: float = Field(5.0, gt=0)
+    hold_refresh_s: float = Field(0.25, gt=0)  # while requests are held, the process re-reads the replicas this often
 
 
 class Settings(BaseSettings):

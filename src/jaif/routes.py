@@ -33,6 +33,7 @@ from jaif.catalogue import pages as catalogue_pages
 from jaif.catalogue.router import router as catalogue_api
 from jaif.compute import pages as compute_pages
 from jaif.compute.router import router as compute_api
+from jaif.deployments import pages as deployments_pages
 from jaif.deployments.router import router as deployments_api
 from jaif.identity import pages as identity_pages
 from jaif.identity.router import router as identity_api
@@ -70,6 +71,7 @@ PAGES: tuple[APIRouter, ...] = (
     access_pages.router,        # /operator/organisations, /organisations/{id}/members
     metering_pages.router,      # /usage
     compute_pages.router,       # /jobs, /jobs/new, /projects/{id}/jobs
+    deployments_pages.router,   # /operator/deployments
     identity_pages.router,      # sign-up, sign-in, /account, /invitations, /projects/{id}/team and /keys
     notify_pages.router,        # /operator/outbox
     support_pages.router,       # /support

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 import time
 
 import jaif.db.models  # noqa: F401  (every mapper known before the first query: relationships span concepts)
@@ -38,7 +41,7 @@ from jaif.inference.gateway import Gateway
 from jaif.inference.keys import KeyCache
 from jaif.inference.registry import ModelRegistry
 from jaif.inference.revocation import RevocationListener, announce_on_commit
-from jaif.inference.routing import ReplicaState
+from jaif.inference.routing import Affinity, ReplicaState
 from jaif.inference.service import BUILTIN_SCHEME
 from jaif.inference.tokenizers import TokenCounter
 from jaif.metering.meter import Meter
@@ -67,7 +70,8 @@ class Runtime:
             cooldown_s=inf.cooldown_s,
             builtin=inf.builtin_models,
             timeouts=timeouts_from(inf),
-            standing=deployments.served_model_ids,  # a deployment starting: 503 with Retry-After, not 404
+            standing=deployments.served_models,  # served with no replica: its requests are held (a cold start)
+            affinity=Affinity(inf.affinity_prefix_chars, inf.affinity_slack) if inf.affinity else None,
         )
         if inf.read_timeout_s is not None:
             log.warning(
@@ -96,7 +100,13 @@ class Runtime:
             retries=inf.retries,
             max_messages=inf.max_messages,
             max_prompt_bytes=inf.max_prompt_bytes,
+            hold_s=settings.deployments.cold_start_timeout_s,
+            on_hold=self._held,
         )
+        # This process's name in the deployments' load reports (deployments/models.py GatewayLoad).
+        self.instance = f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._report_now = asyncio.Event()
+        self._owners: dict[str, str] = {}  # replica URL -> its deployment's model (kept while it drains)
         self._tasks: list[asyncio.Task] = []
         self._allocation_fingerprint: tuple | None = None
         self._gauged: set[tuple[str, str]] = set()
@@ -136,12 +146,14 @@ class Runtime:
             self._tasks.append(
                 asyncio.create_task(self._every(self.settings.slurm.sync_interval_s, self._compute), name="compute")
             )
+        # Every process reports its deployments' load; the controller (in one of them) sums the reports.
+        self._tasks.append(asyncio.create_task(self._report_load(), name="deployment-load"))
         if self.settings.deployments.enabled:  # deployments' replicas (deployments/controller.py)
             self._leadership = Leadership(self.engine)  # one controller among the servers of a database
             controller = Controller(
                 lambda: transaction(self.session_factory), make_compute(self.settings), self.settings.deployments,
-                HttpProber(self.settings.deployments.probe_timeout_s), outstanding=self._outstanding,
-                leads=self._leadership.held,
+                HttpProber(self.settings.deployments.probe_timeout_s), leads=self._leadership.held,
+                on_tick=self.metrics.deployment_tick,
             )
             self._tasks.append(asyncio.create_task(
                 self._every(self.settings.deployments.interval_s, lambda: self._deployments(controller)),
@@ -161,6 +173,8 @@ class Runtime:
                 await task
         if self._leadership is not None:  # another server takes the deployments' controller over at once
             await asyncio.to_thread(self._leadership.close)
+        with contextlib.suppress(Exception):  # its in-flight requests are over: the controller stops counting them
+            await asyncio.to_thread(self._forget_load)
         await self.meter.close()  # nothing queued is lost: the last flush, every lease given back
         for backend in self.registry.backends():
             await backend.aclose()
@@ -221,10 +235,68 @@ class Runtime:
         compute = make_compute(self.settings)
         await asyncio.to_thread(compute_worker.tick, lambda: transaction(self.session_factory), compute)
 
-    def _outstanding(self, url: str) -> int:
-        """Requests in flight on a replica URL in this process, retired backends included."""
-        states = [s for _, s in self.registry.all_states()] + self._retired
-        return sum(s.outstanding for s in states if s.url == url)
+    @property
+    def runs_controller(self) -> bool:
+        """Whether this process runs the deployments' controller now (deployments/leader.py)."""
+        return self._leadership is not None and self._leadership.leading
+
+    def _held(self) -> None:
+        """A request started waiting for a deployment's replica: report it now, not at the next interval."""
+        self._report_now.set()
+
+    def load(self) -> dict:
+        """This process's load on its deployments (deployments/models.py GatewayLoad), draining replicas
+        (out of the routing, retired here until their last request ends) included."""
+        load: dict[str, dict] = {}
+        current: dict[str, str] = {}
+        for model in self.registry.models.values():
+            if model.deployment is None:
+                continue
+            replicas = model.replicas
+            load[model.name] = {"inflight": {}, "held": replicas.held, "last": replicas.last_used or None}
+            current.update((state.url, model.name) for state in replicas.replicas)
+        retired = {state.url for state in self._retired}
+        self._owners = {url: name for url, name in self._owners.items() if url in retired} | current
+        for state in [s for _, s in self.registry.all_states()] + self._retired:
+            owner = self._owners.get(state.url)
+            if owner in load and state.outstanding:
+                inflight = load[owner]["inflight"]
+                inflight[state.url] = inflight.get(state.url, 0) + state.outstanding
+        return load
+
+    async def _report_load(self) -> None:
+        """Report the load every deployments.report_interval_s (at once when a request starts to be held);
+        while requests are held, re-read the replicas every deployments.hold_refresh_s, so that they go to
+        a replica as soon as the controller has put it in the routing."""
+        s = self.settings.deployments
+        reported = 0.0
+        while True:
+            held = any(m.replicas.held for m in self.registry.models.values())
+            wait = s.hold_refresh_s if held else s.report_interval_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._report_now.wait(), timeout=wait)
+            woken = self._report_now.is_set()
+            self._report_now.clear()
+            try:
+                if held:
+                    await self._refresh()
+                load = self.load()
+                if load and (woken or time.monotonic() - reported >= s.report_interval_s):
+                    await asyncio.to_thread(self._write_load, load)
+                    reported = time.monotonic()
+            except Exception as exc:
+                if (dependency := outage_of(exc)) is not None:
+                    self.health.failed(dependency, exc)
+                else:
+                    log.exception("reporting the deployments' load failed; tried again in %.1f s", wait)
+
+    def _write_load(self, load: dict) -> None:
+        with transaction(self.session_factory) as session:
+            deployments.report_load(session, instance=self.instance, load=load)
+
+    def _forget_load(self) -> None:
+        with transaction(self.session_factory) as session:
+            deployments.forget_load(session, instance=self.instance)
 
     async def _deployments(self, controller: Controller) -> None:
         if await asyncio.to_thread(controller.tick):  # a replica joined or left: the gateway sees it now

@@ -115,11 +115,12 @@ def test_killing_a_replica_under_load_fails_no_request_and_it_is_probed_back_in(
             )
             assert healthy_a == 1
             assert healthz(base)["models"]["fo-chat"] == {"replicas": 2, "healthy": 2}
-            with client_of(gateway) as client:
-                for _ in range(10):
-                    client.chat.completions.create(model="fo-chat", messages=MESSAGES, max_tokens=2)
-            records = records_after(gateway.db, model="fo-chat", count=REQUESTS + 10)
-            assert Counter(r.replica for r in records[-10:])[url_a] >= 3  # it receives requests again
+            with client_of(gateway) as client:  # different conversations: prefix affinity spreads them
+                for i in range(30):
+                    messages = [{"role": "user", "content": f"conversation {i}"}]
+                    client.chat.completions.create(model="fo-chat", messages=messages, max_tokens=2)
+            records = records_after(gateway.db, model="fo-chat", count=REQUESTS + 30)
+            assert Counter(r.replica for r in records[-30:])[url_a] >= 3  # it receives requests again
 
 
 def test_a_replica_answering_5xx_is_routed_around(gateway):
@@ -168,3 +169,58 @@ def test_every_replica_down_is_a_503_with_retry_after(gateway):
     records = records_after(gateway.db, model="down-chat", count=3)
     assert {(r.status, r.status_code, r.prompt_tokens + r.completion_tokens) for r in records} == {("error", 503, 0)}
     assert len(usage_records(gateway.db, model="down-chat")) == 3
+
+
+def test_an_engine_s_error_answer_is_passed_on_and_its_only_replica_stays_in(gateway):
+    """Issue 13: one 500 from the only replica of a model reached the client as a 503 and took the model
+    away from everyone for the cool-down. Now the client gets the engine's answer (its status and
+    message, in the OpenAI shape), and the next request is served at once."""
+    env, base = gateway.env, gateway.base
+    with upstream(env, "--error-on", "crash the engine") as (url, _):
+        add_model(gateway.db, "one-500", [url])
+        wait_served(base, "one-500", replicas=1)
+        failing = {"model": "one-500", "messages": [{"role": "user", "content": "crash the engine"}], "max_tokens": 3}
+        for stream in (False, True):
+            response = httpx.post(
+                base + "/v1/chat/completions", headers=bearer(gateway.key), json={**failing, "stream": stream},
+                timeout=15,
+            )
+            error = openai_error(response, 500, code="upstream_error")
+            assert error["message"] == "stand-in answers 500"
+            with client_of(gateway) as client:  # at once: no cool-down, no retry
+                reply = client.chat.completions.create(model="one-500", messages=MESSAGES, max_tokens=3)
+            assert reply.choices[0].message.content == "tok0 tok1 tok2"
+
+        records = records_after(gateway.db, model="one-500", count=4)
+        assert [(r.status, r.status_code) for r in records] == [("error", 500), ("ok", 200)] * 2
+        assert healthz(base)["models"]["one-500"] == {"replicas": 1, "healthy": 1}
+
+
+def test_an_error_answer_is_retried_on_another_replica_which_stays_in(gateway):
+    """A 500 from one replica: the request is served by another, and the replica that answered with an
+    error stays in rotation (one error answer is no outage): the next requests reach it again."""
+    env, base = gateway.env, gateway.base
+    with upstream(env, "--error-on", "flaky") as (flaky, _), upstream(env) as (steady, _):
+        add_model(gateway.db, "fx-once", [flaky, steady])
+        wait_served(base, "fx-once", replicas=2)
+
+        def failures() -> float:
+            return metric(scrape(base), "jaif_replica_failures_total", model="fx-once", replica=flaky) or 0
+
+        with client_of(gateway) as client:
+            # Prefix affinity sends each conversation to one replica: until one goes to the flaky one first.
+            tries = 0
+            while tries < 12 and not failures():
+                tries += 1
+                messages = [{"role": "user", "content": f"flaky conversation {tries}"}]
+                reply = client.chat.completions.create(model="fx-once", messages=messages, max_tokens=3)
+                assert reply.choices[0].message.content == "tok0 tok1 tok2"
+            assert failures() == 1
+            for i in range(20):
+                messages = [{"role": "user", "content": f"conversation {i}"}]
+                reply = client.chat.completions.create(model="fx-once", messages=messages, max_tokens=3)
+                assert reply.choices[0].message.content == "tok0 tok1 tok2"
+        records = records_after(gateway.db, model="fx-once", count=tries + 20)
+        assert {r.status for r in records} == {"ok"}
+        assert records[tries - 1].replica == steady  # the flaky one answered 500 first
+        assert Counter(r.replica for r in records[tries:])[flaky] >= 3  # and was not taken out

@@ -102,8 +102,12 @@ def test_plain_and_streaming_requests_fail_over_from_hung_replicas_within_the_fi
 
 
 def test_only_a_hung_replica_is_a_503_with_retry_after_within_the_limit(gateway, stand_ins):
+    """The first request waits out the first-byte limit and the health check; the check found the
+    replica hung, so it cools down although it is the model's only one (failed requests alone never take
+    out the last replica): the second request is refused at once."""
     add(gateway, "only-hung", stand_ins.hung)
     body = {"model": "only-hung", "messages": MESSAGES, "max_tokens": 3}
+    times = []
     for stream in (False, True):
         response, seconds = timed(
             lambda s=stream: httpx.post(
@@ -115,6 +119,8 @@ def test_only_a_hung_replica_is_a_503_with_retry_after_within_the_limit(gateway,
         assert "only-hung" in error["message"]
         assert int(response.headers["retry-after"]) >= 1
         assert seconds < WITHIN_S
+        times.append(seconds)
+    assert times[0] >= TTFB_S and times[1] < TTFB_S / 2, times
     records = records_after(gateway.db, model="only-hung", count=2)
     assert {(r.status, r.status_code, r.prompt_tokens + r.completion_tokens) for r in records} == {("error", 503, 0)}
 

@@ -123,4 +123,5 @@ def test_healthz_lists_models_with_replica_counts(gateway):
         "m-down": {"replicas": 1, "healthy": 0},  # its health checks fail
     }
     state = wait_for(lambda: healthz(gateway.base), lambda h: h["models"] == expected)
-    assert state == {"status": "ok", "models": expected, "dependencies": {"database": "ok"}}
+    assert state == {"status": "ok", "models": expected, "dependencies": {"database": "ok"},
+                     "deployments_controller": True}  # the only server of its database runs the controller

@@ -20,6 +20,7 @@ from tests.support.procs import server, upstream
 MESSAGES = [{"role": "user", "content": "tell me a story"}]
 BREAK_AFTER = 3
 CHUNK_DELAY_S, SLOW_TOKENS = 0.2, 6
+REQUESTS_FIRST = 16
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +92,12 @@ def test_the_openai_sdk_raises_on_a_broken_stream_instead_of_hanging(gateway):
 
 def test_a_stream_that_breaks_before_its_first_event_is_retried_elsewhere(gateway):
     with client_of(gateway) as client:
-        for _ in range(4):
+        # Different conversations: prefix affinity sends one conversation to one replica, and these should
+        # meet the broken one (each of the 16 goes to either replica first, as its prefix hashes).
+        for i in range(REQUESTS_FIRST):
             stream = client.chat.completions.create(
                 model="breaks-first",
-                messages=MESSAGES,
+                messages=[{"role": "user", "content": f"conversation {i}"}],
                 max_tokens=5,
                 stream=True,
                 stream_options={"include_usage": True},
@@ -102,7 +105,7 @@ def test_a_stream_that_breaks_before_its_first_event_is_retried_elsewhere(gatewa
             chunks = list(stream)
             assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "tok0 tok1 tok2 tok3 tok4"
             assert chunks[-1].usage.completion_tokens == 5
-    records = records_after(gateway.db, model="breaks-first", count=4)
+    records = records_after(gateway.db, model="breaks-first", count=REQUESTS_FIRST)
     assert {(r.status, r.replica) for r in records} == {("ok", gateway.healthy)}
     failed = metric(scrape(gateway.base), "jaif_replica_failures_total", replica=gateway.dead_on_arrival)
     assert failed >= 1  # it was tried, and its streams went elsewhere

@@ -48,6 +48,8 @@ class Actor:
 
 
 CLI_ACTOR = Actor(user_id=None, email="cli@localhost", role="operator")
+# Someone not signed in, on the public pages (calls, the catalogue, training): sees what is published.
+VISITOR = Actor(user_id=None, email="", role="visitor")
 
 
 # -- /api/v1/organisations and /api/v1/projects (access/directory.py) ------------------------------

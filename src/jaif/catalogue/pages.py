@@ -1,4 +1,5 @@
-"""Portal pages of the catalogue: the solutions, and one solution's model card."""
+"""Portal pages of the catalogue: the solutions, and one solution's model card. Public: visitors who
+are not signed in see the published solutions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from jaif.catalogue import service
-from jaif.identity.deps import PageUser
+from jaif.identity.deps import PageVisitor
 from jaif.web.deps import DB, public_base_url
 from jaif.web.templating import TEMPLATES
 
@@ -19,7 +20,7 @@ router = APIRouter(include_in_schema=False)
 def catalogue_list(
     request: Request,
     session: DB,
-    actor: PageUser,
+    actor: PageVisitor,
     q: Annotated[str, Query(max_length=200)] = "",
     domain: Annotated[str, Query(max_length=100)] = "",
     language: Annotated[str, Query(max_length=50)] = "",
@@ -37,7 +38,7 @@ def catalogue_list(
 
 
 @router.get("/catalogue/{slug}")
-def catalogue_detail(request: Request, slug: str, session: DB, actor: PageUser) -> Response:
+def catalogue_detail(request: Request, slug: str, session: DB, actor: PageVisitor) -> Response:
     solution = service.get_solution(session=session, actor=actor, slug=slug)
     context = {"solution": solution, "base_url": public_base_url(request), "actor": actor}
     return TEMPLATES.TemplateResponse(request, "catalogue/detail.html", context)

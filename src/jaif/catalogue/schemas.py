@@ -59,7 +59,9 @@ class LinkedModel(BaseModel):
     kind: str
     context_length: int
     aliases: list[str]
-    served: bool = Field(description="Active and with at least one active replica.")
+    served: bool = Field(description="Active and with at least one active replica, or a deployment that can start one.")
+    state: str | None = Field(None, description="A deployment's status: ready, starting, cold or unavailable.")
+    estimated_ready_s: float | None = Field(None, description="While starting or cold: about how long until ready.")
 
 
 class Solution(BaseModel):

@@ -12,13 +12,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from jaif.access.schemas import Actor
 from jaif.catalogue import schemas
 from jaif.catalogue.builtin import BUILTIN_SOLUTIONS
 from jaif.catalogue.models import Solution
 from jaif.db.base import contains_pattern
+from jaif.deployments import service as deployments
 from jaif.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from jaif.inference import service as inference
 from jaif.inference.models import Model
@@ -84,12 +85,17 @@ def _resolve_model(session: Session, name: str | None) -> Model | None:
 def _linked(model: Model | None) -> schemas.LinkedModel | None:
     if model is None:
         return None
+    session = object_session(model)
+    deployed = deployments.status_of_model(session, model.id) if session is not None else None
+    running = any(r.is_active for r in model.replicas)
     return schemas.LinkedModel(
         name=model.name,
         kind=model.kind,
         context_length=model.context_length,
         aliases=sorted(a.alias for a in model.aliases),
-        served=model.is_active and any(r.is_active for r in model.replicas),
+        served=model.is_active and (running or (deployed is not None and deployed.state != "unavailable")),
+        state=deployed.state if deployed is not None else None,
+        estimated_ready_s=deployed.estimated_ready_s if deployed is not None else None,
     )
 
 

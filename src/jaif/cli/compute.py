@@ -19,6 +19,7 @@ from jaif.compute import accounting, reports, sync, templates
 from jaif.compute import service as jobs
 from jaif.compute.backend import Compute, make_compute
 from jaif.compute.models import JobState
+from jaif.deployments import reports as deployment_reports
 from jaif.errors import InvalidRequest
 
 job_app = typer.Typer(help="Jobs on the compute partitions (Slurm, or the local executor).", no_args_is_help=True)
@@ -230,13 +231,29 @@ def report(
     project: Annotated[str | None, typer.Option(help="A project's name.")] = None,
     org: Annotated[str | None, typer.Option(help="An organisation's name.")] = None,
     call: Annotated[str | None, typer.Option(help="An access call's id or title.")] = None,
+    deployment: Annotated[str | None, typer.Option(help="A model deployment's name: its GPU-hours and energy "
+                                                        "per 1,000 tokens served.")] = None,
     since: Annotated[str | None, typer.Option(help="From this date (UTC).")] = None,
     until: Annotated[str | None, typer.Option(help="Until this date (UTC), exclusive.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV: one row per partition and a total.")] = False,
 ) -> None:
-    """GPU-hours, energy (kWh), CO2 and tokens of a project, organisation or call over a period."""
+    """GPU-hours, energy (kWh), CO2 and tokens of a project, organisation, call or deployment over a period."""
     c = context(ctx)
+    if deployment is not None:
+        if project is not None or org is not None or call is not None:
+            raise InvalidRequest("name one project, organisation, call or deployment to report on", param="deployment")
+        with c.session() as session:
+            served = deployment_reports.report(session=session, name=deployment, since=_when(since, "since"),
+                                               until=_when(until, "until"))
+        if as_json:
+            print(served.model_dump_json())
+        elif as_csv:
+            sys.stdout.write(deployment_reports.to_csv(served))
+        else:
+            for line in deployment_reports.lines(served):
+                out.print(line, markup=False, highlight=False)
+        return
     with c.session() as session:
         result = reports.report(
             session=session, settings=c.settings, actor=CLI_ACTOR, project_name=project, org_name=org, call=call,

@@ -28,8 +28,8 @@ def create(
     min_replicas: Annotated[int, typer.Option(help="Replicas kept running at least.")] = 1,
     max_replicas: Annotated[int, typer.Option(help="Replicas at most.")] = 1,
     target_inflight: Annotated[int, typer.Option(help="Requests in flight per replica the autoscaler aims at.")] = 4,
-    idle_minutes: Annotated[int, typer.Option(
-        help="Minutes without requests before scaling to zero (stored; scaling to zero is not built yet).")] = 30,
+    idle_minutes: Annotated[float, typer.Option(
+        help="Minutes without requests before scaling to zero (with --min-replicas 0); fractions allowed.")] = 30,
     walltime: Annotated[int, typer.Option(help="Each replica's time limit in minutes.")] = 60,
     command: Annotated[str | None, typer.Option(
         help="The command engine's command line: {port} (required), {host}, {model}, {name}, {gpus}, {api_key}; "
@@ -46,8 +46,10 @@ def create(
             max_replicas=max_replicas, target_inflight=target_inflight, idle_minutes=idle_minutes,
             walltime_minutes=walltime, command=command, aliases=alias or [],
         )
+        starts = ("the first request starts one (scaled to zero when idle)" if deployment.min_replicas == 0
+                  else "a running `jaif serve` starts them")
         out.print(f"created deployment {deployment.name}: {deployment.min_replicas} to {deployment.max_replicas} "
-                  f"{deployment.engine} replicas on {deployment.partition}; a running `jaif serve` starts them")
+                  f"{deployment.engine} replicas on {deployment.partition}; {starts}")
 
 
 def _table(items: list[DeploymentOut]) -> Table:
@@ -80,6 +82,14 @@ def show(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
         print(item.model_dump_json())
         return
     out.print(_table([item]))
+    st = item.status
+    out.print(f"status: {st.state}" + (f", ready in about {st.estimated_ready_s:.0f} s" if st.estimated_ready_s else "")
+              + (f" ({st.reason})" if st.reason else "")
+              + (f"; last request {item.last_request_at:%Y-%m-%d %H:%M:%S} UTC" if item.last_request_at else ""))
+    if item.events:
+        out.print("latest decisions:")
+        for e in item.events:
+            out.print(f"  {e.at:%Y-%m-%d %H:%M:%S} {e.kind}: {e.message}", markup=False, highlight=False)
 
 
 @deployment_app.command("scale")

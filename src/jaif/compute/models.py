@@ -56,6 +56,9 @@ class Job(Base):
     state: Mapped[str] = mapped_column(String(20), default=JobState.pending)
     reason: Mapped[str] = mapped_column(String(200), default="")
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The names its nodes go by (Slurm: each node's name, hostname and address), space-separated; the
+    # last the scheduler reported while it ran ("" before, and under the local executor).
+    hosts: Mapped[str] = mapped_column(String(1000), default="", server_default="")
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

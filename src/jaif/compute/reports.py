@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, case, func, select
@@ -17,8 +18,8 @@ from jaif.allocations import service as allocations
 from jaif.applications.models import Application
 from jaif.calls import service as calls
 from jaif.compute.energy import MODEL, SLURM
-from jaif.compute.models import JobRecord
-from jaif.compute.schemas import ComputeReport, PartitionUsage
+from jaif.compute.models import Job, JobRecord
+from jaif.compute.schemas import ComputeReport, PartitionUsage, UsageTotals
 from jaif.config import Settings
 from jaif.errors import InvalidRequest, NotFound
 from jaif.metering import service as metering
@@ -100,6 +101,38 @@ def report(
         grid_intensity_g_per_kwh=settings.compute.grid_intensity_g_per_kwh, tokens=tokens,
         allocated_gpu_hours=allocated, partitions=parts, projects=sorted(p.name for p in projects),
     )
+
+
+def jobs_usage(
+    *, session: Session, job_refs: Collection[str], since: datetime | None = None, until: datetime | None = None
+) -> tuple[UsageTotals, int]:
+    """What the accounting import charged for these jobs (jaif's ids, ``Job.id``) that ended in [since,
+    until), and how many of them it has not charged yet (still running, or not imported yet)."""
+    refs = sorted(set(job_refs))
+    filters: list[ColumnElement[bool]] = [Job.id.in_(refs)]
+    if since is not None:
+        filters.append(JobRecord.ended_at >= since)
+    if until is not None:
+        filters.append(JobRecord.ended_at < until)
+    n, g, e, c, m, x = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(JobRecord.gpu_hours), 0.0),
+            func.coalesce(func.sum(JobRecord.energy_kwh), 0.0),
+            func.coalesce(func.sum(JobRecord.co2_kg), 0.0),
+            func.coalesce(func.sum(case((JobRecord.energy_source == SLURM, JobRecord.energy_kwh), else_=0.0)), 0.0),
+            func.coalesce(func.sum(case((JobRecord.energy_source == MODEL, JobRecord.energy_kwh), else_=0.0)), 0.0),
+        )
+        .select_from(Job)
+        .join(JobRecord, (JobRecord.cluster == Job.cluster) & (JobRecord.job_id == Job.job_id))
+        .where(*filters)
+    ).one()
+    waiting: list[ColumnElement[bool]] = [Job.id.in_(refs), Job.accounted_at.is_(None)]
+    if until is not None:
+        waiting.append(Job.submitted_at < until)
+    uncharged = session.scalar(select(func.count()).select_from(Job).where(*waiting)) or 0
+    totals = UsageTotals(jobs=n, gpu_hours=g, energy_kwh=e, co2_kg=c, energy_measured_kwh=m, energy_modelled_kwh=x)
+    return totals, uncharged
 
 
 def lines(r: ComputeReport) -> list[str]:

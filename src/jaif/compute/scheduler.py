@@ -60,6 +60,9 @@ class JobStatus:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     exit_code: int | None = None
+    # The names the job's nodes go by while it runs (Slurm: each node's name, hostname and address);
+    # empty from the local executor, and once the job has left the scheduler's queue.
+    hosts: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)  # not frozen: an import builds 100,000 of them, and frozen ones take twice as long

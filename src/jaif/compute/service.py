@@ -297,6 +297,9 @@ def refresh_jobs(
         if new != (job.state, job.reason, job.started_at, job.ended_at, job.exit_code):
             job.state, job.reason, job.started_at, job.ended_at, job.exit_code = new
             changed += 1
+        hosts = " ".join(status.hosts)[:1000]
+        if hosts and hosts != job.hosts:  # kept once the job has ended (the scheduler forgets them)
+            job.hosts = hosts
         if status.state.finished:
             ended.append(job.id)
         elif job.template and templates.get(job.template).job_key:  # its key lasts its time limit from its start

@@ -135,6 +135,7 @@ class SlurmScheduler:
     def __init__(self, tools: SlurmTools) -> None:
         self.tools = tools
         self._cluster = tools.settings.cluster
+        self._hosts: dict[str, tuple[str, ...]] = {}  # node name -> its names (sinfo), read again on a miss
 
     @property
     def cluster(self) -> str:
@@ -201,6 +202,7 @@ class SlurmScheduler:
                     started_at=_epoch(job.get("start_time")) if state != JobState.pending else None,
                     ended_at=_epoch(job.get("end_time")) if state.finished else None,
                     exit_code=job.get("exit_code") if state.finished else None,
+                    hosts=self.hosts(job_nodes(job)) if state == JobState.running else (),
                 )
         missing = sorted(wanted - set(found))
         if missing:  # gone from the controller (MinJobAge): ask the accounting database
@@ -216,6 +218,13 @@ class SlurmScheduler:
                         else None, exit_code=int(exit_code.split(":")[0]) if s.finished and exit_code else None,
                     )
         return found
+
+    def hosts(self, nodes: list[str]) -> tuple[str, ...]:
+        """Every name of these Slurm nodes: each one's name, hostname and address (sinfo --json, read
+        once and again when a node is new to it)."""
+        if any(n not in self._hosts for n in nodes):
+            self._hosts = node_hosts(json.loads(self.tools.run("sinfo", "--json").stdout).get("nodes", []))
+        return tuple(dict.fromkeys(h for n in nodes for h in self._hosts.get(n, (n,))))
 
     def accounting(self, *, since: datetime) -> Iterator[AccountingEntry]:
         start = since.astimezone().replace(tzinfo=None).isoformat(timespec="seconds")
@@ -233,6 +242,28 @@ def _minutes(text: str) -> int | None:
     parts = [int(p) for p in rest.split(":")]
     hours, minutes = (parts[0], parts[1]) if len(parts) == 3 else (0, parts[0])  # h:m:s, m:s or m
     return int(days or 0) * 1440 + hours * 60 + minutes
+
+
+def job_nodes(job: dict) -> list[str]:
+    """The names of a running job's nodes in ``squeue --json`` (22.05: ``job_resources.allocated_nodes``;
+    else ``nodes`` when it names a single node, as a one-node replica's does)."""
+    resources = job.get("job_resources") or {}
+    names = [str(n["nodename"]) for n in resources.get("allocated_nodes") or [] if n.get("nodename")]
+    if names:
+        return names
+    listed = str(job.get("nodes") or "")
+    return [listed] if listed and not any(c in listed for c in "[],") else []
+
+
+def node_hosts(nodes: list[dict]) -> dict[str, tuple[str, ...]]:
+    """Each node's names in ``sinfo --json``: its Slurm name, its hostname and its address (NodeHostname
+    and NodeAddr, which differ from the name where several nodes share a host, as on the test cluster)."""
+    found = {}
+    for node in nodes:
+        name = str(node.get("name") or "")
+        if name:
+            found[name] = tuple(dict.fromkeys(str(v) for v in (name, node.get("hostname"), node.get("address")) if v))
+    return found
 
 
 def parse_sacct(lines: Iterable[str]) -> Iterator[AccountingEntry]:

@@ -7,7 +7,7 @@ from jaif.calls.models import AccessCall
 from jaif.catalogue.models import Solution
 from jaif.compute.models import Job, JobRecord, SlurmUser
 from jaif.db.base import Base
-from jaif.deployments.models import Deployment, DeploymentReplica
+from jaif.deployments.models import Deployment, DeploymentEvent, DeploymentReplica, GatewayLoad
 from jaif.identity.models import OneTimeToken, PersonalAccessToken, SignInThrottle, SsoIdentity
 from jaif.inference.models import Model, ModelAlias, Replica
 from jaif.metering.models import QuotaLease, RateWindow, UsageRecord
@@ -17,7 +17,9 @@ from jaif.training.models import TrainingEvent, TrainingRegistration
 
 __all__ = [
     "Deployment",
+    "DeploymentEvent",
     "DeploymentReplica",
+    "GatewayLoad",
     "Job",
     "JobRecord",
     "SlurmUser",

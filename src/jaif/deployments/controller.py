@@ -4,7 +4,8 @@ their readiness or health check), asks plan.py what to do, and does it through t
 
 Where a replica listens: its script writes ``NODE PORT`` to ``endpoint`` in its job's directory
 (engines.py); the controller reads it once the job runs. Under the local scheduler the node is always
-127.0.0.1 (the replica cannot point the gateway elsewhere).
+127.0.0.1; under Slurm it must be one of the names of the job's nodes (the scheduler's: node name,
+hostname or address), else the replica is not routed: it cannot point the gateway elsewhere.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -76,25 +77,52 @@ class Controller:
     compute: Compute
     settings: DeploymentSettings
     probe: Prober
-    outstanding: Callable[[str], int] = lambda url: 0  # requests in flight on a replica URL (this gateway's)
+    # What every gateway process reported (service.read_load); tests give their own.
+    load_of: Callable[[Session], service.Load] | None = None
     leads: Callable[[], bool] = lambda: True  # whether this server runs the controller now (leader.py)
     clock: Callable[[], float] = time.monotonic
     _checked: dict[str, float] = field(default_factory=dict)  # replica id -> when its health was last checked
     _scaling: dict[str, ScaleState] = field(default_factory=dict)  # deployment id -> the autoscaler's state
-    _refused: dict[str, str] = field(default_factory=dict)  # deployment id -> why its last submission was refused
+    _load: service.Load = field(default_factory=service.Load)  # this tick's
+    # For metrics (runtime.py), after each deployment's reconciling: its name, the replicas wanted, the
+    # direction of a scaling decision taken now ("up", "down" or ""), and its live replicas per state.
+    on_tick: Callable[[str, int, str, dict[str, int]], None] = lambda name, want, direction, states: None
+    _direction: str = ""
 
-    def desired(self, deployment: Deployment, replicas: list[DeploymentReplica]) -> int:
+    def outstanding(self, url: str) -> int:
+        """Requests in flight on a replica URL, in every gateway process (their fresh reports)."""
+        return self._load.inflight.get(url, 0)
+
+    def read_load(self, session: Session) -> service.Load:
+        if self.load_of is not None:
+            return self.load_of(session)
+        return service.read_load(session, fresh_s=self.settings.load_fresh_s)
+
+    def desired(self, session: Session, deployment: Deployment, replicas: list[DeploymentReplica]) -> int:
         """The replicas the deployment wants now: the autoscaler's count (autoscale.py), 0 when deleting."""
+        self._direction = ""
         if deployment.state == DeploymentState.deleting:
             self._scaling.pop(deployment.id, None)
             return 0
         scaling = Scaling(deployment.min_replicas, deployment.max_replicas, deployment.target_inflight,
-                          self.settings.scale_up_window_s, self.settings.scale_down_window_s)
-        inflight = sum(self.outstanding(r.url) for r in replicas if r.url and r.state == ReplicaState.ready)
+                          self.settings.scale_up_window_s, self.settings.scale_down_window_s,
+                          idle_s=deployment.idle_minutes * 60)
+        names = [deployment.name, *service.aliases_of(session, deployment)]
+        held = sum(self._load.held.get(n, 0) for n in names)
+        inflight = sum(self.outstanding(r.url) for r in replicas if r.url) + held
+        last = max((self._load.last.get(n, 0.0) for n in names), default=0.0)
+        if last and (deployment.last_request_at is None or last > deployment.last_request_at.timestamp() + 1):
+            deployment.last_request_at = datetime.fromtimestamp(last, UTC)
+        idle_s = (utcnow() - deployment.last_request_at).total_seconds() if deployment.last_request_at else None
+        counted = sum(1 for r in replicas
+                      if r.state in (ReplicaState.pending, ReplicaState.starting, ReplicaState.ready))
         state = self._scaling.setdefault(deployment.id, ScaleState())
-        want, why = decide(scaling, state, now=self.clock(), inflight=inflight)
+        before = state.current
+        want, why = decide(scaling, state, now=self.clock(), inflight=inflight, idle_s=idle_s, running=counted)
         if why:
             log.info("deployment %s: %s", deployment.name, why)
+            service.record_event(session, deployment, "scale", why)
+        self._direction = "" if before is None or want == before else ("up" if want > before else "down")
         return want
 
     def policy(self, deployment: Deployment, now: datetime, desired: int) -> Policy:
@@ -105,7 +133,9 @@ class Controller:
                       handover_s=handover, end_margin_s=min(60.0, handover / 4),
                       start_timeout_s=s.start_timeout_s, health_failures=s.health_failures, drain_s=s.drain_s,
                       drain_timeout_s=s.drain_timeout_s, restart_backoff_s=s.restart_backoff_s,
-                      restart_backoff_max_s=s.restart_backoff_max_s, crashes=crashes, since_crash_s=since)
+                      restart_backoff_max_s=s.restart_backoff_max_s, crashes=crashes, since_crash_s=since,
+                      surplus_reason="deleted" if deployment.state == DeploymentState.deleting
+                      else "scaled to zero (idle)" if desired == 0 else "scaled down")
 
     def due(self, replica: DeploymentReplica, state: ReplicaState) -> bool:
         """Whether to check the replica now: every tick while it starts; a ready one every health_interval_s
@@ -125,31 +155,57 @@ class Controller:
             return False
         with self.session_factory() as session:
             names = list(session.scalars(select(Deployment.name).order_by(Deployment.name)))
+            self._load = self.read_load(session) if names else service.Load()
         changed = False
         for name in names:
             try:
+                # The jobs' states and where replicas listen, in one short transaction; the checks over HTTP
+                # outside any (on SQLite a transaction that writes holds the database's one write lock,
+                # which the gateways' usage flushes wait for); then the plan, in another.
                 with self.session_factory() as session:
-                    changed |= self.reconcile(session, name)
+                    checks = self.checks(session, name)
+                results = {replica_id: self.probe(url, key=key) for replica_id, url, key in checks}
+                with self.session_factory() as session:
+                    changed |= self.reconcile(session, name, results)
             except Exception:  # one deployment's trouble (a scheduler refusing) must not stop the others
                 log.exception("deployment %s: reconciling failed; tried again in %.1f s", name,
                               self.settings.interval_s)
         return changed
 
+    def checks(self, session: Session, name: str) -> list[tuple[str, str, str | None]]:
+        """Refresh the replicas' jobs, read where the running ones listen, and say which to check now:
+        (replica id, the readiness or health URL, the replica's key)."""
+        deployment = service.get_deployment(session=session, name=name)
+        key = service.replica_key(session, deployment)  # read before anything changes (no flush)
+        replicas = service.live(deployment)
+        jobs = service.replica_jobs(session=session, compute=self.compute, replicas=replicas)
+        found = []
+        for replica in replicas:
+            job = jobs.get(replica.id)
+            if job is None or JobState(job.state) != JobState.running:
+                continue
+            if replica.port is None:
+                where = read_endpoint(replica.workdir, local=replica.scheduler == "local")
+                if where is not None and replica.scheduler != "local" and where[0] not in job.hosts.split():
+                    self.refuse_node(deployment, replica, where[0], job.hosts)
+                elif where is not None:
+                    replica.node, replica.port = where
+            state = ReplicaState(replica.state)
+            url = replica.url
+            if url is not None and state in (ReplicaState.starting, ReplicaState.ready) and self.due(replica, state):
+                found.append((replica.id, url.removesuffix("/v1") + engines.get(deployment.engine).readiness_path,
+                              key))
+        return found
+
     def observe(
-        self, session: Session, deployment: Deployment, replica: DeploymentReplica, job: Job | None, now: datetime
+        self, deployment: Deployment, replica: DeploymentReplica, job: Job | None, now: datetime,
+        probe: bool | None = None,
     ) -> Observed:
+        """``probe``: the result of the replica's check made now (``checks``), None when none was."""
         state = ReplicaState(replica.state)
         job_state = JobState(job.state) if job is not None else None
-        if job_state == JobState.running and replica.port is None:
-            found = read_endpoint(replica.workdir, local=replica.scheduler == "local")
-            if found is not None:
-                replica.node, replica.port = found
-        probe = None
         url = replica.url
-        checkable = state in (ReplicaState.starting, ReplicaState.ready)
-        if url is not None and job_state == JobState.running and checkable and self.due(replica, state):
-            path = engines.get(deployment.engine).readiness_path
-            probe = self.probe(url.removesuffix("/v1") + path, key=service.replica_key(session, deployment))
+        if probe is not None and state in (ReplicaState.starting, ReplicaState.ready):
             replica.health_failures = 0 if probe else replica.health_failures + 1
         if state == ReplicaState.pending and job is not None and job_state == JobState.pending and job.reason:
             replica.reason = job.reason[:300]  # Slurm's reason while it queues
@@ -163,19 +219,34 @@ class Controller:
         )
 
     @staticmethod
+    def refuse_node(deployment: Deployment, replica: DeploymentReplica, node: str, hosts: str) -> None:
+        """The replica's endpoint file names a node its job does not hold: never routed there (the gateway
+        would send the replica's key to it). Said once; the start timeout replaces the replica."""
+        why = (f"its endpoint names node {node!r}, not one of its job's nodes "
+               f"({', '.join(hosts.split()) or 'none reported yet'}): not routed")[:300]
+        if replica.reason != why:
+            log.warning("deployment %s: replica %s (job %s): %s", deployment.name, replica.id, replica.job_id, why)
+            replica.reason = why
+
+    @staticmethod
     def remaining(deployment: Deployment, job: Job | None, now: datetime) -> float | None:
         """Seconds until the replica's job reaches its time limit (None while it has not started)."""
         if job is None or job.started_at is None or JobState(job.state) != JobState.running:
             return None
         return deployment.walltime_minutes * 60 - (now - job.started_at).total_seconds()
 
-    def reconcile(self, session: Session, name: str) -> bool:
+    def reconcile(self, session: Session, name: str, probes: dict[str, bool] | None = None) -> bool:
+        """Plan and act on one deployment; ``probes``: the checks made since ``checks`` (by replica id).
+        Called alone (tests), it refreshes and checks itself."""
+        if probes is None:
+            checks = self.checks(session, name)
+            probes = {replica_id: self.probe(url, key=key) for replica_id, url, key in checks}
         deployment = service.get_deployment(session=session, name=name)
         replicas = service.live(deployment)
-        jobs = service.replica_jobs(session=session, compute=self.compute, replicas=replicas)
+        jobs = service.replica_jobs(session=session, compute=self.compute, replicas=replicas, refresh=False)
         now = utcnow()
-        observed = [self.observe(session, deployment, r, jobs.get(r.id), now) for r in replicas]
-        desired = self.desired(deployment, replicas)
+        observed = [self.observe(deployment, r, jobs.get(r.id), now, probes.get(r.id)) for r in replicas]
+        desired = self.desired(session, deployment, replicas)
         plan = make_plan(self.policy(deployment, now, desired), observed)
         if plan.waiting:
             log.info("deployment %s: %s", name, plan.waiting)
@@ -188,13 +259,20 @@ class Controller:
                 replica = service.submit_replica(session=session, compute=self.compute, deployment=deployment,
                                                  python=str(self.settings.python) if self.settings.python else None)
             except JaifError as exc:  # the allocation, the scheduler: said (once), and tried again next tick
-                if self._refused.get(deployment.id) != exc.message:
+                if deployment.blocked != exc.message[:300]:
                     log.warning("deployment %s: could not submit a replica: %s", name, exc.message)
-                self._refused[deployment.id] = exc.message
+                    service.record_event(session, deployment, "replica", f"could not submit a replica: {exc.message}")
+                deployment.blocked = exc.message[:300]  # its requests are refused meanwhile, not held
                 break
-            self._refused.pop(deployment.id, None)
-            log.info("deployment %s: submitted replica %s (job %s): %d of %d wanted", name, replica.id,
-                     replica.job_id, len(service.live(deployment)), desired)
+            deployment.blocked = None
+            said = (f"submitted replica {replica.id} (job {replica.job_id}): "
+                    f"{len(service.live(deployment))} of {desired} wanted")
+            log.info("deployment %s: %s", name, said)
+            service.record_event(session, deployment, "replica", said)
+        states = {state.value: 0 for state in ReplicaState if state.live}
+        for replica in service.live(deployment):
+            states[replica.state] += 1
+        self.on_tick(name, desired, self._direction, states)
         if deployment.state == DeploymentState.deleting and not service.live(deployment):
             service.remove(session=session, deployment=deployment)
             changed = True

@@ -93,7 +93,11 @@ class LlamaCpp:
 
     def argv(self, launch: Launch) -> list[str]:
         return [launch.python, "-m", "llama_cpp.server", "--model", launch.model, "--model_alias", launch.name,
-                "--host", launch.bind, "--port", '"$PORT"', "--n_gpu_layers", "-1" if launch.gpus else "0"]
+                "--host", launch.bind, "--port", '"$PORT"', "--n_gpu_layers", "-1" if launch.gpus else "0",
+                # by default a new request aborts the one under way (its stream just ends): queue them instead
+                "--interrupt_requests", "false",
+                # keep prompts' states (in RAM, 2 GiB at most), so the gateway's prefix affinity hits them
+                "--cache", "true"]
 
     def script(self, launch: Launch) -> str:
         # llama-cpp-python's server reads its key from API_KEY (its settings are environment-aware)

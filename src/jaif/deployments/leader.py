@@ -47,6 +47,11 @@ class Leadership:
             return None
         return Path(f"{os.path.abspath(database)}.deployments.lock")
 
+    @property
+    def leading(self) -> bool:
+        """Whether this server ran the controller at its last tick (no check: /healthz shows it)."""
+        return self._held
+
     def held(self) -> bool:
         with self._lock:
             return self._check()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from jaif.access.models import Project
@@ -54,7 +54,7 @@ class Deployment(Base):
     min_replicas: Mapped[int] = mapped_column(Integer)
     max_replicas: Mapped[int] = mapped_column(Integer)
     target_inflight: Mapped[int] = mapped_column(Integer)
-    idle_minutes: Mapped[int] = mapped_column(Integer)
+    idle_minutes: Mapped[float] = mapped_column(Float)  # without a request this long: scaled to zero (min 0)
     walltime_minutes: Mapped[int] = mapped_column(Integer)
     # The project whose allocation pays for the replicas (they are its jobs).
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="RESTRICT"))
@@ -62,6 +62,10 @@ class Deployment(Base):
     # The gateway model it serves through (its name and aliases; the replicas' key as its upstream_key).
     model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"), nullable=True)
     state: Mapped[str] = mapped_column(String(20), default=DeploymentState.active)
+    # The newest request any gateway process reported for it (GatewayLoad): scale to zero counts from it.
+    last_request_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Why the controller could not submit a replica (no allocation, the scheduler refusing); None once it could.
+    blocked: Mapped[str | None] = mapped_column(String(300), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -105,3 +109,30 @@ class DeploymentReplica(Base):
     @property
     def slurm_job_id(self) -> str | None:
         return self.job_id if self.scheduler == "slurm" else None
+
+
+class DeploymentEvent(Base):
+    """One decision of the controller (scaling, a replica's state change), with its reason: what the
+    operator reads on the deployments page and in ``jaif deployment show``. The newest ones are kept."""
+
+    __tablename__ = "deployment_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(20))  # scale | replica
+    message: Mapped[str] = mapped_column(String(500))
+
+
+class GatewayLoad(Base):
+    """What one gateway process (``instance``) last reported about the deployments it serves, every
+    ``deployments.report_interval_s``: requests in flight per replica URL, requests held for a replica
+    (cold start), and when it last had a request, per deployment model. The controller, which runs in one
+    process only, sums the fresh reports: the autoscaler and the drain see every process's requests."""
+
+    __tablename__ = "gateway_load"
+
+    instance: Mapped[str] = mapped_column(String(100), primary_key=True)
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # {model name: {"inflight": {url: n}, "held": n, "last": epoch seconds or null}}
+    load: Mapped[dict] = mapped_column(JSON, default=dict)

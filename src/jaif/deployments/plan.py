@@ -45,6 +45,7 @@ class Policy:
     end_margin_s: float = 0.0  # and drains at the latest this close to it, successor ready or not
     crashes: int = 0  # replicas in a row (the newest ones) that failed before they were ever ready
     since_crash_s: float = 0.0  # since the newest of them ended
+    surplus_reason: str = "scaled down"  # why surplus replicas go (scaled down, scaled to zero, deleted)
 
     @property
     def backoff_s(self) -> float:
@@ -186,8 +187,7 @@ def make_plan(policy: Policy, replicas: list[Observed]) -> Plan:
     plan.moves = [m for m in plan.moves if m.replica_id not in moved]
     for r in surplus:
         if r.state == ReplicaState.ready:  # in the routing: it drains first
-            plan.moves.append(Move(r.id, ReplicaState.draining, "scaled down" if policy.desired else "stopping"))
+            plan.moves.append(Move(r.id, ReplicaState.draining, policy.surplus_reason))
         else:
-            plan.moves.append(Move(r.id, ReplicaState.ended, "scaled down" if policy.desired else "stopping",
-                                   cancel=True))
+            plan.moves.append(Move(r.id, ReplicaState.ended, policy.surplus_reason, cancel=True))
     return plan

@@ -1,12 +1,21 @@
-"""/api/v1/deployments: operators create, list, show, scale and delete model deployments."""
+"""/api/v1/deployments: operators create, list, show, scale and delete model deployments, and read their
+reports (GPU-hours and energy per 1,000 tokens)."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from fastapi import APIRouter
 
 from jaif.compute.deps import ComputeDep
-from jaif.deployments import service
-from jaif.deployments.schemas import DeploymentCreate, DeploymentDeleted, DeploymentOut, DeploymentScale
+from jaif.deployments import reports, service
+from jaif.deployments.schemas import (
+    DeploymentCreate,
+    DeploymentDeleted,
+    DeploymentOut,
+    DeploymentReport,
+    DeploymentScale,
+)
 from jaif.identity.deps import Operator
 from jaif.web.deps import DB
 
@@ -52,3 +61,13 @@ def delete(name: str, session: DB, actor: Operator) -> DeploymentDeleted:
     if deployment is None:
         return DeploymentDeleted(name=name, state="deleted", draining=0)
     return DeploymentDeleted(name=name, state="deleting", draining=len(service.live(deployment)))
+
+
+@router.get("/api/v1/deployments/{name}/report", response_model=DeploymentReport,
+            summary="A deployment's GPU-hours, energy and tokens over a period (operators)")
+def report(
+    name: str, session: DB, actor: Operator, since: datetime | None = None, until: datetime | None = None
+) -> DeploymentReport:
+    """``since`` and ``until`` (ISO 8601; UTC when no zone is given): replica jobs that ended and requests
+    made in [since, until); by default since the deployment was created, until now."""
+    return reports.report(session=session, name=name, since=since, until=until)

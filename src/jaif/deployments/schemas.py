@@ -21,7 +21,8 @@ class DeploymentCreate(BaseModel):
     min_replicas: int = Field(1, ge=0, le=1000)
     max_replicas: int = Field(1, ge=1, le=1000)
     target_inflight: int = Field(4, ge=1, le=100000)
-    idle_minutes: int = Field(30, ge=1, le=525600)
+    idle_minutes: float = Field(30, gt=0, le=525600,
+                                description="Minutes without a request before scaling to zero (with min_replicas 0).")
     walltime: int = Field(60, ge=1, le=525600, description="Each replica's time limit in minutes.")
     command: str | None = Field(None, max_length=10000, description="The command engine's command line.")
     aliases: list[str] = Field(default_factory=list)
@@ -49,6 +50,25 @@ class ReplicaOut(BaseModel):
     ended_at: datetime | None
 
 
+class DeploymentStatus(BaseModel):
+    """What clients see of a deployment in ``/v1/models`` and the portal."""
+
+    state: str = Field(description="ready (a replica serves), starting (one is on its way), cold (none; "
+                                   "a request starts one and is held until it is ready), or unavailable (no "
+                                   "replica can be started: ``reason``)")
+    ready_replicas: int
+    estimated_ready_s: float | None = Field(
+        description="While starting or cold: about how many seconds until a replica is ready (from this "
+                    "deployment's past starts); null when ready.")
+    reason: str | None = None
+
+
+class EventOut(BaseModel):
+    at: datetime
+    kind: str = Field(description="scale or replica")
+    message: str
+
+
 class DeploymentOut(BaseModel):
     name: str
     model: str
@@ -59,13 +79,16 @@ class DeploymentOut(BaseModel):
     min_replicas: int
     max_replicas: int
     target_inflight: int
-    idle_minutes: int
+    idle_minutes: float
     walltime_minutes: int
     command: str | None
     aliases: list[str]
     state: str = Field(description="active, or deleting (its replicas drain)")
     ready_replicas: int
+    status: DeploymentStatus
+    last_request_at: datetime | None = Field(description="The newest request any gateway reported for it.")
     replicas: list[ReplicaOut] = Field(description="Its live replicas, and the last ended or failed ones.")
+    events: list[EventOut] = Field(description="The controller's latest decisions about it, newest first.")
     created_at: datetime
 
 
@@ -73,3 +96,26 @@ class DeploymentDeleted(BaseModel):
     name: str
     state: str = Field(description="deleted (it had no replica), or deleting (its replicas drain first)")
     draining: int = Field(description="Its replicas still to drain and stop.")
+
+
+class DeploymentReport(BaseModel):
+    """What a deployment used and served in a period: its replicas' charged GPU-hours and energy (from the
+    accounting import) against the tokens its model served (from the usage ledger)."""
+
+    deployment: str
+    model: str = Field(description="The weights it serves, as given at its creation.")
+    project: str = Field(description="The project whose allocation its replicas are charged to.")
+    since: datetime = Field(description="The period's start: the given one, at the earliest the deployment's creation.")
+    until: datetime | None = Field(description="The period's end (exclusive); null: now.")
+    replicas: int = Field(description="Replica jobs charged by the accounting import that ended in the period.")
+    replicas_uncharged: int = Field(description="Its replica jobs not charged yet: running, or not imported yet.")
+    gpu_hours: float
+    energy_kwh: float
+    energy_measured_kwh: float = Field(description="Of energy_kwh: Slurm's ConsumedEnergy.")
+    energy_modelled_kwh: float = Field(description="Of energy_kwh: the partition's power model.")
+    co2_kg: float
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    tokens: int = Field(description="prompt_tokens + completion_tokens served under the deployment's name.")
+    kwh_per_1k_tokens: float | None = Field(description="energy_kwh per 1,000 tokens; null when no token was served.")

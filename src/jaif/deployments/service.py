@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import statistics
 import sys
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from jaif.access.schemas import CLI_ACTOR
@@ -26,18 +28,30 @@ from jaif.compute.models import Job
 from jaif.compute.weights import resolve_weights
 from jaif.db.base import utcnow
 from jaif.deployments import engines
-from jaif.deployments.models import Deployment, DeploymentReplica, DeploymentState, ReplicaState
+from jaif.deployments.models import (
+    Deployment,
+    DeploymentEvent,
+    DeploymentReplica,
+    DeploymentState,
+    GatewayLoad,
+    ReplicaState,
+)
 from jaif.deployments.plan import Move
-from jaif.deployments.schemas import DeploymentOut, ReplicaOut
+from jaif.deployments.schemas import DeploymentOut, DeploymentStatus, EventOut, ReplicaOut
 from jaif.errors import Conflict, InvalidRequest, NotFound
 from jaif.inference import service as inference
 from jaif.inference.backends.builtin import local_weights
 from jaif.inference.models import Model, ModelAlias
+from jaif.metering.models import UsageRecord
 
 log = logging.getLogger(__name__)
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 SHOWN_ENDED = 3  # ended or failed replicas shown besides the live ones
+SHOWN_EVENTS = 20  # the controller's latest decisions shown with a deployment
+KEPT_EVENTS = 200  # and kept per deployment
+# A cold start's estimate before a deployment has a start of its own to go by (seconds, per engine).
+FIRST_START_S = {"llama-cpp": 30.0, "command": 60.0, "vllm": 300.0}
 
 
 def resolve_model(session: Session, model: str) -> str:
@@ -63,7 +77,7 @@ def _check_counts(min_replicas: int, max_replicas: int) -> None:
 def create_deployment(
     *, session: Session, compute: Compute, name: str, model: str, engine: str, partition: str, project: str,
     gpus_per_replica: int = 0, min_replicas: int = 1, max_replicas: int = 1, target_inflight: int = 4,
-    idle_minutes: int = 30, walltime_minutes: int = 60, command: str | None = None,
+    idle_minutes: float = 30, walltime_minutes: int = 60, command: str | None = None,
     aliases: list[str] | None = None,
 ) -> Deployment:
     if not NAME.match(name):
@@ -73,10 +87,11 @@ def create_deployment(
         raise Conflict(f"deployment {name!r} exists already", param="name")
     adapter = engines.get(engine)
     _check_counts(min_replicas, max_replicas)
-    for value, what in ((target_inflight, "target_inflight"), (idle_minutes, "idle_minutes"),
-                        (walltime_minutes, "walltime")):
+    for value, what in ((target_inflight, "target_inflight"), (walltime_minutes, "walltime")):
         if value < 1:
             raise InvalidRequest(f"--{what.replace('_', '-')} must be 1 or more", param=what)
+    if not 0 < idle_minutes <= 525600:  # NaN too
+        raise InvalidRequest("--idle-minutes must be more than 0 (and at most a year)", param="idle_minutes")
     part = compute_service.get_partition(compute, partition)
     if gpus_per_replica < 0 or gpus_per_replica > part.gpus_per_node:
         raise InvalidRequest(f"partition {part.name} has {part.gpus_per_node} GPUs per node; a replica runs on one "
@@ -159,11 +174,160 @@ def remove(*, session: Session, deployment: Deployment) -> None:
     log.info("deployment %s: removed (its replicas have ended)", deployment.name)
 
 
-def served_model_ids(session: Session) -> list[str]:
-    """The gateway models of active deployments: listed and answered (503 while no replica is ready)."""
-    query = select(Deployment.model_id).where(Deployment.state == DeploymentState.active,
-                                              Deployment.model_id.is_not(None))
-    return [m for m in session.scalars(query) if m]
+def served_models(session: Session) -> dict[str, dict]:
+    """The gateway models of active deployments, with their status (``status``): listed and answered
+    even while no replica is ready (the gateway holds their requests: a cold start)."""
+    now = utcnow()
+    return {d.model_id: status(d, now).model_dump() for d in session.scalars(
+        _query().where(Deployment.state == DeploymentState.active, Deployment.model_id.is_not(None)))
+        if d.model_id}
+
+
+def status_of_model(session: Session, model_id: str) -> DeploymentStatus | None:
+    """The status of the deployment that serves the gateway model ``model_id`` (None: no deployment does)."""
+    deployment = session.scalar(_query().where(Deployment.model_id == model_id,
+                                               Deployment.state == DeploymentState.active))
+    return status(deployment, utcnow()) if deployment is not None else None
+
+
+def start_estimate(deployment: Deployment) -> float:
+    """Seconds a replica of it takes from submission to ready: the median of its last five starts."""
+    starts = [(r.ready_at - r.created_at).total_seconds() for r in deployment.replicas if r.ready_at is not None]
+    return statistics.median(starts[-5:]) if starts else FIRST_START_S.get(deployment.engine, 60.0)
+
+
+def status(deployment: Deployment, now: datetime) -> DeploymentStatus:
+    """ready (a replica serves), starting (one is on its way: estimate from when it was submitted), or
+    cold (none: the next request starts one)."""
+    live_ones = live(deployment)
+    ready = sum(1 for r in live_ones if r.state == ReplicaState.ready)
+    if ready:
+        return DeploymentStatus(state="ready", ready_replicas=ready, estimated_ready_s=None)
+    estimate = start_estimate(deployment)
+    starting = [r for r in live_ones if r.state in (ReplicaState.pending, ReplicaState.starting)]
+    if not starting and deployment.blocked:
+        return DeploymentStatus(state="unavailable", ready_replicas=0, estimated_ready_s=None,
+                                reason=f"no replica can be started: {deployment.blocked}")
+    if not starting:
+        return DeploymentStatus(state="cold", ready_replicas=0, estimated_ready_s=round(estimate, 1))
+    elapsed = (now - min(r.created_at for r in starting)).total_seconds()
+    return DeploymentStatus(state="starting", ready_replicas=0,
+                            estimated_ready_s=round(max(1.0, estimate - elapsed), 1))
+
+
+def record_event(session: Session, deployment: Deployment, kind: str, message: str) -> None:
+    """A decision of the controller, kept for the operator (the newest KEPT_EVENTS per deployment)."""
+    session.add(DeploymentEvent(deployment_id=deployment.id, kind=kind, message=message[:500]))
+    session.flush()
+    oldest_kept = session.scalar(
+        select(DeploymentEvent.id).where(DeploymentEvent.deployment_id == deployment.id)
+        .order_by(DeploymentEvent.id.desc()).offset(KEPT_EVENTS - 1).limit(1))
+    if oldest_kept is not None:
+        session.execute(delete(DeploymentEvent).where(DeploymentEvent.deployment_id == deployment.id,
+                                                      DeploymentEvent.id < oldest_kept))
+
+
+def events(session: Session, deployment: Deployment, limit: int = SHOWN_EVENTS) -> list[DeploymentEvent]:
+    return list(session.scalars(select(DeploymentEvent).where(DeploymentEvent.deployment_id == deployment.id)
+                                .order_by(DeploymentEvent.id.desc()).limit(limit)))
+
+
+def tokens_per_second(session: Session, urls: list[str], window_s: float = 60.0) -> dict[str, float]:
+    """Completion tokens per second each replica URL served over the last ``window_s`` (usage records)."""
+    if not urls:
+        return {}
+    since = utcnow() - timedelta(seconds=window_s)
+    rows = session.execute(
+        select(UsageRecord.replica, func.coalesce(func.sum(UsageRecord.completion_tokens), 0))
+        .where(UsageRecord.replica.in_(urls), UsageRecord.created_at >= since).group_by(UsageRecord.replica))
+    return {url: round(float(total) / window_s, 2) for url, total in rows if url}
+
+
+@dataclass
+class ReplicaRow:
+    replica: ReplicaOut
+    inflight: int
+    tokens_per_s: float | None
+
+
+@dataclass
+class Overview:
+    """One deployment as the operator's page shows it."""
+
+    deployment: DeploymentOut
+    replicas: list[ReplicaRow]
+    held: int
+    blocked: str | None
+
+
+def overview(session: Session, *, fresh_s: float) -> list[Overview]:
+    """Every deployment with its replicas' in-flight requests (every gateway's reports) and tokens per
+    second, its requests held, and why it cannot start a replica, if so."""
+    load = read_load(session, fresh_s=fresh_s)
+    items = list_deployments(session=session)
+    urls = [r.url for d in items for r in d.replicas if r.url]
+    rates = tokens_per_second(session, urls)
+    found = []
+    for d in items:
+        out = deployment_out(session, d)
+        rows = []
+        for r in out.replicas:
+            url = next((x.url for x in d.replicas if x.id == r.id), None)
+            live_one = ReplicaState(r.state).live
+            rows.append(ReplicaRow(r, load.inflight.get(url, 0) if url and live_one else 0,
+                                   rates.get(url, 0.0) if url and live_one else None))
+        found.append(Overview(out, rows, load.held.get(d.name, 0), d.blocked))
+    return found
+
+
+# -- the load every gateway process reports ----------------------------------------------------------
+
+
+@dataclass
+class Load:
+    """The fresh reports of every gateway process, summed."""
+
+    inflight: dict[str, int] = field(default_factory=dict)  # replica URL -> requests in flight on it
+    held: dict[str, int] = field(default_factory=dict)  # model name -> requests held for a replica
+    last: dict[str, float] = field(default_factory=dict)  # model name -> its newest request (epoch seconds)
+    instances: int = 0  # processes whose reports are fresh
+
+
+def report_load(session: Session, *, instance: str, load: dict) -> None:
+    """This process's report (see GatewayLoad), replacing its previous one."""
+    row = session.get(GatewayLoad, instance)
+    if row is None:
+        session.add(GatewayLoad(instance=instance, reported_at=utcnow(), load=load))
+    else:
+        row.reported_at, row.load = utcnow(), load
+    session.flush()
+
+
+def forget_load(session: Session, *, instance: str) -> None:
+    """A process that stops takes its report with it."""
+    session.execute(delete(GatewayLoad).where(GatewayLoad.instance == instance))
+
+
+def read_load(session: Session, *, fresh_s: float, keep_s: float = 86400.0) -> Load:
+    """The sum of the reports younger than ``fresh_s`` (a process that died stops counting then); the last
+    request of every report, fresh or not. Reports older than ``keep_s`` are deleted."""
+    now = utcnow()
+    session.execute(delete(GatewayLoad).where(GatewayLoad.reported_at < now - timedelta(seconds=keep_s)))
+    total = Load()
+    for row in session.scalars(select(GatewayLoad)):
+        fresh = row.reported_at >= now - timedelta(seconds=fresh_s)
+        total.instances += fresh
+        for name, entry in (row.load or {}).items():
+            if not isinstance(entry, dict):
+                continue
+            if isinstance(last := entry.get("last"), (int, float)):
+                total.last[name] = max(total.last.get(name, 0.0), float(last))
+            if not fresh:
+                continue
+            total.held[name] = total.held.get(name, 0) + int(entry.get("held") or 0)
+            for url, n in (entry.get("inflight") or {}).items():
+                total.inflight[url] = total.inflight.get(url, 0) + int(n)
+    return total
 
 
 def live(deployment: Deployment) -> list[DeploymentReplica]:
@@ -215,19 +379,24 @@ def submit_replica(
         deployment_id=deployment.id, state=ReplicaState.pending, reason=job.reason or "submitted",
         scheduler=compute.scheduler.kind, job_id=job.job_id, job_ref=job.id, workdir=job.workdir,
     )
-    session.add(replica)
+    # Appended, not session.add-ed first: adding it would flush it into the list's lazy load and then
+    # append it a second time (the relationship's cascade adds it to the session).
     deployment.replicas.append(replica)
     session.flush()
     return replica
 
 
-def replica_jobs(*, session: Session, compute: Compute, replicas: list[DeploymentReplica]) -> dict[str, Job]:
-    """The replicas' jobs (by replica id), their states refreshed from the scheduler."""
+def replica_jobs(
+    *, session: Session, compute: Compute, replicas: list[DeploymentReplica], refresh: bool = True
+) -> dict[str, Job]:
+    """The replicas' jobs (by replica id), their states refreshed from the scheduler (unless ``refresh``
+    is False: as last refreshed)."""
     refs = {r.job_ref: r.id for r in replicas if r.job_ref}
     if not refs:
         return {}
     jobs = list(session.scalars(select(Job).where(Job.id.in_(list(refs)))))
-    compute_service.refresh_jobs(session=session, compute=compute, jobs=jobs)
+    if refresh:
+        compute_service.refresh_jobs(session=session, compute=compute, jobs=jobs)
     return {refs[j.id]: j for j in jobs}
 
 
@@ -264,6 +433,8 @@ def move(*, session: Session, compute: Compute, replica: DeploymentReplica, to: 
     if state != replica.state:
         log.info("deployment %s: replica %s (job %s) %s -> %s%s", deployment.name, replica.id, replica.job_id,
                  replica.state, state.value, f": {to.reason}" if to.reason else "")
+        record_event(session, deployment, "replica", f"replica {replica.id} (job {replica.job_id}) "
+                     f"{replica.state} -> {state.value}" + (f": {to.reason}" if to.reason else ""))
         replica.state = state
         replica.state_since = utcnow()
         if state == ReplicaState.ready:
@@ -292,7 +463,9 @@ def deployment_out(session: Session, deployment: Deployment) -> DeploymentOut:
         walltime_minutes=deployment.walltime_minutes, command=deployment.command,
         aliases=aliases_of(session, deployment), state=deployment.state,
         ready_replicas=sum(1 for r in live_ones if r.state == ReplicaState.ready),
+        status=status(deployment, utcnow()), last_request_at=deployment.last_request_at,
         replicas=[replica_out(r) for r in sorted(ended + live_ones, key=lambda r: r.created_at)],
+        events=[EventOut(at=e.at, kind=e.kind, message=e.message) for e in events(session, deployment)],
         created_at=deployment.created_at,
     )
 

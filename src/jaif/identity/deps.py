@@ -15,7 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from jaif.access.schemas import Actor
+from jaif.access.schemas import VISITOR, Actor
 from jaif.errors import Forbidden, Unauthorized
 from jaif.identity import service as identity
 from jaif.web.deps import DB, SignInRequired
@@ -73,5 +73,11 @@ def require_operator_page(actor: Annotated[Actor, Depends(require_user)]) -> Act
     return actor
 
 
+def user_or_visitor(actor: OptionalActor) -> Actor:
+    """For the public pages: the signed-in user, or VISITOR (sees what is published, acts on nothing)."""
+    return actor if actor is not None else VISITOR
+
+
 PageUser = Annotated[Actor, Depends(require_user)]
+PageVisitor = Annotated[Actor, Depends(user_or_visitor)]
 PageOperator = Annotated[Actor, Depends(require_operator_page)]

@@ -63,6 +63,7 @@ COUNT_INLINE_ITEMS = 64
 COUNTING_THREADS = 2
 # Bodies larger than this have their message count checked before pydantic validates them.
 PRECHECK_BYTES = 64 * 1024
+HOLD_POLL_S = 0.05  # a request held for a deployment's replica looks for one this often
 
 ENDPOINTS = {
     ChatCompletionRequest: ("chat.completions", "chat"),
@@ -119,7 +120,11 @@ class Gateway:
         retries: int,
         max_messages: int = 2048,
         max_prompt_bytes: int = 1024 * 1024,
+        hold_s: float = 0.0,
+        on_hold: Callable[[], None] | None = None,
     ) -> None:
+        """``hold_s``: how long a request for a deployment with no replica to take it waits for one (a
+        cold start); ``on_hold`` is called when one starts waiting (the runtime reports it at once)."""
         self.registry = registry
         self.keys = keys
         self.meter = meter
@@ -128,6 +133,8 @@ class Gateway:
         self.retries = retries
         self.max_messages = max_messages
         self.max_prompt_bytes = max_prompt_bytes
+        self.hold_s = hold_s
+        self.on_hold = on_hold
         # Large prompts are counted here: a few threads, so a burst of them cannot take every core.
         self._counting = ThreadPoolExecutor(max_workers=COUNTING_THREADS, thread_name_prefix="jaif-count")
         # Unique across processes without a syscall per request (uuid4 cost ~9% of the hot path).
@@ -148,16 +155,14 @@ class Gateway:
         data = []
         for name, model in sorted(self.registry.models.items()):
             if principal.allowed_models is None or name in principal.allowed_models:
-                data.append({"id": name, "object": "model", "created": model.created, "owned_by": model.owned_by})
+                data.append(_model_object(name, model))
         for alias, name in sorted(self.registry.aliases.items()):
             if name in self.registry.models and (principal.allowed_models is None or name in principal.allowed_models):
-                target = self.registry.models[name]
-                data.append({"id": alias, "object": "model", "created": target.created, "owned_by": target.owned_by})
+                data.append(_model_object(alias, self.registry.models[name]))
         return {"object": "list", "data": data}
 
     def get_model(self, principal: KeyPrincipal, name: str) -> Body:
-        model = self._authorised_model(principal, name)
-        return {"id": name, "object": "model", "created": model.created, "owned_by": model.owned_by}
+        return _model_object(name, self._authorised_model(principal, name))
 
     # -- the request path ------------------------------------------------------------------------
     def parse(self, model: type[BaseModel], raw: bytes) -> Request:
@@ -303,9 +308,20 @@ class Gateway:
         client = call.client
         tried: list[ReplicaState] = []
         last: BackendError | None = None
+        key = replicas.affinity_key(call.body)  # None with one replica: no cost there
+        status = call.model.deployment
+        deployed = status is not None and status["state"] != "unavailable"  # else no replica can start: 503
+        if deployed:
+            replicas.last_used = time.time()  # its idle time (scale to zero) counts from here
+        held = False
         for _ in range(self.retries + 1):
-            replica = replicas.pick(exclude=tried)
+            replica = replicas.pick(exclude=tried, key=key)
+            if replica is None and deployed and not held:
+                held = True  # a deployment cold or starting, or its replicas all out: wait for one
+                replica = await self._hold(call, tried, key)
             if replica is None:
+                if held:
+                    raise self._not_ready(call)
                 break
             tried.append(replica)
             if client is not None:
@@ -315,10 +331,11 @@ class Gateway:
             try:
                 result = await attempt(replica.backend)
             except BackendError as exc:
-                if exc.status is not None:  # the upstream's own 4xx: the client's mistake
+                if exc.status is not None and exc.status < 500:  # the upstream's own 4xx: the client's mistake
                     replicas.mark_ok(replica)
                     raise _client_error(exc) from exc
-                replicas.mark_failed(replica, exc.message)
+                # An error answer (a 5xx) or no answer; the replica leaves rotation only as routing.py says.
+                replicas.failed(replica, exc.message, answered=exc.status is not None, unhealthy=exc.unhealthy)
                 self.metrics.replica_failed(call.model.name, replica.url)
                 last = exc
                 if not exc.retryable:
@@ -328,16 +345,59 @@ class Gateway:
                 replica.outstanding -= 1
                 if client is not None:
                     client.disarm()
+            if replica.errors:
+                replica.errors = 0  # error answers are counted in a row
             return replica, result
+        if last is not None and last.status is not None:  # the last replica tried answered with an error
+            raise _server_error(last) from last
         if last is None:
+            why = f" ({status['reason']})" if status and status.get("reason") else ""
             raise Unavailable(
-                f"No healthy replica of `{call.model.name}` is available; try again shortly.",
+                f"No healthy replica of `{call.model.name}` is available{why}; try again shortly.",
                 retry_after=replicas.retry_after(),
             )
         raise Unavailable(
             f"Every replica of `{call.model.name}` failed ({last.message}); try again shortly.",
             retry_after=replicas.retry_after(),
         ) from last
+
+    async def _hold(self, call: _Call, tried: list[ReplicaState], key: int | None = None) -> ReplicaState | None:
+        """Hold the request until a replica of its deployment can take it, at most ``hold_s``. It was
+        admitted (its quota and rate limit are counted, as for any request) and counts as held in this
+        process's load report, which makes the controller start a replica (deployments/controller.py).
+        A client that leaves meanwhile cancels it, as anywhere else."""
+        if self.hold_s <= 0:
+            return None
+        replicas = call.model.replicas
+        client = call.client
+        deadline = time.monotonic() + self.hold_s
+        replicas.held += 1
+        try:
+            if client is not None:
+                client.arm()  # raises CancelledError if the client has left already
+            if self.on_hold is not None:
+                self.on_hold()
+            while time.monotonic() < deadline:
+                await asyncio.sleep(HOLD_POLL_S)
+                replica = replicas.pick(exclude=tried, key=key if key is not None else replicas.affinity_key(call.body))
+                if replica is not None:
+                    return replica
+            return None
+        finally:
+            replicas.held -= 1
+            if client is not None:
+                client.disarm()
+
+    def _not_ready(self, call: _Call) -> Unavailable:
+        status = call.model.deployment or {}
+        estimate = status.get("estimated_ready_s") or 1.0
+        return Unavailable(
+            f"The model `{call.model.name}` is starting (it was scaled to zero, or its replicas are being "
+            f"replaced) and no replica was ready within {self.hold_s:g} s; about {estimate:.0f} s to go. "
+            "Try again shortly.",
+            retry_after=estimate,
+            code="model_starting",
+        )
 
     async def _complete(self, call: _Call) -> Body:
         method = {"chat.completions": "chat", "completions": "complete", "embeddings": "embed"}[call.endpoint]
@@ -368,7 +428,7 @@ class Gateway:
 
         async def finish(status: str, code: int, meter: StreamMeter) -> None:
             if status == "error":
-                call.model.replicas.mark_failed(replica, "stream broke")
+                call.model.replicas.failed(replica, "stream broke", answered=False)
                 self.metrics.replica_failed(call.model.name, replica.url)
             elif status == "cancelled":
                 _log_cancelled(call, replica)
@@ -428,6 +488,20 @@ class Gateway:
         await self.meter.finish(call.ticket, outcome)
 
 
+def model_status(model: ServedModel) -> dict:
+    """A deployment's status (deployments/service.py), or for another model whether a replica is healthy."""
+    if model.deployment is not None:
+        return model.deployment
+    now = time.monotonic()
+    ready = sum(1 for r in model.replicas.replicas if r.healthy(now))
+    return {"state": "ready" if ready else "unavailable", "ready_replicas": ready, "estimated_ready_s": None}
+
+
+def _model_object(name: str, model: ServedModel) -> Body:
+    return {"id": name, "object": "model", "created": model.created, "owned_by": model.owned_by,
+            "status": model_status(model)}
+
+
 def _budget(request: Request, ctx: int, upper_bound: int, exact: int | None) -> int:
     """Tokens to reserve: the prompt (exact, else its upper bound) plus what each of the ``n`` choices may
     generate, within the context. Raises ContextLengthExceeded where the prompt or the asked-for completion
@@ -473,4 +547,16 @@ def _client_error(exc: BackendError) -> JaifError:
     if isinstance(error, dict):
         err.param = error.get("param")
         err.code = error.get("code")
+    return err
+
+
+def _server_error(exc: BackendError) -> JaifError:
+    """An upstream's own error answer (a 5xx), passed on with its status and message in the OpenAI shape."""
+    error = (exc.body or {}).get("error") if isinstance(exc.body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    err = UpstreamError(message if isinstance(message, str) and message else f"The model server answered {exc.status}.")
+    err.status = exc.status or 502
+    if isinstance(code, str) and code:
+        err.code = code
     return err

@@ -39,11 +39,24 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+class ModelStatus(_Open):
+    """jaif's addition: whether the model can answer now."""
+
+    state: Literal["ready", "starting", "cold", "unavailable"] = Field(
+        description="ready; starting (a deployment's replica is on its way) or cold (a deployment scaled to "
+                    "zero: a request starts a replica and is held until it answers); unavailable (no healthy "
+                    "replica of a model jaif does not run itself)")
+    ready_replicas: int
+    estimated_ready_s: float | None = Field(None, description="While starting or cold: about how long until ready.")
+    reason: str | None = Field(None, description="Why a deployment is unavailable.")
+
+
 class Model(_Open):
     id: str
     object: Literal["model"]
     created: int
     owned_by: str
+    status: ModelStatus | None = None
 
 
 class ModelList(_Open):

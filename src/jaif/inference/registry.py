@@ -7,7 +7,7 @@ survive an operator adding a replica or re-pointing an alias. A change to what a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,7 +16,7 @@ from jaif.errors import NotFound
 from jaif.inference import service
 from jaif.inference.backends.base import InferenceBackend
 from jaif.inference.backends.deadline import Timeouts
-from jaif.inference.routing import ReplicaSet, ReplicaState
+from jaif.inference.routing import Affinity, ReplicaSet, ReplicaState
 
 BackendFactory = Callable[..., InferenceBackend]
 
@@ -33,6 +33,9 @@ class ServedModel:
     tokenizer: str | None
     replicas: ReplicaSet
     timeouts: Timeouts = Timeouts()
+    # A deployment's status (deployments/service.py ``status``), None for other models. A request for a
+    # deployment that finds no replica is held for one (inference/gateway.py).
+    deployment: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -62,17 +65,20 @@ class ModelRegistry:
         cooldown_s: float,
         builtin: bool = True,
         timeouts: Timeouts = Timeouts(),
-        standing: Callable[[Session], Collection[str]] | None = None,
+        standing: Callable[[Session], Mapping[str, dict]] | None = None,
+        affinity: Affinity | None = None,
     ) -> None:
-        """``timeouts``: the inference.*_timeout_s settings, for models that set none of their own."""
+        """``timeouts``: the inference.*_timeout_s settings, for models that set none of their own;
+        ``affinity``: prefix affinity's settings, None to route without it (routing.py)."""
         self._session_factory = session_factory
         self._backend_factory = backend_factory
         self._cooldown_s = cooldown_s
+        self._affinity = affinity
         # With the built-in models switched off, their replicas are left out (so are models without any).
         self._builtin = builtin
         self._timeouts = timeouts
-        # Ids of models served even while they have no replica (deployments whose replicas are starting):
-        # their requests are answered 503 with Retry-After, not 404 (deployments/service.py).
+        # Models served even while they have no replica (deployments), by id, with their status: their
+        # requests are held for a replica (deployments/service.py ``served_models``).
         self._standing = standing
         self.models: dict[str, ServedModel] = {}
         self.aliases: dict[str, str] = {}
@@ -87,7 +93,7 @@ class ModelRegistry:
     def load(self) -> list[InferenceBackend]:
         """Read the registry (blocking; call in a thread). Returns backends that went away, to close."""
         with self._session_factory() as session:
-            standing = set(self._standing(session)) if self._standing is not None else set()
+            standing = dict(self._standing(session)) if self._standing is not None else {}
             rows = [
                 _Row(m.id, m.name, m.kind, m.context_length, m.owned_by, int(m.created_at.timestamp()),
                      m.upstream_model, m.upstream_key, m.tokenizer, urls, tuple(a.alias for a in m.aliases),
@@ -96,12 +102,12 @@ class ModelRegistry:
                 if (urls := tuple(r.url for r in m.replicas if r.is_active and self._serves(r.url)))
                 or m.id in standing
             ]
-        return self._apply(rows)
+        return self._apply(rows, standing)
 
     def _serves(self, url: str) -> bool:
         return self._builtin or not url.startswith(service.BUILTIN_SCHEME)
 
-    def _apply(self, rows: list[_Row]) -> list[InferenceBackend]:
+    def _apply(self, rows: list[_Row], standing: Mapping[str, dict] | None = None) -> list[InferenceBackend]:
         models: dict[str, ServedModel] = {}
         aliases: dict[str, str] = {}
         states: dict[tuple, ReplicaState] = {}
@@ -122,11 +128,13 @@ class ModelRegistry:
                 states[key] = state
                 replica_states.append(state)
             previous = self.models.get(row.name)
-            replica_set = previous.replicas if previous else ReplicaSet([], cooldown_s=self._cooldown_s)
+            replica_set = (
+                previous.replicas if previous else ReplicaSet([], cooldown_s=self._cooldown_s, affinity=self._affinity)
+            )
             replica_set.replicas = replica_states
             models[row.name] = ServedModel(
                 row.id, row.name, row.kind, row.context_length, row.owned_by, row.created, row.upstream_model,
-                row.tokenizer, replica_set, timeouts,
+                row.tokenizer, replica_set, timeouts, (standing or {}).get(row.id),
             )
             for alias in row.aliases:
                 aliases[alias] = row.name

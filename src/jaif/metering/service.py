@@ -33,6 +33,28 @@ class ProjectUsage(BaseModel):
     models: list[ModelUsage]
 
 
+def model_usage(
+    *, session: Session, model: str, since: datetime | None = None, until: datetime | None = None
+) -> ModelUsage:
+    """Requests and tokens served under one gateway model's name (every project's), in [since, until).
+    Not indexed by model (every index costs each request's insert): a scan, for occasional reports."""
+    filters = [UsageRecord.model == model]
+    if since is not None:
+        filters.append(UsageRecord.created_at >= since)
+    if until is not None:
+        filters.append(UsageRecord.created_at < until)
+    n, prompt, completion, total = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(UsageRecord.prompt_tokens), 0),
+            func.coalesce(func.sum(UsageRecord.completion_tokens), 0),
+            func.coalesce(func.sum(UsageRecord.total_tokens), 0),
+        ).where(*filters)
+    ).one()
+    return ModelUsage(model=model, requests=n, prompt_tokens=prompt, completion_tokens=completion,
+                      total_tokens=total)
+
+
 def project_usage(
     *, session: Session, project: Project, since: datetime | None = None, until: datetime | None = None
 ) -> ProjectUsage:

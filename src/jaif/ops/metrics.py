@@ -64,6 +64,19 @@ class GatewayMetrics:
             "jaif_dependency_up", "1 while a dependency (database, redis) answers, 0 during its outage",
             ["dependency"], registry=self.registry, multiprocess_mode="livemin",
         )
+        # Deployments (deployments/controller.py): set by the process that runs the controller.
+        self.deployment_desired = Gauge(
+            "jaif_deployment_desired_replicas", "Replicas the autoscaler wants per deployment",
+            ["deployment"], registry=self.registry, multiprocess_mode="livemax",
+        )
+        self.deployment_replicas = Gauge(
+            "jaif_deployment_replicas", "Live replicas per deployment and state (pending, starting, ready, draining)",
+            ["deployment", "state"], registry=self.registry, multiprocess_mode="livemax",
+        )
+        self.deployment_decisions = Counter(
+            "jaif_deployment_scale_decisions", "The autoscaler's decisions per deployment and direction (up, down)",
+            ["deployment", "direction"], registry=self.registry,
+        )
         self._pending: list[tuple[str, str, str, int, int, float, float | None]] = []
         self._flush_soon: asyncio.Handle | None = None
 
@@ -114,6 +127,14 @@ class GatewayMetrics:
 
     def replica_failed(self, model: str, replica: str) -> None:
         self.replica_failures.labels(model, replica).inc()
+
+    def deployment_tick(self, deployment: str, desired: int, direction: str, states: dict[str, int]) -> None:
+        """After the controller reconciled a deployment (deployments/controller.py ``on_tick``)."""
+        self.deployment_desired.labels(deployment).set(desired)
+        for state, count in states.items():
+            self.deployment_replicas.labels(deployment, state).set(count)
+        if direction:
+            self.deployment_decisions.labels(deployment, direction).inc()
 
     def render(self) -> bytes:
         self.flush()

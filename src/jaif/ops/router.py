@@ -17,7 +17,8 @@ router = APIRouter(tags=["operations"])
 async def healthz(request: Request) -> JSONResponse:
     """Always 200 while the process serves: "status" is "degraded" while the database or Redis is down
     (``dependencies``). A load balancer must not take every gateway out because their shared database
-    is down: they still serve keys they know (docs/gateway.md, Failure behaviour)."""
+    is down: they still serve keys they know (docs/gateway.md, Failure behaviour). ``deployments_controller``:
+    whether this process runs the deployments' controller (one process among all that share the database)."""
     runtime = request.app.state.runtime
     registry = runtime.registry
     now = time.monotonic()
@@ -27,7 +28,8 @@ async def healthz(request: Request) -> JSONResponse:
     }
     dependencies = runtime.health.states()
     status = "degraded" if "down" in dependencies.values() else "ok"
-    return JSONResponse({"status": status, "models": models, "dependencies": dependencies})
+    return JSONResponse({"status": status, "models": models, "dependencies": dependencies,
+                         "deployments_controller": runtime.runs_controller})
 
 
 @router.get("/metrics", summary="Prometheus metrics (with JAIF_INFERENCE__METRICS_TOKEN set: as a bearer token)")

@@ -21,6 +21,7 @@ from jaif.applications import reviews
 from jaif.applications import service as applications
 from jaif.identity import team
 from jaif.identity.deps import OptionalActor, PageUser
+from jaif.inference.gateway import model_status
 from jaif.web.deps import DB
 from jaif.web.display import IN_FLIGHT, percent, render
 
@@ -110,6 +111,7 @@ def home(request: Request, session: DB, actor: OptionalActor) -> Response:
             "context_length": m.context_length,
             "aliases": sorted(aliases.get(m.name, [])),
             "replicas": len(m.replicas.replicas),
+            "status": model_status(m),
         }
         for m in sorted(registry.models.values(), key=lambda m: m.name)
     ]

@@ -3,14 +3,16 @@
 Raw asyncio + httptools, HTTP/1.1 keep-alive, TCP_NODELAY, an optional fixed delay per request.
 It answers deterministic text ("tok0 tok1 ..."), reports exact usage (one token per word), streams
 one chunk per token and honours stream_options.include_usage like the OpenAI API.
-For failure tests it can answer every POST with an error status, drop a stream's connection after
-some chunks, or sleep between chunks; or, as a hung engine, never answer a POST (GET /models still answers).
+For failure tests it can answer every POST with an error status, or those whose body contains a given
+text with 500, drop a stream's connection after some chunks, or sleep between chunks; or, as a hung
+engine, never answer a POST (GET /models still answers).
 
 With ``--record-request-ids`` it notes the ``x-request-id`` header of each POST (None: none sent),
 and lists them, oldest first, at ``GET /v1/request-ids``.
 
     python -m jaif.testing.upstream --port 9001 [--delay-ms 20] [--tokens 16] [--no-usage]
-        [--status 500] [--break-after K] [--chunk-delay-ms 100] [--hang] [--record-request-ids]
+        [--status 500] [--error-on TEXT] [--break-after K] [--chunk-delay-ms 100] [--hang]
+        [--record-request-ids]
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class FakeUpstream:
         break_after: int | None = None,
         chunk_delay_ms: float = 0.0,
         hang: bool = False,
+        error_on: str | None = None,
     ) -> None:
         self.delay = delay_ms / 1000
         self.tokens = tokens
@@ -97,6 +100,7 @@ class FakeUpstream:
         self.chunk_delay = chunk_delay_ms / 1000
         self.requests = 0
         self.hang = hang  # every POST is read and never answered (a hung engine)
+        self.error_on = error_on.encode() if error_on else None  # POSTs whose body contains it: a 500
         self.request_ids: collections.deque[str | None] = collections.deque(maxlen=10_000)
 
     async def respond(self, transport: asyncio.Transport, method: bytes, url: bytes, body: bytes) -> None:
@@ -130,10 +134,11 @@ class FakeUpstream:
             await asyncio.Event().wait()
         if self.delay:
             await asyncio.sleep(self.delay)
-        if self.status != 200:
-            message = f"stand-in answers {self.status}"
+        status = 500 if self.error_on is not None and self.error_on in body else self.status
+        if status != 200:
+            message = f"stand-in answers {status}"
             error = {"message": message, "type": "server_error", "param": None, "code": None}
-            return _send(transport, self.status, {"error": error})
+            return _send(transport, status, {"error": error})
         if path.endswith(b"/embeddings"):
             return _send(transport, 200, self._embeddings(req))
         n = min(self.tokens, req.get("max_tokens") or req.get("max_completion_tokens") or self.tokens)
@@ -261,6 +266,7 @@ def main() -> None:
     parser.add_argument("--no-usage", action="store_true", help="report no usage, like some engines")
     parser.add_argument("--model", default="fake")
     parser.add_argument("--status", type=int, default=200, help="answer every POST with this status")
+    parser.add_argument("--error-on", metavar="TEXT", help="answer 500 to a POST whose body contains TEXT")
     parser.add_argument(
         "--break-after", type=int, default=None, metavar="K", help="drop a stream's connection after K chunks"
     )
@@ -285,6 +291,7 @@ def main() -> None:
         break_after=args.break_after,
         chunk_delay_ms=args.chunk_delay_ms,
         hang=args.hang,
+        error_on=args.error_on,
     )
     asyncio.run(serve(args.host, args.port, upstream, record_request_ids=args.record_request_ids))
 

@@ -1,5 +1,6 @@
 """Portal pages of training: the events with seats left, one event, registering and cancelling.
 
+The list and an event's page are public (visitors see the published events and sign in to register).
 A refused registration (deadline passed, event started, already registered) shows the event page
 again with the reason, never a 500."""
 
@@ -12,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from jaif.access.schemas import Actor
 from jaif.errors import JaifError
-from jaif.identity.deps import PageUser
+from jaif.identity.deps import PageUser, PageVisitor
 from jaif.notify.deps import MailerDep
 from jaif.training import service
 from jaif.web.deps import DB
@@ -23,7 +24,7 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/training")
-def training_list(request: Request, session: DB, actor: PageUser, past: bool = False) -> Response:
+def training_list(request: Request, session: DB, actor: PageVisitor, past: bool = False) -> Response:
     events = service.list_events(session=session, actor=actor, include_past=past)
     context = {"events": events, "past": past, "actor": actor}
     return TEMPLATES.TemplateResponse(request, "training/list.html", context)
@@ -40,7 +41,7 @@ def _event_page(request: Request, session, actor: Actor, event_id: str, *, error
 
 
 @router.get("/training/{event_id}")
-def training_detail(request: Request, event_id: str, session: DB, actor: PageUser) -> Response:
+def training_detail(request: Request, event_id: str, session: DB, actor: PageVisitor) -> Response:
     return _event_page(request, session, actor, event_id)
 
 

@@ -6,12 +6,15 @@ the replica until its process has ended."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -29,7 +32,7 @@ def env():
             JAIF_DATABASE_URL=f"sqlite:///{tmp / 'jaif.db'}", JAIF_DATA_DIR=str(tmp / "var"),
             JAIF_INFERENCE__BUILTIN_MODELS="false", JAIF_SCHEDULER="local", JAIF_COMPUTE__JOBS_DIR=str(tmp / "jobs"),
             JAIF_METERING__FLUSH_INTERVAL_S="0.2", JAIF_DEPLOYMENTS__INTERVAL_S="0.5", JAIF_DEPLOYMENTS__DRAIN_S="1",
-            JAIF_SLURM__SYNC_INTERVAL_S="0",
+            JAIF_SLURM__SYNC_INTERVAL_S="0", JAIF_DEPLOYMENTS__COLD_START_TIMEOUT_S=str(int(READY_S)),
         )
         jaif(env, "db", "upgrade")
         jaif(env, "org", "create", "Factory", "--sector", "public", "--country", "DE")
@@ -104,6 +107,9 @@ def test_a_deployment_serves_is_replaced_when_it_crashes_and_drains_on_delete(en
                 client.chat.completions.create(model="cold", messages=[{"role": "user", "content": "hi"}])
             assert cold.value.status_code == 503 and cold.value.response.headers["retry-after"]
             assert cold.value.body["code"] == "service_unavailable", cold.value.body
+            assert "no replica can be started" in cold.value.body["message"]  # not held: it could never start
+            starved = client.models.retrieve("cold").model_extra["status"]
+            assert starved["state"] == "unavailable" and "allocation" in starved["reason"], starved
         assert replicas(env, "pending", name="cold") == []  # refused (no allocation): said in the log
 
         # the replica crashes: it is replaced, and the deployment serves again
@@ -120,6 +126,15 @@ def test_a_deployment_serves_is_replaced_when_it_crashes_and_drains_on_delete(en
             except openai.APIStatusError:
                 assert time.monotonic() < deadline
                 time.sleep(0.5)
+
+        # the crashed replica's job charged by the accounting import; the running one not yet
+        jaif(env, "accounting", "import")
+        served = wait_for(lambda: json.loads(last_line(jaif(env, "usage", "--project", "inference", "--json"))),
+                          lambda u: u["requests"] == 2)
+        report = json.loads(last_line(jaif(env, "report", "--deployment", "chat", "--json")))
+        assert (report["deployment"], report["replicas"], report["replicas_uncharged"]) == ("chat", 1, 1), report
+        assert report["tokens"] == served["total_tokens"] and report["requests"] == 2, (report, served)
+        assert (report["gpu_hours"], report["kwh_per_1k_tokens"]) == (0.0, 0.0)  # no GPU: nothing to charge
 
         # delete: out of the routing, drained, cancelled; then the deployment and its model are gone
         pid = job_state(env, second[0]["job_id"])["pid"]
@@ -164,3 +179,74 @@ def test_a_walltime_handover_under_load_fails_no_request(env):
         assert outcomes and failed == [], failed
         jaif(env, "deployment", "delete", "short")
         wait_for(lambda: replicas(env, "ready", name="short"), lambda r: r == [], timeout=60, every=0.5)
+
+
+def status(base: str, key: str, model: str) -> dict:
+    with openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0) as client:
+        return client.models.retrieve(model).model_extra["status"]
+
+
+def test_scale_to_zero_and_cold_starts_held_across_two_servers_with_one_controller(env):
+    """min 0: no replica until a request comes. Two servers share the database; requests to the one
+    that does not run the controller are held (a stream and a plain one), its load report makes the
+    other start a replica, and both are answered. Idle, the deployment scales to zero. When the server
+    running the controller stops, the other takes it over, and a cold start works again through it."""
+    jaif(env, "deployment", "create", "lazy", "--model", "smollm2-135m-instruct", "--engine", "llama-cpp",
+         "--partition", "local", "--min-replicas", "0", "--max-replicas", "1", "--idle-minutes", "0.2",
+         "--walltime", "60", "--project", "inference")
+    with contextlib.ExitStack() as first_server:
+        first = first_server.enter_context(server(env))
+        assert wait_for(lambda: httpx.get(first + "/healthz").json()["deployments_controller"], bool) is True
+        with server(env) as second:
+            assert httpx.get(second + "/healthz").json()["deployments_controller"] is False
+            time.sleep(2)  # several controller ticks: min 0 and no request, so nothing is submitted
+            assert [d["replicas"] for d in deployments(env) if d["name"] == "lazy"] == [[]]
+            assert status(second, env["KEY"], "lazy")["state"] == "cold"
+
+            outcomes: dict[str, str] = {}
+
+            def ask(kind: str) -> None:
+                try:
+                    with openai.OpenAI(base_url=second + "/v1", api_key=env["KEY"], max_retries=0,
+                                       timeout=READY_S + 60) as client:
+                        messages = [{"role": "user", "content": "Say hi"}]
+                        if kind == "stream":
+                            chunks = list(client.chat.completions.create(model="lazy", messages=messages,
+                                                                         max_tokens=5, stream=True))
+                            finished = [c.choices[0].finish_reason for c in chunks if c.choices]
+                            outcomes[kind] = "ok" if finished and finished[-1] else f"unfinished: {chunks}"
+                        else:
+                            reply = client.chat.completions.create(model="lazy", messages=messages, max_tokens=5)
+                            outcomes[kind] = "ok" if reply.choices[0].message.content else "empty"
+                except Exception as exc:  # noqa: BLE001 - the outcome is asserted below
+                    outcomes[kind] = f"{type(exc).__name__}: {exc}"
+
+            threads = [threading.Thread(target=ask, args=(kind,)) for kind in ("stream", "plain")]
+            for thread in threads:
+                thread.start()
+            assert wait_for(lambda: status(second, env["KEY"], "lazy")["state"], lambda s: s != "cold",
+                            timeout=15) in ("starting", "ready")
+            for thread in threads:
+                thread.join(READY_S + 90)
+            assert outcomes == {"stream": "ok", "plain": "ok"}, outcomes
+            shown = json.loads(last_line(jaif(env, "deployment", "show", "lazy", "--json")))
+            assert any(e["message"].startswith("scale up 0 -> 1: ") for e in shown["events"]), shown["events"]
+            # idle for 12 s: scaled to zero, the replica drained and stopped
+            ended = wait_for(lambda: replicas(env, "ended", name="lazy"), bool, timeout=60, every=0.5)
+            assert ended and ended[0]["reason"] == "drained", deployments(env)
+            shown = json.loads(last_line(jaif(env, "deployment", "show", "lazy", "--json")))
+            assert any("ready -> draining: scaled to zero (idle)" in e["message"] for e in shown["events"]), shown
+            assert any(e["message"].startswith("scale to zero 1 -> 0: no request for ") for e in shown["events"])
+            assert replicas(env, "ready", name="lazy") == []
+            first_server.close()  # the controller's server stops: the other takes over
+            assert wait_for(lambda: httpx.get(second + "/healthz").json()["deployments_controller"], bool,
+                            timeout=15) is True
+            assert wait_for(lambda: status(second, env["KEY"], "lazy")["state"], lambda s: s == "cold",
+                            timeout=15) == "cold"
+            with openai.OpenAI(base_url=second + "/v1", api_key=env["KEY"], max_retries=0,
+                               timeout=READY_S + 60) as client:
+                reply = client.chat.completions.create(model="lazy", messages=[{"role": "user", "content": "hi"}],
+                                                       max_tokens=3)
+            assert reply.choices[0].message.content
+            jaif(env, "deployment", "delete", "lazy")
+            wait_for(lambda: [d["name"] for d in deployments(env)], lambda names: "lazy" not in names, timeout=60)

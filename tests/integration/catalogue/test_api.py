@@ -31,6 +31,8 @@ async def test_operators_curate_and_users_read_published_solutions(api, world, s
         "context_length": 4096,
         "aliases": ["climate-chat"],
         "served": True,
+        "state": None,  # not a deployment
+        "estimated_ready_s": None,
     }
     assert (await as_alice.get("/api/v1/solutions/climate-llm")).status_code == 404
     assert (await as_op.get("/api/v1/solutions/climate-llm")).status_code == 200

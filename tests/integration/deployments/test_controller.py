@@ -19,6 +19,7 @@ from jaif.db.base import utcnow
 from jaif.deployments import service
 from jaif.deployments.controller import Controller
 from jaif.deployments.models import Deployment
+from jaif.deployments.service import Load
 from jaif.inference.models import Model
 from tests.integration.compute.conftest import grant
 
@@ -75,9 +76,10 @@ def urls(session, deployment):
     return sorted(r.url for r in session.get(Model, deployment.model_id).replicas)
 
 
-def listen(scheduler, job_id: str, workdir: str, port: int) -> None:
-    scheduler.states[job_id] = JobStatus(job_id, JobState.running)
-    (Path(workdir) / "endpoint").write_text(f"gpu-node-7 {port}\n")
+def listen(scheduler, job_id: str, workdir: str, port: int, *, node: str = "gpu-node-7") -> None:
+    """The job runs on gpu-node-7 (the scheduler's names for it) and its replica names ``node``."""
+    scheduler.states[job_id] = JobStatus(job_id, JobState.running, hosts=("gpu7", "gpu-node-7", "10.0.0.7"))
+    (Path(workdir) / "endpoint").write_text(f"{node} {port}\n")
 
 
 def test_a_replica_goes_from_submitted_to_serving(session, controller, scheduler, prober, deployment):
@@ -110,6 +112,25 @@ def test_a_replica_goes_from_submitted_to_serving(session, controller, scheduler
     assert states(session) == [("ready", "100")]
     assert urls(session, deployment) == ["http://gpu-node-7:8123/v1"]
     assert scheduler.cancelled == [] and len(scheduler.submitted) == 1
+
+
+def test_a_replica_naming_a_node_its_job_does_not_hold_is_not_routed(session, controller, scheduler, prober,
+                                                                       deployment, caplog):
+    controller.tick()
+    request = scheduler.submitted[0]
+    listen(scheduler, "100", request.workdir, 8123, node="db.internal")  # not its node: never asked
+    with caplog.at_level(logging.WARNING, logger="jaif.deployments.controller"):
+        for _ in range(3):
+            assert controller.tick() is False
+    replica = service.get_deployment(session=session, name="chat").replicas[0]
+    assert (replica.state, replica.node, replica.port, prober.asked) == ("starting", None, None, [])
+    assert replica.reason == ("its endpoint names node 'db.internal', not one of its job's nodes "
+                              "(gpu7, gpu-node-7, 10.0.0.7): not routed")
+    assert "not one of its job's nodes" in caplog.text
+    assert session.query(Job).filter_by(job_id="100").one().hosts == "gpu7 gpu-node-7 10.0.0.7"
+    listen(scheduler, "100", request.workdir, 8123, node="10.0.0.7")  # its node's address: routed
+    assert controller.tick() is True
+    assert urls(session, deployment) == ["http://10.0.0.7:8123/v1"]
 
 
 def ready_replica(session, controller, scheduler, job_id: str, port: int) -> None:
@@ -153,13 +174,13 @@ def test_scale_up_then_down_drains_then_cancels(session, controller, scheduler, 
     ready_replica(session, controller, scheduler, "101", 8101)
     assert urls(session, deployment) == ["http://gpu-node-7:8100/v1", "http://gpu-node-7:8101/v1"]
     service.scale_deployment(session=session, name="chat", min_replicas=1)
-    controller.outstanding = lambda url: 1 if url.endswith(":8101/v1") else 0
+    controller.load_of = lambda s: Load(inflight={"http://gpu-node-7:8101/v1": 1})
     assert controller.tick() is True  # the newest drains: out of the routing, not cancelled yet
     assert states(session) == [("ready", "100"), ("draining", "101")]
     assert urls(session, deployment) == ["http://gpu-node-7:8100/v1"] and scheduler.cancelled == []
     controller.tick()  # a request still in flight on it
     assert scheduler.cancelled == []
-    controller.outstanding = lambda url: 0
+    controller.load_of = lambda s: Load()
     controller.tick()
     assert states(session) == [("ready", "100"), ("ended", "101")] and scheduler.cancelled == ["101"]
 
@@ -170,7 +191,7 @@ def test_the_autoscaler_adds_a_replica_under_load_and_takes_it_away_after_its_wi
     controller.settings.scale_down_window_s = 60
     ready_replica(session, controller, scheduler, "100", 8100)
     load = {"http://gpu-node-7:8100/v1": 9}  # target_inflight 4 (the default): 9 in flight wants 3, max is 2
-    controller.outstanding = lambda url: load.get(url, 0)
+    controller.load_of = lambda s: Load(inflight=load)
     controller.clock.now += 11  # the idle samples are out of the 10 s window
     controller.tick()
     assert [s for s, _ in states(session)] == ["ready", "pending"]
@@ -282,11 +303,75 @@ def test_the_gateway_knows_a_deployment_before_a_replica_is_ready_and_forgets_it
     add_model(session=session, name="empty-model", upstreams=[], deployed=True)  # no deployment: not served
     session.flush()
     registry = ModelRegistry(factory, lambda url, **kw: None, cooldown_s=1, builtin=False,
-                             standing=service.served_model_ids)
+                             standing=service.served_models)
     registry.load()
-    assert registry.resolve("chat").replicas.replicas == []  # answered 503 with Retry-After, not 404
+    assert registry.resolve("chat").replicas.replicas == []  # its requests are held for a replica, not 404
+    assert registry.resolve("chat").deployment["state"] == "cold"  # no replica submitted yet
     assert registry.resolve("chat-latest").name == "chat"
     assert "empty-model" not in registry.models
     service.delete_deployment(session=session, name="chat")
     registry.load()
     assert "chat" not in registry.models
+
+
+def test_min_zero_starts_cold_a_held_request_starts_a_replica_and_idle_scales_to_zero(
+        session, controller, scheduler, deployment, caplog):
+    caplog.set_level(logging.INFO, logger="jaif.deployments")
+    service.scale_deployment(session=session, name="chat", min_replicas=0)
+    deployment.idle_minutes = 0.5
+    controller.tick()
+    assert states(session) == [] and scheduler.submitted == []  # cold: nothing runs until a request comes
+    assert service.status(deployment, utcnow()).state == "cold"
+    now = utcnow().timestamp()
+    controller.load_of = lambda s: Load(held={"chat": 1}, last={"chat": now})
+    controller.tick()
+    assert states(session) == [("pending", "100")]
+    assert "deployment chat: scale up 0 -> 1: 1 request(s) waiting" in caplog.text
+    assert service.status(deployment, utcnow()).state == "starting"
+    ready_replica(session, controller, scheduler, "100", 8100)
+    assert states(session) == [("ready", "100")] and service.status(deployment, utcnow()).state == "ready"
+    assert deployment.last_request_at is not None and abs(deployment.last_request_at.timestamp() - now) < 1
+    # the gateways' reports are gone (restarted): what the database keeps counts. 20 s without a request:
+    # not idle for 30 s yet
+    controller.load_of = lambda s: Load()
+    deployment.last_request_at = utcnow() - timedelta(seconds=20)
+    controller.tick()
+    assert states(session) == [("ready", "100")]
+    deployment.last_request_at = utcnow() - timedelta(seconds=40)
+    controller.tick()
+    assert states(session) == [("draining", "100")] and urls(session, deployment) == []
+    assert "deployment chat: scale to zero 1 -> 0: no request for 40" in caplog.text
+    controller.tick()
+    assert states(session) == [("ended", "100")] and scheduler.cancelled == ["100"]
+    shown = service.deployment_out(session, service.get_deployment(session=session, name="chat"))
+    assert shown.status.state == "cold" and shown.status.estimated_ready_s is not None
+    kinds = [(e.kind, e.message.split(":")[0]) for e in shown.events]
+    assert ("scale", "scale to zero 1 -> 0") in kinds and ("scale", "scale up 0 -> 1") in kinds
+    assert any(k == "replica" and "ready -> draining" in m for k, m in kinds)
+
+
+def test_the_load_is_the_sum_of_every_gateways_fresh_report(session):
+    service.report_load(session, instance="a",
+                        load={"chat": {"inflight": {"http://n:1/v1": 2}, "held": 1, "last": 10.0}})
+    service.report_load(session, instance="b", load={"chat": {"inflight": {"http://n:1/v1": 3, "http://n:2/v1": 1},
+                                                              "held": 0, "last": 20.0}})
+    service.report_load(session, instance="dead", load={"chat": {"inflight": {"http://n:1/v1": 50}, "held": 9,
+                                                                 "last": 30.0}})
+    from jaif.deployments.models import GatewayLoad
+    session.get(GatewayLoad, "dead").reported_at = utcnow() - timedelta(seconds=60)
+    session.flush()
+    load = service.read_load(session, fresh_s=5)
+    assert load.inflight == {"http://n:1/v1": 5, "http://n:2/v1": 1} and load.held == {"chat": 1}
+    assert load.last == {"chat": 30.0} and load.instances == 2  # a dead process's last request still counts
+    service.report_load(session, instance="a", load={})  # replaced, not added
+    service.forget_load(session, instance="b")
+    assert service.read_load(session, fresh_s=5).inflight == {}
+    assert service.read_load(session, fresh_s=5, keep_s=30).last == {}  # and after a day, deleted
+
+
+def test_a_replica_submitted_for_a_deployment_whose_replicas_were_not_loaded_is_listed_once(
+        session, compute, deployment):
+    session.expire_all()
+    fresh = session.get(Deployment, deployment.id)  # its replicas not loaded yet
+    service.submit_replica(session=session, compute=compute, deployment=fresh, python="/opt/venv/bin/python")
+    assert len(fresh.replicas) == 1

@@ -14,7 +14,7 @@ from jaif.calls.seed import seed_calls
 PAGES_OF_A_PROJECT = ["/projects/{p}", "/projects/{p}/keys", "/usage?project={p}"]
 
 
-@pytest.mark.parametrize("path", ["/apply", "/applications", "/usage", "/review", "/operator", "/projects/x/keys"])
+@pytest.mark.parametrize("path", ["/applications", "/usage", "/review", "/operator", "/projects/x/keys"])
 async def test_pages_send_visitors_to_sign_in(api, path):
     response = await api.anonymous.get(path)
     assert response.status_code == 303 and response.headers["location"].startswith("/login?next=")

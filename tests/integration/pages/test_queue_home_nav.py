@@ -103,7 +103,10 @@ async def test_every_page_links_the_support_desk_catalogue_and_training(portal, 
     support = (await browser.get("/support")).text
     assert '<a href="/support" aria-current="page">' in support
     signed_out = (await portal.api.anonymous.get("/login")).text
-    assert 'href="/catalogue"' not in signed_out[signed_out.index("<nav"):signed_out.index("</nav>")]
+    public_nav = signed_out[signed_out.index("<nav"):signed_out.index("</nav>")]
+    for href in ("/apply", "/catalogue", "/training"):  # the public pages, once each; nothing else of the portal
+        assert public_nav.count(f'href="{href}"') == 1, href
+    assert 'href="/support"' not in public_nav and 'href="/usage"' not in public_nav
 
 
 async def test_the_project_page_names_its_organisation_and_members(portal, world, session):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from jaif.compute.models import JobState
-from jaif.compute.slurm import _minutes, gpus_of, job_state, parse_sacct, slurm_time
+from jaif.compute.slurm import _minutes, gpus_of, job_nodes, job_state, node_hosts, parse_sacct, slurm_time
 
 # sacct -a -n -P --format=JobIDRaw,JobName,User,Account,Partition,State,Submit,Start,End,ElapsedRaw,AllocTRES,
 #   NNodes,ConsumedEnergyRaw,Cluster  (as the test cluster prints it)
@@ -44,3 +44,16 @@ def test_states_tres_and_times():
     assert slurm_time("Unknown") is None and slurm_time("") is None
     assert _minutes("2:00:00") == 120 and _minutes("1-00:00:00") == 1440 and _minutes("UNLIMITED") is None
     assert _minutes("30") == 30
+
+
+def test_a_running_jobs_nodes_and_their_names():
+    # squeue --json and sinfo --json of the test cluster: two nodes on one host (NodeHostname=vm)
+    job = {"job_id": 1, "job_state": "RUNNING", "nodes": "jt1", "batch_host": "jt1", "job_resources": {
+        "nodes": "jt1", "allocated_hosts": 1, "allocated_nodes": [{"nodename": "jt1", "cpus_used": 0}]}}
+    assert job_nodes(job) == ["jt1"]
+    assert job_nodes({"nodes": "jt2", "job_resources": {}}) == ["jt2"]
+    assert job_nodes({"nodes": "jt[1-2]"}) == []  # a host list without allocated_nodes: none is trusted
+    assert job_nodes({"job_state": "PENDING", "nodes": ""}) == []
+    hosts = node_hosts([{"name": "jt1", "hostname": "vm", "address": "127.0.0.1"},
+                        {"name": "gpu1", "hostname": "gpu1", "address": "gpu1"}, {"hostname": "nameless"}])
+    assert hosts == {"jt1": ("jt1", "vm", "127.0.0.1"), "gpu1": ("gpu1",)}

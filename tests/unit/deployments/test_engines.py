@@ -41,9 +41,11 @@ def test_llama_cpp_serves_the_model_under_the_deployment_name_with_the_replica_k
     script = engine.script(launch(python="/venv/bin/python"))
     assert exec_argv(script) == ["/venv/bin/python", "-m", "llama_cpp.server", "--model", "/w/model.gguf",
                                  "--model_alias", "chat", "--host", "127.0.0.1", "--port", "PORT",
-                                 "--n_gpu_layers", "0"]
+                                 "--n_gpu_layers", "0", "--interrupt_requests", "false",
+                                 "--cache", "true"]
     assert 'export API_KEY="$JAIF_REPLICA_KEY"; unset JAIF_REPLICA_KEY' in script
-    assert exec_argv(engine.script(launch(gpus=1)))[-1] == "-1"  # every layer on the GPU
+    argv = exec_argv(engine.script(launch(gpus=1)))
+    assert argv[argv.index("--n_gpu_layers") + 1] == "-1"  # every layer on the GPU
     assert engine.readiness_path == "/v1/models"
 
 

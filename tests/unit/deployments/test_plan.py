@@ -93,9 +93,10 @@ def test_surplus_replicas_go_least_advanced_first_ready_ones_drain():
 
 
 def test_deleting_drains_every_ready_replica_and_cancels_the_rest():
-    moves, submit = plan([obs("r", R.ready, probe=True), obs("p", R.pending, JobState.pending)], desired=0)
+    moves, submit = plan([obs("r", R.ready, probe=True), obs("p", R.pending, JobState.pending)], desired=0,
+                         surplus_reason="deleted")
     assert [(m.replica_id, m.state, m.cancel, m.reason) for m in moves] == [
-        ("p", R.ended, True, "stopping"), ("r", R.draining, False, "stopping")] and submit == 0
+        ("p", R.ended, True, "deleted"), ("r", R.draining, False, "deleted")] and submit == 0
 
 
 def test_max_replicas_caps_the_count_even_when_desired_is_higher():

@@ -1,7 +1,12 @@
-"""ReplicaSet: least outstanding requests over healthy replicas, rotation among equals, cool-downs."""
+"""ReplicaSet: least outstanding requests over healthy replicas, rotation among equals, prefix affinity,
+cool-downs, and which failures take a replica out of rotation."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from types import SimpleNamespace
 
@@ -9,7 +14,7 @@ import pytest
 
 from jaif.inference import routing
 from jaif.inference.backends.base import Body
-from jaif.inference.routing import ReplicaSet, ReplicaState
+from jaif.inference.routing import REPEATED_ERRORS, Affinity, ReplicaSet, ReplicaState, prefix_key
 
 
 class FakeBackend:
@@ -58,8 +63,9 @@ def clock(monkeypatch) -> Clock:
     return clock
 
 
-def replica_set(n: int, *, cooldown_s: float = 10.0) -> ReplicaSet:
-    return ReplicaSet([ReplicaState(FakeBackend(f"http://r{i}/v1")) for i in range(n)], cooldown_s=cooldown_s)
+def replica_set(n: int, *, cooldown_s: float = 10.0, affinity: Affinity | None = None) -> ReplicaSet:
+    replicas = [ReplicaState(FakeBackend(f"http://r{i}/v1")) for i in range(n)]
+    return ReplicaSet(replicas, cooldown_s=cooldown_s, affinity=affinity)
 
 
 def urls(replicas) -> list[str]:
@@ -215,3 +221,176 @@ def test_retry_after_is_the_wait_for_the_first_replica_back(clock):
 def test_retry_after_without_replicas(clock):
     assert replica_set(0).retry_after() == 1.0
     assert replica_set(0).pick() is None
+
+
+# -- prefix affinity -------------------------------------------------------------------------------------
+SYSTEM = {"role": "system", "content": "You are a careful assistant. " * 10}
+
+
+def chat(first_user: str, *later: str) -> dict:
+    """A conversation: the system prompt, the first user message, then alternating answers and questions."""
+    messages = [SYSTEM, {"role": "user", "content": first_user}]
+    for i, text in enumerate(later):
+        messages.append({"role": "assistant" if i % 2 == 0 else "user", "content": text})
+    return {"model": "m", "messages": messages}
+
+
+def test_a_conversation_keeps_its_key_as_it_grows_and_others_differ():
+    turn1 = chat("Summarise the report on Jülich's cooling.")
+    turn3 = chat("Summarise the report on Jülich's cooling.", "It says...", "And the costs?", "They...", "Thanks")
+    other = chat("Translate this poem.")
+    key = prefix_key(turn1, 2048)
+    assert key is not None and prefix_key(turn3, 2048) == key
+    assert prefix_key(other, 2048) != key
+    # Content parts count by their text; past the limit only the start counts.
+    text = turn1["messages"][1]["content"]
+    parts = {"messages": [SYSTEM, {"role": "user", "content": [{"type": "text", "text": text}]}]}
+    assert prefix_key(parts, 2048) == key
+    assert prefix_key(turn1, 16) == prefix_key(other, 16)  # both begin with the same system prompt
+
+
+def test_completion_prompts_are_keyed_by_their_start_and_embeddings_not_at_all():
+    doc = "Once upon a time " * 200
+    assert prefix_key({"prompt": doc}, 1024) == prefix_key({"prompt": doc + "and then"}, 1024)
+    assert prefix_key({"prompt": [doc, "x"]}, 1024) == prefix_key({"prompt": doc}, 1024)
+    assert prefix_key({"prompt": [1, 2, 3]}, 1024) == prefix_key({"prompt": [1, 2, 3]}, 1024) is not None
+    assert prefix_key({"prompt": "a"}, 1024) != prefix_key({"prompt": "b"}, 1024)
+    assert prefix_key({"input": "embed me"}, 1024) is None
+    assert prefix_key({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 1024) is None
+
+
+def test_keys_and_replica_choice_are_the_same_in_every_process():
+    """Gateway workers are separate processes, each with its own string-hash seed: a conversation must
+    reach the same replica whichever worker its turns come through."""
+    code = (
+        "import json\nfrom jaif.inference.routing import Affinity, ReplicaSet, ReplicaState, prefix_key\n"
+        "class B:\n    def __init__(self, url): self.url = url\n"
+        "rs = ReplicaSet([ReplicaState(B(f'http://r{i}/v1')) for i in range(5)], affinity=Affinity())\n"
+        "print(json.dumps([rs.pick(key=prefix_key({'prompt': f'text {i}'}, 64)).url for i in range(20)]))"
+    )
+    picks = {
+        subprocess.run(
+            [sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True,
+            text=True, check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }  # fmt: skip
+    assert len(picks) == 1 and len(set(json.loads(picks.pop()))) > 1
+
+
+def test_the_key_is_computed_only_with_two_replicas_and_affinity_on():
+    body = chat("hello")
+    assert replica_set(1, affinity=Affinity()).affinity_key(body) is None
+    assert replica_set(3).affinity_key(body) is None  # affinity off
+    assert replica_set(3, affinity=Affinity()).affinity_key(body) == prefix_key(body, 2048)
+
+
+def test_the_same_key_goes_to_the_same_replica(clock):
+    rs = replica_set(4, affinity=Affinity(slack=0))
+    for key in range(50):
+        picks = {rs.pick(key=key).url for _ in range(6)}
+        assert len(picks) == 1, (key, picks)  # no rotation for a key
+
+
+def test_different_keys_spread_over_the_replicas(clock):
+    rs = replica_set(4, affinity=Affinity())
+    counts = Counter(rs.pick(key=prefix_key(chat(f"conversation {i}"), 2048)).url for i in range(400))
+    assert set(counts) == set(urls(rs.replicas))
+    assert all(60 <= n <= 140 for n in counts.values()), counts  # 100 each expected
+
+
+def test_a_busy_replica_spills_over_to_the_least_loaded(clock):
+    rs = replica_set(3, affinity=Affinity(slack=2))
+    home = rs.pick(key=7)
+    others = [r for r in rs.replicas if r is not home]
+    home.outstanding = 2  # least is 0: within the slack
+    assert rs.pick(key=7) is home
+    home.outstanding = 3  # past it
+    spilled = {rs.pick(key=7).url for _ in range(4)}
+    assert spilled == set(urls(others))  # least-outstanding, rotating
+    for other in others:
+        other.outstanding = 1  # the least is 1 now: within the slack again
+    assert rs.pick(key=7) is home
+
+
+def test_without_affinity_turns_of_a_conversation_rotate(clock):
+    """What affinity is for: sequential requests rotate over idle replicas, a conversation's turns too."""
+    rs = replica_set(2)
+    key = prefix_key(chat("hello"), 2048)
+    assert len({rs.pick(key=key).url for _ in range(4)}) == 2
+
+
+def test_failover_and_cooldown_move_a_key_to_the_same_next_replica(clock):
+    """Rendezvous hashing: without its replica, a key goes to its second choice, the same every time,
+    and keys of other replicas stay where they were."""
+    rs = replica_set(4, affinity=Affinity(slack=0))
+    homes = {key: rs.pick(key=key) for key in range(200)}
+    lost = rs.replicas[0]
+    second = {key: rs.pick(exclude=[lost], key=key) for key in homes}
+    assert lost not in second.values()
+    assert all(second[k] is homes[k] for k in homes if homes[k] is not lost)
+    assert all(rs.pick(exclude=[lost], key=k) is second[k] for k in homes)
+    rs.mark_failed(lost, "refused")  # a cool-down moves them the same way
+    assert all(rs.pick(key=k) is second[k] for k in homes)
+    assert rs.pick(exclude=rs.replicas, key=1) is None
+
+
+# -- which failures take a replica out -------------------------------------------------------------------
+def test_an_error_answer_leaves_the_replica_in_until_repeated(clock):
+    rs = replica_set(2)
+    flaky, _ = rs.replicas
+    for _ in range(REPEATED_ERRORS - 1):
+        assert rs.failed(flaky, "answered 500", answered=True) is False
+        assert flaky.healthy(clock.now) and flaky.last_error == "answered 500"
+    assert rs.failed(flaky, "answered 500", answered=True) is True
+    assert not flaky.healthy(clock.now)
+
+
+def test_errors_in_a_row_start_again_after_a_good_answer(clock):
+    rs = replica_set(2)
+    flaky, _ = rs.replicas
+    rs.failed(flaky, "answered 500", answered=True)
+    flaky.errors = 0  # what the gateway does on a good answer
+    for _ in range(REPEATED_ERRORS - 1):
+        assert rs.failed(flaky, "answered 500", answered=True) is False
+    assert flaky.healthy(clock.now)
+
+
+def test_a_connection_failure_takes_a_replica_out_at_once(clock):
+    rs = replica_set(2)
+    down, up = rs.replicas
+    assert rs.failed(down, "connection refused", answered=False) is True
+    assert {rs.pick().url for _ in range(4)} == {up.url}
+
+
+def test_the_last_healthy_replica_stays_in_until_a_health_check_fails(clock):
+    rs = replica_set(2)
+    a, b = rs.replicas
+    assert rs.failed(a, "connection refused", answered=False) is True
+    for _ in range(REPEATED_ERRORS + 2):  # b is the last one: neither kind of failure takes it out
+        assert rs.failed(b, "connection refused", answered=False) is False
+        assert rs.failed(b, "answered 500", answered=True) is False
+    assert rs.pick() is b
+    rs.probed(b, ok=False)  # the health check confirms it
+    assert rs.pick() is None
+    clock.now += 10  # back after its cool-down; its last check failed, so a failed request takes it out now
+    rs.mark_ok(a)
+    a.cooldown_until = clock.now + 100
+    assert rs.failed(b, "connection refused", answered=False) is True
+
+
+def test_a_hung_last_replica_is_taken_out_when_its_own_check_failed(clock):
+    """A late first byte starts a health check; the request that saw it fail may take out the last one."""
+    rs = replica_set(1)
+    (only,) = rs.replicas
+    assert rs.failed(only, "no answer within 30 s and the health check failed", answered=False, unhealthy=True)
+    assert rs.pick() is None
+
+
+def test_a_single_replica_is_never_taken_out_by_requests(clock):
+    rs = replica_set(1)
+    (only,) = rs.replicas
+    for _ in range(10):
+        assert rs.failed(only, "answered 500", answered=True) is False
+        assert rs.failed(only, "stream broke", answered=False) is False
+    assert rs.pick() is only

@@ -20,7 +20,7 @@ from jaif.calls.eligibility import organisation_problems
 from jaif.calls.models import AccessCall
 from jaif.errors import JaifError
 from jaif.identity import service as identity
-from jaif.identity.deps import PageUser
+from jaif.identity.deps import PageUser, PageVisitor
 from jaif.identity.schemas import OrganisationRef
 from jaif.web.deps import DB
 from jaif.web.display import SECTORS, render, sentence
@@ -52,12 +52,16 @@ def eligibility(call: AccessCall, organisation: OrganisationRef | None) -> dict:
 
 
 @router.get("/apply")
-def apply_page(request: Request, session: DB, actor: PageUser) -> Response:
+def apply_page(request: Request, session: DB, actor: PageVisitor) -> Response:
+    """The open calls: public (a visitor signs in to apply)."""
     organisation = identity.me(session=session, actor=actor).organisation if actor.user_id else None
     offers = [
         {"call": calls.out(c), "who": who_may_apply(c), "eligibility": eligibility(c, organisation)}
         for c in calls.list_calls(session=session, actor=actor)
     ]
+    if not actor.user_id:
+        return render(request, "applications/calls.html", section="apply", offers=offers, organisation=None,
+                      drafts=[], membership=None, visitor=True)
     drafts = [a for a in applications.list_applications(session=session, actor=actor, mine=True, limit=50)
               if a.state == "draft"]
     return render(request, "applications/calls.html", section="apply", offers=offers, organisation=organisation,

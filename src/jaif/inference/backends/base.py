@@ -11,7 +11,9 @@ Body = dict[str, Any]
 class BackendError(Exception):
     """A backend failed. ``retryable`` is True when nothing was received, so another replica may try.
 
-    ``status`` and ``body`` carry an upstream's own 4xx answer, which the gateway passes to the client.
+    ``status`` and ``body`` carry an upstream's own error answer, which the gateway passes to the client:
+    a 4xx at once, a 5xx (``retryable``) when no other replica answered. ``unhealthy``: a health check of
+    the replica failed too (it is down or hung, not just this request).
     """
 
     def __init__(
@@ -21,12 +23,14 @@ class BackendError(Exception):
         retryable: bool,
         status: int | None = None,
         body: Body | None = None,
+        unhealthy: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.status = status
         self.body = body
+        self.unhealthy = unhealthy
 
 
 class InferenceBackend(Protocol):

@@ -74,7 +74,7 @@ class Deadline:
 
     __slots__ = (
         "_watch", "_task", "_cancelling", "_probe", "_cancelled", "_seen", "_closed",
-        "started", "first", "last", "events", "waiting", "reason", "spent",
+        "started", "first", "last", "events", "waiting", "reason", "spent", "unhealthy",
     )
 
     def __init__(self, watch: Watch) -> None:
@@ -92,6 +92,7 @@ class Deadline:
         self.waiting = True  # the task awaits the replica (not the client)
         self.reason: str | None = None  # the limit that passed
         self.spent = False  # the request limit passed: the replica was given all the time there is
+        self.unhealthy = False  # the first byte was late and the health check failed: the replica is hung
 
     def first_event(self) -> None:
         """The first byte is in: from now on the idle limit counts."""
@@ -141,6 +142,7 @@ class Deadline:
             return
         if probe.exception() is not None or probe.result() is not True:
             ttfb = self._watch.timeouts.ttfb_s
+            self.unhealthy = True
             self._expire(f"no answer within {ttfb:g} s (the first-byte limit) and the health check failed")
 
     def _expire(self, reason: str) -> None:

@@ -3,8 +3,10 @@
 HTTP goes through an UpstreamTransport (transport.py; http11 by default, aiohttp as an option), made on first use inside
 the running event loop. Transport failures become BackendError here, with the gateway's failover
 rules: nothing usable came back (refused, timed out, cut off, a 5xx, not JSON) -> ``retryable``, so
-another replica may try; the upstream's own 4xx -> passed on to the client. Streams are passed on
-event by event, never buffered; once an event was passed on, a failure is no longer retryable.
+another replica may try; the upstream's own 4xx -> passed on to the client; a 5xx in JSON (the engine's
+error answer) carries its status and body, passed on to the client when no other replica answers.
+Streams are passed on event by event, never buffered; once an event was passed on, a failure is no
+longer retryable.
 
 Each exchange runs under the model's time limits (deadline.py: first byte, idle, total). The health
 check exercises the serving path: a one-token completion (an embedding of one word for embedding
@@ -155,7 +157,9 @@ class OpenAIUpstream:
         except TransportError as exc:
             # Nothing usable came back: another replica may try (as the client would have), unless this
             # one had the whole request limit (a working replica that never finished: no second wait).
-            raise BackendError(f"{self.url}: {exc.message}", retryable=not deadline.spent) from exc
+            raise BackendError(
+                f"{self.url}: {exc.message}", retryable=not deadline.spent, unhealthy=deadline.unhealthy
+            ) from exc
         finally:
             deadline.close()
         if status < 500:  # an answer, not a server error: the replica serves
@@ -163,12 +167,15 @@ class OpenAIUpstream:
         return self._decode(status, content)
 
     def _decode(self, status: int, content: bytes) -> Body:
-        if status >= 500:
-            raise BackendError(f"{self.url} answered {status}", retryable=True)
         try:
             data = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
-            raise BackendError(f"{self.url} answered something that is not JSON", retryable=True) from exc
+            # Not the engine's answer (a proxy's error page when the engine is gone): as if none came.
+            what = status if status >= 500 else "something that is not JSON"
+            raise BackendError(f"{self.url} answered {what}", retryable=True) from exc
+        if status >= 500:  # the engine's error answer: another replica may try; else the client gets it
+            body = data if isinstance(data, dict) else None
+            raise BackendError(f"{self.url} answered {status}", retryable=True, status=status, body=body)
         if status >= 400:
             raise BackendError(
                 f"{self.url} answered {status}",
@@ -220,7 +227,7 @@ class OpenAIUpstream:
         except TransportError as exc:
             # Once an event was passed on, the client has bytes: only a silent failure may be retried.
             what = f"stream broke ({exc.message})" if exc.answered else exc.message
-            raise BackendError(f"{self.url}: {what}", retryable=not sent) from exc
+            raise BackendError(f"{self.url}: {what}", retryable=not sent, unhealthy=deadline.unhealthy) from exc
         finally:
             deadline.close()
         raise BackendError(f"{self.url}: stream ended without [DONE]", retryable=not sent)

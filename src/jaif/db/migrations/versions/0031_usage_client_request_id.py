@@ -5,7 +5,7 @@ sane one), which jaif passed to the upstream and echoed back; NULL where the cli
 record's id is then the id the client got back). No index: no query selects by it.
 
 Revision ID: 0031_usage_client_request_id
-Revises: 0028_deployments
+Revises: 0030_job_hosts
 Create Date: 2026-12-04
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0031_usage_client_request_id"
-down_revision = "0028_deployments"
+down_revision = "0030_job_hosts"
 branch_labels = None
 depends_on = None
 
