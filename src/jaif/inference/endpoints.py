@@ -9,7 +9,9 @@ same objects, and no other handler exists for them. The OpenAPI document describ
 inference/openapi.py.
 
 Each endpoint reads the body (BodyLimit bounds it: its ``receive`` raises PayloadTooLarge),
-authenticates, parses, calls the gateway once and writes the answer with constant headers. A JaifError
+authenticates, parses, calls the gateway once and writes the answer with constant headers and the
+request's ``x-request-id`` (web/request_ids.py): the gateway's id, or the client's own where it sent a
+sane one; errors carry it too. A JaifError
 is rendered by web/errors.py, as everywhere; anything else goes on to the app's last-resort handler.
 
 A client that hangs up is seen through ASGI's ``http.disconnect`` (``receive``), never through a failed
@@ -33,6 +35,8 @@ from jaif.inference.gateway import Gateway
 from jaif.inference.openapi import HOT_OPERATIONS
 from jaif.inference.streaming import StreamRelay
 from jaif.web.errors import error_response, method_not_allowed
+from jaif.web.request_ids import HEADER as REQUEST_ID
+from jaif.web.request_ids import SCOPE_KEY, client_request_id
 
 # Constant bytes, no per-request work. nosniff is set here already, so the security headers middleware
 # (web/headers.py) keeps it and adds the rest.
@@ -145,22 +149,34 @@ class InferenceEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gateway: Gateway = scope["app"].state.gateway
-        authorization = None
+        authorization = given = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
+            elif name == REQUEST_ID:
+                given = client_request_id(value)
+        # The gateway's id is the usage record's; the answer carries the client's own, where it sent a sane one.
+        request_id = gateway.new_request_id()
+        shown = given or request_id.encode()
+        scope[SCOPE_KEY] = shown
         client = Hangup(receive, self.sweeper)
         try:
             body = await _body(receive)
             if body is None:
                 return  # the client left before its body was whole: nothing to serve, nothing admitted
             who = await gateway.authenticate(authorization)
-            result = await gateway.handle(who, gateway.parse(self.request_model, body), body, client=client)
+            request = gateway.parse(self.request_model, body)
+            result = await gateway.handle(
+                who, request, body, client=client, request_id=request_id,
+                client_request_id=given.decode() if given else None,
+            )  # fmt: skip
             if isinstance(result, StreamRelay):
-                await _send_stream(send, result, client)
+                await _send_stream(send, result, client, shown)
                 return
         except JaifError as exc:
-            await error_response(scope["path"], exc)(scope, receive, send)
+            response = error_response(scope["path"], exc)
+            response.raw_headers.append((REQUEST_ID, shown))
+            await response(scope, receive, send)
             return
         except asyncio.CancelledError:
             if client.left():
@@ -169,7 +185,7 @@ class InferenceEndpoint:
         payload = orjson.dumps(result)
         await send(
             {"type": "http.response.start", "status": 200,
-             "headers": [*_JSON, (b"content-length", str(len(payload)).encode())]}
+             "headers": [*_JSON, (b"content-length", str(len(payload)).encode()), (REQUEST_ID, shown)]}
         )  # fmt: skip
         await send({"type": "http.response.body", "body": payload})
 
@@ -228,8 +244,8 @@ async def _body(receive: Receive) -> bytes | None:
     return b"".join(chunks)
 
 
-async def _send_stream(send: Send, result: StreamRelay, client: Hangup) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": _SSE})
+async def _send_stream(send: Send, result: StreamRelay, client: Hangup, request_id: bytes) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [*_SSE, (REQUEST_ID, request_id)]})
     try:
         client.arm()  # a client that leaves now cancels the relay: the upstream stream is closed at once
         async for event in result.events:

@@ -100,6 +100,12 @@ class _Call:
     count_later: InferenceBackend | None = None
     client: ClientWatch | None = None  # armed around each upstream call
     replica: ReplicaState | None = None  # the last one called
+    client_request_id: str | None = None  # the client's own x-request-id, where it sent a sane one
+
+    @property
+    def upstream_id(self) -> str:
+        """The x-request-id the upstream gets: the client's own, else the gateway's."""
+        return self.client_request_id or self.request_id
 
 
 class Gateway:
@@ -138,7 +144,8 @@ class Gateway:
     def close(self) -> None:
         self._counting.shutdown(wait=False, cancel_futures=True)
 
-    def _next_request_id(self) -> str:
+    def new_request_id(self) -> str:
+        """A request id (28 hex characters): the usage record's id, and the answer's ``x-request-id``."""
         return f"{self._id_prefix}{next(self._id_counter):012x}"
 
     async def authenticate(self, authorization: str | None) -> KeyPrincipal:
@@ -169,17 +176,27 @@ class Gateway:
         return parse_request(model, raw)  # type: ignore[return-value]
 
     async def handle(
-        self, principal: KeyPrincipal, request: Request, raw: bytes | None = None, *, client: ClientWatch | None = None
+        self,
+        principal: KeyPrincipal,
+        request: Request,
+        raw: bytes | None = None,
+        *,
+        client: ClientWatch | None = None,
+        request_id: str | None = None,
+        client_request_id: str | None = None,
     ) -> Body | StreamRelay:
         """``raw``: the JSON body ``request`` was parsed from, if at hand (it spares re-serialising it).
         ``client``: armed around each upstream call, so that a client leaving abandons it (CancelledError
-        is raised, after the request was recorded as cancelled).
+        is raised, after the request was recorded as cancelled). ``request_id``: from new_request_id (None:
+        one is made). ``client_request_id``: the client's own (sane) id, sent to the upstream as its
+        ``x-request-id`` instead of ``request_id``, and stored on the usage record beside it.
 
         The order bounds the work one request can cause: size limits first (no tokenising), then the
         allowance and rate limit, and only then is a large prompt counted, in a thread of its own
         (``_count_large``). A small prompt is counted on the event loop before admission (microseconds)."""
-        call = self._prepare(principal, request, raw)
+        call = self._prepare(principal, request, raw, request_id or self.new_request_id())
         call.client = client
+        call.client_request_id = client_request_id
         await self._admit(call)
         if call.count_later is not None:
             try:
@@ -212,7 +229,7 @@ class Gateway:
             )
         return model
 
-    def _prepare(self, principal: KeyPrincipal, request: Request, raw: bytes | None = None) -> _Call:
+    def _prepare(self, principal: KeyPrincipal, request: Request, raw: bytes | None, request_id: str) -> _Call:
         endpoint, kind = ENDPOINTS[type(request)]
         size = measure(request)
         check_limits(request, size, max_messages=self.max_messages, max_prompt_bytes=self.max_prompt_bytes)
@@ -230,7 +247,7 @@ class Gateway:
         later = replica is not None and (size.size > COUNT_INLINE_BYTES or size.items > COUNT_INLINE_ITEMS)
         exact = replica.backend.count_prompt_tokens(endpoint, body) if replica and not later else None
         return _Call(
-            request_id=self._next_request_id(),
+            request_id=request_id,
             principal=principal,
             model=model,
             endpoint=endpoint,
@@ -384,7 +401,9 @@ class Gateway:
 
     async def _complete(self, call: _Call) -> Body:
         method = {"chat.completions": "chat", "completions": "complete", "embeddings": "embed"}[call.endpoint]
-        replica, result = await self._with_failover(call, lambda b: getattr(b, method)(call.body))
+        replica, result = await self._with_failover(
+            call, lambda b: getattr(b, method)(call.body, request_id=call.upstream_id)
+        )
         if not isinstance(result, dict):
             raise UpstreamError("The model server's answer is not a JSON object.")
         usage, source = result.get("usage"), "upstream"
@@ -399,7 +418,7 @@ class Gateway:
         method = "chat_stream" if call.endpoint == "chat.completions" else "complete_stream"
 
         async def first_event(backend: InferenceBackend) -> tuple[AsyncIterator[bytes], bytes]:
-            events = getattr(backend, method)(call.body)
+            events = getattr(backend, method)(call.body, request_id=call.upstream_id)
             try:
                 return events, await anext(events)
             except StopAsyncIteration as exc:
@@ -464,6 +483,7 @@ class Gateway:
             ttft_s * 1000 if ttft_s is not None else None,  # ttft_ms
             status,  # status
             status_code,  # status_code
+            call.client_request_id,  # client_request_id
         )
         await self.meter.finish(call.ticket, outcome)
 
@@ -483,8 +503,9 @@ def _model_object(name: str, model: ServedModel) -> Body:
 
 
 def _budget(request: Request, ctx: int, upper_bound: int, exact: int | None) -> int:
-    """Tokens to reserve: the prompt (exact, else its upper bound) plus what may be generated, within the
-    context. Raises ContextLengthExceeded where the prompt or the asked-for completion cannot fit."""
+    """Tokens to reserve: the prompt (exact, else its upper bound) plus what each of the ``n`` choices may
+    generate, within the context. Raises ContextLengthExceeded where the prompt or the asked-for completion
+    cannot fit."""
     if isinstance(request, EmbeddingRequest):
         return min(exact if exact is not None else upper_bound, ctx * embedding_inputs(request))
     limit = request.output_limit()
@@ -499,8 +520,10 @@ def _budget(request: Request, ctx: int, upper_bound: int, exact: int | None) -> 
             f"completion tokens{f' after a prompt of {exact}' if exact is not None else ''}.",
             param=request.output_limit_param(),
         )
+    # Each of the n choices may generate up to the limit, within the context left after the prompt.
     prompt = exact if exact is not None else upper_bound
-    return min(prompt + (limit if limit is not None else ctx), ctx)
+    each = max(0, min(limit if limit is not None else ctx, ctx - prompt))
+    return min(prompt, ctx) + (request.n or 1) * each
 
 
 def _log_cancelled(call: _Call, replica: ReplicaState | None) -> None:

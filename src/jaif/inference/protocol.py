@@ -61,7 +61,8 @@ class _Sampling(_Request):
     max_tokens: TokenCount | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    n: Annotated[int, Field(ge=1, le=1, strict=True)] | None = None
+    # Choices per prompt (OpenAI's bound). Passed on to engines; each choice is metered and reserved for.
+    n: Annotated[int, Field(ge=1, le=128, strict=True)] | None = None
     stop: str | list[str] | None = None
     seed: Int64 | None = None
     presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None

@@ -43,7 +43,7 @@ from jaif.metering.rows import (
 log = logging.getLogger(__name__)
 
 _TABLE = cast(Table, UsageRecord.__table__)
-ROWS_PER_STATEMENT = 64  # x 16 columns: within SQLite's 32,766 parameters per statement
+ROWS_PER_STATEMENT = 64  # x 17 columns: within SQLite's 32,766 parameters per statement
 _SQLITE_ROW = f"INSERT INTO {_TABLE.name} ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join(['?'] * len(ROW_COLUMNS))})"
 _SQLITE_CHUNK = _SQLITE_ROW + f", ({', '.join(['?'] * len(ROW_COLUMNS))})" * (ROWS_PER_STATEMENT - 1)
 COPY_CHUNK = 1000  # records turned into COPY data between two turns of the event loop

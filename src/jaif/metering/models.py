@@ -45,6 +45,9 @@ class UsageRecord(Base):
     ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="ok")
     status_code: Mapped[int] = mapped_column(Integer, default=200)
+    # The client's own ``x-request-id`` (inference/endpoints.py), echoed back to it; None where it sent
+    # none, and the client got this record's id instead.
+    client_request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class QuotaLease(Base):

@@ -37,6 +37,7 @@ class LedgerEntry:
     ttft_ms: float | None
     status: str
     status_code: int
+    client_request_id: str | None = None  # the x-request-id the client sent, where it sent a sane one
     created_at: float = 0.0
     project_id: str = ""
     api_key_id: str | None = None
@@ -48,12 +49,13 @@ ENTRY_FIELDS = tuple(f.name for f in fields(LedgerEntry))
 ROW_COLUMNS = (
     "id", "created_at", "project_id", "api_key_id", "endpoint", "model", "replica", "stream",
     "prompt_tokens", "completion_tokens", "total_tokens", "usage_source", "latency_ms", "ttft_ms",
-    "status", "status_code",
+    "status", "status_code", "client_request_id",
 )  # fmt: skip
 # PostgreSQL's COPY: the columns that repeat from one request to the next last, so that their bytes
 # are one cached piece per distinct combination (BinaryCopy).
 COPY_COLUMNS = (
     "id", "created_at", "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms", "ttft_ms",
+    "client_request_id",
     "project_id", "api_key_id", "endpoint", "model", "replica", "usage_source", "status", "stream", "status_code",
 )  # fmt: skip
 if {c.name for c in UsageRecord.__table__.columns} != set(ROW_COLUMNS) or set(COPY_COLUMNS) != set(ROW_COLUMNS):
@@ -62,6 +64,8 @@ if set(ENTRY_FIELDS) != set(ROW_COLUMNS) - {"total_tokens"} | {"lease_id"}:
     raise RuntimeError("LedgerEntry and ROW_COLUMNS disagree: update metering/rows.py")
 
 _EPOCH_2000 = 946_684_800  # PostgreSQL's binary timestamps count microseconds from 2000-01-01 UTC
+_NULL = struct.pack(">i", -1)  # a NULL field of COPY's binary format
+_LENGTH = struct.Struct(">i")
 _MEMO_LIMIT = 10_000  # cached pieces of COPY data per writer; past that the cache starts afresh
 
 
@@ -126,9 +130,15 @@ class BinaryCopy:
                 head = heads[(n, ttft is None)] = self._head(n, ttft is None)
             total = prompt + completion
             if ttft is None:
-                append(head.pack(16, n, raw_id, 8, micros, 8, prompt, 8, completion, 8, total, 8, latency, -1))
+                append(head.pack(17, n, raw_id, 8, micros, 8, prompt, 8, completion, 8, total, 8, latency, -1))
             else:
-                append(head.pack(16, n, raw_id, 8, micros, 8, prompt, 8, completion, 8, total, 8, latency, 8, ttft))
+                append(head.pack(17, n, raw_id, 8, micros, 8, prompt, 8, completion, 8, total, 8, latency, 8, ttft))
+            client_id = record.client_request_id
+            if client_id is None:
+                append(_NULL)
+            else:
+                raw_client_id = client_id.encode()
+                append(_LENGTH.pack(len(raw_client_id)) + raw_client_id)
             tail_key = (
                 project, key, record.endpoint, record.model, record.replica, record.usage_source, record.status,
                 record.stream, record.status_code,
@@ -146,7 +156,7 @@ class BinaryCopy:
     @staticmethod
     def _head(id_length: int, no_ttft: bool) -> struct.Struct:
         """Field count, then (length, value) for id, created_at, the three token counts, latency_ms and
-        ttft_ms (length -1 and no value: NULL)."""
+        ttft_ms (length -1 and no value: NULL); client_request_id follows, then the cached tail."""
         return struct.Struct(f">hi{id_length}s" + "iq" * 4 + "id" + ("i" if no_ttft else "id"))
 
     @staticmethod
@@ -173,7 +183,8 @@ def sqlite_rows(records: list[LedgerEntry], spent: Spent, last_used: dict[str, f
         total = prompt + completion
         rows.append(
             (r.id, f"{prefix}{_micro(when, second):06}", project, key, r.endpoint, r.model, r.replica, r.stream,
-             prompt, completion, total, r.usage_source, r.latency_ms, r.ttft_ms, r.status, r.status_code)
+             prompt, completion, total, r.usage_source, r.latency_ms, r.ttft_ms, r.status, r.status_code,
+             r.client_request_id)
         )  # fmt: skip
         spent_key = (project, r.lease_id)
         spent[spent_key] = spent.get(spent_key, 0) + total

@@ -7,14 +7,19 @@ For failure tests it can answer every POST with an error status, or those whose 
 text with 500, drop a stream's connection after some chunks, or sleep between chunks; or, as a hung
 engine, never answer a POST (GET /models still answers).
 
+With ``--record-request-ids`` it notes the ``x-request-id`` header of each POST (None: none sent),
+and lists them, oldest first, at ``GET /v1/request-ids``.
+
     python -m jaif.testing.upstream --port 9001 [--delay-ms 20] [--tokens 16] [--no-usage]
         [--status 500] [--error-on TEXT] [--break-after K] [--chunk-delay-ms 100] [--hang]
+        [--record-request-ids]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import socket
 import time
 
@@ -54,6 +59,24 @@ class _Handler(asyncio.Protocol):
         asyncio.get_running_loop().create_task(self.server.respond(self.transport, method, url, body))
 
 
+class _RecordingHandler(_Handler):
+    """A _Handler that notes each POST's x-request-id (httptools calls on_header only where it exists)."""
+
+    def __init__(self, server: FakeUpstream) -> None:
+        super().__init__(server)
+        self.request_id: str | None = None
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"x-request-id":
+            self.request_id = value.decode("latin-1")
+
+    def on_message_complete(self) -> None:
+        if self.parser.get_method() == b"POST":
+            self.server.request_ids.append(self.request_id)
+        self.request_id = None
+        super().on_message_complete()
+
+
 class FakeUpstream:
     def __init__(
         self,
@@ -78,6 +101,7 @@ class FakeUpstream:
         self.requests = 0
         self.hang = hang  # every POST is read and never answered (a hung engine)
         self.error_on = error_on.encode() if error_on else None  # POSTs whose body contains it: a 500
+        self.request_ids: collections.deque[str | None] = collections.deque(maxlen=10_000)
 
     async def respond(self, transport: asyncio.Transport, method: bytes, url: bytes, body: bytes) -> None:
         self.requests += 1
@@ -88,6 +112,8 @@ class FakeUpstream:
                 200,
                 {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "fake"}]},
             )
+        if method == b"GET" and path.endswith(b"/request-ids"):
+            return _send(transport, 200, {"request_ids": list(self.request_ids)})
         if method == b"GET" and path in (b"/health", b"/v1/health"):
             return _send(transport, 200, {"status": "ok"})
         if method != b"POST":
@@ -121,6 +147,7 @@ class FakeUpstream:
         if req.get("stream"):
             return await self._stream(transport, req, n, prompt_tokens, chat)
         text = " ".join(f"tok{i}" for i in range(n))
+        choices = int(req.get("n") or 1)  # the same text for each choice
         out = {
             "id": "cmpl-fake",
             "object": "chat.completion" if chat else "text_completion",
@@ -128,17 +155,18 @@ class FakeUpstream:
             "model": req.get("model", self.model),
             "choices": [
                 {
-                    "index": 0,
+                    "index": c,
                     "message": {"role": "assistant", "content": text, "refusal": None},
                     "finish_reason": "length",
                     "logprobs": None,
                 }
                 if chat
-                else {"index": 0, "text": text, "finish_reason": "length", "logprobs": None}
+                else {"index": c, "text": text, "finish_reason": "length", "logprobs": None}
+                for c in range(choices)
             ],
         }
         if self.usage:
-            out["usage"] = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+            out["usage"] = _usage(prompt_tokens, n * choices)
         _send(transport, 200, out)
 
     async def _stream(self, transport, req: dict, n: int, prompt_tokens: int, chat: bool) -> None:
@@ -150,6 +178,7 @@ class FakeUpstream:
             "created": int(time.time()),
             "model": req.get("model", self.model),
         }
+        choices = int(req.get("n") or 1)  # one chunk per token and choice, the choices interleaved
         for i in range(n):
             if i == self.break_after:
                 transport.close()  # mid-body: the chunked response never ends
@@ -157,23 +186,24 @@ class FakeUpstream:
             if i and self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
             text = f"tok{i}" if i == 0 else f" tok{i}"
-            choice = (
-                {
-                    "index": 0,
-                    "delta": {"content": text} if i else {"role": "assistant", "content": text},
-                    "finish_reason": "length" if i == n - 1 else None,
-                    "logprobs": None,
-                }
-                if chat
-                else {"index": 0, "text": text, "finish_reason": "length" if i == n - 1 else None, "logprobs": None}
-            )
-            chunk = {**base, "choices": [choice]}
-            if include_usage:
-                chunk["usage"] = None
-            _chunk(transport, b"data: " + orjson.dumps(chunk) + b"\n\n")
+            for c in range(choices):
+                choice = (
+                    {
+                        "index": c,
+                        "delta": {"content": text} if i else {"role": "assistant", "content": text},
+                        "finish_reason": "length" if i == n - 1 else None,
+                        "logprobs": None,
+                    }
+                    if chat
+                    else {"index": c, "text": text, "finish_reason": "length" if i == n - 1 else None, "logprobs": None}
+                )
+                chunk = {**base, "choices": [choice]}
+                if include_usage:
+                    chunk["usage"] = None
+                _chunk(transport, b"data: " + orjson.dumps(chunk) + b"\n\n")
             await asyncio.sleep(0)
         if include_usage:
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+            usage = _usage(prompt_tokens, n * choices)
             _chunk(transport, b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n")
         _chunk(transport, b"data: [DONE]\n\n")
         transport.write(b"0\r\n\r\n")
@@ -191,6 +221,10 @@ class FakeUpstream:
             "model": req.get("model", self.model),
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
+
+
+def _usage(prompt: int, completion: int) -> dict:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 def _count_prompt(req: dict) -> int:
@@ -214,9 +248,10 @@ def _chunk(transport, data: bytes) -> None:
     transport.write(b"%x\r\n%s\r\n" % (len(data), data))
 
 
-async def serve(host: str, port: int, upstream: FakeUpstream) -> None:
+async def serve(host: str, port: int, upstream: FakeUpstream, *, record_request_ids: bool = False) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Handler(upstream), host, port, reuse_address=True, backlog=2048)
+    handler = _RecordingHandler if record_request_ids else _Handler
+    server = await loop.create_server(lambda: handler(upstream), host, port, reuse_address=True, backlog=2048)
     print(f"fake upstream at http://{host}:{port}/v1", flush=True)
     async with server:
         await server.serve_forever()
@@ -237,6 +272,9 @@ def main() -> None:
     )
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="sleep between stream chunks")
     parser.add_argument("--hang", action="store_true", help="never answer a POST (GET /models still answers)")
+    parser.add_argument(
+        "--record-request-ids", action="store_true", help="note each POST's x-request-id (GET /v1/request-ids)"
+    )
     args = parser.parse_args()
     try:
         import uvloop
@@ -255,7 +293,7 @@ def main() -> None:
         hang=args.hang,
         error_on=args.error_on,
     )
-    asyncio.run(serve(args.host, args.port, upstream))
+    asyncio.run(serve(args.host, args.port, upstream, record_request_ids=args.record_request_ids))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@
   API's answers are private, and some show a secret once (a new API key, a personal access token).
   Static files (/static, /docs/assets) keep their own caching.
 
+Every /v1 answer also carries ``X-Request-Id`` (web/request_ids.py): the hot /v1 endpoints set the
+gateway's own; any other /v1 answer without one gets the client's sane id, else a new one.
+
 A route may set any of these itself (the API documentation pages, which need a looser style policy,
 web/docs.py); what it set is kept. The hot /v1 endpoints (inference/endpoints.py) answer inside this
 middleware and set ``nosniff`` themselves, as constant bytes; it adds the rest.
@@ -19,6 +22,9 @@ middleware and set ``nosniff`` themselves, as constant bytes; it adds the rest.
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from jaif.web.request_ids import HEADER as REQUEST_ID
+from jaif.web.request_ids import header_of, new_request_id
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
@@ -46,7 +52,9 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cacheable = scope["path"].startswith(CACHEABLE_PREFIXES)
+        path = scope["path"]
+        cacheable = path.startswith(CACHEABLE_PREFIXES)
+        api = path.startswith("/v1")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -55,6 +63,8 @@ class SecurityHeaders:
                 headers.extend(h for h in HEADERS if h[0] not in present)
                 if not cacheable and b"cache-control" not in present:
                     headers.append(NO_STORE)
+                if api and REQUEST_ID not in present:
+                    headers.append((REQUEST_ID, header_of(scope["headers"]) or new_request_id()))
                 message["headers"] = headers
             await send(message)
 

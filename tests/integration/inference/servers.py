@@ -43,14 +43,16 @@ def free_port() -> int:
 
 
 class Log:
-    """What a server saw: POSTs per mode, and the client ports they came from."""
+    """What a server saw: POSTs per mode, the client ports they came from, their x-request-id headers."""
 
     def __init__(self) -> None:
         self.posts: Counter[str] = Counter()
         self.peers: list[int] = []
+        self.request_ids: list[str | None] = []
 
-    def record(self, mode: str, peer_port: int) -> None:
+    def record(self, mode: str, peer_port: int, request_id: str | None = None) -> None:
         self.posts[mode] += 1
+        self.request_ids.append(request_id)
         if peer_port not in self.peers:
             self.peers.append(peer_port)
 
@@ -92,7 +94,8 @@ def asgi_app(log: Log):
                 break
         if scope["method"] == "GET":
             return await _send(send, 200, MODELS.encode())
-        log.record(mode, scope["client"][1])
+        request_id = next((v.decode() for k, v in scope["headers"] if k == b"x-request-id"), None)
+        log.record(mode, scope["client"][1], request_id)
         request = json.loads(body)
         if mode == "hang" and not request.get("stream"):
             await asyncio.sleep(3600)
@@ -167,7 +170,7 @@ def aiohttp_server() -> Iterator[tuple[str, Log]]:
         if request.method == "GET":
             return web.Response(body=MODELS.encode(), content_type="application/json")
         body = await request.read()
-        log.record(mode, request.transport.get_extra_info("peername")[1])
+        log.record(mode, request.transport.get_extra_info("peername")[1], request.headers.get("x-request-id"))
         if mode == "drop":
             request.transport.close()
             return web.Response(status=500)  # never sent: the connection is gone

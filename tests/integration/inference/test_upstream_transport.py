@@ -108,6 +108,19 @@ async def test_an_idle_connection_the_server_closed_is_not_used_and_nothing_is_s
 
 
 # -- the stand-ins --------------------------------------------------------------------------------------
+async def test_the_request_id_is_sent_as_x_request_id(stand_in, transport):
+    url, log = stand_in
+    up = backend(url + "/plain/v1", transport)
+    try:
+        await up.chat(CHAT, request_id="req-1")
+        await collect(up.chat_stream({**CHAT, "stream": True}, request_id="req-2"))
+        await up.embed({"model": "m", "input": "x"}, request_id="req-3")
+        await up.chat(CHAT)
+        assert log.request_ids[-4:] == ["req-1", "req-2", "req-3", None]
+    finally:
+        await up.aclose()
+
+
 async def test_length_framed_and_chunked_json(stand_in, transport):
     base, _ = stand_in
     for mode in ("plain", "chunked"):

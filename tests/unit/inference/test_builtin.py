@@ -211,16 +211,23 @@ async def test_embeddings_shape_norm_and_usage(embedder):
     assert embedder.count_prompt_tokens("embeddings", {"input": texts}) == tokens
 
 
-async def test_embeddings_base64_and_token_ids(embedder):
+async def test_embeddings_base64(embedder):
     floats = await embedder.embed({"model": "mini", "input": "hello world"})
     packed = await embedder.embed({"model": "mini", "input": "hello world", "encoding_format": "base64"})
     decoded = np.frombuffer(base64.b64decode(packed["data"][0]["embedding"]), dtype="<f4")
     np.testing.assert_allclose(decoded, floats["data"][0]["embedding"], atol=1e-6)
+    assert packed["usage"] == floats["usage"] == {"prompt_tokens": 4, "total_tokens": 4}
 
-    ids = embedder._loaded().tokenizer("hello world", add_special_tokens=False)["input_ids"]
-    by_ids = await embedder.embed({"model": "mini", "input": ids})
-    np.testing.assert_allclose(by_ids["data"][0]["embedding"], floats["data"][0]["embedding"], atol=1e-5)
-    assert by_ids["usage"] == floats["usage"] == {"prompt_tokens": 4, "total_tokens": 4}
+
+@pytest.mark.parametrize("ids", [[15339, 1917], [[15339, 1917]], [[15339], [1917, 3]]])
+async def test_embeddings_refuse_token_ids(embedder, ids):
+    """tiktoken's ids for "hello world" (what LangChain sends) would embed other text: refused."""
+    with pytest.raises(BackendError) as caught:
+        await embedder.embed({"model": "mini", "input": ids})
+    error = caught.value.body["error"]
+    assert caught.value.status == 400 and error["param"] == "input" and error["code"] == "token_ids_not_supported"
+    assert "check_embedding_ctx_length=False" in error["message"]
+    assert embedder.count_prompt_tokens("embeddings", {"input": ids}) is None
 
 
 async def test_embedding_model_refuses_chat(embedder):

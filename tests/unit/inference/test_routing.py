@@ -23,19 +23,19 @@ class FakeBackend:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    async def chat(self, body: Body) -> Body:
+    async def chat(self, body: Body, *, request_id: str | None = None) -> Body:
         raise NotImplementedError
 
-    def chat_stream(self, body: Body):
+    def chat_stream(self, body: Body, *, request_id: str | None = None):
         raise NotImplementedError
 
-    async def complete(self, body: Body) -> Body:
+    async def complete(self, body: Body, *, request_id: str | None = None) -> Body:
         raise NotImplementedError
 
-    def complete_stream(self, body: Body):
+    def complete_stream(self, body: Body, *, request_id: str | None = None):
         raise NotImplementedError
 
-    async def embed(self, body: Body) -> Body:
+    async def embed(self, body: Body, *, request_id: str | None = None) -> Body:
         raise NotImplementedError
 
     async def health(self) -> bool:

@@ -20,6 +20,7 @@ def _records() -> list[LedgerEntry]:
                 replica="http://r/v1", stream=i % 2 == 0, prompt_tokens=i, completion_tokens=2 * i,
                 usage_source="upstream", latency_ms=1.5, ttft_ms=None if i % 2 else 0.25, status="ok",
                 status_code=200, lease_id=None if i % 7 == 0 else f"lease{i % 2}",
+                client_request_id=None if i % 2 == 0 else f"client-{i}",
             )
         )  # fmt: skip
     return out
@@ -54,6 +55,7 @@ def test_copy_rows_carry_every_column_and_null_for_none():
     first, second = fields
     assert first["id"] == b"req-0" and first["api_key_id"] is None and first["ttft_ms"] is not None
     assert second["api_key_id"] == b"k1" and second["ttft_ms"] is None
+    assert first["client_request_id"] is None and second["client_request_id"] == b"client-1"
     assert struct.unpack(">q", second["total_tokens"])[0] == 3
     assert struct.unpack(">q", first["created_at"])[0] == (1_764_171_601 - 946_684_800) * 1_000_000
 

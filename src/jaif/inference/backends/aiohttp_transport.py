@@ -41,18 +41,19 @@ class AiohttpTransport:
             raise_for_status=False,
         )
 
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        async with self.stream(path, body) as answer:
+    async def post(self, path: str, body: bytes, *, request_id: str | None = None) -> tuple[int, bytes]:
+        async with self.stream(path, body, request_id=request_id) as answer:
             return answer.status, await answer.read()
 
     @asynccontextmanager
-    async def stream(self, path: str, body: bytes) -> AsyncIterator[_Answer]:
+    async def stream(self, path: str, body: bytes, *, request_id: str | None = None) -> AsyncIterator[_Answer]:
         await self._slot()
         try:
             try:
                 response = await self._session.post(
-                    self._base + path + self._query, data=body, proxy=self._options.proxy, allow_redirects=False
-                )
+                    self._base + path + self._query, data=body, proxy=self._options.proxy, allow_redirects=False,
+                    headers={"x-request-id": request_id} if request_id else None,
+                )  # fmt: skip
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise _translated(exc, answered=False) from exc
             answer = _Answer(response, self._options.max_body_bytes)

@@ -12,13 +12,14 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from jaif.inference.backends import builtin_options as options
 from jaif.inference.backends.base import Body
 from jaif.inference.backends.builtin_common import _invalid, _not_installed, _Worker
 
@@ -29,6 +30,8 @@ class _Params:
     stop: tuple[str, ...]
     seed: int | None
     sampling: Body  # keyword arguments of Llama.generate
+    grammar: Any = None  # response_format's (builtin_options.py)
+    top_logprobs: int | None = None  # None: no logprobs
 
     @classmethod
     def from_body(cls, body: Body) -> _Params:
@@ -49,7 +52,10 @@ class _Params:
         }
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         stops = (stop,) if isinstance(stop, str) else tuple(s for s in stop if s)
-        return cls(limit=limit, stop=stops, seed=body.get("seed"), sampling=sampling)
+        return cls(
+            limit=limit, stop=stops, seed=body.get("seed"), sampling=sampling, grammar=options.grammar(body),
+            top_logprobs=options.top_logprobs(body),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -124,12 +130,16 @@ class _Answer:
             "usage": usage,
         }
 
-    def chunk(self, index: int, text: str | None, finish: str | None = None, *, role: bool = False) -> bytes:
+    def chunk(
+        self, index: int, text: str | None, finish: str | None = None, *, role: bool = False,
+        logprobs: list[Body] | None = None,
+    ) -> bytes:  # fmt: skip
         if self.chat:
             delta: Body = {"role": "assistant", "content": ""} if role else {}
             if text is not None:
                 delta["content"] = text
-            choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+            scores = {"content": logprobs, "refusal": None} if logprobs else None
+            choice = {"index": index, "delta": delta, "logprobs": scores, "finish_reason": finish}
             return orjson.dumps(self._envelope("chat.completion.chunk", [choice], None))
         choice = {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish}
         return orjson.dumps(self._envelope("text_completion", [choice], None))
@@ -138,12 +148,13 @@ class _Answer:
         kind = "chat.completion.chunk" if self.chat else "text_completion"
         return orjson.dumps(self._envelope(kind, [], _usage(outcomes)))
 
-    def response(self, texts: list[str], outcomes: list[_Outcome]) -> Body:
+    def response(self, texts: list[str], outcomes: list[_Outcome], logprobs: list[list[Body]] | None) -> Body:
         choices: list[Body] = []
         for i, (text, outcome) in enumerate(zip(texts, outcomes, strict=True)):
             message = {"role": "assistant", "content": text, "refusal": None}
             content = {"message": message} if self.chat else {"text": text}
-            choices.append({"index": i, **content, "logprobs": None, "finish_reason": outcome.finish_reason})
+            scores = {"content": logprobs[i], "refusal": None} if logprobs is not None else None
+            choices.append({"index": i, **content, "logprobs": scores, "finish_reason": outcome.finish_reason})
         kind = "chat.completion" if self.chat else "text_completion"
         return self._envelope(kind, choices, _usage(outcomes))
 
@@ -160,7 +171,13 @@ def _messages(body: Body) -> list[Body]:
     return out
 
 
-Emit = Callable[[int, "str | _Outcome | None"], None]
+def _choices(body: Body) -> int:
+    """``n``: the choices to generate for each prompt (validated by the gateway: 1 to 128)."""
+    return int(body.get("n") or 1)
+
+
+# What the worker hands the event loop for choice i: a piece of text, a token's logprobs entry, the end.
+Emit = Callable[[int, "str | Body | _Outcome | None"], None]
 
 
 class BuiltinChat(_Worker):
@@ -230,10 +247,11 @@ class BuiltinChat(_Worker):
             return None
 
     def _generate(
-        self, tokens: list[int], params: _Params, emit: Callable[[str], None], cancel: threading.Event
+        self, tokens: list[int], params: _Params, emit: Callable[[str | Body], None], cancel: threading.Event
     ) -> _Outcome:
         """One generation, on the worker thread; counts each token as it is sampled."""
         import llama_cpp
+        from llama_cpp import LogitsProcessorList
 
         model = self._load()
         room = self.n_ctx - len(tokens)
@@ -243,12 +261,21 @@ class BuiltinChat(_Worker):
         model.set_seed(params.seed if params.seed is not None else secrets.randbits(32))
         # llama-cpp-python keeps the vocabulary on a private attribute; its own loop reads it there.
         sink, vocab = _TextSink(params.stop, emit), model._model.vocab
+        scores = options.Logprobs(model, params.top_logprobs) if params.top_logprobs is not None else None
+        extra: Body = {"grammar": params.grammar}
+        if scores is not None:
+            extra["logits_processor"] = LogitsProcessorList([scores])
         generated, finish = 0, "length"
-        for token in model.generate(tokens, **params.sampling):
+        for token in model.generate(tokens, **params.sampling, **extra):
             # The end-of-generation token counts too: the model sampled it (vLLM and llama.cpp's server
             # count it the same way).
             generated += 1
-            if llama_cpp.llama_vocab_is_eog(vocab, token) or sink.feed(model.detokenize([token])):
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                finish = "stop"
+                break
+            if scores is not None:
+                emit(scores.entry(token))
+            if sink.feed(model.detokenize([token])):
                 finish = "stop"
                 break
             if generated >= limit:
@@ -262,37 +289,51 @@ class BuiltinChat(_Worker):
     def _generate_all(
         self, prompts: list[list[int]], body: Body, emit: Emit, cancel: threading.Event
     ) -> list[_Outcome]:
-        params, outcomes = _Params.from_body(body), []
+        """``n`` choices per prompt, one after another: choice ``j`` of prompt ``i`` has index ``i * n + j``
+        (as OpenAI numbers them). A prompt's tokens are counted once, with its first choice; with a
+        ``seed``, choice ``j`` samples with seed + j, so that the choices differ and each repeats."""
+        params, outcomes, n = _Params.from_body(body), [], _choices(body)
         for i, tokens in enumerate(prompts):
-            outcomes.append(self._generate(tokens, params, partial(emit, i), cancel))
-            emit(i, outcomes[-1])
+            for j in range(n):
+                index = i * n + j
+                seeded = params if params.seed is None or j == 0 else replace(params, seed=params.seed + j)
+                outcome = self._generate(tokens, seeded, partial(emit, index), cancel)
+                outcomes.append(outcome if j == 0 else replace(outcome, prompt_tokens=0))
+                emit(index, outcome)
         return outcomes
 
     async def _answer(self, body: Body, *, chat: bool) -> Body:
+        options.check(body, chat=chat)
         prompts = await self._call(self._prompts, body, chat)
-        texts: list[list[str]] = [[] for _ in prompts]
+        texts: list[list[str]] = [[] for _ in range(len(prompts) * _choices(body))]
+        scores: list[list[Body]] = [[] for _ in texts]
         cancel = threading.Event()
 
-        def emit(i: int, item: str | _Outcome | None) -> None:
+        def emit(i: int, item: str | Body | _Outcome | None) -> None:
             if isinstance(item, str):
                 texts[i].append(item)
+            elif isinstance(item, dict):
+                scores[i].append(item)
 
         try:
             outcomes = await self._call(self._generate_all, prompts, body, emit, cancel)
         except asyncio.CancelledError:
             cancel.set()  # the client went away: the worker stops at its next token
             raise
-        return _Answer(body["model"], chat=chat).response(["".join(t) for t in texts], outcomes)
+        logprobs = scores if options.top_logprobs(body) is not None else None
+        return _Answer(body["model"], chat=chat).response(["".join(t) for t in texts], outcomes, logprobs)
 
     async def _stream(self, body: Body, *, chat: bool) -> AsyncIterator[bytes]:
-        # A bad prompt or a failed load raises here, before the first event, so the gateway can
+        # A bad prompt or option or a failed load raises here, before the first event, so the gateway can
         # answer 400 or try another replica.
+        options.check(body, chat=chat)
         prompts = await self._call(self._prompts, body, chat)
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[int, str | _Outcome] | None] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[int, str | Body | _Outcome] | None] = asyncio.Queue()
         cancel, answer = threading.Event(), _Answer(body["model"], chat=chat)
+        pending: dict[int, list[Body]] = {}  # logprobs entries of each choice, sent with its next chunk
 
-        def emit(i: int, item: str | _Outcome | None) -> None:  # worker thread -> event loop
+        def emit(i: int, item: str | Body | _Outcome | None) -> None:  # worker thread -> event loop
             try:
                 loop.call_soon_threadsafe(queue.put_nowait, None if item is None else (i, item))
             except RuntimeError:  # the loop has closed: nobody is listening any more
@@ -308,31 +349,35 @@ class BuiltinChat(_Worker):
         future.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if abandoned
         try:
             if chat:
-                yield answer.chunk(0, None, role=True)
+                for index in range(len(prompts) * _choices(body)):
+                    yield answer.chunk(index, None, role=True)
             while (item := await queue.get()) is not None:
                 i, value = item
-                if isinstance(value, str):
-                    yield answer.chunk(i, value)
+                if isinstance(value, dict):
+                    pending.setdefault(i, []).append(value)
+                elif isinstance(value, str):
+                    yield answer.chunk(i, value, logprobs=pending.pop(i, None))
                 else:
-                    yield answer.chunk(i, None, value.finish_reason)
+                    yield answer.chunk(i, None, value.finish_reason, logprobs=pending.pop(i, None))
             # The gateway always asks for include_usage and reads the usage from this last chunk.
             yield answer.usage_chunk(await future)
         finally:
             cancel.set()  # finished, or the consumer stopped: the worker ends at its next token
 
-    async def chat(self, body: Body) -> Body:
+    # ``request_id``: in-process, there is no one to pass it to.
+    async def chat(self, body: Body, *, request_id: str | None = None) -> Body:
         return await self._answer(body, chat=True)
 
-    def chat_stream(self, body: Body) -> AsyncIterator[bytes]:
+    def chat_stream(self, body: Body, *, request_id: str | None = None) -> AsyncIterator[bytes]:
         return self._stream(body, chat=True)
 
-    async def complete(self, body: Body) -> Body:
+    async def complete(self, body: Body, *, request_id: str | None = None) -> Body:
         return await self._answer(body, chat=False)
 
-    def complete_stream(self, body: Body) -> AsyncIterator[bytes]:
+    def complete_stream(self, body: Body, *, request_id: str | None = None) -> AsyncIterator[bytes]:
         return self._stream(body, chat=False)
 
-    async def embed(self, body: Body) -> Body:
+    async def embed(self, body: Body, *, request_id: str | None = None) -> Body:
         raise _invalid(f"`{body.get('model')}` is a chat model; it cannot make embeddings.", param="model")
 
     async def health(self) -> bool:

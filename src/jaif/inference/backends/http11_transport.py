@@ -26,12 +26,12 @@ class Http11Transport:
             proxy=options.proxy,
         )
 
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        return await self._pool.request(b"POST", path + self._query, body)
+    async def post(self, path: str, body: bytes, *, request_id: str | None = None) -> tuple[int, bytes]:
+        return await self._pool.request(b"POST", path + self._query, body, extra=_request_id(request_id))
 
     @asynccontextmanager
-    async def stream(self, path: str, body: bytes) -> AsyncIterator[_Answer]:
-        stream = await self._pool.stream(b"POST", path + self._query, body)
+    async def stream(self, path: str, body: bytes, *, request_id: str | None = None) -> AsyncIterator[_Answer]:
+        stream = await self._pool.stream(b"POST", path + self._query, body, extra=_request_id(request_id))
         try:
             yield _Answer(stream)
         finally:
@@ -46,6 +46,11 @@ class Http11Transport:
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+
+def _request_id(request_id: str | None) -> bytes:
+    """The ``x-request-id`` header line (the id is letters, digits and ``-_.:`` only: web/request_ids.py)."""
+    return b"x-request-id: " + request_id.encode() + b"\r\n" if request_id else b""
 
 
 class _Answer:

@@ -96,20 +96,20 @@ class OpenAIUpstream:
             self._watch = Watch(self.timeouts, self.check)
         return self._watch
 
-    async def chat(self, body: Body) -> Body:
-        return await self._post("/chat/completions", body)
+    async def chat(self, body: Body, *, request_id: str | None = None) -> Body:
+        return await self._post("/chat/completions", body, request_id)
 
-    def chat_stream(self, body: Body) -> AsyncIterator[bytes]:
-        return self._stream("/chat/completions", body)
+    def chat_stream(self, body: Body, *, request_id: str | None = None) -> AsyncIterator[bytes]:
+        return self._stream("/chat/completions", body, request_id)
 
-    async def complete(self, body: Body) -> Body:
-        return await self._post("/completions", body)
+    async def complete(self, body: Body, *, request_id: str | None = None) -> Body:
+        return await self._post("/completions", body, request_id)
 
-    def complete_stream(self, body: Body) -> AsyncIterator[bytes]:
-        return self._stream("/completions", body)
+    def complete_stream(self, body: Body, *, request_id: str | None = None) -> AsyncIterator[bytes]:
+        return self._stream("/completions", body, request_id)
 
-    async def embed(self, body: Body) -> Body:
-        return await self._post("/embeddings", body)
+    async def embed(self, body: Body, *, request_id: str | None = None) -> Body:
+        return await self._post("/embeddings", body, request_id)
 
     def count_prompt_tokens(self, endpoint: str, body: Body) -> int | None:
         return None
@@ -147,11 +147,11 @@ class OpenAIUpstream:
             await self._transport.aclose()
             self._transport = None
 
-    async def _post(self, path: str, body: Body) -> Body:
+    async def _post(self, path: str, body: Body, request_id: str | None = None) -> Body:
         deadline = self.watch.start()
         try:
             try:
-                status, content = await self.transport.post(path, orjson.dumps(body))
+                status, content = await self.transport.post(path, orjson.dumps(body), request_id=request_id)
             except asyncio.CancelledError as exc:
                 raise deadline.expired(exc) from None
         except TransportError as exc:
@@ -185,13 +185,13 @@ class OpenAIUpstream:
             )
         return data
 
-    async def _stream(self, path: str, body: Body) -> AsyncIterator[bytes]:
+    async def _stream(self, path: str, body: Body, request_id: str | None = None) -> AsyncIterator[bytes]:
         sent = False
         limit = self._options.max_body_bytes
         deadline = self.watch.start()
         try:
             try:
-                async with self.transport.stream(path, orjson.dumps(body)) as answer:
+                async with self.transport.stream(path, orjson.dumps(body), request_id=request_id) as answer:
                     if answer.status >= 400:
                         self._decode(answer.status, await answer.read())
                     buffer = b""

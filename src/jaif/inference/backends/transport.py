@@ -3,6 +3,7 @@
     UpstreamTransport            one replica's origin; paths are relative to the replica's URL
       post(path, body)           -> (status, body): the whole answer, decompressed within a bound
       stream(path, body)         -> async context manager of a StreamedAnswer: status, then chunks
+                                    (both with an optional ``request_id``: sent as ``x-request-id``)
       get(path, timeout_s=)      -> status (health checks)
       aclose()
 
@@ -61,9 +62,11 @@ class StreamedAnswer(Protocol):
 class UpstreamTransport(Protocol):
     """HTTP/1.1 with keep-alive to one replica. Made inside the event loop that uses it."""
 
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]: ...
+    async def post(self, path: str, body: bytes, *, request_id: str | None = None) -> tuple[int, bytes]: ...
 
-    def stream(self, path: str, body: bytes) -> AbstractAsyncContextManager[StreamedAnswer]: ...
+    def stream(
+        self, path: str, body: bytes, *, request_id: str | None = None
+    ) -> AbstractAsyncContextManager[StreamedAnswer]: ...
 
     async def get(self, path: str, *, timeout_s: float) -> int: ...
 
