@@ -33,6 +33,7 @@ from jaif.compute.site import Partition
 from jaif.compute.weights import resolve_weights
 from jaif.db.base import new_id, utcnow
 from jaif.errors import Forbidden, InvalidRequest, NotFound, Unavailable
+from jaif.notify import service as notify
 from jaif.served import served_url
 
 LOG_CHUNK = 1 << 20  # the most of one log a single read returns
@@ -297,6 +298,8 @@ def refresh_jobs(
         if new != (job.state, job.reason, job.started_at, job.ended_at, job.exit_code):
             job.state, job.reason, job.started_at, job.ended_at, job.exit_code = new
             changed += 1
+            if status.state.finished:
+                _tell_submitter(session, job)
         hosts = " ".join(status.hosts)[:1000]
         if hosts and hosts != job.hosts:  # kept once the job has ended (the scheduler forgets them)
             job.hosts = hosts
@@ -308,6 +311,17 @@ def refresh_jobs(
     access.end_job_keys(session=session, job_ids=ended)  # a job's key dies with it
     session.flush()
     return changed
+
+
+def _tell_submitter(session: Session, job: Job) -> None:
+    """A notice in the portal (not an e-mail) to whoever submitted the job, once it has ended."""
+    user = session.get(User, job.user_id) if job.user_id else None
+    if user is None:
+        return
+    how = f"exit code {job.exit_code}" if job.exit_code is not None else job.state
+    notify.post(session=session, to=user.email, subject=f"Job {job.job_id} ({job.name}) ended: {job.state}",
+                body=f"Your job {job.job_id} ({job.name}) on partition {job.partition} ended: {job.state}, {how}.\n"
+                     f"Its output: /jobs/{job.job_id}")
 
 
 def _owner(job: Job) -> int:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from jaif.config import SmtpSettings
@@ -92,3 +92,35 @@ def list_notifications(*, session: Session, limit: int = 200, to: str | None = N
     if to is not None:
         query = query.where(Notification.to_email == to)
     return list(session.scalars(query))
+
+
+# -- the portal's notifications: what was sent to a person's address, newest first --------------------
+
+
+def post(*, session: Session, to: str, subject: str, body: str) -> Notification:
+    """A notice shown in the portal only (not mailed): for what is worth a look, not an e-mail."""
+    note = Notification(to_email=to, subject=subject, body=body, transport="portal", sent_at=utcnow())
+    session.add(note)
+    session.flush()
+    return note
+
+
+def _mine(email: str):
+    return Notification.to_email == email
+
+
+def for_address(*, session: Session, email: str, limit: int = 50) -> list[Notification]:
+    query = select(Notification).where(_mine(email)).order_by(Notification.created_at.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def unread_count(*, session: Session, email: str) -> int:
+    query = select(func.count()).select_from(Notification).where(_mine(email), Notification.read_at.is_(None))
+    return int(session.scalar(query) or 0)
+
+
+def mark_read(*, session: Session, email: str) -> int:
+    """Every notification to ``email`` read now; returns how many were unread."""
+    done = session.execute(update(Notification).where(_mine(email), Notification.read_at.is_(None))
+                           .values(read_at=utcnow()))
+    return int(getattr(done, "rowcount", 0) or 0)

@@ -225,3 +225,26 @@ def test_partitions_come_from_the_scheduler(session, compute, scheduler, world):
     scheduler.reported = [PartitionInfo("gpu", 2, 4, 8, 16384, 120), PartitionInfo("big", 8, 8, 8, 16384, None)]
     assert sorted(compute.partitions()) == ["big", "gpu"]
     assert compute.partitions()["big"].max_walltime_min is None
+
+
+def test_a_finished_job_leaves_a_notice_in_its_submitters_portal_once(session, compute, scheduler, world):
+    from sqlalchemy import select
+
+    from jaif.access.models import User
+    from jaif.notify.models import Notification
+
+    alice = world.user("alice")
+    lab = world.project(alice)
+    grant(session, lab)
+    job = submit(session, compute, alice, lab)
+    scheduler.states[job.job_id] = JobStatus(job.job_id, JobState.running, started_at=datetime.now(UTC))
+    service.refresh_jobs(session=session, compute=compute, jobs=[job])
+    email = session.get(User, alice.user_id).email
+    notices = lambda: list(session.scalars(select(Notification).where(Notification.to_email == email)))  # noqa: E731
+    assert notices() == []  # running is no news
+    scheduler.states[job.job_id] = JobStatus(job.job_id, JobState.failed, ended_at=datetime.now(UTC), exit_code=3)
+    service.refresh_jobs(session=session, compute=compute, jobs=[job])
+    service.refresh_jobs(session=session, compute=compute, jobs=[job])
+    [notice] = notices()
+    assert notice.transport == "portal" and notice.read_at is None
+    assert notice.subject == f"Job {job.job_id} ({job.name}) ended: failed" and "exit code 3" in notice.body

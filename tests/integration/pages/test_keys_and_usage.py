@@ -116,3 +116,29 @@ async def test_usage_exports_as_csv_per_day_model_and_key_and_only_for_ones_own_
     assert other.name not in answer.text
     refused = await browser.get(f"/usage.csv?project={other.id}")
     assert refused.status_code == 404
+
+
+async def test_notifications_list_what_was_sent_with_a_badge_until_read_and_only_to_a_confirmed_owner(
+        portal, world, session):
+    from jaif.access.models import User
+    from jaif.notify import service as notify
+
+    alice, eve = world.user("alice"), world.user("eve", verified=False)
+    alice_email, eve_email = session.get(User, alice.user_id).email, session.get(User, eve.user_id).email
+    notify.post(session=session, to=alice_email, subject="Job 7 (train) ended: completed", body="exit code 0")
+    notify.post(session=session, to=alice_email, subject="Your application was granted", body="Welcome.")
+    notify.post(session=session, to=eve_email, subject="An invitation to lab", body="You are invited.")
+    session.commit()
+    browser = await portal.as_(alice)
+    home = await browser.get("/usage")
+    assert 'href="/notifications"' in home.text and 'aria-label="2 unread"' in home.text
+    page = await browser.get("/notifications")
+    assert page.status_code == 200 and "Job 7 (train) ended: completed" in page.text
+    assert "Your application was granted" in page.text and "An invitation to lab" not in page.text
+    read = await browser.submit("/notifications/read", {}, page="/notifications")
+    assert read.status_code == 303
+    assert "unread" not in (await browser.get("/usage")).text.split("</nav>")[0]
+    # an account whose address is not confirmed reads nothing sent to that address
+    unconfirmed = await portal.as_(eve)
+    theirs = await unconfirmed.get("/notifications")
+    assert "An invitation to lab" not in theirs.text and "Confirm your e-mail address" in theirs.text
