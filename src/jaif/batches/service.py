@@ -203,7 +203,7 @@ def release(*, session: Session, holder: str, batch_id: str) -> None:
 
 
 def _held(session: Session, holder: str, batch_id: str) -> Batch | None:
-    b = session.get(Batch, batch_id, with_for_update=True)
+    b = session.get(Batch, batch_id, with_for_update=True, populate_existing=True)
     return b if b is not None and b.runner == holder else None
 
 
