@@ -63,6 +63,7 @@ class _Job:
     quota_out: str | None = None  # the allowance ran out: the message for the lines left
     cancelled: bool = False
     stopping: bool = False
+    ending: bool = False  # its end is being written (which gives its claim up)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -117,6 +118,8 @@ class BatchRunner:
 
         statuses = await asyncio.to_thread(self._db, renew_all)
         for job, status in zip(jobs, statuses, strict=True):
+            if status is None and job.ending:
+                continue  # it ended meanwhile (its claim given up with it)
             if status is None:  # another server took it over: stop at once, write nothing more
                 log.warning("batch %s: this server lost its claim; it stops here", job.batch_id)
                 job.stopping = True
@@ -156,6 +159,7 @@ class BatchRunner:
                 log.warning("batch %s paused: %s", job.batch_id, exc)
             else:
                 log.exception("batch %s failed", job.batch_id)
+                job.ending = True
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(
                         self._db, service.fail, holder=self.holder, batch_id=job.batch_id, code="internal_error",
@@ -169,6 +173,7 @@ class BatchRunner:
     async def _advance(self, job: _Job) -> None:
         work = await asyncio.to_thread(self._db, service.work_of, store=self.store, batch_id=job.batch_id)
         if work.input_path is None and work.status in (BatchStatus.validating, BatchStatus.in_progress):
+            job.ending = True
             await asyncio.to_thread(
                 self._db, service.fail, holder=self.holder, batch_id=job.batch_id, code="input_file_missing",
                 message="The batch's input file was deleted.",
@@ -190,6 +195,7 @@ class BatchRunner:
             await asyncio.to_thread(self._db, service.finalizing, holder=self.holder, batch_id=job.batch_id)
         journal = job.journal
         journal.close()
+        job.ending = True
         await asyncio.to_thread(
             self._db, service.finish, holder=self.holder, batch_id=job.batch_id, store=self.store,
             output=journal.output, errors=journal.errors, completed=journal.completed, failed=journal.failed,

@@ -38,28 +38,28 @@ class BatchObject(BaseModel):
     id: str
     object: Literal["batch"] = "batch"
     endpoint: str
-    errors: BatchErrors | None
+    errors: BatchErrors | None = None
     input_file_id: str
     completion_window: str
     status: str
-    output_file_id: str | None
-    error_file_id: str | None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
     created_at: int
-    in_progress_at: int | None
-    expires_at: int | None
-    finalizing_at: int | None
-    completed_at: int | None
-    failed_at: int | None
-    expired_at: int | None
-    cancelling_at: int | None
-    cancelled_at: int | None
+    in_progress_at: int | None = None
+    expires_at: int | None = None
+    finalizing_at: int | None = None
+    completed_at: int | None = None
+    failed_at: int | None = None
+    expired_at: int | None = None
+    cancelling_at: int | None = None
+    cancelled_at: int | None = None
     request_counts: RequestCounts
-    metadata: dict[str, str] | None
+    metadata: dict[str, str] | None = None
 
 
 class BatchList(BaseModel):
     object: Literal["list"] = "list"
     data: list[BatchObject]
-    first_id: str | None
-    last_id: str | None
+    first_id: str | None = None
+    last_id: str | None = None
     has_more: bool

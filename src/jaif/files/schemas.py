@@ -14,16 +14,14 @@ class FileObject(BaseModel):
     created_at: int
     filename: str
     purpose: str
-    status: Literal["processed"] = "processed"
-    status_details: str | None = None
-    expires_at: int | None = None
+    status: Literal["processed"] = "processed"  # kept until deleted: no expires_at
 
 
 class FileList(BaseModel):
     object: Literal["list"] = "list"
     data: list[FileObject]
-    first_id: str | None
-    last_id: str | None
+    first_id: str | None = None
+    last_id: str | None = None
     has_more: bool
 
 

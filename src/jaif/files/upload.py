@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from jaif.errors import InvalidRequest, PayloadTooLarge
 
@@ -125,6 +125,8 @@ async def receive_upload(request: Request, dest: Path, *, max_bytes: int) -> Upl
             parser.finalize()
         except FormParserError as exc:
             raise InvalidRequest(f"The multipart body is not valid: {exc}.", code="invalid_multipart") from exc
+        except ClientDisconnect:  # nothing is kept; no one is left to read this answer
+            raise InvalidRequest("The upload was cut off before it was whole.", code="incomplete_upload") from None
         await asyncio.to_thread(_sync, out)
     if reader.upload.filename is None:
         raise InvalidRequest("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")

@@ -28,6 +28,7 @@ from tests.e2e.batches.conftest import (
 )
 from tests.support.api import bearer, openai_error
 from tests.support.gateway import create_key, project_id, seed_builtin_models
+from tests.support.openai_schema import assert_valid
 from tests.support.procs import server, wait_for
 
 pytestmark = needs_models
@@ -166,6 +167,15 @@ def test_files_list_retrieve_content_delete(gateway):
     assert [f.id for f in page.data] == ids[:0:-1] and page.has_more
     assert [f.id for f in client.files.list(limit=2, after=ids[1])] == [ids[0]]
     assert client.files.content(ids[0]).content == jsonl(lines)
+    with httpx.Client(base_url=gateway.base, headers=bearer(client.api_key), timeout=30) as http:
+        assert_valid(http.get("/v1/files").json(), "ListFilesResponse")  # OpenAI's own document
+        assert_valid(http.get(f"/v1/files/{ids[0]}").json(), "OpenAIFile")
+        batch = http.post("/v1/batches", json={"input_file_id": ids[1], "endpoint": "/v1/chat/completions",
+                                               "completion_window": "24h"}).json()  # fmt: skip
+        assert_valid(batch, "Batch")
+        assert_valid(http.get("/v1/batches").json(), "ListBatchesResponse")
+        wait_batch(client, batch["id"], ended)
+        assert_valid(http.get(f"/v1/batches/{batch['id']}").json(), "Batch")
     deleted = client.files.delete(ids[0])
     assert deleted.deleted and deleted.id == ids[0]
     with pytest.raises(openai.NotFoundError):
