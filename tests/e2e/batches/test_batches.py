@@ -34,12 +34,14 @@ from tests.support.procs import server, wait_for
 pytestmark = needs_models
 
 MAX_FILE_BYTES = 64 * 1024  # small, so that "too large" is cheap to send
+MAX_REQUEST_BYTES = 8 * 1024
 
 
 @pytest.fixture(scope="module")
 def gateway(module_env):
+    # Requests are limited to 8 KiB here, files to 64 KiB: an upload may be larger than a request.
     env = {**module_env, **FAST_BATCHES, "JAIF_FILES__MAX_BYTES": str(MAX_FILE_BYTES),
-           "JAIF_FILES__MAX_PER_PROJECT": "6"}  # fmt: skip
+           "JAIF_FILES__MAX_PER_PROJECT": "6", "JAIF_INFERENCE__MAX_BODY_BYTES": str(MAX_REQUEST_BYTES)}  # fmt: skip
     db = env["JAIF_DATABASE_URL"]
     seed_builtin_models(db)
     with server(env) as base:
@@ -215,6 +217,16 @@ def test_bad_input_is_refused_with_clear_errors(gateway):
     openai_error(http.post("/v1/batches", json={**base, "priority": "high"}), 400, param="priority")
     openai_error(http.post("/v1/batches", json={**base, "input_file_id": "file-nope"}), 404, param="input_file_id")
     http.close()
+
+
+def test_an_upload_may_be_larger_than_a_request_but_not_a_line(gateway):
+    client = client_of(gateway, "large")
+    lines = [chat_line(f"l{i}", f"Sentence number {i}.") for i in range(200)]
+    assert MAX_REQUEST_BYTES < len(jsonl(lines)) < MAX_FILE_BYTES
+    assert client.files.retrieve(upload(client, lines)).bytes == len(jsonl(lines))
+    with pytest.raises(openai.BadRequestError) as refused:
+        upload(client, [chat_line("big", "x" * MAX_REQUEST_BYTES)])
+    assert "Line 1" in refused.value.message and f"{MAX_REQUEST_BYTES} bytes" in refused.value.message
 
 
 def test_the_count_of_files_is_bounded(gateway):
