@@ -30,6 +30,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,11 +47,19 @@ from jaif.db.engine import transaction
 from jaif.dependencies import outage_of
 from jaif.errors import JaifError, QuotaExceeded, RateLimited, Unauthorized, Unavailable
 from jaif.files.store import FileStore
-from jaif.inference.gateway import Gateway
 
 log = logging.getLogger(__name__)
 
 READ_AHEAD = 256  # input lines read per trip to a thread
+
+
+class LineGateway(Protocol):
+    """What the runner needs of the gateway (inference/gateway.py's Gateway): parse a line's body as a request
+    of its endpoint, and handle it for a principal, as the endpoints do for a client's request."""
+
+    def parse(self, model: type[BaseModel], raw: bytes) -> Any: ...
+
+    async def handle(self, principal: KeyPrincipal, request: Any, raw: bytes | None = None) -> Any: ...
 
 
 @dataclass
@@ -72,7 +81,7 @@ class BatchRunner:
         self,
         *,
         session_factory: sessionmaker[Session],
-        gateway: Gateway,
+        gateway: LineGateway,
         store: FileStore,
         settings: BatchSettings,
         max_line_bytes: int,

@@ -85,6 +85,14 @@ def get_batch(*, session: Session, project_id: str, batch_id: str) -> Batch:
     return batch
 
 
+def get_batch_any(*, session: Session, batch_id: str) -> Batch:
+    """A batch by id, whatever its project (for the platform's own work and the CLI; clients use get_batch)."""
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise NotFound(f"No such Batch object: {batch_id}", param="batch_id", code="batch_not_found")
+    return batch
+
+
 def list_batches(*, session: Session, project_id: str, after: str | None = None, limit: int = 20) -> BatchList:
     """A page of the project's batches, newest first, after the batch ``after``."""
     query = select(Batch).where(Batch.project_id == project_id)
