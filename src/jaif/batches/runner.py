@@ -74,6 +74,10 @@ class _Job:
     stopping: bool = False
     ending: bool = False  # its end is being written (which gives its claim up)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Results waiting to be written (the group commit of _record), and how many were queued and written.
+    pending: list[tuple[dict, bool]] = field(default_factory=list)
+    queued: int = 0
+    written: int = 0
 
 
 class BatchRunner:
@@ -302,10 +306,20 @@ class BatchRunner:
         await self._record(job, record, ok=False)
 
     async def _record(self, job: _Job, record: dict, *, ok: bool) -> None:
-        assert job.journal is not None
+        """Make a line's result durable before returning. Results that arrive while others are being written
+        wait, and the first of them writes them all at once (one fsync: journal.write_many)."""
+        journal = job.journal
+        assert journal is not None
+        job.pending.append((record, ok))
+        job.queued += 1
+        mine = job.queued
         async with job.lock:
-            # Shielded: once the answer is here, a cancellation (shutdown) must not lose it half-written.
-            await asyncio.shield(asyncio.to_thread(job.journal.write, record, ok=ok))
+            if job.written >= mine:
+                return  # written with an earlier group
+            group, job.pending = job.pending, []
+            job.written += len(group)
+            # Shielded: once the answers are here, a cancellation (shutdown) must not lose them half-written.
+            await asyncio.shield(asyncio.to_thread(journal.write_many, group))
 
 
 def _take(lines: Iterator[Line], n: int) -> list[Line]:
