@@ -80,3 +80,16 @@ def test_a_batch_reads_only_a_batch_file(session, batch, tmp_path):
         service.create_batch(session=session, store=store, project_id=batch.project_id, api_key_id=None,  # type: ignore[arg-type]
                              body=body, max_line_bytes=1 << 20)  # fmt: skip
     assert refused.value.param == "input_file_id"
+
+
+def test_batches_come_in_pages_newest_first(session, batch, tmp_path):
+    store = FileStore(tmp_path / "files")
+    body = BatchCreate(input_file_id=batch.input_file_id, endpoint="/v1/chat/completions", completion_window="24h")
+    more = [service.create_batch(session=session, store=store, project_id=batch.project_id, api_key_id=batch.api_key_id,
+                                 body=body, max_line_bytes=1 << 20) for _ in range(2)]  # type: ignore[arg-type]  # fmt: skip
+    newest_first = [b.id for b in sorted([batch, *more], key=lambda b: (b.created_at, b.id), reverse=True)]
+    first = service.list_batches(session=session, project_id=batch.project_id, limit=2)
+    assert [b.id for b in first.data] == newest_first[:2] and first.has_more and first.last_id == newest_first[1]
+    rest = service.list_batches(session=session, project_id=batch.project_id, after=first.last_id, limit=2)
+    assert [b.id for b in rest.data] == newest_first[2:] and not rest.has_more
+    assert service.list_batches(session=session, project_id="nobody").data == []
