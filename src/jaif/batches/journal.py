@@ -1,28 +1,41 @@
-"""A running batch's results as they come: ``output.jsonl`` and ``errors.jsonl`` in its work folder
-(FileStore.work_dir). A line's result is appended and fsync'd before the line counts as done, so the
-files are the batch's progress: a server that resumes the batch reads them back and skips the
-custom_ids they hold. A last line cut off by a crash mid-write is dropped (its request runs again)."""
+"""A running batch's progress, in its work folder (FileStore.work_dir): ``started.jsonl`` (the custom_ids of
+the lines sent to the gateway), ``output.jsonl`` and ``errors.jsonl`` (their results). Each is appended
+and fsync'd before what it records counts: a line is marked started before it is sent, and is done once
+its result is written. A server that resumes the batch reads them back: it skips the lines done, and a
+line started but not done (the server died, or was stopped past ``batches.drain_s``, while it was under
+way) is not sent again: it may have run and been charged, so it ends in the error file as
+``interrupted``. A last line cut off by a crash mid-write is dropped."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import orjson
+
+Kind = Literal["started", "output", "errors"]
 
 
 class Journal:
     def __init__(self, folder: Path) -> None:
-        self.output = folder / "output.jsonl"
-        self.errors = folder / "errors.jsonl"
+        self.paths: dict[Kind, Path] = {kind: folder / f"{kind}.jsonl" for kind in ("started", "output", "errors")}
+        self.output = self.paths["output"]
+        self.errors = self.paths["errors"]
         self.done: set[str] = set()
-        self.completed = self._recover(self.output)
-        self.failed = self._recover(self.errors)
-        self._files: dict[bool, BinaryIO] = {}
+        self.started: set[str] = set()
+        self.completed = self._recover(self.output, self.done)
+        self.failed = self._recover(self.errors, self.done)
+        self._recover(self.paths["started"], self.started)
+        self._files: dict[Kind, BinaryIO] = {}
 
-    def _recover(self, path: Path) -> int:
-        """The custom_ids already in ``path``; a torn last line is cut off."""
+    @property
+    def interrupted(self) -> set[str]:
+        """Lines sent before a restart whose result was never written."""
+        return self.started - self.done
+
+    def _recover(self, path: Path, into: set[str]) -> int:
+        """Add the custom_ids in ``path`` to ``into``; a torn last line is cut off. Returns how many."""
         if not path.exists():
             return 0
         data = path.read_bytes()
@@ -33,30 +46,33 @@ class Journal:
                 os.fsync(f.fileno())
         count = 0
         for raw in whole.splitlines():
-            self.done.add(orjson.loads(raw)["custom_id"])
+            into.add(orjson.loads(raw)["custom_id"])
             count += 1
         return count
 
     def write(self, record: dict, *, ok: bool) -> None:
-        self.write_many([(record, ok)])
+        self.write_many([(record, "output" if ok else "errors")])
 
-    def write_many(self, records: list[tuple[dict, bool]]) -> None:
-        """Append results (``(record, ok)``; blocking: call it off the event loop, one call at a time) and make
-        them durable: one fsync per file for all of them (a group commit: results that arrive while one is
-        written are written together next, so a batch is not bounded by the disk's fsyncs per second)."""
-        touched = set()
-        for record, ok in records:
-            f = self._files.get(ok)
+    def write_many(self, entries: list[tuple[dict, Kind]]) -> None:
+        """Append entries (blocking: call it off the event loop, one call at a time) and make them durable:
+        one fsync per file for all of them (a group commit: entries that arrive while one is written are
+        written together next, so a batch is not bounded by the disk's fsyncs per second)."""
+        touched: set[Kind] = set()
+        for record, kind in entries:
+            f = self._files.get(kind)
             if f is None:
-                f = self._files[ok] = open(self.output if ok else self.errors, "ab")  # noqa: SIM115 - kept open
+                f = self._files[kind] = open(self.paths[kind], "ab")  # noqa: SIM115 - kept open
             f.write(orjson.dumps(record) + b"\n")
-            touched.add(ok)
-        for ok in touched:
-            self._files[ok].flush()
-            os.fsync(self._files[ok].fileno())
-        for record, ok in records:
+            touched.add(kind)
+        for kind in touched:
+            self._files[kind].flush()
+            os.fsync(self._files[kind].fileno())
+        for record, kind in entries:
+            if kind == "started":
+                self.started.add(record["custom_id"])
+                continue
             self.done.add(record["custom_id"])
-            if ok:
+            if kind == "output":
                 self.completed += 1
             else:
                 self.failed += 1

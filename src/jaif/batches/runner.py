@@ -12,10 +12,13 @@ the token. The batch's priority below interactive requests is a bound on concurr
 ``max_in_flight_per_batch`` lines of a batch and ``max_in_flight`` lines of all batches of this server
 are under way at once, while interactive requests are not bounded by the runner (docs/batches.md).
 
-A line's result is durable (journal.py) before it counts as done, and a resumed batch skips the lines
-done, so no line runs twice. A line refused for the project's allowance (QuotaExceeded) stops the
-batch's calls: that line and every line left end in the error file with ``insufficient_quota``; those
-under way finish and are kept. Rate limits and a model without a healthy replica are waited out.
+A line is marked started (journal.py, fsync'd) before it is sent, and its result is durable before it
+counts as done; a resumed batch skips the lines done, and does not send again a line started but not
+done (it may have run: it ends in the error file as ``interrupted``), so no line runs twice.
+
+A line refused for the project's allowance (QuotaExceeded) stops the batch's calls: that line and every
+line left end in the error file with ``insufficient_quota``; those under way finish and are kept.
+Rate limits and a model without a healthy replica are waited out.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from jaif.access import service as access
 from jaif.access.schemas import KeyPrincipal
 from jaif.batches import service
 from jaif.batches.input import ENDPOINTS, Line, read_lines
-from jaif.batches.journal import Journal
+from jaif.batches.journal import Journal, Kind
 from jaif.batches.models import BatchStatus
 from jaif.config import BatchSettings
 from jaif.db.base import utcnow
@@ -51,6 +54,10 @@ from jaif.files.store import FileStore
 log = logging.getLogger(__name__)
 
 READ_AHEAD = 256  # input lines read per trip to a thread
+INTERRUPTED = (
+    "The server stopped while this line was under way, and it was not sent again: it may have run (and been "
+    "charged) already. Send it again in a new batch if its result is needed."
+)
 
 
 class LineGateway(Protocol):
@@ -75,7 +82,7 @@ class _Job:
     ending: bool = False  # its end is being written (which gives its claim up)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Results waiting to be written (the group commit of _record), and how many were queued and written.
-    pending: list[tuple[dict, bool]] = field(default_factory=list)
+    pending: list[tuple[dict, Kind]] = field(default_factory=list)
     queued: int = 0
     written: int = 0
 
@@ -232,6 +239,9 @@ class BatchRunner:
             async for line in self._read(path):
                 if line.custom_id in job.journal.done:
                     continue
+                if line.custom_id in job.journal.interrupted:  # sent before a restart: may have run, not again
+                    await self._not_run(job, line, "interrupted", INTERRUPTED)
+                    continue
                 if job.stopping or job.cancelled:
                     break
                 if not expired and utcnow() >= expires_at:
@@ -271,6 +281,8 @@ class BatchRunner:
 
     async def _one(self, job: _Job, line: Line, model: type[BaseModel]) -> None:
         request_id = f"batch_req_{uuid.uuid4().hex}"
+        journal = job.journal
+        assert journal is not None
         while True:
             if job.refusal is not None:
                 await self._not_run(job, line, job.refusal.code or "invalid_api_key", job.refusal.message)
@@ -279,6 +291,8 @@ class BatchRunner:
                 await self._not_run(job, line, "insufficient_quota", job.quota_out)
                 return
             assert job.principal is not None
+            if line.custom_id not in journal.started:
+                await self._journal(job, {"custom_id": line.custom_id}, "started")
             try:
                 request = self.gateway.parse(model, line.body)
                 result = await self.gateway.handle(job.principal, request, line.body)
@@ -306,11 +320,14 @@ class BatchRunner:
         await self._record(job, record, ok=False)
 
     async def _record(self, job: _Job, record: dict, *, ok: bool) -> None:
-        """Make a line's result durable before returning. Results that arrive while others are being written
-        wait, and the first of them writes them all at once (one fsync: journal.write_many)."""
+        await self._journal(job, record, "output" if ok else "errors")
+
+    async def _journal(self, job: _Job, record: dict, kind: Kind) -> None:
+        """Make a journal entry durable before returning. Entries that arrive while others are being written
+        wait, and the first of them writes them all at once (one fsync per file: journal.write_many)."""
         journal = job.journal
         assert journal is not None
-        job.pending.append((record, ok))
+        job.pending.append((record, kind))
         job.queued += 1
         mine = job.queued
         async with job.lock:

@@ -56,3 +56,12 @@ def test_the_journal_resumes_and_drops_a_torn_last_line(tmp_path):
     again.write({"custom_id": "c", "response": {}}, ok=True)
     again.close()
     assert [orjson.loads(x)["custom_id"] for x in journal.output.read_bytes().splitlines()] == ["a", "c"]
+
+
+def test_a_line_started_and_not_done_is_interrupted(tmp_path):
+    journal = Journal(tmp_path)
+    journal.write_many([({"custom_id": "a"}, "started"), ({"custom_id": "b"}, "started")])
+    journal.write({"custom_id": "a", "response": {}}, ok=True)
+    journal.close()
+    again = Journal(tmp_path)  # the server died with "b" under way
+    assert again.interrupted == {"b"} and again.done == {"a"}
