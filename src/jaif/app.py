@@ -19,6 +19,8 @@ from jaif.web import errors, middleware
 from jaif.web.headers import SecurityHeaders
 from jaif.web.limits import BodyLimit
 
+UPLOAD_FORM_BYTES = 64 * 1024  # what a multipart upload carries beside its file: boundaries, headers, purpose
+
 
 def tune_gc() -> None:
     """The cyclic garbage collector, tuned for a server whose requests make many short-lived objects.
@@ -78,7 +80,9 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
     # POST /v1/chat/completions, /v1/completions, /v1/embeddings: plain ASGI endpoints outside the portal's
     # middleware (sessions, CSRF) and FastAPI's routing, inside the body limit and security headers (routes.py).
     routes.mount_hot_routes(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.inference.max_body_bytes)
+    # An upload to /v1/files may be as large as a file (files.max_bytes) and its form's few fields.
+    uploads = {"/v1/files": settings.files.max_bytes + UPLOAD_FORM_BYTES}
+    app.add_middleware(BodyLimit, max_bytes=settings.inference.max_body_bytes, larger=uploads)
     # Outermost: every answer, refusals of the body limit and CSRF check included (web/headers.py).
     app.add_middleware(SecurityHeaders)
 

@@ -253,6 +253,28 @@ class DeploymentSettings(BaseModel):
     hold_refresh_s: float = Field(0.25, gt=0)  # while requests are held, the process re-reads the replicas this often
 
 
+class FilesSettings(BaseModel):
+    """Files uploaded through /v1/files (files/, docs/batches.md)."""
+
+    dir: Path | None = None  # where they are stored (default: data_dir/files)
+    max_bytes: int = Field(200 * 1024 * 1024, ge=1024)  # one file's size
+    max_per_project: int = Field(500, ge=1)  # files a project may keep (batch output files included)
+    max_lines: int = Field(50_000, ge=1)  # requests in one batch input file
+
+
+class BatchSettings(BaseModel):
+    """The Batch API's runner (batches/runner.py, docs/batches.md): how batches run beside interactive traffic."""
+
+    enabled: bool = True  # False: this server runs no batches (another one sharing the database does)
+    max_in_flight: int = Field(4, ge=1)  # lines under way in this server, all batches together
+    max_in_flight_per_batch: int = Field(2, ge=1)  # lines of one batch under way at once
+    max_running: int = Field(4, ge=1)  # batches this server runs at once
+    poll_s: float = Field(1.0, gt=0)  # how often it looks for batches to run, and saves their progress
+    lease_s: float = Field(30.0, gt=0)  # a batch whose server stopped renewing its claim this long is taken over
+    drain_s: float = Field(30.0, ge=0)  # on shutdown, lines under way are given this long to finish
+    retry_s: float = Field(2.0, gt=0)  # wait before a line refused by a rate limit or a missing replica is retried
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="JAIF_", env_nested_delimiter="__", extra="ignore", validate_default=True
@@ -271,6 +293,8 @@ class Settings(BaseSettings):
     compute: ComputeSettings = ComputeSettings()
     slurm: SlurmSettings = SlurmSettings()
     deployments: DeploymentSettings = DeploymentSettings()
+    files: FilesSettings = FilesSettings()
+    batches: BatchSettings = BatchSettings()
 
     @property
     def outbox_dir(self) -> Path:
@@ -288,6 +312,11 @@ class Settings(BaseSettings):
                 "generates one in data_dir/secret_key"
             )
         return self
+
+    @property
+    def files_dir(self) -> Path:
+        """Where uploaded files and batch results are kept."""
+        return self.files.dir or self.data_dir / "files"
 
     @property
     def secret_key_file(self) -> Path:

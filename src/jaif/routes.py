@@ -2,7 +2,7 @@
 
 Routes are tried in the order they are mounted:
 
-1. the OpenAI-compatible inference API (/v1), first: the hot path;
+1. the OpenAI-compatible inference API (/v1), first: the hot path; then the rest of /v1 (files, batches);
 2. operations (/healthz, /metrics);
 3. each concept's REST API (/api/v1), in the order the OpenAPI document lists them;
 4. each concept's portal pages (``<concept>/pages.py``, or the ``router`` of ``<concept>/pages/``), and
@@ -27,6 +27,7 @@ from jaif.allocations.router import router as allocations_api
 from jaif.applications import pages as applications_pages
 from jaif.applications.router import reviews_router as reviews_api
 from jaif.applications.router import router as applications_api
+from jaif.batches.router import router as batches_api
 from jaif.calls import pages as calls_pages
 from jaif.calls.router import router as calls_api
 from jaif.catalogue import pages as catalogue_pages
@@ -35,6 +36,7 @@ from jaif.compute import pages as compute_pages
 from jaif.compute.router import router as compute_api
 from jaif.deployments import pages as deployments_pages
 from jaif.deployments.router import router as deployments_api
+from jaif.files.router import router as files_api
 from jaif.identity import pages as identity_pages
 from jaif.identity.router import router as identity_api
 from jaif.inference import endpoints as inference_endpoints
@@ -48,6 +50,9 @@ from jaif.support.router import router as support_api
 from jaif.training import pages as training_pages
 from jaif.training.router import router as training_api
 from jaif.web import docs as api_docs
+
+# The rest of the OpenAI-compatible API (/v1), on the same project API keys: OpenAI's Files and Batch APIs.
+V1_ROUTERS: tuple[APIRouter, ...] = (files_api, batches_api)
 
 STATIC = Path(__file__).resolve().parent / "web" / "static"
 
@@ -84,6 +89,8 @@ def mount(app: FastAPI) -> None:
     """Mount every route of the app, in the order above."""
     # 1. The inference API first. (Its hot routes: mount_hot_routes below.)
     app.include_router(inference_router)
+    for v1 in V1_ROUTERS:
+        app.include_router(v1)
     # 2.-4.
     app.include_router(ops_router)
     for api in API_ROUTERS:

@@ -17,6 +17,7 @@ import time
 
 import jaif.db.models  # noqa: F401  (every mapper known before the first query: relationships span concepts)
 from jaif.allocations import service as allocations
+from jaif.batches.runner import BatchRunner
 from jaif.compute import worker as compute_worker
 from jaif.compute.backend import make_compute
 from jaif.config import Settings
@@ -33,6 +34,7 @@ from jaif.dependencies import (
 from jaif.deployments import service as deployments
 from jaif.deployments.controller import Controller, HttpProber
 from jaif.deployments.leader import Leadership
+from jaif.files.store import FileStore
 from jaif.inference.backends.base import InferenceBackend
 from jaif.inference.backends.builtin import make_builtin, smollm2_file
 from jaif.inference.backends.deadline import Timeouts
@@ -114,6 +116,13 @@ class Runtime:
         self._retired: list[ReplicaState] = []
         self._refreshing = asyncio.Lock()  # the registry task and the deployments' controller both refresh
         self._leadership: Leadership | None = None
+        # Batches (batches/runner.py): run here, through the gateway, when batches.enabled.
+        self.batches: BatchRunner | None = None
+        if settings.batches.enabled:
+            self.batches = BatchRunner(
+                session_factory=self.session_factory, gateway=self.gateway, store=FileStore(settings.files_dir),
+                settings=settings.batches, max_line_bytes=inf.max_body_bytes,
+            )  # fmt: skip
 
     def _make_backend(
         self, url: str, *, name: str, kind: str, api_key: str | None, upstream_model: str, timeouts: Timeouts
@@ -159,6 +168,10 @@ class Runtime:
                 self._every(self.settings.deployments.interval_s, lambda: self._deployments(controller)),
                 name="deployments",
             ))
+        if self.batches is not None:
+            self._tasks.append(
+                asyncio.create_task(self._every(self.settings.batches.poll_s, self.batches.tick), name="batches")
+            )
         if self.settings.scheduler == "slurm":
             # Slurm's limits follow every allocation change within seconds, not only at the next tick.
             self._tasks.append(
@@ -171,6 +184,8 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.batches is not None:  # lines under way finish (batches.drain_s); claims given back
+            await self.batches.stop()
         if self._leadership is not None:  # another server takes the deployments' controller over at once
             await asyncio.to_thread(self._leadership.close)
         with contextlib.suppress(Exception):  # its in-flight requests are over: the controller stops counting them

@@ -225,6 +225,21 @@ def authenticate_key(*, session: Session, secret: str) -> KeyPrincipal:
     if row is None:
         raise Unauthorized("Incorrect API key provided.")
     key, project = row
+    return _principal(key, project)
+
+
+def principal_of_key(*, session: Session, key_id: str) -> KeyPrincipal:
+    """The principal of the key with this id, as authenticate_key gives it (for work a key started
+    earlier, such as a batch): Unauthorized if it was deleted, revoked or expired since."""
+    row = session.execute(
+        select(ApiKey, Project).join(Project, Project.id == ApiKey.project_id).where(ApiKey.id == key_id)
+    ).first()
+    if row is None:
+        raise Unauthorized("The API key that created this work no longer exists.", code="invalid_api_key")
+    return _principal(*row)
+
+
+def _principal(key: ApiKey, project: Project) -> KeyPrincipal:
     if key.revoked_at is not None:
         raise Unauthorized("This API key has been revoked.", code="revoked_api_key")
     if key.expires_at is not None and key.expires_at <= utcnow():

@@ -3,11 +3,13 @@
 from jaif.access.models import ApiKey, Organisation, Project, ProjectMember, User
 from jaif.allocations.models import Allocation
 from jaif.applications.models import Application, ApplicationEvent, Review
+from jaif.batches.models import Batch
 from jaif.calls.models import AccessCall
 from jaif.catalogue.models import Solution
 from jaif.compute.models import Job, JobRecord, SlurmUser
 from jaif.db.base import Base
 from jaif.deployments.models import Deployment, DeploymentEvent, DeploymentReplica, GatewayLoad
+from jaif.files.models import StoredFile
 from jaif.identity.models import OneTimeToken, PersonalAccessToken, SignInThrottle, SsoIdentity
 from jaif.inference.models import Model, ModelAlias, Replica
 from jaif.metering.models import QuotaLease, RateWindow, UsageRecord
@@ -16,6 +18,8 @@ from jaif.support.models import SupportReply, SupportRequest
 from jaif.training.models import TrainingEvent, TrainingRegistration
 
 __all__ = [
+    "Batch",
+    "StoredFile",
     "Deployment",
     "DeploymentEvent",
     "DeploymentReplica",

@@ -21,9 +21,13 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    """``larger``: paths with a limit of their own (POST /v1/files takes files larger than any request;
+    its route bounds the file itself as it reads it, files/upload.py)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,10 +39,11 @@ class BodyLimit:
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope["path"], self.max_bytes)
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if value.isdigit() and int(value) > self.max_bytes:
-                    await _refuse(scope, receive, send, _too_large(self.max_bytes))
+                if value.isdigit() and int(value) > limit:
+                    await _refuse(scope, receive, send, _too_large(limit))
                     return
                 break
         seen = 0
@@ -48,8 +53,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _too_large(self.max_bytes)
+                if seen > limit:
+                    raise _too_large(limit)
             return message
 
         await self.app(scope, limited, send)
