@@ -231,6 +231,7 @@ class DeploymentSettings(BaseModel):
     """Model deployments (deployments/, docs/deployments.md): the controller that runs their replicas."""
 
     interval_s: float = Field(1.0, gt=0)  # how often the controller reconciles (0 < s); the server runs it
+    starting_interval_s: float = Field(0.25, gt=0)  # and while a replica starts or requests are held
     enabled: bool = True  # False: this server runs no controller (another one does)
     start_timeout_s: float = Field(600.0, gt=0)  # a replica not ready by then is cancelled and replaced
     health_interval_s: float = Field(10.0, gt=0)  # how often a ready replica's health is checked

@@ -108,6 +108,7 @@ class Runtime:
         # This process's name in the deployments' load reports (deployments/models.py GatewayLoad).
         self.instance = f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
         self._report_now = asyncio.Event()
+        self._controller_wake = asyncio.Event()  # a request held here: the controller (if here) ticks now
         self._owners: dict[str, str] = {}  # replica URL -> its deployment's model (kept while it drains)
         self._tasks: list[asyncio.Task] = []
         self._allocation_fingerprint: tuple | None = None
@@ -164,10 +165,7 @@ class Runtime:
                 HttpProber(self.settings.deployments.probe_timeout_s), leads=self._leadership.held,
                 on_tick=self.metrics.deployment_tick,
             )
-            self._tasks.append(asyncio.create_task(
-                self._every(self.settings.deployments.interval_s, lambda: self._deployments(controller)),
-                name="deployments",
-            ))
+            self._tasks.append(asyncio.create_task(self._run_controller(controller), name="deployments"))
         if self.batches is not None:
             self._tasks.append(
                 asyncio.create_task(self._every(self.settings.batches.poll_s, self.batches.tick), name="batches")
@@ -299,6 +297,8 @@ class Runtime:
                 if load and (woken or time.monotonic() - reported >= s.report_interval_s):
                     await asyncio.to_thread(self._write_load, load)
                     reported = time.monotonic()
+                    if woken:
+                        self._controller_wake.set()
             except Exception as exc:
                 if (dependency := outage_of(exc)) is not None:
                     self.health.failed(dependency, exc)
@@ -312,6 +312,24 @@ class Runtime:
     def _forget_load(self) -> None:
         with transaction(self.session_factory) as session:
             deployments.forget_load(session, instance=self.instance)
+
+    async def _run_controller(self, controller: Controller) -> None:
+        """The controller's ticks: every deployments.interval_s, every deployments.starting_interval_s while a
+        replica is on its way or requests are held (a cold start: readiness seen, and routed, sooner), and
+        at once when this process starts to hold a request (its load report written first)."""
+        s = self.settings.deployments
+        while True:
+            wait = min(s.interval_s, s.starting_interval_s) if controller.busy else s.interval_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._controller_wake.wait(), timeout=wait)
+            self._controller_wake.clear()
+            try:
+                await self._deployments(controller)
+            except Exception as exc:
+                if (dependency := outage_of(exc)) is not None:
+                    self.health.failed(dependency, exc)
+                else:
+                    log.exception("the deployments' controller failed; it runs again in %.1f s", wait)
 
     async def _deployments(self, controller: Controller) -> None:
         if await asyncio.to_thread(controller.tick):  # a replica joined or left: the gateway sees it now
@@ -339,13 +357,19 @@ class Runtime:
         upstream's check is a one-token completion (OpenAIUpstream.health), sent by the backend itself:
         it never passes the meter, so it is not a user's usage."""
         checked = [(m.name, m.replicas, state) for m in self.registry.models.values() for state in m.replicas.replicas]
+
+        async def check(state: ReplicaState) -> bool | None:
+            # A replica busy with this process's requests is not checked: an engine that serves one request
+            # at a time (llama-cpp-python's server) would queue the check behind a long generation, and it
+            # would time out on a healthy replica. A hung one fails those requests' own time limits.
+            return None if state.outstanding else await state.backend.health()
+
         # A check that raises counts as failed, and does not stop the others.
-        results = await asyncio.gather(*(state.backend.health() for _, _, state in checked), return_exceptions=True)
+        results = await asyncio.gather(*(check(state) for _, _, state in checked), return_exceptions=True)
         now = time.monotonic()
         gauged = set()
         for (model, replicas, state), result in zip(checked, results, strict=True):
-            ok = result is True
-            change = replicas.probed(state, ok=ok)
+            change = None if result is None else replicas.probed(state, ok=result is True)
             if change is False:
                 log.warning("replica %s of %s failed its health check; taken out of rotation", state.url, model)
                 self.metrics.replica_failed(model, state.url)  # once per outage, not per failed check

@@ -4,6 +4,7 @@ one answering 5xx, one brought back on its old port, and every replica down."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from types import SimpleNamespace
 
@@ -34,7 +35,7 @@ MESSAGES = [{"role": "user", "content": "route me somewhere"}]
 def gateway(module_env):
     """One `jaif serve` with fast health checks, cool-downs and registry refreshes; tests add models."""
     # A cool-down of five health-check intervals: a replica that stays down never slips back in between.
-    env = {**module_env, **FAST_ROUTING, "JAIF_INFERENCE__COOLDOWN_S": "1.0"}
+    env = {**module_env, **FAST_ROUTING, "JAIF_INFERENCE__COOLDOWN_S": "1.0", "JAIF_INFERENCE__PROBE_TIMEOUT_S": "1.0"}
     db = env["JAIF_DATABASE_URL"]
     key = create_key(db, project="failover", token_quota=100_000_000)
     with server(env) as base:
@@ -224,3 +225,26 @@ def test_an_error_answer_is_retried_on_another_replica_which_stays_in(gateway):
         assert {r.status for r in records} == {"ok"}
         assert records[tries - 1].replica == steady  # the flaky one answered 500 first
         assert Counter(r.replica for r in records[tries:])[flaky] >= 3  # and was not taken out
+
+
+def test_a_replica_busy_with_a_long_request_stays_in_rotation(gateway):
+    """An engine that answers one request at a time (llama-cpp-python's server; the stand-in with --serial)
+    queued the gateway's health check behind a long generation; the check timed out and took the healthy
+    replica out of rotation, so the next request got a 503. A replica with requests in flight is not checked."""
+    env, base = gateway.env, gateway.base
+    with upstream(env, "--serial", "--delay-ms", "3000") as (url, _):
+        add_model(gateway.db, "one-slot", [url])
+        wait_served(base, "one-slot", replicas=1)
+        with client_of(gateway) as client:
+            import threading
+
+            done: list = []
+            slow = threading.Thread(target=lambda: done.append(client.chat.completions.create(
+                model="one-slot", messages=MESSAGES, max_tokens=3)))
+            slow.start()
+            time.sleep(2.5)  # many health-check intervals (0.2 s), each longer than the probe timeout (1 s)
+            assert healthz(base)["models"]["one-slot"] == {"replicas": 1, "healthy": 1}
+            slow.join(10)
+            assert done and done[0].choices[0].message.content
+            reply = client.chat.completions.create(model="one-slot", messages=MESSAGES, max_tokens=3)
+            assert reply.choices[0].message.content

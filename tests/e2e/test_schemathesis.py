@@ -97,8 +97,12 @@ def openai_shapes(ctx, response, case) -> bool | None:
         return True
     if content_type.startswith("text/event-stream"):
         events = [e for e in response.content.decode().split("\n\n") if e.strip()]
-        assert events[-1] == "data: [DONE]", events[-1:]
-        for event in events[:-1]:
+        # Schemathesis reads a stream's first events only (its max_stream_events; n > 1 makes long streams):
+        # a stream it cut short has no [DONE] to see, and each event it read is still checked.
+        if not getattr(response, "stream_cut_short", False):
+            assert events[-1] == "data: [DONE]", events[-1:]
+            events = events[:-1]
+        for event in events:
             assert event.startswith("data: "), event
             assert_valid(json.loads(event[len("data: ") :]), CHUNK[path])
         return True

@@ -85,6 +85,7 @@ class Controller:
     _scaling: dict[str, ScaleState] = field(default_factory=dict)  # deployment id -> the autoscaler's state
     _load: service.Load = field(default_factory=service.Load)  # this tick's
     _cleaned: float = float("-inf")  # when old load reports were last deleted
+    busy: bool = False  # after a tick: a replica is queued or starting, or requests are held (ticks come faster)
     # For metrics (runtime.py), after each deployment's reconciling: its name, the replicas wanted, the
     # direction of a scaling decision taken now ("up", "down" or ""), and its live replicas per state.
     on_tick: Callable[[str, int, str, dict[str, int]], None] = lambda name, want, direction, states: None
@@ -161,6 +162,7 @@ class Controller:
                 service.forget_old_load(session)
                 self._cleaned = self.clock()
         changed = False
+        self.busy = any(self._load.held.values())
         for name in names:
             try:
                 # The jobs' states and where replicas listen, in one short transaction; the checks over HTTP
@@ -277,6 +279,7 @@ class Controller:
         for replica in service.live(deployment):
             states[replica.state] += 1
         self.on_tick(name, desired, self._direction, states)
+        self.busy |= bool(states[ReplicaState.pending.value] or states[ReplicaState.starting.value])
         if deployment.state == DeploymentState.deleting and not service.live(deployment):
             service.remove(session=session, deployment=deployment)
             changed = True

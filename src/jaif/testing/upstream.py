@@ -90,8 +90,11 @@ class FakeUpstream:
         chunk_delay_ms: float = 0.0,
         hang: bool = False,
         error_on: str | None = None,
+        serial: bool = False,
     ) -> None:
         self.delay = delay_ms / 1000
+        # One POST at a time, the others queued behind it, as llama-cpp-python's server answers.
+        self.serial = asyncio.Lock() if serial else None
         self.tokens = tokens
         self.usage = usage
         self.model = model
@@ -104,6 +107,12 @@ class FakeUpstream:
         self.request_ids: collections.deque[str | None] = collections.deque(maxlen=10_000)
 
     async def respond(self, transport: asyncio.Transport, method: bytes, url: bytes, body: bytes) -> None:
+        if self.serial is not None and method == b"POST":
+            async with self.serial:
+                return await self._respond(transport, method, url, body)
+        return await self._respond(transport, method, url, body)
+
+    async def _respond(self, transport: asyncio.Transport, method: bytes, url: bytes, body: bytes) -> None:
         self.requests += 1
         path = url.split(b"?")[0].rstrip(b"/")
         if method == b"GET" and path.endswith(b"/models"):
@@ -272,6 +281,7 @@ def main() -> None:
     )
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="sleep between stream chunks")
     parser.add_argument("--hang", action="store_true", help="never answer a POST (GET /models still answers)")
+    parser.add_argument("--serial", action="store_true", help="answer one POST at a time (llama-cpp-python's server)")
     parser.add_argument(
         "--record-request-ids", action="store_true", help="note each POST's x-request-id (GET /v1/request-ids)"
     )
@@ -292,6 +302,7 @@ def main() -> None:
         chunk_delay_ms=args.chunk_delay_ms,
         hang=args.hang,
         error_on=args.error_on,
+        serial=args.serial,
     )
     asyncio.run(serve(args.host, args.port, upstream, record_request_ids=args.record_request_ids))
 
