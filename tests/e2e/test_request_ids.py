@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from jaif.db.engine import make_engine, make_session_factory
+from jaif.inference.gateway import as_uuid
 from jaif.metering.models import UsageRecord
 from tests.support.api import bearer
 from tests.support.gateway import add_model, create_key, wait_served
@@ -63,7 +64,8 @@ def test_the_gateways_id_is_on_the_answer_the_upstream_and_the_usage_record(gate
     request_id = raw.headers["x-request-id"]
     assert GATEWAY_ID.fullmatch(request_id), request_id
     assert completion._request_id == request_id  # what the SDK shows its users
-    assert upstream_saw(gateway) == request_id
+    assert upstream_saw(gateway) == as_uuid(request_id)  # the same digits, as a UUID (llama-cpp-python's server)
+    assert as_uuid(request_id).replace("-", "").endswith(request_id)
     charged = record(gateway, id=request_id)
     assert charged.client_request_id is None and charged.completion_tokens == 3
 
@@ -74,8 +76,12 @@ def test_the_clients_own_id_is_kept(gateway):
         model="rid-chat", messages=HELLO, max_tokens=2, extra_headers={"x-request-id": mine}
     )
     assert raw.headers["x-request-id"] == mine
-    assert upstream_saw(gateway) == mine
     charged = record(gateway, client_request_id=mine)
+    assert upstream_saw(gateway) == as_uuid(charged.id)  # not a UUID: the upstream gets the gateway's id
+    uuid_id = "7f3c1b2e-4d5a-4b6c-8d9e-0a1b2c3d4e5f"
+    gateway.client.chat.completions.create(model="rid-chat", messages=HELLO, max_tokens=2,
+                                           extra_headers={"x-request-id": uuid_id})
+    assert upstream_saw(gateway) == uuid_id  # a UUID of the client's own is passed on
     assert GATEWAY_ID.fullmatch(charged.id) and charged.completion_tokens == 2
 
 
@@ -89,7 +95,7 @@ def test_an_insane_client_id_is_replaced(gateway, bad):
     )
     assert response.status_code == 200
     request_id = response.headers["x-request-id"]
-    assert GATEWAY_ID.fullmatch(request_id) and upstream_saw(gateway) == request_id
+    assert GATEWAY_ID.fullmatch(request_id) and upstream_saw(gateway) == as_uuid(request_id)
 
 
 def test_streams_carry_the_id(gateway):
@@ -99,8 +105,8 @@ def test_streams_carry_the_id(gateway):
         assert response.headers["x-request-id"] == "stream-1"
         chunks = list(response.parse())
     assert chunks
-    assert upstream_saw(gateway) == "stream-1"
-    assert record(gateway, client_request_id="stream-1").stream
+    charged = record(gateway, client_request_id="stream-1")
+    assert charged.stream and upstream_saw(gateway) == as_uuid(charged.id)
 
 
 def test_errors_carry_the_id(gateway):

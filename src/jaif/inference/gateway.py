@@ -17,7 +17,9 @@ import asyncio
 import itertools
 import logging
 import os
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -64,6 +66,17 @@ COUNTING_THREADS = 2
 # Bodies larger than this have their message count checked before pydantic validates them.
 PRECHECK_BYTES = 64 * 1024
 HOLD_POLL_S = 0.05  # a request held for a deployment's replica looks for one this often
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+_HEX = re.compile(r"^[0-9a-f]{1,32}$")
+
+
+def as_uuid(request_id: str) -> str:
+    """A request id in UUID form: hex digits zero-padded (the same digits: the usage record's id shows in
+    it), anything else a name-based UUID of it."""
+    if _HEX.match(request_id):
+        h = request_id.rjust(32, "0")
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "jaif-request:" + request_id))
 
 ENDPOINTS = {
     ChatCompletionRequest: ("chat.completions", "chat"),
@@ -104,8 +117,12 @@ class _Call:
 
     @property
     def upstream_id(self) -> str:
-        """The x-request-id the upstream gets: the client's own, else the gateway's."""
-        return self.client_request_id or self.request_id
+        """The x-request-id the upstream gets, always a UUID: llama-cpp-python's server answers any other
+        with a 400 that is not JSON. The client's own where it is one, else the gateway's id (hex digits)
+        zero-padded to 32 digits in the 8-4-4-4-12 form (any other id: a UUID derived from it)."""
+        if self.client_request_id is not None and _UUID.match(self.client_request_id):
+            return self.client_request_id
+        return as_uuid(self.request_id)
 
 
 class Gateway:
@@ -313,15 +330,17 @@ class Gateway:
         deployed = status is not None and status["state"] != "unavailable"  # else no replica can start: 503
         if deployed:
             replicas.last_used = time.time()  # its idle time (scale to zero) counts from here
-        held = False
+        until: float | None = None  # a deployment's request is held for a replica until then, at most
         for _ in range(self.retries + 1):
             replica = replicas.pick(exclude=tried, key=key)
-            if replica is None and deployed and not held:
-                held = True  # a deployment cold or starting, or its replicas all out: wait for one
-                replica = await self._hold(call, tried, key)
-            if replica is None:
-                if held:
+            if replica is None and deployed and self.hold_s > 0:
+                # A deployment cold or starting, or its replicas all out (or failed this request): wait for
+                # one, within one cold-start limit for the whole request.
+                until = until if until is not None else time.monotonic() + self.hold_s
+                replica = await self._hold(call, tried, key, until)
+                if replica is None and last is None:
                     raise self._not_ready(call)
+            if replica is None:
                 break
             tried.append(replica)
             if client is not None:
@@ -361,23 +380,24 @@ class Gateway:
             retry_after=replicas.retry_after(),
         ) from last
 
-    async def _hold(self, call: _Call, tried: list[ReplicaState], key: int | None = None) -> ReplicaState | None:
-        """Hold the request until a replica of its deployment can take it, at most ``hold_s``. It was
+    async def _hold(
+        self, call: _Call, tried: list[ReplicaState], key: int | None, until: float
+    ) -> ReplicaState | None:
+        """Hold the request until a replica of its deployment can take it, until ``until`` at most. It was
         admitted (its quota and rate limit are counted, as for any request) and counts as held in this
         process's load report, which makes the controller start a replica (deployments/controller.py).
         A client that leaves meanwhile cancels it, as anywhere else."""
-        if self.hold_s <= 0:
-            return None
         replicas = call.model.replicas
         client = call.client
-        deadline = time.monotonic() + self.hold_s
+        if time.monotonic() >= until:
+            return None
         replicas.held += 1
         try:
             if client is not None:
                 client.arm()  # raises CancelledError if the client has left already
             if self.on_hold is not None:
                 self.on_hold()
-            while time.monotonic() < deadline:
+            while time.monotonic() < until:
                 await asyncio.sleep(HOLD_POLL_S)
                 replica = replicas.pick(exclude=tried, key=key if key is not None else replicas.affinity_key(call.body))
                 if replica is not None:
