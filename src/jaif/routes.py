@@ -2,7 +2,7 @@
 
 Routes are tried in the order they are mounted:
 
-1. the OpenAI-compatible inference API (/v1), first: the hot path;
+1. the OpenAI-compatible inference API (/v1), first: the hot path; the Responses API's stored responses;
 2. operations (/healthz, /metrics);
 3. each concept's REST API (/api/v1), in the order the OpenAPI document lists them;
 4. each concept's portal pages (``<concept>/pages.py``, or the ``router`` of ``<concept>/pages/``), and
@@ -43,6 +43,8 @@ from jaif.metering import pages as metering_pages
 from jaif.notify import pages as notify_pages
 from jaif.ops.router import router as ops_router
 from jaif.portal import pages as portal_pages
+from jaif.responses import endpoint as responses_endpoint
+from jaif.responses.router import router as responses_router
 from jaif.support import pages as support_pages
 from jaif.support.router import router as support_api
 from jaif.training import pages as training_pages
@@ -84,6 +86,7 @@ def mount(app: FastAPI) -> None:
     """Mount every route of the app, in the order above."""
     # 1. The inference API first. (Its hot routes: mount_hot_routes below.)
     app.include_router(inference_router)
+    app.include_router(responses_router)  # GET/DELETE /v1/responses/{id}, .../input_items
     # 2.-4.
     app.include_router(ops_router)
     for api in API_ROUTERS:
@@ -99,4 +102,4 @@ def mount_hot_routes(app: FastAPI) -> None:
     """The inference API's hot operations (POST /v1/chat/completions, /v1/completions, /v1/embeddings): plain
     ASGI endpoints (inference/endpoints.py) in front of FastAPI's routing. create_app calls this after the
     portal's middleware is installed and before the body limit and security headers wrap everything."""
-    inference_endpoints.mount(app)
+    inference_endpoints.mount(app, extra=responses_endpoint.routes())  # and POST /v1/responses

@@ -21,6 +21,8 @@ while the gateway waits on an upstream and while a stream is relayed, and cancel
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 import orjson
 from fastapi import FastAPI
@@ -28,10 +30,11 @@ from pydantic import BaseModel
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from jaif.access.schemas import KeyPrincipal
 from jaif.errors import JaifError
+from jaif.inference.backends.base import Body
 from jaif.inference.gateway import Gateway
 from jaif.inference.openapi import HOT_OPERATIONS
-from jaif.inference.streaming import StreamRelay
 from jaif.web.errors import error_response, method_not_allowed
 
 # Constant bytes, no per-request work. nosniff is set here already, so the security headers middleware
@@ -136,12 +139,27 @@ class Sweeper:
         self._timer = self._loop.call_later(WATCH_AFTER_S, self._sweep) if self._old else None
 
 
+class EventStream(Protocol):
+    """What a streamed answer gives the endpoint: a StreamRelay, or the Responses API's ResponseStream."""
+
+    @property
+    def events(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class InferenceEndpoint:
     """One hot operation, as an ASGI app (Starlette's Route runs it as it is: no Request object)."""
 
     def __init__(self, request_model: type[BaseModel]) -> None:
         self.request_model = request_model
         self.sweeper = Sweeper()
+
+    async def answer(
+        self, scope: Scope, gateway: Gateway, who: KeyPrincipal, body: bytes, client: Hangup
+    ) -> Body | EventStream:
+        """The answer to one authenticated request: a JSON body, or events to stream."""
+        return await gateway.handle(who, gateway.parse(self.request_model, body), body, client=client)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gateway: Gateway = scope["app"].state.gateway
@@ -154,9 +172,8 @@ class InferenceEndpoint:
             body = await _body(receive)
             if body is None:
                 return  # the client left before its body was whole: nothing to serve, nothing admitted
-            who = await gateway.authenticate(authorization)
-            result = await gateway.handle(who, gateway.parse(self.request_model, body), body, client=client)
-            if isinstance(result, StreamRelay):
+            result = await self.answer(scope, gateway, await gateway.authenticate(authorization), body, client)
+            if not isinstance(result, dict):
                 await _send_stream(send, result, client)
                 return
         except JaifError as exc:
@@ -204,10 +221,11 @@ def routes() -> list[Route]:
     ]
 
 
-def mount(app: FastAPI) -> None:
+def mount(app: FastAPI, *, extra: list[Route] | None = None) -> None:
     """Mount the hot operations on ``app``, as its outermost middleware so far. create_app calls this once,
-    after the portal's middleware (sessions, CSRF) and before the body limit and security headers."""
-    app.add_middleware(HotRoutes, routes=routes())
+    after the portal's middleware (sessions, CSRF) and before the body limit and security headers.
+    ``extra``: more hot routes (POST /v1/responses, responses/endpoint.py)."""
+    app.add_middleware(HotRoutes, routes=[*routes(), *(extra or [])])
 
 
 async def _body(receive: Receive) -> bytes | None:
@@ -228,7 +246,7 @@ async def _body(receive: Receive) -> bytes | None:
     return b"".join(chunks)
 
 
-async def _send_stream(send: Send, result: StreamRelay, client: Hangup) -> None:
+async def _send_stream(send: Send, result: EventStream, client: Hangup) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": _SSE})
     try:
         client.arm()  # a client that leaves now cancels the relay: the upstream stream is closed at once
