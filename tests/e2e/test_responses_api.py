@@ -4,6 +4,7 @@ tool_upstream.py) for tool calls and for what the gateway sends upstream on a fo
 
 from __future__ import annotations
 
+import json
 import sys
 from types import SimpleNamespace
 
@@ -14,6 +15,7 @@ import pytest
 from jaif.inference.backends.builtin import smollm2_file
 from tests.support.api import bearer, openai_error
 from tests.support.gateway import add_model, create_key, seed_builtin_models, usage_records, wait_served
+from tests.support.openai_schema import assert_valid
 from tests.support.procs import free_port, server, started, wait_for
 
 pytestmark = [
@@ -64,7 +66,8 @@ def test_a_string_input_is_answered_and_metered_as_chat(gateway):
     record = new_record(gateway, before)
     assert record.endpoint == "chat.completions" and record.status == "ok"
     assert response.usage is not None
-    assert (response.usage.input_tokens, response.usage.output_tokens) == (record.prompt_tokens, record.completion_tokens)
+    assert response.usage.input_tokens == record.prompt_tokens
+    assert response.usage.output_tokens == record.completion_tokens
     assert response.usage.total_tokens == record.prompt_tokens + record.completion_tokens
 
 
@@ -218,3 +221,22 @@ def test_the_sdk_sees_a_refused_parameter(gateway):
     with pytest.raises(openai.BadRequestError) as caught:
         gateway.a.responses.create(model="tools", input="x", extra_body={"prompt_cache_key": "k"})
     assert caught.value.body["param"] == "prompt_cache_key"
+
+
+def test_answers_and_events_match_openais_document(gateway):
+    """A response, each streamed event and the input items list as OpenAI's API document defines them."""
+    http = httpx.Client(base_url=gateway.base, headers=bearer(gateway.key_a), timeout=30)
+    body = {"model": "tools", "input": "Weather?", "tools": [WEATHER]}
+    for tools in (True, False):
+        answer = http.post("/v1/responses", json=body if tools else {**body, "tools": []})
+        assert answer.status_code == 200, answer.text
+        assert_valid(answer.json(), "Response")
+        with http.stream("POST", "/v1/responses", json={**body, "stream": True}) as stream:
+            raw = "".join(stream.iter_text())
+        for event in filter(None, raw.split("\n\n")):
+            kind, data = event.split("\n")
+            assert_valid(json.loads(data.removeprefix("data: ")), "ResponseStreamEvent")
+            assert kind == "event: " + json.loads(data.removeprefix("data: "))["type"]
+    listed = http.get(f"/v1/responses/{answer.json()['id']}/input_items")
+    assert_valid(listed.json(), "ResponseItemList")
+    http.close()

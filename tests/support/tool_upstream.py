@@ -74,7 +74,8 @@ class ToolUpstream:
         chunk = {**base, "object": "chat.completion.chunk"}
         for delta in deltas:
             _event(writer, {**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-        _event(writer, {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls" if call else "stop"}]})
+        finish = "tool_calls" if call else "stop"
+        _event(writer, {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         _event(writer, {**chunk, "choices": [], "usage": usage})
         _chunk(writer, b"data: [DONE]\n\n")
         writer.write(b"0\r\n\r\n")

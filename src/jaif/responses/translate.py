@@ -236,7 +236,7 @@ def usage(chat_usage: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     prompt = int(chat_usage.get("prompt_tokens") or 0)
     completion = int(chat_usage.get("completion_tokens") or 0)
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": completion,
+    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}, "output_tokens": completion,
             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": prompt + completion}  # fmt: skip
 
 
@@ -265,9 +265,14 @@ def response_object(
         "temperature": create.temperature,
         "text": create.text or {"format": {"type": "text"}},
         "tool_choice": create.tool_choice or "auto",
-        "tools": create.tools or [],
+        "tools": [_echoed(tool) for tool in create.tools or ()],
         "top_p": create.top_p,
         "truncation": "disabled",
-        "usage": usage,
-        "user": create.user,
+        **({"usage": usage} if usage is not None else {}),
+        **({"user": create.user} if create.user is not None else {}),
     }
+
+
+def _echoed(tool: dict[str, Any]) -> dict[str, Any]:
+    """A function tool as a response lists it: its strict flag and parameters always named."""
+    return {"strict": None, "parameters": None, **tool}
