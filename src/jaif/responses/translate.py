@@ -236,8 +236,13 @@ def usage(chat_usage: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     prompt = int(chat_usage.get("prompt_tokens") or 0)
     completion = int(chat_usage.get("completion_tokens") or 0)
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}, "output_tokens": completion,
-            "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": prompt + completion}  # fmt: skip
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + completion,
+    }
 
 
 def response_object(
