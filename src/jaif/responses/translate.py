@@ -12,7 +12,9 @@ import time
 import uuid
 from typing import Any
 
-from jaif.errors import InvalidRequest
+from pydantic import ValidationError
+
+from jaif.errors import InvalidRequest, validation_error
 from jaif.inference.protocol import ChatCompletionRequest
 from jaif.responses.schemas import BUILTIN_TOOLS, ResponseCreate
 
@@ -199,7 +201,10 @@ def chat_request(
     if create.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    return ChatCompletionRequest.model_validate(body)
+    try:
+        return ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:  # what the checks above let through, named as chat names it
+        raise validation_error(exc) from exc
 
 
 def output_items(completion: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
