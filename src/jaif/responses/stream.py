@@ -47,31 +47,30 @@ class ResponseStream:
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
     async def _events(self) -> AsyncGenerator[bytes, None]:
+        # The events of one upstream chunk go out in one write; the first chunk is at hand already (the
+        # gateway returned once it came), so response.created and .in_progress go out with it.
         created = response_object(self._create, self._id)
-        yield self._event("response.created", response=created)
-        yield self._event("response.in_progress", response=created)
+        head = self._event("response.created", response=created) + self._event("response.in_progress", response=created)
         async for framed in self._relay.events:
             payload = framed[6:-2]  # b"data: " ... b"\n\n"
             if payload == b"[DONE]":
                 break
             chunk = orjson.loads(payload)
+            out = self._failed(chunk["error"], created["created_at"]) if "error" in chunk else self._chunk(chunk)
+            if out or head:
+                yield head + b"".join(out)
+                head = b""
             if "error" in chunk:
-                for event in self._failed(chunk["error"], created["created_at"]):
-                    yield event
                 return
-            for event in self._chunk(chunk):
-                yield event
-        for event in self._close_text():
-            yield event
-        for event in self._close_calls():
-            yield event
+        out = [head, *self._close_text(), *self._close_calls()]
         incomplete = "max_output_tokens" if self._finish == "length" else None
         final = response_object(
             self._create, self._id, status="incomplete" if incomplete else "completed", output=self._output,
             incomplete=incomplete, usage=usage(await self._relay.usage()), created_at=created["created_at"],
         )  # fmt: skip
         await self._store(final)
-        yield self._event("response.incomplete" if incomplete else "response.completed", response=final)
+        out.append(self._event("response.incomplete" if incomplete else "response.completed", response=final))
+        yield b"".join(out)
 
     def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
         out: list[bytes] = []
