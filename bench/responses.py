@@ -90,7 +90,8 @@ def main() -> None:
             f"Python {platform.python_version()}). Command: `python bench/responses.py "
             f"{' '.join(sys.argv[1:])}`. One `jaif serve` (1 worker, SQLite) in front of the stand-in upstream "
             f"(16 tokens, no delay); {args.requests} streamed requests per case, one at a time, the cases "
-            "alternating. TTFT: from sending the request to the first text. Target: added at p50 <= 1 ms.",
+            f"alternating. TTFT: from sending the request to the first text. Target: added at p50 <= 1 ms. Load "
+            f"average at the end: {os.getloadavg()[0]:.1f} (the machine is shared: the p99s are its noise).",
             "",
             "| case | TTFT p50 | TTFT p99 | added at p50 over chat |",
             "|---|---|---|---|",
