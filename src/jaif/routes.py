@@ -99,7 +99,8 @@ def mount(app: FastAPI) -> None:
 
 
 def mount_hot_routes(app: FastAPI) -> None:
-    """The inference API's hot operations (POST /v1/chat/completions, /v1/completions, /v1/embeddings): plain
-    ASGI endpoints (inference/endpoints.py) in front of FastAPI's routing. create_app calls this after the
-    portal's middleware is installed and before the body limit and security headers wrap everything."""
+    """The inference API's hot operations (POST /v1/chat/completions, /v1/completions, /v1/embeddings, and the
+    Responses API's POST /v1/responses): plain ASGI endpoints (inference/endpoints.py) in front of FastAPI's
+    routing. create_app calls this after the portal's middleware is installed and before the body limit and
+    security headers wrap everything."""
     inference_endpoints.mount(app, extra=responses_endpoint.routes())  # and POST /v1/responses

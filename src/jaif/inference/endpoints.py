@@ -1,4 +1,5 @@
-"""The hot /v1 routes as plain ASGI endpoints: POST /v1/chat/completions, /v1/completions, /v1/embeddings.
+"""The hot /v1 routes as plain ASGI endpoints: POST /v1/chat/completions, /v1/completions, /v1/embeddings
+(and POST /v1/responses, whose endpoint in responses/endpoint.py overrides ``InferenceEndpoint.answer``).
 
 ``mount(app)`` (called once, by create_app) mounts them in a router of their own, ``HotRoutes``, which
 sits in the app's middleware just inside the security headers and the body limit and ahead of
