@@ -209,6 +209,7 @@ def test_a_streamed_tool_call(gateway):
         ({"model": "tools", "input": [{"type": "file_search_call"}]}, "input[0].type"),
         ({"model": "tools", "input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
         ({"model": "tools", "input": "x", "truncation": "auto"}, "truncation"),
+        ({"model": "tools", "input": "x", "stream_options": {"include_usage": True}}, "stream_options.include_usage"),
         ({"input": "x"}, "model"),
     ],
 )

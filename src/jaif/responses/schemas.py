@@ -23,6 +23,12 @@ BUILTIN_TOOLS = frozenset({
 })  # fmt: skip
 
 
+class ResponseStreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # jaif never pads delta events with an `obfuscation` field: either value is honoured.
+    include_obfuscation: Flag | None = None
+
+
 class ResponseCreate(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -33,6 +39,7 @@ class ResponseCreate(BaseModel):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     stream: Flag | None = False
+    stream_options: ResponseStreamOptions | None = None
     store: Flag | None = True
     previous_response_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     tools: Annotated[list[dict[str, Any]], Field(max_length=128)] | None = None
