@@ -84,6 +84,15 @@ def _message_item(item: dict, i: int) -> dict[str, Any]:
 
 def _function_item(item: dict, i: int, kind: str) -> dict[str, Any]:
     names = ("call_id", "name", "arguments") if kind == "function_call" else ("call_id", "output")
+    output = item.get("output")
+    if kind == "function_call_output" and isinstance(output, list):  # text parts: their text
+        if not all(isinstance(part, dict) and part.get("type") in ("input_text", "output_text")
+                   and isinstance(part.get("text"), str) for part in output):  # fmt: skip
+            raise InvalidRequest(
+                f"Unsupported value for 'input[{i}].output': a string or a list of input_text parts.",
+                param=f"input[{i}].output", code="unsupported_value",
+            )  # fmt: skip
+        item = {**item, "output": "".join(part["text"] for part in output)}
     for name in names:
         if not isinstance(item.get(name), str):
             raise InvalidRequest(
