@@ -2,7 +2,8 @@
 
 Routes are tried in the order they are mounted:
 
-1. the OpenAI-compatible inference API (/v1), first: the hot path; then the rest of /v1 (files, batches);
+1. the OpenAI-compatible inference API (/v1), first: the hot path; then the rest of /v1 (files, batches,
+   the Responses API's stored responses);
 2. operations (/healthz, /metrics);
 3. each concept's REST API (/api/v1), in the order the OpenAPI document lists them;
 4. each concept's portal pages (``<concept>/pages.py``, or the ``router`` of ``<concept>/pages/``), and
@@ -45,6 +46,8 @@ from jaif.metering import pages as metering_pages
 from jaif.notify import pages as notify_pages
 from jaif.ops.router import router as ops_router
 from jaif.portal import pages as portal_pages
+from jaif.responses import endpoint as responses_endpoint
+from jaif.responses.router import router as responses_router
 from jaif.support import pages as support_pages
 from jaif.support.router import router as support_api
 from jaif.training import pages as training_pages
@@ -52,7 +55,8 @@ from jaif.training.router import router as training_api
 from jaif.web import docs as api_docs
 
 # The rest of the OpenAI-compatible API (/v1), on the same project API keys: OpenAI's Files and Batch APIs.
-V1_ROUTERS: tuple[APIRouter, ...] = (files_api, batches_api)
+# GET/DELETE /v1/responses/{id} and .../input_items; /v1/files; /v1/batches
+V1_ROUTERS: tuple[APIRouter, ...] = (responses_router, files_api, batches_api)
 
 STATIC = Path(__file__).resolve().parent / "web" / "static"
 
@@ -103,7 +107,8 @@ def mount(app: FastAPI) -> None:
 
 
 def mount_hot_routes(app: FastAPI) -> None:
-    """The inference API's hot operations (POST /v1/chat/completions, /v1/completions, /v1/embeddings): plain
-    ASGI endpoints (inference/endpoints.py) in front of FastAPI's routing. create_app calls this after the
-    portal's middleware is installed and before the body limit and security headers wrap everything."""
-    inference_endpoints.mount(app)
+    """The inference API's hot operations (POST /v1/chat/completions, /v1/completions, /v1/embeddings, and the
+    Responses API's POST /v1/responses): plain ASGI endpoints (inference/endpoints.py) in front of FastAPI's
+    routing. create_app calls this after the portal's middleware is installed and before the body limit and
+    security headers wrap everything."""
+    inference_endpoints.mount(app, extra=responses_endpoint.routes())  # and POST /v1/responses

@@ -54,7 +54,8 @@ def gateway(module_env, tmp_path_factory):
     ):
         recording = f"http://127.0.0.1:{port}/v1"
         for name, url in {
-            "abandoned-stream": recording, "abandoned-plain": recording, "dies-midway": breaking, "cut-body": whole
+            "abandoned-stream": recording, "abandoned-plain": recording, "dies-midway": breaking, "cut-body": whole,
+            "abandoned-response": recording,
         }.items():
             add_model(db, name, [url], tokenizer=tokenizer_json)
             wait_served(base, name, replicas=1)
@@ -169,3 +170,41 @@ def test_a_body_cut_off_by_a_disconnect_is_not_served(gateway):
         client.chat.completions.create(model="cut-body", messages=MESSAGES, max_tokens=2)
     (record,) = records_after(gateway.db, model="cut-body", count=1)
     assert (record.status, record.completion_tokens) == ("ok", 2)
+
+
+def test_a_client_that_hangs_up_on_a_responses_stream_stops_it_upstream(gateway):
+    """POST /v1/responses streams through the same relay: the same hang-up, the same charge; nothing stored."""
+    before = len(upstream_requests(gateway, stream=True))
+    with client_of(gateway) as client:
+        stream = client.responses.create(model="abandoned-response", input="tell me a story", stream=True)
+        deltas = []
+        for event in stream:
+            if event.type == "response.created":
+                response_id = event.response.id
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+                if len(deltas) == CUT_AFTER:
+                    break
+        stream.close()
+        left = time.time()
+        seen = wait_for(lambda: upstream_requests(gateway, stream=True)[before:], lambda r: r and r[0]["ended"],
+                        timeout=30)  # fmt: skip
+        assert len(seen) == 1 and seen[0]["closed_early"] and seen[0]["ended"] - left < 1.0, (seen, left)
+        (record,) = records_after(gateway.db, model="abandoned-response", count=1)
+        assert (record.status, record.status_code, record.stream, record.endpoint) == (
+            "cancelled", 499, True, "chat.completions"
+        )  # fmt: skip
+        assert CUT_AFTER <= record.completion_tokens <= CUT_AFTER + 5, record.completion_tokens
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(response_id)
+
+
+def test_a_responses_stream_that_dies_midway_ends_failed(gateway):
+    with client_of(gateway) as client:
+        events = list(client.responses.create(model="dies-midway", input="tell me a story", stream=True))
+        assert [event.type for event in events[-2:]] == ["error", "response.failed"]
+        assert "mid-stream" in events[-2].message
+        deltas = [event.delta for event in events if event.type == "response.output_text.delta"]
+        assert len(deltas) == BREAK_AFTER
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(events[0].response.id)

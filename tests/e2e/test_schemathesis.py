@@ -43,6 +43,10 @@ OPERATIONS = {
     ("GET", "/v1/batches"): (POSITIVE, NEGATIVE),
     ("GET", "/v1/batches/{batch_id}"): (POSITIVE, NEGATIVE),
     ("POST", "/v1/batches/{batch_id}/cancel"): (POSITIVE, NEGATIVE),
+    ("POST", "/v1/responses"): (POSITIVE, NEGATIVE),
+    ("GET", "/v1/responses/{response_id}"): (POSITIVE, NEGATIVE),
+    ("DELETE", "/v1/responses/{response_id}"): (POSITIVE, NEGATIVE),
+    ("GET", "/v1/responses/{response_id}/input_items"): (POSITIVE, NEGATIVE),
     ("GET", "/healthz"): (POSITIVE,),
     ("GET", "/metrics"): (POSITIVE,),
 }
@@ -62,12 +66,16 @@ SUCCESS = {
     ("GET", "/v1/batches"): "ListBatchesResponse",
     "/v1/batches/{batch_id}": "Batch",
     "/v1/batches/{batch_id}/cancel": "Batch",
+    "/v1/responses": "Response",
+    "/v1/responses/{response_id}": "Response",  # GET (a DELETE of a random id is a 404)
+    "/v1/responses/{response_id}/input_items": "ResponseItemList",
 }
 CHUNK = {
     "/v1/chat/completions": "CreateChatCompletionStreamResponse",
     "/v1/completions": "CreateCompletionStreamResponse",
 }
-MODEL_FOR = {"/v1/chat/completions": "fake-chat", "/v1/completions": "fake-chat", "/v1/embeddings": "fake-embed"}
+MODEL_FOR = {"/v1/chat/completions": "fake-chat", "/v1/completions": "fake-chat", "/v1/embeddings": "fake-embed",
+             "/v1/responses": "fake-chat"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +102,12 @@ def openai_shapes(ctx, response, case) -> bool | None:
     if response.status_code >= 400:
         assert content_type.startswith("application/json"), content_type
         assert_valid(json.loads(response.content), "ErrorResponse")
+        return True
+    if content_type.startswith("text/event-stream") and path == "/v1/responses":
+        # Typed events (`event:` then `data:`), ending with response.completed, without [DONE].
+        for event in filter(str.strip, response.content.decode().split("\n\n")):
+            kind, data = event.split("\n")
+            assert_valid(json.loads(data.removeprefix("data: ")), "ResponseStreamEvent")
         return True
     if content_type.startswith("text/event-stream"):
         events = [e for e in response.content.decode().split("\n\n") if e.strip()]
@@ -138,9 +152,9 @@ def test_operation(gateway, method, path, mode):
         # and stream half of those that can be.
         body = case.body
         if isinstance(body, dict) and isinstance(body.get("model"), str) and len(body["model"]) % 2:
-            if path in CHUNK and len(body["model"]) % 4 == 3:
+            if (path in CHUNK or path == "/v1/responses") and len(body["model"]) % 4 == 3:
                 body["stream"] = True
-                if len(body["model"]) % 8 == 3:
+                if len(body["model"]) % 8 == 3 and path in CHUNK:
                     body["stream_options"] = {"include_usage": True}
             body["model"] = MODEL_FOR[path]
         response = case.call_and_validate(

@@ -14,6 +14,7 @@ from jaif.identity.models import OneTimeToken, PersonalAccessToken, SignInThrott
 from jaif.inference.models import Model, ModelAlias, Replica
 from jaif.metering.models import QuotaLease, RateWindow, UsageRecord
 from jaif.notify.models import Notification
+from jaif.responses.models import StoredResponse
 from jaif.support.models import SupportReply, SupportRequest
 from jaif.training.models import TrainingEvent, TrainingRegistration
 
@@ -38,6 +39,7 @@ __all__ = [
     "SignInThrottle",
     "Solution",
     "SsoIdentity",
+    "StoredResponse",
     "SupportReply",
     "SupportRequest",
     "TrainingEvent",

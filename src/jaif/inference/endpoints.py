@@ -1,4 +1,5 @@
-"""The hot /v1 routes as plain ASGI endpoints: POST /v1/chat/completions, /v1/completions, /v1/embeddings.
+"""The hot /v1 routes as plain ASGI endpoints: POST /v1/chat/completions, /v1/completions, /v1/embeddings
+(and POST /v1/responses, whose endpoint in responses/endpoint.py overrides ``InferenceEndpoint.answer``).
 
 ``mount(app)`` (called once, by create_app) mounts them in a router of their own, ``HotRoutes``, which
 sits in the app's middleware just inside the security headers and the body limit and ahead of
@@ -23,6 +24,8 @@ while the gateway waits on an upstream and while a stream is relayed, and cancel
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 import orjson
 from fastapi import FastAPI
@@ -30,10 +33,11 @@ from pydantic import BaseModel
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from jaif.access.schemas import KeyPrincipal
 from jaif.errors import JaifError
+from jaif.inference.backends.base import Body
 from jaif.inference.gateway import Gateway
 from jaif.inference.openapi import HOT_OPERATIONS
-from jaif.inference.streaming import StreamRelay
 from jaif.web.errors import error_response, method_not_allowed
 from jaif.web.request_ids import HEADER as REQUEST_ID
 from jaif.web.request_ids import SCOPE_KEY, client_request_id
@@ -140,12 +144,31 @@ class Sweeper:
         self._timer = self._loop.call_later(WATCH_AFTER_S, self._sweep) if self._old else None
 
 
+class EventStream(Protocol):
+    """What a streamed answer gives the endpoint: a StreamRelay, or the Responses API's ResponseStream."""
+
+    @property
+    def events(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class InferenceEndpoint:
     """One hot operation, as an ASGI app (Starlette's Route runs it as it is: no Request object)."""
 
     def __init__(self, request_model: type[BaseModel]) -> None:
         self.request_model = request_model
         self.sweeper = Sweeper()
+
+    async def answer(
+        self, scope: Scope, gateway: Gateway, who: KeyPrincipal, body: bytes, client: Hangup, request_id: str,
+        client_request_id: str | None,
+    ) -> Body | EventStream:
+        """The answer to one authenticated request: a JSON body, or events to stream. ``request_id``: the
+        gateway's (the usage record's); ``client_request_id``: the client's own, where it sent a sane one."""
+        request = gateway.parse(self.request_model, body)
+        return await gateway.handle(who, request, body, client=client, request_id=request_id,
+                                    client_request_id=client_request_id)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gateway: Gateway = scope["app"].state.gateway
@@ -165,12 +188,9 @@ class InferenceEndpoint:
             if body is None:
                 return  # the client left before its body was whole: nothing to serve, nothing admitted
             who = await gateway.authenticate(authorization)
-            request = gateway.parse(self.request_model, body)
-            result = await gateway.handle(
-                who, request, body, client=client, request_id=request_id,
-                client_request_id=given.decode() if given else None,
-            )  # fmt: skip
-            if isinstance(result, StreamRelay):
+            result = await self.answer(scope, gateway, who, body, client, request_id,
+                                       given.decode() if given else None)
+            if not isinstance(result, dict):
                 await _send_stream(send, result, client, shown)
                 return
         except JaifError as exc:
@@ -220,10 +240,11 @@ def routes() -> list[Route]:
     ]
 
 
-def mount(app: FastAPI) -> None:
+def mount(app: FastAPI, *, extra: list[Route] | None = None) -> None:
     """Mount the hot operations on ``app``, as its outermost middleware so far. create_app calls this once,
-    after the portal's middleware (sessions, CSRF) and before the body limit and security headers."""
-    app.add_middleware(HotRoutes, routes=routes())
+    after the portal's middleware (sessions, CSRF) and before the body limit and security headers.
+    ``extra``: more hot routes (POST /v1/responses, responses/endpoint.py)."""
+    app.add_middleware(HotRoutes, routes=[*routes(), *(extra or [])])
 
 
 async def _body(receive: Receive) -> bytes | None:
@@ -244,7 +265,7 @@ async def _body(receive: Receive) -> bytes | None:
     return b"".join(chunks)
 
 
-async def _send_stream(send: Send, result: StreamRelay, client: Hangup, request_id: bytes) -> None:
+async def _send_stream(send: Send, result: EventStream, client: Hangup, request_id: bytes) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": [*_SSE, (REQUEST_ID, request_id)]})
     try:
         client.arm()  # a client that leaves now cancels the relay: the upstream stream is closed at once

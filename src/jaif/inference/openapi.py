@@ -168,26 +168,26 @@ _ERRORS = {
 REF_TEMPLATE = "#/components/schemas/{model}"
 
 
-def responses(success: type[BaseModel], *, stream: type[BaseModel] | None = None) -> dict:
+def responses(success: type[BaseModel], *, stream: type[BaseModel] | None = None, done: bool = True) -> dict:
     """The `responses` of one route: the success object, each server-sent event of a stream (its `data`
-    is the JSON of one chunk, or `[DONE]` last), and the errors."""
+    is the JSON of one chunk, or `[DONE]` last unless ``done`` is false), and the errors."""
     ok: dict[str, Any] = {"model": success, "description": (success.__doc__ or "OK").strip()}
     if stream is not None:
+        data: dict[str, Any] = {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": REF_TEMPLATE.format(model=stream.__name__)},
+        }
         event = {
             "type": "object",
             "required": ["data"],
             "properties": {
                 "data": {
                     "description": f"a {stream.__name__} as JSON; the last event's data is `[DONE]`",
-                    "anyOf": [
-                        {
-                            "type": "string",
-                            "contentMediaType": "application/json",
-                            "contentSchema": {"$ref": REF_TEMPLATE.format(model=stream.__name__)},
-                        },
-                        {"const": "[DONE]"},
-                    ],
-                },
+                    "anyOf": [data, {"const": "[DONE]"}],
+                }
+                if done
+                else {**data, "description": f"a {stream.__name__} as JSON"},
                 "event": {"type": "string"},
                 "id": {"type": "string"},
             },
@@ -210,15 +210,20 @@ HOT_OPERATIONS: tuple[tuple[str, str, str, type[BaseModel], type[BaseModel], typ
 )  # fmt: skip
 
 
-def add_hot_operations(document: dict) -> dict:
+# One hot operation, as in HOT_OPERATIONS: (path, name, summary, request body, 200 object, stream event).
+HotOp = tuple[str, str, str, type[BaseModel], type[BaseModel], type[BaseModel] | None]
+
+
+def add_hot_operations(document: dict, extra: tuple[tuple[HotOp, bool], ...] = ()) -> dict:
     """Write the hot operations, and every schema they name, into FastAPI's ``document``; returns it.
+    ``extra``: more hot operations (POST /v1/responses), each with whether its stream ends with [DONE].
 
     The operations and the objects they answer go through FastAPI's model of the document, as
     get_openapi puts every route it documents; the stream events and the request body's parts are
     added as pydantic writes them."""
     operations, answers, as_written = {}, {}, {}
-    for path, name, summary, body, success, stream in HOT_OPERATIONS:
-        operations[path] = {"post": _operation(path, name, summary, body, success, stream)}
+    for (path, name, summary, body, success, stream), done in [*((op, True) for op in HOT_OPERATIONS), *extra]:
+        operations[path] = {"post": _operation(path, name, summary, body, success, stream, done)}
         answers.update({**_schemas(success), **_schemas(ErrorResponse)})
         if stream is not None and stream is not success:
             as_written.update(_schemas(stream))
@@ -239,12 +244,12 @@ def add_hot_operations(document: dict) -> dict:
 
 def _operation(
     path: str, name: str, summary: str, body: type[BaseModel], success: type[BaseModel],
-    stream: type[BaseModel] | None,
+    stream: type[BaseModel] | None, done: bool = True,
 ) -> dict:  # fmt: skip
     request = body.model_json_schema(ref_template=REF_TEMPLATE)
     request.pop("$defs", None)
     answers = {}
-    for status, answer in responses(success, stream=stream).items():
+    for status, answer in responses(success, stream=stream, done=done).items():
         content: dict[str, Any] = {"application/json": {"schema": _ref(answer["model"])}}
         content.update(answer.get("content", {}))
         answers[str(status)] = {"description": answer["description"], "content": content}

@@ -10,11 +10,14 @@ from jaif.app import app_from_env, asgi_app, create_app
 from jaif.config import Settings
 from jaif.inference.endpoints import HotRoutes, InferenceEndpoint
 from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from jaif.responses.endpoint import ResponsesEndpoint
+from jaif.responses.schemas import ResponseCreate
 
 HOT = {
     "/v1/chat/completions": ChatCompletionRequest,
     "/v1/completions": CompletionRequest,
     "/v1/embeddings": EmbeddingRequest,
+    "/v1/responses": ResponseCreate,
 }
 
 
@@ -36,12 +39,13 @@ def test_create_app_and_jaif_serve_mount_the_same_hot_endpoints_once(settings):
         assert type(app) is FastAPI  # no wrapper around the app that tests drive
         routes = hot_routes(app)
         assert {route.path: route.endpoint.request_model for route in routes} == HOT
-        assert all(type(route.endpoint) is InferenceEndpoint and route.methods == {"POST"} for route in routes)
+        assert all(route.methods == {"POST"} for route in routes)
+        assert [type(route.endpoint) for route in routes] == [InferenceEndpoint] * 3 + [ResponsesEndpoint]
         # No second handler: FastAPI's router has no route for these paths (nothing it could shadow).
         assert [r.path for r in app.routes if getattr(r, "path", None) in HOT] == []
 
 
-def test_the_openapi_document_describes_the_three_hot_operations(settings):
+def test_the_openapi_document_describes_the_hot_operations(settings):
     document = create_app(settings).openapi()
     for path, model in HOT.items():
         operation = document["paths"][path]["post"]

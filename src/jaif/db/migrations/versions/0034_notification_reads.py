@@ -1,7 +1,7 @@
 """notifications: read in the portal (its badge and list: issue 14, item 12)
 
 Revision ID: 0034_notification_reads
-Revises: 0032_batches
+Revises: 0033_responses
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from jaif.db.base import UTCDateTime
 
 revision = "0034_notification_reads"
-down_revision = "0032_batches"
+down_revision = "0033_responses"
 branch_labels = None
 depends_on = None
 
