@@ -32,6 +32,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -80,6 +81,9 @@ class _Job:
     cancelled: bool = False
     stopping: bool = False
     ending: bool = False  # its end is being written (which gives its claim up)
+    key_id: str | None = None  # the key that created it: checked again at every lease renewal (revoked: stop)
+    expires_at: datetime | None = None
+    expired: bool = False  # a line waited (rate limit, no replica) past the batch's window
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Results waiting to be written (the group commit of _record), and how many were queued and written.
     pending: list[tuple[dict, Kind]] = field(default_factory=list)
@@ -129,6 +133,12 @@ class BatchRunner:
             return
 
         def renew_all(session: Session) -> list[str | None]:
+            for job in jobs:  # a key revoked (or expired) since the batch started: its lines stop being run
+                if job.key_id is not None and job.refusal is None:
+                    try:
+                        access.principal_of_key(session=session, key_id=job.key_id)
+                    except Unauthorized as exc:
+                        job.refusal = exc
             return [
                 service.renew(session=session, holder=self.holder, batch_id=job.batch_id, lease_s=self.settings.lease_s,
                               completed=job.journal.completed if job.journal else 0,
@@ -204,6 +214,7 @@ class BatchRunner:
         job.journal = await asyncio.to_thread(Journal, self.store.work_dir(job.batch_id))
         final: BatchStatus | None
         if work.status in (BatchStatus.validating, BatchStatus.in_progress):
+            job.key_id, job.expires_at = work.api_key_id, work.expires_at
             await self._authorise(job, work.api_key_id)
             assert work.input_path is not None
             final = await self._lines(job, work.input_path, ENDPOINTS[work.endpoint], work.expires_at)
@@ -266,7 +277,7 @@ class BatchRunner:
             return BatchStatus.cancelled
         if job.stopping:
             return None
-        return BatchStatus.expired if expired else BatchStatus.completed
+        return BatchStatus.expired if expired or job.expired else BatchStatus.completed
 
     def _done(self, running: set[asyncio.Task], per_batch: asyncio.Semaphore, task: asyncio.Task) -> None:
         running.discard(task)
@@ -302,6 +313,10 @@ class BatchRunner:
             except (RateLimited, Unavailable) as exc:
                 if job.stopping or job.cancelled:
                     return  # not done: a resumed batch runs it, a cancelled one does not
+                if job.expires_at is not None and utcnow() >= job.expires_at:  # waited out its whole window
+                    job.expired = True
+                    await self._not_run(job, line, "batch_expired", "This line was not run before the batch expired.")
+                    return
                 await asyncio.sleep(exc.retry_after or self.settings.retry_s)
                 continue
             except JaifError as exc:

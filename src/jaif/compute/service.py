@@ -296,9 +296,10 @@ def refresh_jobs(
         job = by_id[job_id]
         new = (status.state.value, status.reason[:200], status.started_at, status.ended_at, status.exit_code)
         if new != (job.state, job.reason, job.started_at, job.ended_at, job.exit_code):
+            was_finished = JobState(job.state).finished
             job.state, job.reason, job.started_at, job.ended_at, job.exit_code = new
             changed += 1
-            if status.state.finished:
+            if status.state.finished and not was_finished:  # once, not again for a later correction
                 _tell_submitter(session, job)
         hosts = " ".join(status.hosts)[:1000]
         if hosts and hosts != job.hosts:  # kept once the job has ended (the scheduler forgets them)

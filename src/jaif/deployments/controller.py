@@ -253,6 +253,8 @@ class Controller:
         now = utcnow()
         observed = [self.observe(deployment, r, jobs.get(r.id), now, probes.get(r.id)) for r in replicas]
         desired = self.desired(session, deployment, replicas)
+        if desired == 0 and deployment.blocked:
+            deployment.blocked = None  # nothing is being submitted: the next request tries again (status: cold)
         plan = make_plan(self.policy(deployment, now, desired), observed)
         if plan.waiting:
             log.info("deployment %s: %s", name, plan.waiting)

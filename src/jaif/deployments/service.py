@@ -206,8 +206,10 @@ def status(deployment: Deployment, now: datetime) -> DeploymentStatus:
     estimate = start_estimate(deployment)
     starting = [r for r in live_ones if r.state in (ReplicaState.pending, ReplicaState.starting)]
     if not starting and deployment.blocked:
+        # The scheduler's or the allocation's own words are the operators' (their page, `jaif deployment
+        # show`, the server's log): clients of every project read this status.
         return DeploymentStatus(state="unavailable", ready_replicas=0, estimated_ready_s=None,
-                                reason=f"no replica can be started: {deployment.blocked}")
+                                reason="no replica can be started now; the operators are told why")
     if not starting:
         return DeploymentStatus(state="cold", ready_replicas=0, estimated_ready_s=round(estimate, 1))
     elapsed = (now - min(r.created_at for r in starting)).total_seconds()

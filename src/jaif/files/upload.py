@@ -85,7 +85,10 @@ class _Reader:
         self._part.name = name
         if name == "file":
             raw = options.get(b"filename")
-            self.upload.filename = os.path.basename(raw.decode("utf-8", "replace")) if raw else "upload.jsonl"
+            # Control characters (a NUL: PostgreSQL refuses it in text) are dropped; the name is only shown.
+            given = os.path.basename(raw.decode("utf-8", "replace")) if raw else ""
+            name = "".join(c for c in given if c.isprintable())
+            self.upload.filename = name or "upload.jsonl"
             self._part.filename = self.upload.filename
 
     def _data(self, data: bytes, start: int, end: int) -> None:

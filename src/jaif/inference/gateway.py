@@ -328,14 +328,18 @@ class Gateway:
         key = replicas.affinity_key(call.body)  # None with one replica: no cost there
         status = call.model.deployment
         deployed = status is not None and status["state"] != "unavailable"  # else no replica can start: 503
-        if deployed:
-            replicas.last_used = time.time()  # its idle time (scale to zero) counts from here
+        if status is not None:
+            # Its idle time (scale to zero) counts from here; a request it cannot serve counts too, so that
+            # the controller keeps trying to start a replica rather than scaling an unavailable one to zero.
+            replicas.last_used = time.time()
         until: float | None = None  # a deployment's request is held for a replica until then, at most
         for _ in range(self.retries + 1):
             replica = replicas.pick(exclude=tried, key=key)
-            if replica is None and deployed and self.hold_s > 0:
-                # A deployment cold or starting, or its replicas all out (or failed this request): wait for
-                # one, within one cold-start limit for the whole request.
+            # Held: a deployment cold or starting, or with no replica left in rotation (a crash: its
+            # replacement is coming), within one cold-start limit for the whole request. Not after an error
+            # answer, nor while a replica this request tried is still in rotation: that answer is final.
+            if (replica is None and deployed and self.hold_s > 0
+                    and (last is None or (last.status is None and replicas.pick() is None))):
                 until = until if until is not None else time.monotonic() + self.hold_s
                 replica = await self._hold(call, tried, key, until)
                 if replica is None and last is None:
@@ -399,6 +403,9 @@ class Gateway:
                 self.on_hold()
             while time.monotonic() < until:
                 await asyncio.sleep(HOLD_POLL_S)
+                current = self.registry.models.get(call.model.name)
+                if current is None or (current.deployment or {}).get("state") == "unavailable":
+                    return None  # deleted, or no replica can start now: no point waiting
                 replica = replicas.pick(exclude=tried, key=key if key is not None else replicas.affinity_key(call.body))
                 if replica is not None:
                     return replica
@@ -409,7 +416,14 @@ class Gateway:
                 client.disarm()
 
     def _not_ready(self, call: _Call) -> Unavailable:
-        status = call.model.deployment or {}
+        current = self.registry.models.get(call.model.name)
+        status = (current.deployment if current is not None else None) or {}
+        if current is None or status.get("state") == "unavailable":
+            return Unavailable(
+                f"No replica of `{call.model.name}` can be started now ({status.get('reason') or 'it is gone'}); "
+                "try again later.",
+                retry_after=60.0,
+            )
         estimate = status.get("estimated_ready_s") or 1.0
         return Unavailable(
             f"The model `{call.model.name}` is starting (it was scaled to zero, or its replicas are being "

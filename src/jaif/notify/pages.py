@@ -55,12 +55,12 @@ def _unread(context) -> int:
     """The navigation's badge: the signed-in person's unread notifications (0 for visitors)."""
     request = context["request"]
     user = signed_in_user(request)
-    if not user or not user.get("email"):
+    session = getattr(request.state, "db", None)  # the page's own transaction (web/deps.py)
+    if not user or not user.get("email") or session is None:
         return 0
-    with request.app.state.runtime.session_factory() as session:
-        if not _confirmed(session, user["email"]):
-            return 0
-        return notify.unread_count(session=session, email=user["email"])
+    if not _confirmed(session, user["email"]):
+        return 0
+    return notify.unread_count(session=session, email=user["email"])
 
 
 TEMPLATES.env.globals["unread_notifications"] = _unread  # base.html's navigation

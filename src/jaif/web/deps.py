@@ -26,7 +26,8 @@ def db(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the handler returns, rolled back on error."""
     factory = request.app.state.runtime.session_factory
     with factory() as session, session.begin():
-        yield session
+        request.state.db = session  # the page's templates read through it too (a second connection would
+        yield session  # wait on SQLite for this transaction's write lock)
 
 
 # scope="function": the transaction commits before the response is sent, so what a client reads next

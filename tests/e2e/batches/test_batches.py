@@ -253,3 +253,17 @@ def test_cancel(gateway):
     with pytest.raises(openai.ConflictError):
         client.batches.cancel(batch.id)
     json.dumps(done)  # the output is plain JSON lines
+
+
+def test_a_file_name_with_control_characters_is_kept_without_them(gateway):
+    """A NUL in the multipart file name was stored as sent, and PostgreSQL refuses a NUL in text: a 500."""
+    client = client_of(gateway, "names")
+    boundary = b"b0undary"
+    body = (b"--b0undary\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
+            b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"in\x00put\x07.jsonl\"\r\n"
+            b"Content-Type: application/jsonl\r\n\r\n" + jsonl([chat_line("x", "Hello")]) + b"\r\n--b0undary--\r\n")
+    with httpx.Client(base_url=gateway.base, headers=bearer(client.api_key), timeout=30) as http:
+        answer = http.post("/v1/files", content=body,
+                           headers={"content-type": "multipart/form-data; boundary=" + boundary.decode()})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["filename"] == "input.jsonl"

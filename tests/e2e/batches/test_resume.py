@@ -84,5 +84,8 @@ def test_a_batch_resumes_after_a_restart_and_no_line_runs_twice(module_env, how)
         # A hard kill: the lines under way then (at most max_in_flight_per_batch, 2) are not sent again; they
         # end as "interrupted". No line ran twice: at most one usage record per line.
         assert len(errors) <= 2 and {e["error"]["code"] for e in errors} <= {"interrupted"}, errors
+        # The usage records a killed server had not flushed yet (metering.flush_interval_s: the gateway's own
+        # durability, for every request) are lost with it: a line answered just before the kill may go
+        # uncharged, never charged twice.
         statuses = Counter(r.status for r in rows)
-        assert len(output) <= len(ok) <= len(output) + len(errors) and len(rows) <= LINES, statuses
+        assert len(output) - 2 <= len(ok) <= len(output) + len(errors) and len(rows) <= LINES, statuses

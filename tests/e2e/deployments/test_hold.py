@@ -96,3 +96,26 @@ def test_a_held_request_is_reported_answered_by_a_new_replica_refused_past_the_l
         records = records_after(database, model="held", count=3)
         assert [(r.status, r.status_code) for r in records] == [("ok", 200), ("error", 503), ("cancelled", 499)]
         assert wait_for(lambda: held_now(env), lambda n: n == 0, timeout=5) == 0
+
+
+def test_an_error_answer_of_a_deployments_replica_is_passed_on_at_once_not_held(env):
+    """A 5xx answer from the only replica must reach the client at once: the request is not held for a
+    replacement the controller has no reason to start (it waited the whole cold-start limit)."""
+    with server(env) as base, upstream(env, "--error-on", "boom") as (url, _proc):
+        with _session(env["JAIF_DATABASE_URL"]) as session:
+            from jaif.inference import service as inference
+
+            inference.add_replica(session=session, model_name="held", url=url)
+        with openai.OpenAI(base_url=base + "/v1", api_key=env["KEY"], max_retries=0, timeout=30) as client:
+            wait_for(lambda: client.models.retrieve("held").model_extra["status"]["state"], lambda s: s == "ready",
+                     timeout=10)
+            started = time.monotonic()
+            with pytest.raises(openai.APIStatusError) as failed:
+                client.chat.completions.create(model="held", messages=[{"role": "user", "content": "boom"}])
+            assert failed.value.status_code == 500 and time.monotonic() - started < HOLD_S - 1
+            assert client.chat.completions.create(model="held", messages=[{"role": "user", "content": "hi"}],
+                                                  max_tokens=3).choices[0].message.content
+        with _session(env["JAIF_DATABASE_URL"]) as session:
+            from jaif.inference import service as inference
+
+            inference.remove_replica(session=session, model_name="held", url=url)

@@ -109,8 +109,12 @@ def test_a_deployment_serves_is_replaced_when_it_crashes_and_drains_on_delete(en
             assert cold.value.body["code"] == "service_unavailable", cold.value.body
             assert "no replica can be started" in cold.value.body["message"]  # not held: it could never start
             starved = client.models.retrieve("cold").model_extra["status"]
-            assert starved["state"] == "unavailable" and "allocation" in starved["reason"], starved
+            assert starved["state"] == "unavailable", starved
+            assert "allocation" not in starved["reason"] and "starved" not in str(starved)  # operators' business
         assert replicas(env, "pending", name="cold") == []  # refused (no allocation): said in the log
+        shown = json.loads(last_line(jaif(env, "deployment", "show", "cold", "--json")))
+        assert any("could not submit a replica" in e["message"] and "allocation" in e["message"]
+                   for e in shown["events"]), shown["events"]
 
         # the replica crashes: it is replaced, and the deployment serves again
         os.killpg(state["pid"], signal.SIGKILL)

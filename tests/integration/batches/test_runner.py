@@ -13,13 +13,14 @@ import orjson
 import pytest
 
 from jaif.access import service as access
+from jaif.access.models import ApiKey
 from jaif.batches import service
 from jaif.batches.runner import BatchRunner
 from jaif.batches.schemas import BatchCreate
 from jaif.config import BatchSettings
 from jaif.db.base import utcnow
 from jaif.db.engine import make_session_factory, transaction
-from jaif.errors import QuotaExceeded, RateLimited
+from jaif.errors import QuotaExceeded, RateLimited, Unavailable
 from jaif.files import service as files
 from jaif.files.store import FileStore
 
@@ -158,3 +159,48 @@ async def test_a_batch_cancelled_before_it_ran(world):
     [found] = await run_until_ended(runner_of(factory, store, gateway), factory, [batch_id])
     assert (found.status, found.completed, found.output_file_id) == ("cancelled", 0, None) and found.cancelled_at
     assert gateway.sent == []
+
+
+class SlowGateway(FakeGateway):
+    """Each line takes 50 ms; "down" is never served (no replica)."""
+
+    async def handle(self, principal, request, raw=None):
+        prompt = request.messages[0].content
+        if prompt == "down":
+            self.sent.append(prompt)
+            raise Unavailable("No healthy replica.", retry_after=0.01)
+        await asyncio.sleep(0.05)
+        return await super().handle(principal, request, raw)
+
+
+async def test_a_line_waiting_for_a_replica_past_the_window_expires_the_batch(world):
+    factory, store, batch = world
+    batch_id = batch(["fine", "down"])
+    with transaction(factory) as session:
+        service.get_batch_any(session=session, batch_id=batch_id).expires_at = utcnow() + timedelta(seconds=1)
+    [found] = await run_until_ended(runner_of(factory, store, SlowGateway()), factory, [batch_id], timeout=10)
+    assert (found.status, found.completed, found.failed) == ("expired", 1, 1)
+    assert [r["error"]["code"] for r in lines_of(store, factory, found.error_file_id)] == ["batch_expired"]
+
+
+async def test_a_key_revoked_while_its_batch_runs_stops_its_lines(world):
+    factory, store, batch = world
+    batch_id = batch([f"line {i}" for i in range(40)])
+    gateway = SlowGateway()
+    runner = runner_of(factory, store, gateway, max_in_flight_per_batch=1)
+
+    async def revoke_soon() -> None:
+        while len(gateway.sent) < 3:
+            await asyncio.sleep(0.01)
+        with transaction(factory) as session:
+            key_id = service.get_batch_any(session=session, batch_id=batch_id).api_key_id
+            key = session.get(ApiKey, key_id)
+            access.revoke_api_key(session=session, prefix=key.prefix)
+
+    revoking = asyncio.create_task(revoke_soon())
+    [found] = await run_until_ended(runner, factory, [batch_id])
+    await revoking
+    assert found.completed < 40 and found.completed + found.failed == 40, (found.completed, found.failed)
+    codes = {r["error"]["code"] for r in lines_of(store, factory, found.error_file_id)}
+    assert codes == {"revoked_api_key"}, codes
+    assert len(gateway.sent) < 40  # the lines after the revocation were not sent
