@@ -122,6 +122,8 @@ def test_healthz_lists_models_with_replica_counts(gateway):
         "m-embed": {"replicas": 1, "healthy": 1},
         "m-down": {"replicas": 1, "healthy": 0},  # its health checks fail
     }
-    state = wait_for(lambda: healthz(gateway.base), lambda h: h["models"] == expected)
+    # The only server of its database runs the deployments' controller, from its first tick on.
+    state = wait_for(lambda: healthz(gateway.base),
+                     lambda h: h["models"] == expected and h["deployments_controller"])
     assert state == {"status": "ok", "models": expected, "dependencies": {"database": "ok"},
-                     "deployments_controller": True}  # the only server of its database runs the controller
+                     "deployments_controller": True}
