@@ -51,10 +51,17 @@ def upstream_requests(gateway) -> list[dict]:
     return httpx.get(gateway.tools_url.removesuffix("/v1") + "/stats", timeout=5).json()
 
 
-def new_record(gateway, before: int):
-    rows = wait_for(lambda: usage_records(gateway.db, model=SMOL), lambda r: len(r) > before, timeout=15)
-    assert len(rows) == before + 1, f"{len(rows) - before} new usage records, expected 1"
-    return rows[-1]
+def new_record(gateway, before: int, *, stream: bool | None = None):
+    """The one usage record written since ``before`` were counted (of streams only, or plain requests only,
+    with ``stream``: a record of the previous test may still be on its way to the database)."""
+
+    def rows() -> list:
+        found = usage_records(gateway.db, model=SMOL)
+        return [r for r in found if stream is None or r.stream == stream]
+
+    found = wait_for(rows, lambda r: len(r) > before, timeout=15)
+    assert len(found) == before + 1, f"{len(found) - before} new usage records, expected 1"
+    return found[-1]
 
 
 def test_a_string_input_is_answered_and_metered_as_chat(gateway):
@@ -90,7 +97,7 @@ def test_a_list_input_with_instructions_is_stored_as_given(gateway):
 
 
 def test_a_stream_sends_the_typed_events_and_the_metered_usage(gateway):
-    before = len(usage_records(gateway.db, model=SMOL))
+    before = len([r for r in usage_records(gateway.db, model=SMOL) if r.stream])
     events = list(gateway.a.responses.create(model=SMOL, input="Count to five.", max_output_tokens=12, stream=True))
     kinds = [event.type for event in events]
     assert kinds[:5] == ["response.created", "response.in_progress", "response.output_item.added",
@@ -102,7 +109,7 @@ def test_a_stream_sends_the_typed_events_and_the_metered_usage(gateway):
     done = next(event for event in events if event.type == "response.output_text.done")
     final = events[-1].response
     assert text and done.text == text == final.output_text
-    record = new_record(gateway, before)
+    record = new_record(gateway, before, stream=True)
     assert record.stream and record.status == "ok" and record.endpoint == "chat.completions"
     assert final.usage is not None
     assert (final.usage.input_tokens, final.usage.output_tokens) == (record.prompt_tokens, record.completion_tokens)
