@@ -289,3 +289,26 @@ def test_a_walltime_handover_of_a_slurm_replica_under_load_fails_no_request(serv
     failed = [o for o in outcomes if o != "ok"]
     assert outcomes and failed == [], failed
     delete(s, "brief")
+
+
+def test_a_request_held_by_a_server_without_the_controller_gets_a_slurm_replica(served):
+    """Two servers on one database: the module's server runs the controller; a second one holds a request
+    for a cold deployment, its load report makes the controller submit a Slurm job, and it is answered."""
+    import httpx
+
+    s = served
+    assert wait_for(lambda: httpx.get(s.base + "/healthz", timeout=10).json()["deployments_controller"], bool,
+                    timeout=15) is True
+    jaif(s.env, "deployment", "create", "remote", "--model", "smollm2-135m-instruct", "--engine", "llama-cpp",
+         "--partition", s.slurm.partition, "--min-replicas", "0", "--max-replicas", "1", "--idle-minutes", "0.2",
+         "--walltime", "30", "--project", s.project)
+    with server(s.env) as other:
+        assert httpx.get(other + "/healthz", timeout=10).json()["deployments_controller"] is False
+        with openai.OpenAI(base_url=other + "/v1", api_key=s.key, max_retries=0, timeout=READY_S + 60) as client:
+            reply = client.chat.completions.create(model="remote", messages=[{"role": "user", "content": "hi"}],
+                                                   max_tokens=3)
+        assert reply.choices[0].message.content
+    jobs = [r["slurm_job_id"] for d in listed(s) if d["name"] == "remote" for r in d["replicas"]]
+    assert jobs and all(jobs), listed(s)
+    assert any(m.startswith("scale up 0 -> 1: ") for m in events(s, "remote"))
+    delete(s, "remote")
