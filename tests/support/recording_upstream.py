@@ -27,20 +27,12 @@ class Recorder:
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                line, *headers = head.decode("latin-1").split("\r\n")
-                method, path, _ = line.split(" ", 2)
-                length = 0
-                for header in headers:
-                    name, _, value = header.partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value)
-                body = await reader.readexactly(length) if length else b""
+                method, path, body = await read_request(reader)
                 if method == "GET":
                     data = self.seen if path.rstrip("/").endswith("/stats") else {
                         "object": "list", "data": [{"id": "rec", "object": "model", "created": 0, "owned_by": "t"}]
                     }
-                    _json(writer, data)
+                    send_json(writer, data)
                 elif not await self.generate(reader, writer, orjson.loads(body)):
                     return
                 await writer.drain()
@@ -66,7 +58,7 @@ class Recorder:
             text = " ".join(f"tok{i}" for i in range(n))
             message = {"role": "assistant", "content": text}
             usage = {"prompt_tokens": 5, "completion_tokens": n, "total_tokens": 5 + n}
-            _json(writer, {"id": "rec", "object": "chat.completion", "created": 0, "model": req["model"],
+            send_json(writer, {"id": "rec", "object": "chat.completion", "created": 0, "model": req["model"],
                            "choices": [{"index": 0, "message": message, "finish_reason": "length"}], "usage": usage})
             note["ended"] = time.time()
             return True
@@ -81,10 +73,10 @@ class Recorder:
             chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
             if with_usage:
                 chunk["usage"] = None
-            _chunk(writer, chunk)
+            send_event(writer, chunk)
             note["chunks"] = i + 1
         if with_usage:
-            _chunk(writer, {**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": n,
+            send_event(writer, {**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": n,
                                                             "total_tokens": 5 + n}})
         writer.write(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
         note["ended"] = time.time()
@@ -101,15 +93,34 @@ async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
         return True
 
 
-def _json(writer: asyncio.StreamWriter, data: object) -> None:
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
+    """One HTTP/1.1 request off the connection: (method, path, body). Raises IncompleteReadError once the
+    peer has closed it."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    line, *headers = head.decode("latin-1").split("\r\n")
+    method, path, _ = line.split(" ", 2)
+    length = 0
+    for header in headers:
+        name, _, value = header.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    return method, path, await reader.readexactly(length) if length else b""
+
+
+def send_json(writer: asyncio.StreamWriter, data: object) -> None:
     body = orjson.dumps(data)
     head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
     writer.write(head + body)
 
 
-def _chunk(writer: asyncio.StreamWriter, data: dict) -> None:
-    event = b"data: " + orjson.dumps(data) + b"\n\n"
-    writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+def send_chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """One chunk of a chunked body."""
+    writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+
+def send_event(writer: asyncio.StreamWriter, data: dict) -> None:
+    """A server-sent event (``data: JSON``) as one chunk."""
+    send_chunk(writer, b"data: " + orjson.dumps(data) + b"\n\n")
 
 
 async def serve(port: int, recorder: Recorder) -> None:

@@ -14,6 +14,8 @@ import asyncio
 
 import orjson
 
+from tests.support.recording_upstream import read_request, send_chunk, send_event, send_json
+
 ARGUMENTS = ('{"city": ', '"Paris"}')
 TEXT = ("It is ", "sunny in Paris.")
 
@@ -25,20 +27,12 @@ class ToolUpstream:
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                line, *headers = head.decode("latin-1").split("\r\n")
-                method, path, _ = line.split(" ", 2)
-                length = 0
-                for header in headers:
-                    name, _, value = header.partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value)
-                body = await reader.readexactly(length) if length else b""
+                method, path, body = await read_request(reader)
                 if method == "GET":
                     data = self.seen if path.rstrip("/").endswith("/stats") else {
                         "object": "list", "data": [{"id": "tools", "object": "model", "created": 0, "owned_by": "t"}]
                     }  # fmt: skip
-                    _json(writer, data)
+                    send_json(writer, data)
                 else:
                     self.answer(writer, orjson.loads(body))
                 await writer.drain()
@@ -61,7 +55,7 @@ class ToolUpstream:
                 message["tool_calls"] = [{"id": "call_1", "type": "function",
                                           "function": {"name": name, "arguments": "".join(ARGUMENTS)}}]  # fmt: skip
             choice = {"index": 0, "message": message, "finish_reason": "tool_calls" if call else "stop"}
-            _json(writer, {**base, "object": "chat.completion", "choices": [choice], "usage": usage})
+            send_json(writer, {**base, "object": "chat.completion", "choices": [choice], "usage": usage})
             return
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
         deltas: list[dict] = [{"role": "assistant", "content": ""}]
@@ -73,26 +67,12 @@ class ToolUpstream:
             deltas += [{"content": piece} for piece in TEXT]
         chunk = {**base, "object": "chat.completion.chunk"}
         for delta in deltas:
-            _event(writer, {**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            send_event(writer, {**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
         finish = "tool_calls" if call else "stop"
-        _event(writer, {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
-        _event(writer, {**chunk, "choices": [], "usage": usage})
-        _chunk(writer, b"data: [DONE]\n\n")
+        send_event(writer, {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        send_event(writer, {**chunk, "choices": [], "usage": usage})
+        send_chunk(writer, b"data: [DONE]\n\n")
         writer.write(b"0\r\n\r\n")
-
-
-def _event(writer: asyncio.StreamWriter, data: dict) -> None:
-    _chunk(writer, b"data: " + orjson.dumps(data) + b"\n\n")
-
-
-def _chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
-    writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-
-
-def _json(writer: asyncio.StreamWriter, data: object) -> None:
-    body = orjson.dumps(data)
-    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: " + str(len(body)).encode()
-                 + b"\r\n\r\n" + body)  # fmt: skip
 
 
 async def _main(port: int) -> None:
