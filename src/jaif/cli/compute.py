@@ -246,25 +246,24 @@ def report(
         with c.session() as session:
             served = deployment_reports.report(session=session, name=deployment, since=_when(since, "since"),
                                                until=_when(until, "until"))
-        if as_json:
-            print(served.model_dump_json())
-        elif as_csv:
-            sys.stdout.write(deployment_reports.to_csv(served))
-        else:
-            for line in deployment_reports.lines(served):
-                out.print(line, markup=False, highlight=False)
+        _print_report(served, deployment_reports, as_json=as_json, as_csv=as_csv)
         return
     with c.session() as session:
         result = reports.report(
             session=session, settings=c.settings, actor=CLI_ACTOR, project_name=project, org_name=org, call=call,
             since=_when(since, "since"), until=_when(until, "until"),
         )
+    _print_report(result, reports, as_json=as_json, as_csv=as_csv)
+
+
+def _print_report(result, module, *, as_json: bool, as_csv: bool) -> None:
+    """A report as JSON, as CSV, or as lines, each written by its module's ``to_csv`` and ``lines``."""
     if as_json:
         print(result.model_dump_json())
     elif as_csv:
-        sys.stdout.write(reports.to_csv(result))
+        sys.stdout.write(module.to_csv(result))
     else:
-        for line in reports.lines(result):
+        for line in module.lines(result):
             out.print(line, markup=False, highlight=False)
 
 
