@@ -109,10 +109,10 @@ class Controller:
         scaling = Scaling(deployment.min_replicas, deployment.max_replicas, deployment.target_inflight,
                           self.settings.scale_up_window_s, self.settings.scale_down_window_s,
                           idle_s=deployment.idle_minutes * 60)
-        names = [deployment.name, *service.aliases_of(session, deployment)]
-        held = sum(self._load.held.get(n, 0) for n in names)
+        # The gateways report a deployment under its model's name (an alias resolves to it before routing).
+        held = self._load.held.get(deployment.name, 0)
         inflight = sum(self.outstanding(r.url) for r in replicas if r.url) + held
-        last = max((self._load.last.get(n, 0.0) for n in names), default=0.0)
+        last = self._load.last.get(deployment.name, 0.0)
         if last and (deployment.last_request_at is None or last > deployment.last_request_at.timestamp() + 1):
             deployment.last_request_at = datetime.fromtimestamp(last, UTC)
         idle_s = (utcnow() - deployment.last_request_at).total_seconds() if deployment.last_request_at else None
