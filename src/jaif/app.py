@@ -17,6 +17,7 @@ from jaif.inference.openapi import add_hot_operations
 from jaif.responses import openapi as responses_openapi
 from jaif.runtime import Runtime
 from jaif.web import errors, middleware
+from jaif.web.edge import EdgeApp
 from jaif.web.headers import SecurityHeaders
 from jaif.web.limits import BodyLimit
 
@@ -37,7 +38,7 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
-def create_app(settings: Settings | None = None, *, server: bool = False, metered: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, *, server: bool = False, metered: bool = True) -> EdgeApp:
     """``server``: the app is the process's one server (`jaif serve`), which may tune the process (tune_gc).
     ``metered``: False only for bench/gateway.py's baseline (metering/meter.py); no setting reaches it."""
     settings = settings or Settings()
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
         finally:
             await runtime.stop()
 
-    app = FastAPI(
+    app = EdgeApp(
         title="jaif",
         version=__version__,
         summary="AI Factory platform: OpenAI-compatible inference gateway",
@@ -78,14 +79,15 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
     routes.mount(app)
     # Sessions, CSRF, trusted hosts, the sign-in redirect (web/middleware.py).
     middleware.install(app, settings)
-    # POST /v1/chat/completions, /v1/completions, /v1/embeddings: plain ASGI endpoints outside the portal's
-    # middleware (sessions, CSRF) and FastAPI's routing, inside the body limit and security headers (routes.py).
+    # The edge (web/edge.py), outside FastAPI's own error, telemetry and body-size layers, outermost last:
+    # POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses: plain ASGI endpoints ahead
+    # of everything else (routes.py), inside the body limit and the security headers.
     routes.mount_hot_routes(app)
     # An upload to /v1/files may be as large as a file (files.max_bytes) and its form's few fields.
     uploads = {"/v1/files": settings.files.max_bytes + UPLOAD_FORM_BYTES}
-    app.add_middleware(BodyLimit, max_bytes=settings.inference.max_body_bytes, larger=uploads)
-    # Outermost: every answer, refusals of the body limit and CSRF check included (web/headers.py).
-    app.add_middleware(SecurityHeaders)
+    app.add_edge_middleware(BodyLimit, max_bytes=settings.inference.max_body_bytes, larger=uploads)
+    # Outermost: every answer, refusals of the body limit and CSRF check and FastAPI's own 500 included.
+    app.add_edge_middleware(SecurityHeaders)
 
     def openapi() -> dict:
         if app.openapi_schema is None:
@@ -97,17 +99,17 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
     return app
 
 
-def asgi_app(settings: Settings, *, metered: bool = True) -> FastAPI:
+def asgi_app(settings: Settings, *, metered: bool = True) -> EdgeApp:
     """What `jaif serve` runs: create_app's app, as the process's one server."""
     return create_app(settings, server=True, metered=metered)
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> EdgeApp:
     """Factory for the server's worker processes (`jaif serve`, server.py): settings from the environment."""
     return asgi_app(Settings())
 
 
-def unmetered_app_from_env() -> FastAPI:
+def unmetered_app_from_env() -> EdgeApp:
     """bench/gateway.py's baseline only (through bench/unmetered.py): the same server without metering and
     quotas, to measure what they cost. `jaif serve` never runs this."""
     return asgi_app(Settings(), metered=False)

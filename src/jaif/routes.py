@@ -53,6 +53,7 @@ from jaif.support.router import router as support_api
 from jaif.training import pages as training_pages
 from jaif.training.router import router as training_api
 from jaif.web import docs as api_docs
+from jaif.web.edge import EdgeApp
 
 # The rest of the OpenAI-compatible API (/v1), on the same project API keys: OpenAI's Files and Batch APIs.
 # GET/DELETE /v1/responses/{id} and .../input_items; /v1/files; /v1/batches
@@ -106,9 +107,9 @@ def mount(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
-def mount_hot_routes(app: FastAPI) -> None:
+def mount_hot_routes(app: EdgeApp) -> None:
     """The inference API's hot operations (POST /v1/chat/completions, /v1/completions, /v1/embeddings, and the
-    Responses API's POST /v1/responses): plain ASGI endpoints (inference/endpoints.py) in front of FastAPI's
-    routing. create_app calls this after the portal's middleware is installed and before the body limit and
-    security headers wrap everything."""
+    Responses API's POST /v1/responses): plain ASGI endpoints (inference/endpoints.py) on the app's edge
+    (web/edge.py), in front of FastAPI's own layers and routing. create_app calls this before the body
+    limit and security headers wrap them."""
     inference_endpoints.mount(app, extra=responses_endpoint.routes())  # and POST /v1/responses

@@ -1,19 +1,20 @@
 """The hot /v1 routes as plain ASGI endpoints: POST /v1/chat/completions, /v1/completions, /v1/embeddings
 (and POST /v1/responses, whose endpoint in responses/endpoint.py overrides ``InferenceEndpoint.answer``).
 
-``mount(app)`` (called once, by create_app) mounts them in a router of their own, ``HotRoutes``, which
-sits in the app's middleware just inside the security headers and the body limit and ahead of
-everything else: the portal's sessions and CSRF check, and FastAPI's exception and routing layers,
-which together cost a request about as much CPU as the endpoint itself (docs/gateway.md, the request
-path). `jaif serve` runs the app create_app builds, so tests and servers answer these paths with the
-same objects, and no other handler exists for them. The OpenAPI document describes them from
-inference/openapi.py.
+``mount(app)`` (called once, by create_app) mounts them in a router of their own, ``HotRoutes``, on the
+app's edge (web/edge.py): just inside the security headers and the body limit, and ahead of everything
+else: FastAPI's own error, telemetry and body-size layers, the portal's sessions and CSRF check, and
+FastAPI's exception handlers and routing, which together cost a request about as much CPU as the
+endpoint itself (docs/gateway.md, the request path). `jaif serve` runs the app create_app builds, so
+tests and servers answer these paths with the same objects, and no other handler exists for them. The
+OpenAPI document describes them from inference/openapi.py.
 
 Each endpoint reads the body (BodyLimit bounds it: its ``receive`` raises PayloadTooLarge),
 authenticates, parses, calls the gateway once and writes the answer with constant headers and the
 request's ``x-request-id`` (web/request_ids.py): the gateway's id, or the client's own where it sent a
 sane one; errors carry it too. A JaifError
-is rendered by web/errors.py, as everywhere; anything else goes on to the app's last-resort handler.
+is rendered by web/errors.py, as everywhere; anything else before the answer starts gets the same
+last-resort 500 as the rest of the app (``unexpected_response``).
 
 A client that hangs up is seen through ASGI's ``http.disconnect`` (``receive``), never through a failed
 ``send``: uvicorn drops what is sent after a disconnect without raising. ``Hangup`` watches for it
@@ -28,7 +29,6 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 import orjson
-from fastapi import FastAPI
 from pydantic import BaseModel
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -38,7 +38,8 @@ from jaif.errors import JaifError
 from jaif.inference.backends.base import Body
 from jaif.inference.gateway import Gateway
 from jaif.inference.openapi import HOT_OPERATIONS
-from jaif.web.errors import error_response, method_not_allowed
+from jaif.web.edge import EdgeApp
+from jaif.web.errors import error_response, method_not_allowed, unexpected_response
 from jaif.web.request_ids import HEADER as REQUEST_ID
 from jaif.web.request_ids import SCOPE_KEY, client_request_id
 
@@ -190,9 +191,6 @@ class InferenceEndpoint:
             who = await gateway.authenticate(authorization)
             result = await self.answer(scope, gateway, who, body, client, request_id,
                                        given.decode() if given else None)
-            if not isinstance(result, dict):
-                await _send_stream(send, result, client, shown)
-                return
         except JaifError as exc:
             response = error_response(scope["path"], exc)
             response.raw_headers.append((REQUEST_ID, shown))
@@ -202,6 +200,12 @@ class InferenceEndpoint:
             if client.left():
                 return  # the client left; the gateway recorded the request as cancelled
             raise
+        except Exception as exc:  # a bug: the last resort's 500 (this endpoint answers outside FastAPI's)
+            await unexpected_response(scope, exc)(scope, receive, send)
+            return
+        if not isinstance(result, dict):
+            await _send_stream(send, result, client, shown)
+            return
         payload = orjson.dumps(result)
         await send(
             {"type": "http.response.start", "status": 200,
@@ -240,11 +244,11 @@ def routes() -> list[Route]:
     ]
 
 
-def mount(app: FastAPI, *, extra: list[Route] | None = None) -> None:
-    """Mount the hot operations on ``app``, as its outermost middleware so far. create_app calls this once,
-    after the portal's middleware (sessions, CSRF) and before the body limit and security headers.
-    ``extra``: more hot routes (POST /v1/responses, responses/endpoint.py)."""
-    app.add_middleware(HotRoutes, routes=[*routes(), *(extra or [])])
+def mount(app: EdgeApp, *, extra: list[Route] | None = None) -> None:
+    """Mount the hot operations on ``app``'s edge (web/edge.py), outside FastAPI's own layers and the portal's
+    middleware (sessions, CSRF); create_app calls this once, before it adds the body limit and security
+    headers around them. ``extra``: more hot routes (POST /v1/responses, responses/endpoint.py)."""
+    app.add_edge_middleware(HotRoutes, routes=[*routes(), *(extra or [])])
 
 
 async def _body(receive: Receive) -> bytes | None:

@@ -36,7 +36,6 @@ from starlette.types import Scope
 
 from jaif.dependencies import outage_of, unavailable
 from jaif.errors import JaifError, validation_error
-from jaif.web.headers import HEADERS, NO_STORE
 from jaif.web.request_ids import SCOPE_KEY as REQUEST_ID_KEY
 from jaif.web.request_ids import header_of
 
@@ -142,15 +141,19 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        # A hot /v1 endpoint's request id (the one its usage record has), else the client's, else a new one.
-        given = request.scope.get(REQUEST_ID_KEY) or header_of(request.scope["headers"])
-        request_id = given.decode("latin-1") if given else uuid.uuid4().hex[:12]
-        log.exception("unhandled error, request %s %s %s", request_id, request.method, request.url.path)
-        error = JaifError(f"The server had an error processing your request (request {request_id}).")
-        response = render(request, error)
-        # Starlette answers this one from its outermost middleware, outside SecurityHeaders: add them here.
-        for name, value in (*HEADERS, NO_STORE):
-            response.headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-        if request.url.path.startswith("/v1"):
-            response.headers["x-request-id"] = request_id
-        return response
+        return unexpected_response(request.scope, exc)
+
+
+def unexpected_response(scope: Scope, exc: Exception) -> Response:
+    """The last resort: a bug's 500, logged once with its traceback and the request's id, which the answer
+    names. The app's handler for Exception (above), and the hot /v1 endpoints (inference/endpoints.py),
+    which answer outside FastAPI's error middleware (web/edge.py), use it."""
+    # A hot /v1 endpoint's request id (the one its usage record has), else the client's, else a new one.
+    given = scope.get(REQUEST_ID_KEY) or header_of(scope["headers"])
+    request_id = given.decode("latin-1") if given else uuid.uuid4().hex[:12]
+    log.error("unhandled error, request %s %s %s", request_id, scope["method"], scope["path"], exc_info=exc)
+    error = JaifError(f"The server had an error processing your request (request {request_id}).")
+    response = error_response(scope["path"], error)
+    if scope["path"].startswith("/v1"):
+        response.headers["x-request-id"] = request_id
+    return response

@@ -19,7 +19,8 @@ CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hello th
 
 
 @pytest.fixture
-async def client(tmp_path):
+async def served(tmp_path):
+    """The app and a client of it with the project's key."""
     url = f"sqlite:///{tmp_path}/jaif.db"
     env = base_env(JAIF_DATABASE_URL=url, JAIF_DATA_DIR=str(tmp_path / "var"), JAIF_INFERENCE__BUILTIN_MODELS="false")
     jaif(env, "db", "upgrade")
@@ -36,7 +37,12 @@ async def client(tmp_path):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://jaif.test", timeout=30,
                                          headers={"authorization": f"Bearer {key}"}) as http:
-                yield http
+                yield app, http
+
+
+@pytest.fixture
+def client(served):
+    return served[1]
 
 
 def error_of(response: httpx.Response, status: int, code: str | None) -> dict:
@@ -86,3 +92,21 @@ async def test_refusals_are_rendered_once_in_the_openai_shape(client):
     growing = await client.post("/v1/chat/completions", content=chunks(), headers={"content-type": "application/json"})
     error_of(growing, 413, "payload_too_large")
     assert "frame-ancestors 'none'" in growing.headers["content-security-policy"]
+
+
+async def test_a_bug_in_the_pipeline_is_the_last_resorts_500_with_its_request_id(served, monkeypatch, caplog):
+    # The hot endpoints answer outside FastAPI's error middleware (web/edge.py): a bug there still gets the
+    # app's one last-resort answer, logged once with its traceback, never a dropped connection.
+    app, client = served
+
+    async def broken(authorization):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app.state.gateway, "authenticate", broken)
+    answer = await client.post("/v1/chat/completions", json=CHAT, headers={"x-request-id": "my-call-1"})
+    error = error_of(answer, 500, None)
+    assert "request my-call-1" in error["message"] and "a bug" not in error["message"]
+    assert answer.headers["x-request-id"] == "my-call-1"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    [logged] = [r for r in caplog.records if r.name == "jaif.errors"]
+    assert "my-call-1" in logged.getMessage() and logged.exc_info[1].args == ("a bug",)

@@ -12,6 +12,7 @@ from jaif.inference.endpoints import HotRoutes, InferenceEndpoint
 from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from jaif.responses.endpoint import ResponsesEndpoint
 from jaif.responses.schemas import ResponseCreate
+from jaif.web.edge import EdgeApp
 
 HOT = {
     "/v1/chat/completions": ChatCompletionRequest,
@@ -22,7 +23,7 @@ HOT = {
 
 
 def hot_routes(app: FastAPI) -> list:
-    [mounted] = [m for m in app.user_middleware if m.cls is HotRoutes]
+    [mounted] = [m for m in app.edge_middleware if m.cls is HotRoutes]
     return mounted.kwargs["routes"]
 
 
@@ -36,7 +37,7 @@ def settings(tmp_path, monkeypatch) -> Settings:
 def test_create_app_and_jaif_serve_mount_the_same_hot_endpoints_once(settings):
     # asgi_app: what `jaif serve` runs in one process; app_from_env: what each of its N workers builds.
     for app in (create_app(settings), asgi_app(settings), app_from_env()):
-        assert type(app) is FastAPI  # no wrapper around the app that tests drive
+        assert type(app) is EdgeApp  # no wrapper around the app that tests drive
         routes = hot_routes(app)
         assert {route.path: route.endpoint.request_model for route in routes} == HOT
         assert all(route.methods == {"POST"} for route in routes)

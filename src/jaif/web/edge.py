@@ -1,0 +1,40 @@
+"""The app jaif serves: FastAPI with an edge, ASGI middleware outside FastAPI's own layers.
+
+FastAPI builds its middleware stack as ServerErrorMiddleware (the last-resort 500), its exception
+telemetry and its body-size layer, then the app's own middleware (``add_middleware``), then its exception
+handlers and the router. Each layer is a call and, for most, a wrapped ``send``: on the hot /v1 routes,
+whose endpoints answer every error themselves (inference/endpoints.py), the three outer ones cost a
+request about a tenth of the gateway's CPU and did nothing (bench/gateway.py, bench/RESULTS.md).
+
+``add_edge_middleware`` puts a middleware outside them instead, through FastAPI's public
+``build_middleware_stack``: create_app puts the security headers, the body limit and the hot routes
+there, so every answer, FastAPI's own 500 included, carries the security headers, every body is bounded,
+and a hot request meets nothing else before its endpoint. Everything else is as FastAPI builds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp
+
+
+class EdgeApp(FastAPI):
+    """A FastAPI app whose edge middleware wraps FastAPI's whole stack; the last one added is outermost."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.edge_middleware: list[Middleware] = []
+
+    def add_edge_middleware(self, cls: Any, **options: Any) -> None:
+        if self.middleware_stack is not None:
+            raise RuntimeError("Cannot add middleware after an application has started")
+        self.edge_middleware.insert(0, Middleware(cls, **options))
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        for cls, args, kwargs in reversed(self.edge_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
