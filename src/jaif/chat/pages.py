@@ -11,7 +11,8 @@ each POST.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote
 
 import orjson
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from jaif.access.schemas import Actor
 from jaif.chat import service, stream
@@ -27,7 +29,8 @@ from jaif.chat.render import markdown
 from jaif.chat.schemas import MAX_MESSAGE_CHARS, ConversationSettings, MessageIn
 from jaif.errors import InvalidRequest, JaifError
 from jaif.identity.deps import PageUser
-from jaif.inference.gateway import Gateway
+from jaif.inference.endpoints import Hangup, Sweeper
+from jaif.inference.gateway import ClientWatch, Gateway
 from jaif.web.deps import DB
 from jaif.web.display import render, sentence
 from jaif.web.forms import FormFields, attempt
@@ -180,11 +183,10 @@ async def send_message(request: Request, session: DB, actor: PageUser, conversat
             return JSONResponse({**stream.refusal(exc), "withdrawn": True}, status_code=exc.status)
         flash(request, sentence(exc.message), "error")
         return RedirectResponse(f"/chat/{quote(conversation_id, safe='')}", status_code=303)
-    events = stream.answer(gateway=_gateway(request), sessions=request.app.state.runtime.session_factory, turn=turn)
+    gateway, sessions = _gateway(request), request.app.state.runtime.session_factory
     if scripted:
-        return StreamingResponse(_ndjson(events), media_type="application/x-ndjson",
-                                 headers={"cache-control": "no-store", "x-accel-buffering": "no"})
-    async for event in events:  # the plain form: the page once the answer is complete
+        return AnswerStream(lambda client: stream.answer(gateway=gateway, sessions=sessions, turn=turn, client=client))
+    async for event in stream.answer(gateway=gateway, sessions=sessions, turn=turn):  # the plain form
         if event["type"] == "error":
             flash(request, f"{event['headline']} {event['text']}", "error")
     return RedirectResponse(f"/chat/{quote(conversation_id, safe='')}#last", status_code=303)
@@ -198,6 +200,28 @@ def _begin(session: Session, actor: Actor, conversation_id: str, content: str) -
     return turn
 
 
-async def _ndjson(events: AsyncIterator[dict]) -> AsyncIterator[bytes]:
-    async for event in events:
-        yield orjson.dumps(event) + b"\n"
+class AnswerStream(StreamingResponse):
+    """A turn's events as NDJSON, streamed as /v1 streams its answers (inference/endpoints.py): the page
+    leaving is seen through ASGI's ``http.disconnect`` by a Hangup, which, while armed, cancels the answer
+    once, at the await under way (an upstream call, the stream's next event); the gateway settles the
+    request as cancelled, and the answer is stored as far as it came. (Starlette's own streaming would
+    cancel the response's task group, and with it every later await of the settlement.)"""
+
+    def __init__(self, answer: Callable[[ClientWatch], AsyncIterator[dict]]) -> None:
+        super().__init__(iter(()), media_type="application/x-ndjson",
+                         headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+        self.answer = answer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = Hangup(receive, Sweeper())
+        events = self.answer(client)
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async for event in events:
+                await send({"type": "http.response.body", "body": orjson.dumps(event) + b"\n", "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        except asyncio.CancelledError:
+            if not client.left():
+                raise  # not the page leaving: the server is stopping
+        finally:
+            await events.aclose()  # an answer cut short is settled and stored now

@@ -27,7 +27,7 @@ from jaif.chat.render import markdown
 from jaif.chat.service import Turn
 from jaif.db.engine import transaction
 from jaif.errors import JaifError
-from jaif.inference.gateway import Gateway, model_status
+from jaif.inference.gateway import ClientWatch, Gateway, model_status
 from jaif.inference.protocol import ChatCompletionRequest
 from jaif.inference.streaming import StreamRelay
 
@@ -70,13 +70,18 @@ def _notice(gateway: Gateway, name: str) -> dict | None:
             "text": f"The model {name} is {state}: your message waits until it has started{about}."}
 
 
-async def answer(*, gateway: Gateway, sessions: sessionmaker[Session], turn: Turn) -> AsyncIterator[dict]:
+async def answer(
+    *, gateway: Gateway, sessions: sessionmaker[Session], turn: Turn, client: ClientWatch | None = None
+) -> AsyncIterator[dict]:
+    """The turn's events. ``client``: the page's side of the request, as on /v1 (inference/endpoints.py's
+    Hangup): armed around the gateway's upstream calls and while the answer streams, so that the page
+    going away abandons the request, which the gateway then settles as cancelled."""
     notice = _notice(gateway, turn.model)
     if notice is not None:
         yield notice
     request_id = gateway.new_request_id()
     try:
-        relay = await gateway.handle(turn.principal, request_of(turn), request_id=request_id)
+        relay = await gateway.handle(turn.principal, request_of(turn), request_id=request_id, client=client)
     except JaifError as exc:
         await asyncio.to_thread(_withdraw, sessions, turn)
         yield {**refusal(exc), "withdrawn": True}
@@ -86,6 +91,8 @@ async def answer(*, gateway: Gateway, sessions: sessionmaker[Session], turn: Tur
     failure: str | None = None
     status = "cancelled"  # unless the stream runs to its end: the page went away
     try:
+        if client is not None:
+            client.arm()
         async for event in relay.events:
             for data in _chunks(event):
                 if isinstance(data.get("error"), dict):
@@ -97,13 +104,25 @@ async def answer(*, gateway: Gateway, sessions: sessionmaker[Session], turn: Tur
                         yield {"type": "delta", "text": text}
         status = "error" if failure else "ok"
     finally:
-        await relay.aclose()  # settles the request: its usage record, the project's charge
-        usage = await relay.usage()
-        text = "".join(parts)
-        message_id = await asyncio.to_thread(_store, sessions, turn, text, usage, request_id, status)
+        if client is not None:
+            client.disarm()
+        # In a task of its own: whatever cancels this one must not cut the settlement or the store short.
+        ending = asyncio.ensure_future(_end(relay, sessions, turn, "".join(parts), request_id, status))
+        usage, message_id = await asyncio.shield(ending)
+    text = "".join(parts)
     yield {"type": "done", "status": status, "error": failure, "html": str(markdown(text)), "message_id": message_id,
            "request_id": request_id, "usage": {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
                                                "completion_tokens": int(usage.get("completion_tokens") or 0)}}
+
+
+async def _end(
+    relay: StreamRelay, sessions: sessionmaker[Session], turn: Turn, text: str, request_id: str, status: str
+) -> tuple[dict, int | None]:
+    """Settle the request (its usage record, the project's charge: StreamRelay.aclose), then store the
+    answer with the use charged for it."""
+    await relay.aclose()
+    usage = await relay.usage()
+    return usage, await asyncio.to_thread(_store, sessions, turn, text, usage, request_id, status)
 
 
 def _chunks(event: bytes) -> list[dict]:

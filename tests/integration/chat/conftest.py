@@ -105,8 +105,10 @@ async def chat(database_url: str, jaif_env: dict[str, str], tmp_path: Path) -> A
         site = ChatSite(app, sessions, [])
         try:
             async with app.router.lifespan_context(app):
-                yield site
-                for browser in site.browsers:
-                    await browser.aclose()
+                try:
+                    yield site
+                finally:
+                    for browser in site.browsers:
+                        await browser.aclose()
         finally:
             engine.dispose()

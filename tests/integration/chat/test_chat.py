@@ -78,8 +78,12 @@ async def test_a_used_up_allowance_and_a_rate_limit_are_said_in_the_chat(chat):
     with chat.sessions() as session, session.begin():
         session.execute(update(ApiKey).where(ApiKey.project_id == rich, ApiKey.name == CHAT_KEY_NAME)
                         .values(rpm_limit=1))
+    # One request a minute: the next is refused (or, past a minute's end, the one after it).
     _status, second = await send(browser, conversation, "two")
+    if second[-1]["type"] == "done":
+        _status, second = await send(browser, conversation, "three")
     assert second[-1]["type"] == "error" and second[-1]["code"] == "rate_limit_exceeded"
+    assert second[-1]["headline"] == "Not sent: too many requests in the last minute."
     assert second[-1]["retry_after_s"] > 0
 
 
