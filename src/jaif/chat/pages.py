@@ -12,7 +12,7 @@ each POST.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from urllib.parse import quote
 
 import orjson
@@ -179,8 +179,10 @@ async def send_message(request: Request, session: DB, actor: PageUser, conversat
         content, scripted = await _content(request)
         turn = await run_in_threadpool(_begin, session, actor, conversation_id, content)
     except JaifError as exc:
-        if exc.status == 404 or request.headers.get("content-type", "").startswith("application/json"):
+        if request.headers.get("content-type", "").startswith("application/json"):
             return JSONResponse({**stream.refusal(exc), "withdrawn": True}, status_code=exc.status)
+        if exc.status == 404:
+            raise
         flash(request, sentence(exc.message), "error")
         return RedirectResponse(f"/chat/{quote(conversation_id, safe='')}", status_code=303)
     gateway, sessions = _gateway(request), request.app.state.runtime.session_factory
@@ -207,7 +209,7 @@ class AnswerStream(StreamingResponse):
     request as cancelled, and the answer is stored as far as it came. (Starlette's own streaming would
     cancel the response's task group, and with it every later await of the settlement.)"""
 
-    def __init__(self, answer: Callable[[ClientWatch], AsyncIterator[dict]]) -> None:
+    def __init__(self, answer: Callable[[ClientWatch], AsyncGenerator[dict, None]]) -> None:
         super().__init__(iter(()), media_type="application/x-ndjson",
                          headers={"cache-control": "no-store", "x-accel-buffering": "no"})
         self.answer = answer

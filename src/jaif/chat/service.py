@@ -179,8 +179,8 @@ def begin_turn(*, session: Session, actor: Actor, conversation_id: str, content:
     history = [{"role": "system", "content": conversation.system_prompt}] if conversation.system_prompt else []
     history += [{"role": m.role, "content": m.content} for m in earlier if m.content]
     history.append({"role": "user", "content": content})
-    return Turn(conversation.id, mine.id, conversation.model, history, conversation.temperature, conversation.max_tokens,
-                principal)
+    return Turn(conversation.id, mine.id, conversation.model, history, conversation.temperature,
+                conversation.max_tokens, principal)
 
 
 def _principal(session: Session, project_id: str, user_id: str) -> KeyPrincipal:

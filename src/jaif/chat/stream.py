@@ -17,7 +17,7 @@ complete or cut off, is stored with its use and the usage record's id.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import orjson
 from sqlalchemy.orm import Session, sessionmaker
@@ -72,7 +72,7 @@ def _notice(gateway: Gateway, name: str) -> dict | None:
 
 async def answer(
     *, gateway: Gateway, sessions: sessionmaker[Session], turn: Turn, client: ClientWatch | None = None
-) -> AsyncIterator[dict]:
+) -> AsyncGenerator[dict, None]:
     """The turn's events. ``client``: the page's side of the request, as on /v1 (inference/endpoints.py's
     Hangup): armed around the gateway's upstream calls and while the answer streams, so that the page
     going away abandons the request, which the gateway then settles as cancelled."""

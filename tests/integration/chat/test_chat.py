@@ -29,7 +29,8 @@ async def test_an_answer_streams_and_is_charged_to_the_project_as_an_api_call(ch
     email = chat.member(project)
     browser = await chat.browser(email)
     home = await browser.get("/chat")
-    assert home.status_code == 200 and f"{MODEL} (ready)" in home.text and 'href="/chat" aria-current="page"' in home.text
+    assert home.status_code == 200 and f"{MODEL} (ready)" in home.text
+    assert 'href="/chat" aria-current="page"' in home.text  # the navigation's Chat link
     conversation = await start_chat(browser, project, system_prompt="Be brief.", temperature="0.2", max_tokens="5")
 
     status, events = await send(browser, conversation, "Say **hello**")

@@ -17,7 +17,8 @@ def test_a_block_of_raw_html_is_escaped_too():
 
 
 def test_markdown_and_code_blocks_are_formatted_and_their_code_escaped():
-    html = str(markdown("**bold** and `x<y`\n\n```python\nif a < b:\n    print('<b>')\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |"))
+    text = "**bold** and `x<y`\n\n```python\nif a < b:\n    print('<b>')\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |"
+    html = str(markdown(text))
     assert "<strong>bold</strong>" in html and "<code>x&lt;y</code>" in html
     assert '<pre><code class="language-python">if a &lt; b:' in html and "&lt;b&gt;" in html and "<b>" not in html
     assert "<table>" in html and "<td>2</td>" in html
