@@ -111,7 +111,7 @@ def _conversation(request: Request, session: Session, actor: Actor, conversation
     shown = {k: getattr(conversation, k) for k in SETTING_FIELDS}
     return render(
         request, "chat/conversation.html", status_code, section="chat", conversation=conversation,
-        messages=[(m, markdown(m.content)) for m in found], project=project,
+        chat_messages=[(m, markdown(m.content)) for m in found], project=project,
         project_name=project.name if project else None,
         models=[(m.name, m.label) for m in (project.models if project else [])],
         conversations=service.list_conversations(session=session, actor=actor),

@@ -154,17 +154,21 @@ async def test_settings_rename_and_delete(chat):
     project = chat.project()
     browser = await chat.browser(chat.member(project))
     conversation = await start_chat(browser, project)
+    page = f"/chat/{conversation}"
     bad = await browser.submit(f"/chat/{conversation}/settings",
-                               {"title": "Renamed", "model": MODEL, "temperature": "hot", "system_prompt": "kept"})
+                               {"title": "Renamed", "model": MODEL, "temperature": "hot", "system_prompt": "kept"},
+                               page=page)
     assert bad.status_code == 400 and 'id="f-temperature-error"' in bad.text and 'value="hot"' in bad.text
     assert ">kept</textarea>" in bad.text
-    other = await browser.submit(f"/chat/{conversation}/settings", {"title": "Renamed", "model": "gpt-nope"})
+    other = await browser.submit(f"/chat/{conversation}/settings", {"title": "Renamed", "model": "gpt-nope"},
+                                 page=page)
     assert other.status_code == 400 and 'id="f-model-error"' in other.text
     saved = await browser.submit(f"/chat/{conversation}/settings",
-                                 {"title": "Renamed", "model": MODEL, "temperature": "1.5", "max_tokens": "7"})
+                                 {"title": "Renamed", "model": MODEL, "temperature": "1.5", "max_tokens": "7"},
+                                 page=page)
     assert saved.status_code == 303
-    page = (await browser.get(f"/chat/{conversation}")).text
-    assert "<h1>Renamed</h1>" in page and 'value="1.5"' in page and 'value="7"' in page
+    shown = (await browser.get(page)).text
+    assert "<h1>Renamed</h1>" in shown and 'value="1.5"' in shown and 'value="7"' in shown
     deleted = await browser.submit(f"/chat/{conversation}/delete", {}, page=f"/chat/{conversation}")
     assert deleted.status_code == 303 and deleted.headers["location"] == "/chat"
     assert (await browser.get(f"/chat/{conversation}")).status_code == 404
