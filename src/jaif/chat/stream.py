@@ -42,7 +42,7 @@ def refusal(exc: JaifError) -> dict:
     """A refusal as the page shows it: a headline by its code, the gateway's own message, when to retry."""
     headline = HEADLINES.get(exc.code or "") or ("Not answered: the model is unavailable." if exc.status == 503
                                                   else "Not answered.")
-    event = {"type": "error", "code": exc.code, "status": exc.status, "headline": headline, "text": exc.message}
+    event: dict = {"type": "error", "code": exc.code, "status": exc.status, "headline": headline, "text": exc.message}
     if exc.retry_after is not None:
         event["retry_after_s"] = round(exc.retry_after, 1)
     return event
