@@ -30,6 +30,7 @@ from tests.support.procs import upstream
 
 PASSWORD = "chat tests password 2026"
 MODEL = "fake-chat"
+SLOW_MODEL = "slow-chat"  # 200 tokens, 20 ms apart: a page can leave while it streams
 
 
 @dataclass
@@ -73,7 +74,7 @@ class ChatSite:
 
 async def start_chat(browser: Browser, project_id: str, **settings: str) -> str:
     """A new conversation in ``project_id`` through the /chat form; returns its id."""
-    made = await browser.submit("/chat", {"project": project_id, "model": MODEL, **settings})
+    made = await browser.submit("/chat", {"project": project_id, "model": MODEL, **settings})  # model= overrides
     assert made.status_code == 303, made.text[:1000]
     return made.headers["location"].rsplit("/", 1)[1]
 
@@ -96,9 +97,11 @@ async def chat(database_url: str, jaif_env: dict[str, str], tmp_path: Path) -> A
     upgrade(database_url)
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)
-    with upstream(jaif_env, "--tokens", "8") as (url, _proc):
+    with upstream(jaif_env, "--tokens", "8") as (url, _proc), \
+            upstream(jaif_env, "--tokens", "200", "--chunk-delay-ms", "20") as (slow_url, _slow):
         with transaction(sessions) as session:
             inference.add_model(session=session, name=MODEL, upstreams=[url])
+            inference.add_model(session=session, name=SLOW_MODEL, upstreams=[slow_url])
         settings = Settings(database_url=database_url, data_dir=tmp_path / "var", redis_url=None,
                             inference={"builtin_models": False}, metering={"flush_interval_s": 0.05})
         app = create_app(settings)

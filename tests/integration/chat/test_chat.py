@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 from sqlalchemy import select, update
 
 from jaif.access.models import ApiKey
 from jaif.access.service import CHAT_KEY_NAME
 from jaif.chat.models import ChatMessage, Conversation
-from tests.integration.chat.conftest import MODEL, send, start_chat
+from tests.integration.chat.conftest import MODEL, SLOW_MODEL, send, start_chat
 
 
 async def _record(chat, request_id: str):
@@ -198,3 +199,50 @@ async def test_only_projects_with_a_token_allocation_and_their_allowed_models_ar
     assert refused.status_code == 400 and 'id="f-model-error"' in refused.text
     refused = await browser.submit("/chat", {"project": none, "model": MODEL})
     assert refused.status_code == 404 and 'id="f-project-error"' in refused.text
+
+
+async def test_a_page_that_leaves_mid_answer_stops_it_and_what_came_is_charged_and_kept(chat):
+    """The page's side is watched as /v1 watches a client (inference/endpoints.py's Hangup): leaving cancels
+    the answer once; the gateway settles it as cancelled (a usage record for what was used) and the answer
+    is stored as far as it came."""
+    project = chat.project()
+    browser = await chat.browser(chat.member(project))
+    conversation = await start_chat(browser, project, model=SLOW_MODEL)
+    page = (await browser.get(f"/chat/{conversation}")).text
+    token = page.split('<meta name="csrf-token" content="', 1)[1].split('"', 1)[0]
+    cookie = "; ".join(f"{name}={value}" for name, value in browser.client.cookies.items())
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": f"/chat/{conversation}/messages",
+        "raw_path": f"/chat/{conversation}/messages".encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"portal.test"), (b"content-type", b"application/json"), (b"cookie", cookie.encode()),
+                    (b"x-csrf-token", token.encode())],
+        "client": ("127.0.0.1", 50000), "server": ("portal.test", 80),
+    }
+    body = orjson.dumps({"content": "a long story, please"})
+    streaming, sent = asyncio.Event(), []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await streaming.wait()
+        await asyncio.sleep(0.3)  # a few tokens in, the page goes away
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        if message["type"] == "http.response.body" and message.get("body"):
+            sent.append(message["body"])
+            streaming.set()
+
+    await asyncio.wait_for(chat.app(scope, receive, send), timeout=20)
+    events = [orjson.loads(line) for chunk in sent for line in chunk.splitlines() if line.strip()]
+    deltas = [e for e in events if e["type"] == "delta"]
+    assert 0 < len(deltas) < 200 and events[-1]["type"] == "delta"  # cut short: no "done" went out
+    with chat.sessions() as session:
+        answer = session.scalar(select(ChatMessage).where(ChatMessage.conversation_id == conversation,
+                                                          ChatMessage.role == "assistant"))
+    assert answer.status == "cancelled" and answer.content.startswith("tok0 tok1")
+    record = await _record(chat, answer.request_id)
+    assert record.status == "cancelled" and record.status_code == 499 and record.project_id == project
+    assert 0 < record.completion_tokens < 200 and answer.completion_tokens == record.completion_tokens
