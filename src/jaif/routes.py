@@ -33,6 +33,7 @@ from jaif.calls import pages as calls_pages
 from jaif.calls.router import router as calls_api
 from jaif.catalogue import pages as catalogue_pages
 from jaif.catalogue.router import router as catalogue_api
+from jaif.chat import pages as chat_pages
 from jaif.compute import pages as compute_pages
 from jaif.compute.router import router as compute_api
 from jaif.deployments import pages as deployments_pages
@@ -87,6 +88,7 @@ PAGES: tuple[APIRouter, ...] = (
     support_pages.router,       # /support
     catalogue_pages.router,     # /catalogue
     training_pages.router,      # /training
+    chat_pages.router,          # /chat, /chat/{id}: the chat in the browser
 )
 
 

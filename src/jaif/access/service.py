@@ -260,6 +260,33 @@ def _principal(key: ApiKey, project: Project) -> KeyPrincipal:
     )
 
 
+CHAT_KEY_NAME = "Chat in the portal"
+
+
+def chat_principal(*, session: Session, project_id: str, user_id: str) -> KeyPrincipal:
+    """Who a member's chat in the portal (chat/service.py) speaks for in a project: that member's key of the
+    project named CHAT_KEY_NAME, made on first use. Its secret is thrown away when it is made (never stored,
+    never shown, never sent to a browser), so the key serves nothing but the chat, which the gateway meters,
+    limits and charges as it does an API call with any other key: the key's rate limits (or the defaults),
+    its project's allowance, a usage record under its id. It is listed with the project's keys, where a PI
+    may revoke it: that stops the member's chat in the project (Unauthorized, code revoked_api_key)."""
+    row = session.execute(
+        select(ApiKey, Project).join(Project, Project.id == ApiKey.project_id)
+        .where(ApiKey.project_id == project_id, ApiKey.user_id == user_id, ApiKey.name == CHAT_KEY_NAME,
+               ApiKey.job_id.is_(None))
+        .order_by(ApiKey.created_at.desc()).limit(1)
+    ).first()
+    if row is not None:
+        return _principal(*row)
+    project = session.get(Project, project_id)
+    user = session.get(User, user_id)
+    if project is None or user is None:
+        raise NotFound(f"no project {project_id!r}", param="project_id")
+    key, _secret = create_api_key(session=session, project_name=project.name, user_email=user.email,
+                                  name=CHAT_KEY_NAME)
+    return _principal(key, project)
+
+
 _TOUCH_KEY = (
     update(cast(Table, ApiKey.__table__)).where(ApiKey.id == bindparam("key")).values(last_used_at=bindparam("when"))
 )

@@ -6,6 +6,7 @@ from jaif.applications.models import Application, ApplicationEvent, Review
 from jaif.batches.models import Batch
 from jaif.calls.models import AccessCall
 from jaif.catalogue.models import Solution
+from jaif.chat.models import ChatMessage, Conversation
 from jaif.compute.models import Job, JobRecord, SlurmUser
 from jaif.db.base import Base
 from jaif.deployments.models import Deployment, DeploymentEvent, DeploymentReplica, GatewayLoad
@@ -19,6 +20,8 @@ from jaif.support.models import SupportReply, SupportRequest
 from jaif.training.models import TrainingEvent, TrainingRegistration
 
 __all__ = [
+    "ChatMessage",
+    "Conversation",
     "Batch",
     "StoredFile",
     "Deployment",
