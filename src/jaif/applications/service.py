@@ -411,11 +411,11 @@ def request_more(*, session: Session, actor: Actor, project_id: str, kind: str, 
     makes the same with ``kind`` and ``project_id``). Someone not in the project finds no such project
     (404); a member who is not its PI, an operator included, is refused (403)."""
     project = team.require_member(session=session, actor=actor, project_id=project_id)
-    if kind not in REQUEST_KINDS:
-        raise InvalidRequest("ask for a renewal or a top-up", param="kind")
     if not is_pi(session, user_id=actor.user_id, project_id=project.id):
         raise Forbidden("only the project's PI may ask for a renewal or a top-up")
-    if not call:
+    if kind not in REQUEST_KINDS:
+        raise InvalidRequest("ask for a renewal or a top-up", param="kind")
+    if not call or len(call) > 100:
         raise InvalidRequest("choose the call to apply to", param="call_id")
     title = f"{REQUEST_KINDS[ApplicationKind(kind)]} of project {project.name}"
     return create_draft(session=session, actor=actor,

@@ -139,16 +139,16 @@ def usage_breakdown(
     if until is not None:
         query = query.where(UsageRecord.created_at < until)
     found = [tuple(row) for row in session.execute(query)]
-    key_at = {"day": 3, "key": 1}.get(by)
+    project_at, key_at = (1, 3) if by == "day" else (0, 1 if by == "key" else None)
     keys = _key_names(session, {row[key_at] for row in found if row[key_at]}) if key_at is not None else {}
     rows = []
     for row in found:
         head = list(row[: len(groups)])
         if by == "day":
             head[0] = as_date(head[0]).isoformat()
-        head[1 if by == "day" else 0] = names[head[1 if by == "day" else 0]]
+        head[project_at] = names[head[project_at]]
         if key_at is not None:
-            head[key_at] = (keys.get(head[key_at], "(deleted key)") if head[key_at] else "")
+            head[key_at] = keys.get(head[key_at], "(deleted key)") if head[key_at] else ""
         rows.append((*head, *(int(n) for n in row[len(groups):])))
     return columns, sorted(rows)
 
