@@ -15,11 +15,10 @@ from starlette.responses import RedirectResponse, Response
 from jaif.access import directory
 from jaif.access.schemas import Actor
 from jaif.allocations import service as allocations
-from jaif.allocations.models import AllocationStatus
+from jaif.allocations.models import Allocation, AllocationStatus
 from jaif.compute.deps import site_partitions
 from jaif.db.base import utcnow
 from jaif.errors import JaifError
-from jaif.allocations.models import Allocation
 from jaif.identity.deps import PageOperator, PageUser
 from jaif.notify.deps import MailerDep
 from jaif.web.deps import DB

@@ -22,8 +22,8 @@ from jaif.compute.deps import site_partitions
 from jaif.db.base import utcnow
 from jaif.errors import JaifError
 from jaif.identity.deps import PageOperator
-from jaif.web.deps import DB
 from jaif.metering.charts import category_chart
+from jaif.web.deps import DB
 from jaif.web.display import render, sentence
 from jaif.web.forms import FormFields, attempt
 from jaif.web.session import flash

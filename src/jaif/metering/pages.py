@@ -68,7 +68,8 @@ def _rows(tokens: charts.Series, gpu_hours: charts.Series, energy: charts.Series
 def _chart(series: charts.Series, what: str, project: Project, chart_id: str) -> Markup | None:
     if not series.total:
         return None
-    return charts.bar_chart(series, title=f"{what} per day, project {project.name}", chart_id=f"{chart_id}-{project.id}")
+    title = f"{what} per day, project {project.name}"
+    return charts.bar_chart(series, title=title, chart_id=f"{chart_id}-{project.id}")
 
 
 def panels(session: Session, actor: Actor, projects: list[Project], *, first: date, last: date) -> list[Panel]:

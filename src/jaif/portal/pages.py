@@ -156,8 +156,9 @@ def request_more(request: Request, session: DB, actor: PageUser, project_id: str
         if exc.param == "project_id" or exc.status == 403:
             raise
         field = "kind" if exc.param == "kind" else "call"
+        status = 400 if exc.status == 404 else exc.status  # a call that is not there: a mistake in the form
         return _project_page(request, session, actor, project_id, values={"call": call},
-                             errors={field: sentence(exc.message)}, status_code=400 if exc.status == 404 else exc.status)
+                             errors={field: sentence(exc.message)}, status_code=status)
     what = "renewal" if kind == "renewal" else "top-up"
     flash(request, f"Your {what} request is a draft, saved: fill it in and submit it.", "info")
     return RedirectResponse(f"/applications/{draft.id}/edit/proposal", status_code=303)

@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # The height on screen of the smallest label of the page's charts, in CSS pixels.
 SMALLEST_LABEL = """() => Math.min(...[...document.querySelectorAll('svg.chart text')]
     .map(t => t.getBoundingClientRect().height).filter(h => h > 0))"""
-WIDEST_CHART = "() => Math.max(...[...document.querySelectorAll('svg.chart')].map(s => s.getBoundingClientRect().right))"
+WIDEST_CHART = """() => Math.max(...[...document.querySelectorAll('svg.chart')]
+    .map(s => s.getBoundingClientRect().right))"""
 
 
 def _records(site, project_name: str) -> None:
