@@ -111,6 +111,7 @@ def usage_csv(
         raise InvalidRequest(f"by must be one of {', '.join(BREAKDOWNS)}", param="by")
     days, last, since = _period(days)
     projects = _projects(session, actor, project)
+    columns: tuple[str, ...]
     if by == "energy":
         columns, rows = compute_daily.ENERGY_CSV_COLUMNS, compute_daily.energy_rows(
             session=session, actor=actor, projects=projects, since=since)
