@@ -77,7 +77,7 @@ def _bars(series: Series, top: float, plot_h: float) -> list[str]:
     count = max(1, len(series.days))
     slot = (WIDTH - LEFT - RIGHT) / count
     bar_w = max(1.0, slot * 0.75)
-    label_every = max(1, math.ceil(count / 8))
+    label_every = max(1, math.ceil(count / 7))  # at most 7 day labels: they do not touch on a phone
     unit = str(escape(series.unit))  # days and figures need no escaping: digits, dashes and commas
     parts = []
     for i, (day, value) in enumerate(zip(series.days, series.values, strict=True)):

@@ -25,6 +25,7 @@ WIDEST_CHART = """() => Math.max(...[...document.querySelectorAll('svg.chart')]
 
 
 def _records(site, project_name: str) -> None:
+    import jaif.db.models  # noqa: F401 (every model, so that the foreign keys resolve)
     from jaif.access.models import Project
     from jaif.compute.models import JobRecord
     from jaif.metering.models import UsageRecord
