@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 
 from starlette.responses import Response
@@ -42,6 +43,8 @@ def csv_text(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 
 
 def csv_response(filename: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Response:
-    """The rows as a CSV attachment called ``filename`` (made of names jaif controls: no quoting needed)."""
+    """The rows as a CSV attachment called ``filename``; a character of it other than a letter, digit, '.',
+    '_' or '-' (a project's name is part of some) becomes '_', so that the header needs no quoting."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
     return Response(csv_text(columns, rows), media_type="text/csv; charset=utf-8",
-                    headers={"content-disposition": f'attachment; filename="{filename}"'})
+                    headers={"content-disposition": f'attachment; filename="{safe}"'})

@@ -9,7 +9,7 @@ import pytest
 
 from jaif.metering import charts
 from jaif.web.display import figure, measure
-from jaif.web.download import cell, csv_text, figure_cell
+from jaif.web.download import cell, csv_response, csv_text, figure_cell
 
 NOISY = 0.1 * 0.175  # 0.017499999999999998
 
@@ -54,3 +54,9 @@ def test_a_category_chart_labels_each_bar_and_escapes_names():
     assert 'width="712.0"' in svg  # the largest bar, 2 kWh of an axis ending at 2, spans the width
     empty = charts.category_chart([], unit="kWh", title="None", chart_id="none")
     assert "<rect" not in empty and "0 kWh in all, over 0 items." in empty
+
+
+def test_a_download_is_named_safely():
+    answer = csv_response('usage-"a"\r\nb.csv', ("a",), [(1,)])
+    assert answer.headers["content-disposition"] == 'attachment; filename="usage-_a___b.csv"'
+    assert answer.headers["content-type"] == "text/csv; charset=utf-8" and answer.body == b"a\r\n1\r\n"
