@@ -130,6 +130,7 @@ async def test_allocations_export_for_a_projects_members_and_for_operators(porta
     assert sorted(r[1:7] for r in rows[1:]) == [
         ["gpu_hours", "booster", "12.5", "0.02", "12.48", "GPU-hours"],
         ["tokens", "", "1000000", "0", "1000000", "tokens"]]
+    assert 'href="/allocations.csv"' in (await as_pia.get("/")).text
     assert theirs.name not in (await as_pia.get("/allocations.csv")).text
     assert (await as_pia.get(f"/allocations.csv?project={theirs.id}")).status_code == 404
     assert (await as_pia.get("/operator/allocations.csv")).status_code == 403
