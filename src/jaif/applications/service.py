@@ -400,3 +400,23 @@ def allocate_accepted(
     wanted = Grant.requested(application, gpu_hours=gpu_hours, tokens=tokens, duration_months=duration_months)
     _allocate(session, mailer, application, wanted, actor_id=actor.user_id, invitations=invitations)
     return application
+
+
+REQUEST_KINDS = {ApplicationKind.renewal: "Renewal", ApplicationKind.top_up: "Top-up"}
+
+
+def request_more(*, session: Session, actor: Actor, project_id: str, kind: str, call: str) -> Application:
+    """A PI's renewal or top-up of their project: a new draft of that kind in ``call``, titled after the
+    project, to fill in and submit as any application (the portal's button on the project page; the API
+    makes the same with ``kind`` and ``project_id``). Someone not in the project finds no such project
+    (404); a member who is not its PI, an operator included, is refused (403)."""
+    project = team.require_member(session=session, actor=actor, project_id=project_id)
+    if not is_pi(session, user_id=actor.user_id, project_id=project.id):
+        raise Forbidden("only the project's PI may ask for a renewal or a top-up")
+    if kind not in REQUEST_KINDS:
+        raise InvalidRequest("ask for a renewal or a top-up", param="kind")
+    if not call or len(call) > 100:
+        raise InvalidRequest("choose the call to apply to", param="call_id")
+    title = f"{REQUEST_KINDS[ApplicationKind(kind)]} of project {project.name}"
+    return create_draft(session=session, actor=actor,
+                        data=DraftIn(call_id=call, kind=kind, project_id=project.id, title=title))  # type: ignore[arg-type]

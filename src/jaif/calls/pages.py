@@ -1,10 +1,14 @@
-"""The operator console's front page (what needs doing, and time to access per call) and its calls:
-list, create, change (closing one is unticking *open for applications*).
+"""The operator console's front page (what needs doing, time to access per call, and the GPU-hours,
+energy and CO2 of each call's projects) and its calls: list, create, change (closing one is unticking
+*open for applications*).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
@@ -13,9 +17,12 @@ from jaif.applications import time_to_access
 from jaif.calls import forms
 from jaif.calls import service as calls
 from jaif.calls.schemas import CallIn
+from jaif.compute import reports as compute_reports
 from jaif.compute.deps import site_partitions
+from jaif.db.base import utcnow
 from jaif.errors import JaifError
 from jaif.identity.deps import PageOperator
+from jaif.metering.charts import category_chart
 from jaif.web.deps import DB
 from jaif.web.display import render, sentence
 from jaif.web.forms import FormFields, attempt
@@ -24,11 +31,37 @@ from jaif.web.session import flash
 router = APIRouter(include_in_schema=False)
 
 
+ENERGY_PERIODS = {"30": 30, "90": 90, "365": 365, "all": None}  # days of the console's energy table
+
+
+def _energy(session: Session, actor: Actor, every: list, period: str) -> dict:
+    """Each call's projects' jobs that ended in the period: the table's rows and two charts (kWh, kg CO2)."""
+    days = ENERGY_PERIODS[period]
+    since = utcnow() - timedelta(days=days) if days else None
+    used = compute_reports.per_call(session=session, actor=actor, since=since)
+    rows = [(c, used[c.id]) for c in every if c.id in used]
+    rows.sort(key=lambda r: -r[1].energy_kwh)
+    if not rows:
+        return {"rows": [], "kwh_chart": None, "co2_chart": None}
+    title = f" per call, {'the last ' + str(days) + ' days' if days else 'since the start'}"
+    return {
+        "rows": rows,
+        "kwh_chart": category_chart([(c.name, u.energy_kwh) for c, u in rows], unit="kWh",
+                                    title="Energy" + title, chart_id="energy-per-call"),
+        "co2_chart": category_chart([(c.name, u.co2_kg) for c, u in rows], unit="kg CO2",
+                                    title="CO2" + title, chart_id="co2-per-call"),
+    }
+
+
 @router.get("/operator")
-def console(request: Request, session: DB, actor: PageOperator) -> Response:
+def console(request: Request, session: DB, actor: PageOperator,
+            energy: Annotated[str, Query(max_length=5)] = "365") -> Response:
+    energy = energy if energy in ENERGY_PERIODS else "365"
     every = calls.list_calls(session=session, actor=actor, include_inactive=True)
     speed = [(calls.out(c), time_to_access.for_call(session, c)) for c in every]
-    return render(request, "calls/console.html", section="operator", speed=speed)
+    return render(request, "calls/console.html", section="operator", speed=speed, period=energy,
+                  periods=ENERGY_PERIODS, energy=_energy(session, actor, every, energy),
+                  grid=request.app.state.settings.compute.grid_intensity_g_per_kwh)
 
 
 @router.get("/operator/calls")

@@ -205,6 +205,7 @@ def job_page(request: Request, session: DB, actor: PageUser, job_id: str) -> Res
     row = rows_of(session, [job])[0]
     return render(
         request, "compute/detail.html", section="jobs", row=row, job=row.job, logs=logs, params=job.params or {},
+        record=jobs.recorded_energy(session, job),
         stdout_cut=logs.stdout_offset > LOG_TAIL, stderr_cut=logs.stderr_offset > LOG_TAIL, tail_kib=LOG_TAIL // 1024,
         partition=compute.partitions().get(job.partition), job_states=JOB_STATES, minutes=minutes,
     )

@@ -15,13 +15,13 @@ from jaif.access.models import Organisation, Project
 from jaif.access.schemas import Actor
 from jaif.access.visibility import organisation_visible, project_visible
 from jaif.allocations import service as allocations
-from jaif.applications.models import Application
+from jaif.applications.models import Application, ApplicationKind
 from jaif.calls import service as calls
 from jaif.compute.energy import MODEL, SLURM
 from jaif.compute.models import Job, JobRecord
 from jaif.compute.schemas import ComputeReport, PartitionUsage, UsageTotals
 from jaif.config import Settings
-from jaif.errors import InvalidRequest, NotFound
+from jaif.errors import Forbidden, InvalidRequest, NotFound
 from jaif.metering import service as metering
 
 
@@ -136,19 +136,51 @@ def jobs_usage(
     return totals, uncharged
 
 
+def per_call(
+    *, session: Session, actor: Actor, since: datetime | None = None, until: datetime | None = None
+) -> dict[str, UsageTotals]:
+    """{call id: what the jobs of its projects used} for the jobs that ended in [since, until): operators
+    only (the console). A project counts under the call of the application that made it (its first, a new
+    one), so a renewal granted in another call does not count it twice."""
+    if not actor.is_operator:
+        raise Forbidden("only operators see the usage of every call")
+    origin = (
+        select(Application.project_id, Application.call_id)
+        .where(Application.kind == ApplicationKind.new, Application.project_id.is_not(None))
+        .distinct()
+        .subquery()
+    )
+    filters: list[ColumnElement[bool]] = []
+    if since is not None:
+        filters.append(JobRecord.ended_at >= since)
+    if until is not None:
+        filters.append(JobRecord.ended_at < until)
+    rows = session.execute(
+        select(origin.c.call_id, *_totals())
+        .select_from(JobRecord)
+        .join(origin, origin.c.project_id == JobRecord.project_id)
+        .where(*filters)
+        .group_by(origin.c.call_id)
+    )
+    return {
+        call_id: UsageTotals(jobs=n, gpu_hours=g, energy_kwh=e, co2_kg=c, energy_measured_kwh=m, energy_modelled_kwh=x)
+        for call_id, n, g, e, c, m, x in rows
+    }
+
+
 def lines(r: ComputeReport) -> list[str]:
     period = f"{r.since:%Y-%m-%d}" if r.since else "the start"
     period += f" to {r.until:%Y-%m-%d}" if r.until else " to now"
     out = [
         f"{r.scope} {r.name}, from {period}: {r.jobs} jobs",
-        f"  GPU-hours: {r.gpu_hours:.4f} (of {r.allocated_gpu_hours:g} allocated)",
-        f"  energy:    {r.energy_kwh:.4f} kWh ({r.energy_measured_kwh:.4f} measured by Slurm, "
-        f"{r.energy_modelled_kwh:.4f} from the power model)",
-        f"  CO2:       {r.co2_kg:.4f} kg (grid {r.grid_intensity_g_per_kwh:g} g/kWh)",
+        f"  GPU-hours: {r.gpu_hours:.2f} (of {r.allocated_gpu_hours:g} allocated)",
+        f"  energy:    {r.energy_kwh:.3f} kWh ({r.energy_measured_kwh:.3f} measured by Slurm, "
+        f"{r.energy_modelled_kwh:.3f} from the power model)",
+        f"  CO2:       {r.co2_kg:.3f} kg (grid {r.grid_intensity_g_per_kwh:g} g/kWh)",
         f"  tokens:    {r.tokens}",
     ]
-    out += [f"  partition {p.partition}: {p.jobs} jobs, {p.gpu_hours:.4f} GPU-hours, {p.energy_kwh:.4f} kWh, "
-            f"{p.co2_kg:.4f} kg CO2" for p in r.partitions]
+    out += [f"  partition {p.partition}: {p.jobs} jobs, {p.gpu_hours:.2f} GPU-hours, {p.energy_kwh:.3f} kWh, "
+            f"{p.co2_kg:.3f} kg CO2" for p in r.partitions]
     return out
 
 

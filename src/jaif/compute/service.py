@@ -266,6 +266,12 @@ def charged_gpu_hours(session: Session, jobs: Iterable[Job]) -> dict[str, float]
     return {keys[(c, j)]: hours for c, j, hours in rows if (c, j) in keys}
 
 
+def recorded_energy(session: Session, job: Job) -> JobRecord | None:
+    """The accounting's record of ``job`` (GPU-hours, kWh, kg CO2 and whether Slurm measured the energy);
+    None until the accounting import has charged it."""
+    return session.scalar(select(JobRecord).where(JobRecord.cluster == job.cluster, JobRecord.job_id == job.job_id))
+
+
 def cancel_job(*, session: Session, compute: Compute, actor: Actor, job_id: str) -> Job:
     job = get_job(session=session, compute=compute, actor=actor, job_id=job_id)
     if JobState(job.state).finished:

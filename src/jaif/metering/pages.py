@@ -1,5 +1,7 @@
-"""Usage over time, per project: inference tokens per day (the gateway's usage records) and GPU-hours per
-day (the compute accounting's job records), as server-drawn SVG charts with the figures in a table too.
+"""Usage over time, per project: inference tokens per day (the gateway's usage records), and GPU-hours,
+energy (kWh) and CO2 (kg) per day (the compute accounting's job records), as server-drawn SVG charts with
+the figures in a table too; and the same as CSV (``/usage.csv``), per day, model and key, per model, per
+key, or the jobs' energy per day.
 
 Without ``project`` the page shows the user's own projects; with it, that one project, which must be
 one the user may see (operators: any), else 404.
@@ -7,8 +9,6 @@ one the user may see (operators: any), else 404.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
@@ -22,14 +22,17 @@ from jaif.access import directory
 from jaif.access.models import Project
 from jaif.access.schemas import Actor
 from jaif.compute import daily as compute_daily
+from jaif.errors import InvalidRequest
 from jaif.identity.deps import PageUser
 from jaif.metering import charts
 from jaif.metering import reports as metering_reports
 from jaif.web.deps import DB
-from jaif.web.display import number, render
+from jaif.web.display import render
+from jaif.web.download import csv_response
 
 router = APIRouter(include_in_schema=False)
 PERIODS = (7, 30, 90)
+BREAKDOWNS = ("day", "model", "key", "energy")  # what /usage.csv?by= may be
 
 
 @dataclass
@@ -37,9 +40,13 @@ class Panel:
     project: Project
     tokens: charts.Series
     gpu_hours: charts.Series
+    energy: charts.Series  # kWh
+    co2: charts.Series  # kg
     tokens_chart: Markup
     gpu_chart: Markup | None  # drawn only when jobs ended in the period
-    rows: Markup  # the table's rows: day, tokens, GPU-hours, newest first, the days with either
+    energy_chart: Markup | None
+    co2_chart: Markup | None
+    rows: Markup  # the table's rows: day, tokens, GPU-hours, kWh, kg CO2, newest first, the days with any
 
 
 def _projects(session: Session, actor: Actor, project_id: str) -> list[Project]:
@@ -48,12 +55,21 @@ def _projects(session: Session, actor: Actor, project_id: str) -> list[Project]:
     return directory.member_projects(session=session, actor=actor)
 
 
-def _rows(tokens: charts.Series, gpu_hours: charts.Series) -> Markup:
+def _rows(tokens: charts.Series, gpu_hours: charts.Series, energy: charts.Series, co2: charts.Series) -> Markup:
     """The table's rows as HTML (dates and figures: nothing to escape), drawn here rather than by the
-    template, which would escape each of up to 3 x 90 cells."""
-    days = reversed(list(zip(tokens.days, tokens.values, gpu_hours.values, strict=True)))
-    return Markup("\n".join(f"<tr><td>{day.isoformat()}</td><td>{number(t)}</td><td>{number(g, 2)}</td></tr>"
-                             for day, t, g in days if t or g))
+    template, which would escape each of up to 5 x 90 cells."""
+    days = reversed(list(zip(tokens.days, tokens.values, gpu_hours.values, energy.values, co2.values, strict=True)))
+    return Markup("\n".join(
+        f"<tr><td>{day.isoformat()}</td><td>{charts.shown(t, 'tokens')}</td><td>{charts.shown(g, 'GPU-hours')}</td>"
+        f"<td>{charts.shown(e, 'kWh')}</td><td>{charts.shown(c, 'kg')}</td></tr>"
+        for day, t, g, e, c in days if t or g or e or c))
+
+
+def _chart(series: charts.Series, what: str, project: Project, chart_id: str) -> Markup | None:
+    if not series.total:
+        return None
+    title = f"{what} per day, project {project.name}"
+    return charts.bar_chart(series, title=title, chart_id=f"{chart_id}-{project.id}")
 
 
 def panels(session: Session, actor: Actor, projects: list[Project], *, first: date, last: date) -> list[Panel]:
@@ -61,42 +77,49 @@ def panels(session: Session, actor: Actor, projects: list[Project], *, first: da
     ids = [p.id for p in projects]
     tokens = metering_reports.tokens_per_day(session=session, actor=actor, project_ids=ids, since=since)
     hours = compute_daily.gpu_hours_per_day(session=session, actor=actor, project_ids=ids, since=since)
+    kwh, co2 = compute_daily.energy_per_day(session=session, actor=actor, project_ids=ids, since=since)
     found = []
     for p in projects:
         t = charts.daily(tokens.get(p.id, {}), first=first, last=last, unit="tokens")
         g = charts.daily(hours.get(p.id, {}), first=first, last=last, unit="GPU-hours")
+        e = charts.daily(kwh.get(p.id, {}), first=first, last=last, unit="kWh")
+        c = charts.daily(co2.get(p.id, {}), first=first, last=last, unit="kg CO2")
         found.append(Panel(
-            project=p, tokens=t, gpu_hours=g, rows=_rows(t, g),
+            project=p, tokens=t, gpu_hours=g, energy=e, co2=c, rows=_rows(t, g, e, c),
             tokens_chart=charts.bar_chart(t, title=f"Tokens per day, project {p.name}", chart_id=f"tokens-{p.id}"),
-            gpu_chart=charts.bar_chart(g, title=f"GPU-hours per day, project {p.name}", chart_id=f"gpu-{p.id}")
-            if g.total else None,
+            gpu_chart=_chart(g, "GPU-hours", p, "gpu"), energy_chart=_chart(e, "Energy (kWh)", p, "energy"),
+            co2_chart=_chart(c, "CO2 (kg)", p, "co2"),
         ))
     return found
 
 
-def _cell(value):
-    """A text cell a spreadsheet would run as a formula (=, +, -, @ first: a key's name is the user's) is
-    written with a leading apostrophe."""
-    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+def _period(days: int) -> tuple[int, date, datetime]:
+    days = days if days in PERIODS else 30
+    last = datetime.now(UTC).date()
+    return days, last, datetime.combine(last - timedelta(days=days - 1), time(), tzinfo=UTC)
 
 
 @router.get("/usage.csv")
 def usage_csv(
     session: DB, actor: PageUser, project: Annotated[str, Query(max_length=32)] = "", days: int = 30,
+    by: Annotated[str, Query(max_length=10)] = "day",
 ) -> Response:
-    """The usage page's period as CSV: tokens per day, project, model and API key."""
-    days = days if days in PERIODS else 30
-    last = datetime.now(UTC).date()
-    since = datetime.combine(last - timedelta(days=days - 1), time(), tzinfo=UTC)
-    rows = metering_reports.usage_rows(session=session, actor=actor, projects=_projects(session, actor, project),
-                                       since=since)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(metering_reports.CSV_COLUMNS)
-    writer.writerows([tuple(_cell(v) for v in row) for row in rows])
-    name = f"usage-{project or 'my-projects'}-{last.isoformat()}-{days}d.csv"
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"content-disposition": f'attachment; filename="{name}"'})
+    """The usage page's period as CSV: tokens per day, project, model and API key (``by=day``); per project
+    and model (``model``); per project and key (``key``); or the jobs' GPU-hours, kWh and kg CO2 per day and
+    project (``energy``)."""
+    if by not in BREAKDOWNS:
+        raise InvalidRequest(f"by must be one of {', '.join(BREAKDOWNS)}", param="by")
+    days, last, since = _period(days)
+    projects = _projects(session, actor, project)
+    columns: tuple[str, ...]
+    if by == "energy":
+        columns, rows = compute_daily.ENERGY_CSV_COLUMNS, compute_daily.energy_rows(
+            session=session, actor=actor, projects=projects, since=since)
+    else:
+        columns, rows = metering_reports.usage_breakdown(session=session, actor=actor, projects=projects,
+                                                         since=since, by=by)
+    suffix = "" if by == "day" else f"-by-{by}"
+    return csv_response(f"usage{suffix}-{project or 'my-projects'}-{last.isoformat()}-{days}d.csv", columns, rows)
 
 
 @router.get("/usage")
@@ -104,9 +127,9 @@ def usage(
     request: Request, session: DB, actor: PageUser,
     project: Annotated[str, Query(max_length=32)] = "", days: int = 30,
 ) -> Response:
-    days = days if days in PERIODS else 30
-    last = datetime.now(UTC).date()
-    first = last - timedelta(days=days - 1)
+    days, last, since = _period(days)
+    first = since.date()
     chosen = _projects(session, actor, project)
+    grid = request.app.state.settings.compute.grid_intensity_g_per_kwh
     return render(request, "metering/usage.html", section="usage", panels=panels(session, actor, chosen, first=first,
-                  last=last), days=days, periods=PERIODS, project=project, first=first, last=last)
+                  last=last), days=days, periods=PERIODS, project=project, first=first, last=last, grid=grid)

@@ -95,35 +95,60 @@ def tokens_per_day(
 
 
 CSV_COLUMNS = ("day", "project", "model", "key", "requests", "prompt_tokens", "completion_tokens", "total_tokens")
+_TOTALS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens")
+BREAKDOWN_COLUMNS = {
+    "day": CSV_COLUMNS,
+    "model": ("project", "model", *_TOTALS),
+    "key": ("project", "key", *_TOTALS),
+}
 
 
-def usage_rows(
-    *, session: Session, actor: Actor, projects: list[Project], since: datetime, until: datetime | None = None
-) -> list[tuple]:
-    """Usage per UTC day, project, model and API key (its name and prefix; "(deleted key)" for one gone), in
-    CSV_COLUMNS' order, oldest first: the portal's CSV export. Only projects ``actor`` may see."""
-    from jaif.access.models import ApiKey  # the key's name: the ledger keeps only its id
+def _key_names(session: Session, key_ids: set[str]) -> dict[str, str]:
+    """Each key's name and prefix ("name (jaif-abc…)"): the ledger keeps only its id."""
+    from jaif.access.models import ApiKey
 
+    if not key_ids:
+        return {}
+    return {k.id: f"{k.name} ({k.prefix}…)" if k.name else f"{k.prefix}…"
+            for k in session.scalars(select(ApiKey).where(ApiKey.id.in_(key_ids)))}
+
+
+def usage_breakdown(
+    *, session: Session, actor: Actor, projects: list[Project], since: datetime, until: datetime | None = None,
+    by: str = "day",
+) -> tuple[tuple[str, ...], list[tuple]]:
+    """(columns, rows) of the usage in [since, until) of the ``projects`` ``actor`` may see, sorted: per UTC
+    day, project, model and API key (``by="day"``), per project and model (``"model"``) or per project and
+    key (``"key"``; its name and prefix, "(deleted key)" for one gone, "" for requests without a key)."""
+    columns = BREAKDOWN_COLUMNS[by]
     if not projects:
-        return []
+        return columns, []
     names = {p.id: p.name for p in projects}
     day = utc_day(session, UsageRecord.created_at)
+    groups = {"day": [day, UsageRecord.project_id, UsageRecord.model, UsageRecord.api_key_id],
+              "model": [UsageRecord.project_id, UsageRecord.model],
+              "key": [UsageRecord.project_id, UsageRecord.api_key_id]}[by]
     query = (
-        select(day, UsageRecord.project_id, UsageRecord.model, UsageRecord.api_key_id, func.count(),
-               func.coalesce(func.sum(UsageRecord.prompt_tokens), 0),
+        select(*groups, func.count(), func.coalesce(func.sum(UsageRecord.prompt_tokens), 0),
                func.coalesce(func.sum(UsageRecord.completion_tokens), 0),
                func.coalesce(func.sum(UsageRecord.total_tokens), 0))
         .where(UsageRecord.project_id.in_(list(names)), project_visible(actor, UsageRecord.project_id),
                UsageRecord.created_at >= since)
-        .group_by(day, UsageRecord.project_id, UsageRecord.model, UsageRecord.api_key_id)
+        .group_by(*groups)
     )
     if until is not None:
         query = query.where(UsageRecord.created_at < until)
-    found = list(session.execute(query))
-    key_ids = {row[3] for row in found if row[3]}
-    keys = {k.id: f"{k.name} ({k.prefix}…)" if k.name else f"{k.prefix}…"
-            for k in session.scalars(select(ApiKey).where(ApiKey.id.in_(key_ids)))} if key_ids else {}
-    rows = [(as_date(on).isoformat(), names[pid], model, keys.get(key_id, "(deleted key)") if key_id else "",
-             int(n), int(prompt), int(completion), int(total))
-            for on, pid, model, key_id, n, prompt, completion, total in found]
-    return sorted(rows)
+    found = [tuple(row) for row in session.execute(query)]
+    project_at, key_at = (1, 3) if by == "day" else (0, 1 if by == "key" else None)
+    keys = _key_names(session, {row[key_at] for row in found if row[key_at]}) if key_at is not None else {}
+    rows = []
+    for row in found:
+        head = list(row[: len(groups)])
+        if by == "day":
+            head[0] = as_date(head[0]).isoformat()
+        head[project_at] = names[head[project_at]]
+        if key_at is not None:
+            head[key_at] = keys.get(head[key_at], "(deleted key)") if head[key_at] else ""
+        rows.append((*head, *(int(n) for n in row[len(groups):])))
+    return columns, sorted(rows)
+

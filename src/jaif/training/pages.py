@@ -1,4 +1,6 @@
-"""Portal pages of training: the events with seats left, one event, registering and cancelling.
+"""Portal pages of training: the events with seats left, one event, registering and cancelling; and for
+operators, planning an event and changing one (``/training/new``, ``/training/{id}/edit``: the same
+service calls as the API and the CLI; a mistake comes back beside its field with everything typed kept).
 
 The list and an event's page are public (visitors see the published events and sign in to register).
 A refused registration (deadline passed, event started, already registered) shows the event page
@@ -13,10 +15,12 @@ from starlette.responses import RedirectResponse, Response
 
 from jaif.access.schemas import Actor
 from jaif.errors import JaifError
-from jaif.identity.deps import PageUser, PageVisitor
+from jaif.identity.deps import PageOperator, PageUser, PageVisitor
 from jaif.notify.deps import MailerDep
-from jaif.training import service
+from jaif.training import forms, service
 from jaif.web.deps import DB
+from jaif.web.display import render, sentence
+from jaif.web.forms import FormFields, attempt
 from jaif.web.session import flash
 from jaif.web.templating import TEMPLATES
 
@@ -38,6 +42,58 @@ def _event_page(request: Request, session, actor: Actor, event_id: str, *, error
     started = event.starts_at <= datetime.now(UTC)
     context = {"event": event, "registrations": registrations, "error": error, "actor": actor, "started": started}
     return TEMPLATES.TemplateResponse(request, "training/detail.html", context, status_code=status_code)
+
+
+def _form_page(request: Request, *, event_id: str | None, values: dict, errors: dict | None = None,
+               status_code: int = 200) -> Response:
+    return render(request, "training/form.html", status_code, section="training", event_id=event_id, values=values,
+                  errors=errors or {})
+
+
+@router.get("/training/new")
+def new_event(request: Request, actor: PageOperator) -> Response:
+    return _form_page(request, event_id=None, values=forms.blank())
+
+
+@router.post("/training/new")
+def create_event(request: Request, session: DB, actor: PageOperator, form: FormFields) -> Response:
+    data, errors = forms.parse(form)
+    if not errors:
+        try:
+            made = attempt(session, lambda: service.create_event(session=session, actor=actor, **data))
+        except JaifError as exc:
+            errors = {exc.param if exc.param in forms.FIELDS else "title": sentence(exc.message)}
+        else:
+            flash(request, f"{made.title} is planned.")
+            return RedirectResponse(f"/training/{made.id}", status_code=303)
+    return _form_page(request, event_id=None, values={**form, "is_published": bool(form.get("is_published"))},
+                      errors=errors, status_code=400)
+
+
+@router.get("/training/{event_id}/edit")
+def edit_event(request: Request, event_id: str, session: DB, actor: PageOperator) -> Response:
+    event = service.get_event(session=session, actor=actor, event_id=event_id)
+    return _form_page(request, event_id=event.id, values=forms.values_of(event))
+
+
+@router.post("/training/{event_id}/edit")
+def change_event(request: Request, event_id: str, session: DB, actor: PageOperator, mailer: MailerDep,
+                 form: FormFields) -> Response:
+    service.get_event(session=session, actor=actor, event_id=event_id)  # 404 first
+    data, errors = forms.parse(form)
+    if not errors:
+        try:
+            saved = attempt(session, lambda: service.update_event(session=session, mailer=mailer, actor=actor,
+                                                                  event_id=event_id, changes=data))
+        except JaifError as exc:
+            if exc.status == 404:
+                raise
+            errors = {exc.param if exc.param in forms.FIELDS else "title": sentence(exc.message)}
+        else:
+            flash(request, f"{saved.title} is saved.")
+            return RedirectResponse(f"/training/{event_id}", status_code=303)
+    return _form_page(request, event_id=event_id, values={**form, "is_published": bool(form.get("is_published"))},
+                      errors=errors, status_code=400)
 
 
 @router.get("/training/{event_id}")

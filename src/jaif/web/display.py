@@ -7,6 +7,7 @@ Concepts' pages (``<concept>/pages.py``) render with these; reading forms is web
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from fastapi import Request
@@ -36,6 +37,7 @@ RISK_LABELS = {
     "high": "High risk (Annex III: e.g. hiring, credit, medical devices, critical infrastructure)",
     "unacceptable": "Unacceptable risk: a prohibited practice (Art. 5)",
 }
+KIND_LABELS = {"new": "New project", "renewal": "Renewal", "top_up": "Top-up"}
 SECTORS = {
     "academia": "Academia", "startup": "Start-up", "sme": "SME", "industry": "Industry", "public": "Public sector",
 }
@@ -53,6 +55,24 @@ def figure(value: float | int | None, digits: int = 2) -> str:
     1234.5 -> '1,234.5'; None -> '—'. For GPU-hours, which are mostly whole amounts and small charges."""
     if value is None:
         return "—"
+    text = f"{value:,.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def measure(value: float | int | None) -> str:
+    """A measured quantity (kWh, kg CO2) to about three significant digits, without binary noise or
+    trailing zeros: 0.017499999999999998 -> '0.0175', 2.51225 -> '2.51', 1234.5 -> '1,235'; None -> '—'.
+    Below a millionth it is '< 0.000001' (not a misleading 0)."""
+    if value is None:
+        return "—"
+    if value == 0:
+        return "0"
+    size = abs(value)
+    if size >= 100:
+        return f"{value:,.0f}"
+    if size < 1e-6:
+        return "< 0.000001" if value > 0 else "> -0.000001"
+    digits = 2 if size >= 1 else min(6, 2 - math.floor(math.log10(size)))
     text = f"{value:,.{digits}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
@@ -89,12 +109,14 @@ HELPERS = {
     "number": number,
     "figure": figure,
     "compact": compact,
+    "measure": measure,
     "percent": percent,
     "when": when,
     "state_labels": STATE_LABELS,
     "review_modes": REVIEW_MODES,
     "risk_labels": RISK_LABELS,
     "sector_labels": SECTORS,
+    "kind_labels": KIND_LABELS,
 }
 
 

@@ -56,7 +56,7 @@ def test_project_report_sums_gpu_hours_energy_co2_and_tokens(session, compute, w
     assert (recent.jobs, recent.gpu_hours) == (2, 3)
     rows = list(csv.reader(io.StringIO(reports.to_csv(r))))
     assert rows[0][:4] == ["scope", "name", "partition", "jobs"] and rows[-1][2:4] == ["total", "3"]
-    assert any("GPU-hours: 8.0000 (of 100 allocated)" in line for line in reports.lines(r))
+    assert any("GPU-hours: 8.00 (of 100 allocated)" in line for line in reports.lines(r))
 
 
 def test_organisation_and_call_reports(session, compute, world):

@@ -60,7 +60,7 @@ async def test_the_usage_page_charts_tokens_and_gpu_hours_per_day(portal, world,
     page = (await browser.get("/usage")).text
     assert lab.name in page and theirs.name not in page
     assert "<strong>2,200</strong> tokens and <strong>16.50</strong> GPU-hours in these 30 days" in page
-    assert page.count('<svg class="chart"') == 2 and 'role="img"' in page
+    assert page.count('<svg class="chart"') == 4 and 'role="img"' in page  # tokens, GPU-hours, kWh, kg CO2
     assert f"{today:%Y-%m-%d}: 1,500 tokens" in page and f"{yesterday:%Y-%m-%d}: 12.50 GPU-hours" in page
     assert f"<td>{yesterday:%Y-%m-%d}</td><td>700</td><td>12.50</td>" in page
     longer = (await browser.get(f"/usage?days=90&project={lab.id}")).text
