@@ -54,6 +54,7 @@ JOB_STATES = {
     "cancelled": "Cancelled", "timeout": "Timed out",
 }
 LOG_TAIL = 64 * 1024  # the most of each log a job's page shows: its end
+PAGE_FILES = 50  # entries of the job's directory its page lists (all of them: /jobs/{id}/files)
 
 
 def duration(seconds: float) -> str:
@@ -260,7 +261,8 @@ def _listing(session: Session, compute: Compute, actor: Actor, job_id: str,
     """A folder of the job's directory (the caller has found the job), or (None, why not) when it cannot be
     listed: its account is gone, or its directory is not the account's."""
     try:
-        return jobs.job_files(session=session, compute=compute, actor=actor, job_id=job_id, path=path), None
+        return jobs.job_files(session=session, compute=compute, actor=actor, job_id=job_id, path=path,
+                              limit=PAGE_FILES), None
     except JaifError as exc:
         return None, exc
 

@@ -422,12 +422,13 @@ def job_logs(
                    stderr_offset=err_at, refused=[r for r in (out_refused, err_refused) if r])
 
 
-def job_files(*, session: Session, compute: Compute, actor: Actor, job_id: str, path: str = "") -> JobFiles:
+def job_files(*, session: Session, compute: Compute, actor: Actor, job_id: str, path: str = "",
+              limit: int | None = None) -> JobFiles:
     """The folder ``path`` of the job's directory (workspace.py: no link followed, only the job's own files),
-    at most compute.max_listed_files entries."""
+    at most compute.max_listed_files entries (or ``limit``, if fewer)."""
     job = get_job(session=session, compute=compute, actor=actor, job_id=job_id, refresh=False)
-    found = workspace.list_dir(Path(job.workdir), path, owner=_owner(job),
-                               limit=compute.settings.compute.max_listed_files)
+    most = compute.settings.compute.max_listed_files
+    found = workspace.list_dir(Path(job.workdir), path, owner=_owner(job), limit=min(limit or most, most))
     entries = [JobFileOut(name=e.name, path=e.path, kind=e.kind, size=e.size, modified=e.modified)
                for e in found.entries]
     return JobFiles(job_id=job.job_id, path=found.path, entries=entries, truncated=found.truncated,

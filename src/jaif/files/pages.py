@@ -30,7 +30,7 @@ from jaif.files.models import StoredFile
 from jaif.files.store import FileStore
 from jaif.files.upload import PAGE_UPLOAD_PATH, receive_upload
 from jaif.identity import team
-from jaif.identity.deps import PageUser
+from jaif.identity.deps import PageUser, optional_actor, require_user
 from jaif.web.deps import DB
 from jaif.web.display import render, sentence, when
 from jaif.web.session import flash
@@ -86,17 +86,24 @@ def _check_room(*, session: Session, actor: Actor, project_id: str, max_files: i
 def _refused(*, session: Session, request: Request, actor: Actor, project_id: str, exc: JaifError,
              purpose: str) -> Response:
     field = exc.param if exc.param in ("purpose", "file") else "file"
+    request.state.db = session  # the navigation's badge reads through it (web/deps.py)
     return _page(request, session, actor, project_id, errors={field: sentence(exc.message)}, purpose=purpose,
                  status_code=exc.status)
 
 
+def _signed_in(*, session: Session, request: Request) -> Actor:
+    return require_user(request, optional_actor(request, session))
+
+
 @router.post(UPLOAD_PATH)
-async def upload_file(request: Request, actor: PageUser,
-                      project: Annotated[str, Query(max_length=64)] = "") -> Response:
-    """The upload form: the file is written to disk as it arrives, bounded as it is read."""
+async def upload_file(request: Request, project: Annotated[str, Query(max_length=64)] = "") -> Response:
+    """The upload form: the file is written to disk as it arrives, bounded as it is read. No transaction is
+    held while it arrives (on SQLite one would hold the write lock): who uploads, the room left, the new
+    row and an error page each take a short one of their own."""
     settings = _settings(request)
     store = _store(request)
     purpose = "user_data"
+    actor = await asyncio.to_thread(_in_transaction, request, _signed_in, request=request)
     try:
         project_id = await asyncio.to_thread(_in_transaction, request, _check_room, actor=actor, project_id=project,
                                              max_files=settings.files.max_per_project)

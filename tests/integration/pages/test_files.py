@@ -191,3 +191,20 @@ async def test_the_batch_inference_input_is_chosen_from_the_projects_files(porta
     assert job.params["input"] == row.id and job.inputs == [{"id": row.id, "name": "prompts.jsonl"}]
     script = await browser.get(f"/jobs/{job.job_id}/files/content", params={"path": "job.sh"})
     assert "exec python3 - prompts.jsonl results.jsonl" in script.text
+
+
+async def test_listings_of_a_jobs_directory_are_bounded(portal, api, world, session):
+    alice = world.user("alice")
+    lab = world.project(alice)
+    grant(session, lab)
+    session.commit()
+    api.app.state.settings.compute.max_listed_files = 55
+    browser = await portal.as_(alice)
+    made = await post_form(browser, FORM | {"project": lab.name, "script": "for i in $(seq 1 70); do touch f$i; done"})
+    job_path = made.headers["location"]
+    page = await wait_for(browser, job_path, "badge job-completed")
+    assert "Only the first 50 entries are shown." in page and page.count("/files/content?path=") == 50
+    browsed = (await browser.get(job_path + "/files")).text
+    assert "Only the first 55 entries are shown." in browsed and browsed.count("/files/content?path=") == 55
+    listing = (await api.as_(alice).get(f"/api/v1{job_path}/files")).json()
+    assert len(listing["entries"]) == 55 and listing["truncated"]
