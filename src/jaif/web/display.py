@@ -86,17 +86,17 @@ def sentence(message: str) -> str:
 
 
 def size(value: int | None) -> str:
-    """A file's size: 0 -> '0 bytes'; 1536 -> '1.5 KiB'; 5 * 2**20 -> '5 MiB'."""
+    """A file's size: 0 -> '0 bytes'; 1536 -> '1.5 KiB'; 5 * 2**20 -> '5 MiB'; None -> '—'."""
     if value is None:
         return "—"
     if value < 1024:
         return f"{value} byte{'' if value == 1 else 's'}"
-    for unit in ("KiB", "MiB", "GiB"):
-        value_in = value / 1024
-        if value_in < 1024 or unit == "GiB":
-            return f"{figure(value_in, 1)} {unit}"
-        value = int(value_in)
-    return f"{value} bytes"  # not reached
+    amount = value / 1024
+    for unit in ("KiB", "MiB"):
+        if amount < 1024:
+            return f"{figure(amount, 1)} {unit}"
+        amount /= 1024
+    return f"{figure(amount, 1)} GiB"
 
 
 HELPERS = {
