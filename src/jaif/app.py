@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from jaif import __version__, routes
 from jaif.compute.backend import make_compute
 from jaif.config import Settings
+from jaif.files.upload import PAGE_UPLOAD_PATH as FILES_UPLOAD_PATH
 from jaif.identity.oidc import SsoProviders
 from jaif.inference.openapi import add_hot_operations
 from jaif.responses import openapi as responses_openapi
@@ -83,8 +84,9 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
     # POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses: plain ASGI endpoints ahead
     # of everything else (routes.py), inside the body limit and the security headers.
     routes.mount_hot_routes(app)
-    # An upload to /v1/files may be as large as a file (files.max_bytes) and its form's few fields.
-    uploads = {"/v1/files": settings.files.max_bytes + UPLOAD_FORM_BYTES}
+    # An upload to /v1/files, or the portal's upload form, may be as large as a file (files.max_bytes) and its
+    # form's few fields.
+    uploads = {path: settings.files.max_bytes + UPLOAD_FORM_BYTES for path in ("/v1/files", FILES_UPLOAD_PATH)}
     app.add_edge_middleware(BodyLimit, max_bytes=settings.inference.max_body_bytes, larger=uploads)
     # Outermost: every answer, refusals of the body limit and CSRF check and FastAPI's own 500 included.
     app.add_edge_middleware(SecurityHeaders)

@@ -207,6 +207,7 @@ class ComputeSettings(BaseModel):
     local_gpus: int = Field(4, ge=0)
     local_cpus: int | None = Field(None, ge=1)
     max_script_bytes: int = Field(1_000_000, ge=1024)
+    max_listed_files: int = Field(1000, ge=1)  # entries of a job's folder its page (and the API) list at most
     accounting_batch: int = Field(10000, ge=1)
     # How local jobs are kept from the server (compute/isolation.py, docs/compute.md).
     sandbox: Literal["auto", "bwrap", "off"] = "auto"

@@ -38,6 +38,7 @@ from jaif.compute import pages as compute_pages
 from jaif.compute.router import router as compute_api
 from jaif.deployments import pages as deployments_pages
 from jaif.deployments.router import router as deployments_api
+from jaif.files import pages as files_pages
 from jaif.files.router import router as files_api
 from jaif.identity import pages as identity_pages
 from jaif.identity.router import router as identity_api
@@ -81,7 +82,8 @@ PAGES: tuple[APIRouter, ...] = (
     allocations_pages.router,   # /operator/allocations
     access_pages.router,        # /operator/organisations, /organisations/{id}/members
     metering_pages.router,      # /usage
-    compute_pages.router,       # /jobs, /jobs/new, /projects/{id}/jobs
+    compute_pages.router,       # /jobs, /jobs/new, /projects/{id}/jobs, a job's files
+    files_pages.router,         # /projects/{id}/files, /files/upload
     deployments_pages.router,   # /operator/deployments
     identity_pages.router,      # sign-up, sign-in, /account, /invitations, /projects/{id}/team and /keys
     notify_pages.router,        # /operator/outbox

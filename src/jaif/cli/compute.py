@@ -60,6 +60,8 @@ def job_submit(
     script: Annotated[Path | None, typer.Option(help="A batch script file, instead of a template.")] = None,
     name: Annotated[str | None, typer.Option(help="The job's name.")] = None,
     user: Annotated[str | None, typer.Option("--as", help="Submit as this user (e-mail); default: operator.")] = None,
+    input_ids: Annotated[list[str] | None, typer.Option(
+        "--input", help="A project file's id (file-…), copied into the job's directory (repeatable).")] = None,
 ) -> None:
     """Submit a job; prints the scheduler's job id (Slurm's own) on the last line."""
     if script is not None and not script.is_file():
@@ -70,6 +72,7 @@ def job_submit(
             session=session, compute=compute, actor=_actor(session, user), project_name=project,
             partition=partition, gpus=gpus, nodes=nodes, time_min=time_min, template=template,
             params=templates.parse_params(param or []), script=script.read_bytes() if script else None, name=name,
+            inputs=input_ids or None,
         )
         out.print(f"submitted {job.name} to {job.partition} ({job.scheduler}) under account {job.account}; job id:")
     print(job.job_id)

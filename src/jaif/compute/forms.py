@@ -2,11 +2,13 @@
 form with the bytes of a chosen script file (``PostedForm``), the chosen template's parameter fields, and
 ``parse``: the arguments of compute/service.py's ``submit_job`` from the form, with an error per field
 that is not filled in right (whole numbers, a project, a script or the template's required fields).
+A template's file parameter (batch-inference's ``input``) and the job's input files (``inputs``, any number)
+are chosen from the user's projects' files; the service checks each is the chosen project's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,7 +19,7 @@ from jaif.compute import templates
 FIELDS = ("project", "partition", "gpus", "nodes", "time", "name", "template")
 DEFAULTS = {"gpus": "1", "nodes": "1", "time": "60", "name": "", "template": "", "script": ""}
 # The service's ``param`` values that name a field of this form; a refusal about another is shown above it.
-ERROR_FIELDS = frozenset({"project", "partition", "gpus", "nodes", "time", "script", "params", "template"})
+ERROR_FIELDS = frozenset({"project", "partition", "gpus", "nodes", "time", "script", "params", "template", "inputs"})
 WHOLE = {
     "gpus": "Enter a whole number of GPUs per node, 0 or more (e.g. 1).",
     "nodes": "Enter a whole number of nodes, 1 or more.",
@@ -31,13 +33,15 @@ class Posted:
 
     fields: dict[str, str]
     script_file: bytes | None
+    inputs: list[str] = field(default_factory=list)  # ids of the project files chosen as the job's inputs
 
 
 async def _posted(request: Request) -> Posted:
     form = await request.form()
     upload = form.get("script_file")
     data = await upload.read() if isinstance(upload, UploadFile) and upload.filename else None
-    return Posted({k: v for k, v in form.items() if isinstance(v, str)}, data or None)
+    inputs = [v.strip() for v in form.getlist("inputs") if isinstance(v, str) and v.strip()]
+    return Posted({k: v for k, v in form.items() if isinstance(v, str)}, data or None, list(dict.fromkeys(inputs)))
 
 
 PostedForm = Annotated[Posted, Depends(_posted)]
@@ -45,6 +49,13 @@ PostedForm = Annotated[Posted, Depends(_posted)]
 
 def param_field(key: str) -> str:
     return f"param_{key}"
+
+
+def error_field(param: str | None) -> str:
+    """The form's field a refusal of the service is about (``params.input`` -> ``param_input``), else "form"."""
+    if param and param.startswith("params.") and param_field(param.removeprefix("params.")) != param_field(""):
+        return param_field(param.removeprefix("params."))
+    return param if param in ERROR_FIELDS else "form"
 
 
 def template_of(name: str) -> templates.JobTemplate | None:
@@ -80,6 +91,7 @@ def parse(values: dict[str, str], posted: Posted) -> tuple[dict, dict[str, str]]
     args: dict[str, object] = {
         "project_name": values["project"], "partition": values["partition"], "gpus": numbers["gpus"],
         "nodes": numbers["nodes"], "time_min": numbers["time"], "name": values["name"] or None,
+        "inputs": posted.inputs,
     }
     if tpl is not None:
         params = {key: values[param_field(key)].strip() for key in tpl.params}

@@ -52,6 +52,8 @@ class Job(Base):
     time_limit_min: Mapped[int] = mapped_column(Integer)
     template: Mapped[str | None] = mapped_column(String(50), nullable=True)
     params: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The project's files it was given, copied into its directory: [{"id": "file-…", "name": "in.jsonl"}, …]
+    inputs: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
     workdir: Mapped[str] = mapped_column(String(1000))
     state: Mapped[str] = mapped_column(String(20), default=JobState.pending)
     reason: Mapped[str] = mapped_column(String(200), default="")

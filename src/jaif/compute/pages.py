@@ -9,6 +9,11 @@ is not a member of does not exist for them (404); operators see and cancel every
 comes back with its message next to the field it is about and everything typed kept; nothing is submitted.
 Choosing another template re-renders the form with that template's fields (the *Show its fields* button,
 or *Submit* after the choice changed); nothing typed is lost and nothing is submitted.
+
+A job's files (``/jobs/{id}/files?path=``): the folders of its directory, and a file of it downloaded
+(``/jobs/{id}/files/content?path=``), through compute/workspace.py's strict path handling (no ``..``, no
+symbolic link followed, only the job's own files, a bounded listing); the top of its directory is on the
+job's page, followed while it runs. Its input files are chosen from its project's files on the form.
 """
 
 from __future__ import annotations
@@ -26,16 +31,18 @@ from jaif.access.models import Project
 from jaif.access.schemas import Actor
 from jaif.compute import forms, templates
 from jaif.compute import service as jobs
-from jaif.compute.deps import compute_of
+from jaif.compute.backend import Compute
+from jaif.compute.deps import compute_of, download
 from jaif.compute.models import Job, JobState
-from jaif.compute.schemas import JobOut
+from jaif.compute.schemas import JobFiles, JobOut
 from jaif.db.base import utcnow
 from jaif.errors import JaifError
+from jaif.files import service as files
 from jaif.identity import service as identity
 from jaif.identity import team
 from jaif.identity.deps import PageUser
 from jaif.web.deps import DB
-from jaif.web.display import render, sentence
+from jaif.web.display import render, sentence, size
 from jaif.web.forms import attempt
 from jaif.web.paging import Pager
 from jaif.web.session import flash
@@ -47,6 +54,7 @@ JOB_STATES = {
     "cancelled": "Cancelled", "timeout": "Timed out",
 }
 LOG_TAIL = 64 * 1024  # the most of each log a job's page shows: its end
+PAGE_FILES = 50  # entries of the job's directory its page lists (all of them: /jobs/{id}/files)
 
 
 def duration(seconds: float) -> str:
@@ -97,6 +105,20 @@ def my_projects(session: Session, actor: Actor) -> list[str]:
     return [m.project_name for m in identity.me(session=session, actor=actor).projects]
 
 
+FILE_CHOICES = 200  # files of each project the job form offers (the newest)
+
+
+def file_choices(session: Session, actor: Actor) -> list[tuple[str, str]]:
+    """The files of the user's projects, as the job form offers them: (id, "project: name (size, id)")."""
+    if actor.user_id is None:
+        return []
+    choices = []
+    for member in identity.me(session=session, actor=actor).projects:
+        for f in files.list_files(session=session, project_id=member.project_id, limit=FILE_CHOICES).data:
+            choices.append((f.id, f"{member.project_name}: {f.filename} ({size(f.bytes)}, {f.id})"))
+    return choices
+
+
 def _list_page(request: Request, session: Session, actor: Actor, *, project_name: str = "", state: str = "",
                page: str = "1", project: Project | None = None, errors: dict | None = None,
                status_code: int = 200) -> Response:
@@ -142,7 +164,7 @@ def project_jobs(request: Request, session: DB, actor: PageUser, project_id: str
 
 
 def _new_job_form(request: Request, session: Session, actor: Actor, *, values: dict[str, str], errors=None,
-                  notice: str = "", status_code: int = 200) -> Response:
+                  notice: str = "", status_code: int = 200, inputs: list[str] | None = None) -> Response:
     compute = compute_of(request)
     partitions = [
         (p.name, f"{p.name}: {p.nodes:,} node{'s' if p.nodes != 1 else ''} of {p.gpus_per_node} × {p.gpu_model}"
@@ -155,6 +177,7 @@ def _new_job_form(request: Request, session: Session, actor: Actor, *, values: d
         request, "compute/new.html", status_code, section="jobs", values=values, errors=errors or {}, notice=notice,
         projects=[(p, p) for p in my_projects(session, actor)], partitions=partitions, choices=choices,
         chosen_template=forms.template_of(values.get("template", "")), param_field=forms.param_field,
+        file_choices=file_choices(session, actor), inputs=inputs or [],
     )
 
 
@@ -177,19 +200,20 @@ def submit_job(request: Request, session: DB, actor: PageUser, posted: forms.Pos
     forms.with_params(values, fields)
     if fields.get("action") == "choose" or values["template"] != fields.get("shown", values["template"]):
         notice = "The fields of the template you chose are below; nothing is submitted yet."
-        return _new_job_form(request, session, actor, values=values, notice=notice)
+        return _new_job_form(request, session, actor, values=values, notice=notice, inputs=posted.inputs)
     args, errors = forms.parse(values, posted)
     if errors:
-        return _new_job_form(request, session, actor, values=values, errors=errors, status_code=400)
+        return _new_job_form(request, session, actor, values=values, errors=errors, status_code=400,
+                             inputs=posted.inputs)
     compute = compute_of(request)
     try:  # in a savepoint: a refusal leaves nothing behind (a batch-inference job's key, say)
         job = attempt(session, lambda: jobs.submit_job(session=session, compute=compute, actor=actor, **args))
     except JaifError as exc:
-        field = exc.param if exc.param in forms.ERROR_FIELDS else "form"
+        field = forms.error_field(exc.param)
         if field == "script" and posted.script_file is not None and forms.template_of(values["template"]) is None:
             field = "script_file"
         return _new_job_form(request, session, actor, values=values, errors={field: sentence(exc.message)},
-                             status_code=exc.status)
+                             status_code=exc.status, inputs=posted.inputs)
     flash(request, f"Job {job.job_id} is submitted to partition {job.partition}.", "success")
     return RedirectResponse(f"/jobs/{quote(job.job_id, safe='')}", status_code=303)
 
@@ -203,9 +227,11 @@ def job_page(request: Request, session: DB, actor: PageUser, job_id: str) -> Res
     logs = jobs.job_logs(session=session, compute=compute, actor=actor, job_id=job_id, last=LOG_TAIL)  # refreshes
     job = jobs.get_job(session=session, compute=compute, actor=actor, job_id=job_id, refresh=False)
     row = rows_of(session, [job])[0]
+    listing, why = _listing(session, compute, actor, job_id, "")
     return render(
         request, "compute/detail.html", section="jobs", row=row, job=row.job, logs=logs, params=job.params or {},
         record=jobs.recorded_energy(session, job),
+        listing=listing, listing_refused=sentence(why.message) if why else "",
         stdout_cut=logs.stdout_offset > LOG_TAIL, stderr_cut=logs.stderr_offset > LOG_TAIL, tail_kib=LOG_TAIL // 1024,
         partition=compute.partitions().get(job.partition), job_states=JOB_STATES, minutes=minutes,
     )
@@ -224,3 +250,37 @@ def cancel_job(request: Request, session: DB, actor: PageUser, job_id: str) -> R
         done = JobState(job.state).finished
         flash(request, f"Job {job.job_id} is {job.state}." if done else f"Job {job.job_id} is being cancelled.")
     return RedirectResponse(f"/jobs/{quote(job_id, safe='')}", status_code=303)
+
+
+# --- a job's files -------------------------------------------------------------------------------------------
+
+PathParam = Annotated[str, Query(max_length=4096)]
+
+
+def _listing(session: Session, compute: Compute, actor: Actor, job_id: str,
+             path: str) -> tuple[JobFiles | None, JaifError | None]:
+    """A folder of the job's directory (the caller has found the job), or (None, why not) when it cannot be
+    listed: its account is gone, or its directory is not the account's."""
+    try:
+        return jobs.job_files(session=session, compute=compute, actor=actor, job_id=job_id, path=path,
+                              limit=PAGE_FILES), None
+    except JaifError as exc:
+        return None, exc
+
+
+@router.get("/jobs/{job_id}/files")
+def job_files(request: Request, session: DB, actor: PageUser, job_id: str, path: PathParam = "") -> Response:
+    compute = compute_of(request)
+    job = jobs.get_job(session=session, compute=compute, actor=actor, job_id=job_id, refresh=False)
+    # 404: another project's job, or no such folder of the job's own; 400: a path with '..' and the like
+    listing = jobs.job_files(session=session, compute=compute, actor=actor, job_id=job_id, path=path)
+    parts = listing.path.split("/") if listing.path else []
+    crumbs = [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
+    return render(request, "compute/files.html", section="jobs", job=jobs.job_out(job), listing=listing,
+                  crumbs=crumbs, parent="/".join(parts[:-1]), limit=compute.settings.compute.max_listed_files)
+
+
+@router.get("/jobs/{job_id}/files/content")
+def job_file(request: Request, session: DB, actor: PageUser, job_id: str, path: PathParam = "") -> Response:
+    opened = jobs.open_job_file(session=session, compute=compute_of(request), actor=actor, job_id=job_id, path=path)
+    return download(*opened)

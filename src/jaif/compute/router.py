@@ -1,16 +1,17 @@
-"""/api/v1/jobs (submit, list, show, cancel, logs), /api/v1/partitions, /api/v1/compute/report and the
-operators' /api/v1/slurm/sync."""
+"""/api/v1/jobs (submit, list, show, cancel, logs, the files of its directory), /api/v1/partitions,
+/api/v1/compute/report and the operators' /api/v1/slurm/sync."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from starlette.responses import StreamingResponse
 
 from jaif.compute import reports, sync
 from jaif.compute import service as jobs
-from jaif.compute.deps import ComputeDep
-from jaif.compute.schemas import ComputeReport, JobLogs, JobOut, JobSubmit, PartitionOut
+from jaif.compute.deps import ComputeDep, download
+from jaif.compute.schemas import ComputeReport, JobFiles, JobLogs, JobOut, JobSubmit, PartitionOut
 from jaif.identity.deps import CurrentActor, Operator
 from jaif.web import api_paging
 from jaif.web.deps import DB
@@ -28,7 +29,7 @@ def submit(body: JobSubmit, session: DB, actor: CurrentActor, compute: ComputeDe
     job = jobs.submit_job(
         session=session, compute=compute, actor=actor, project_name=body.project, partition=body.partition,
         gpus=body.gpus, nodes=body.nodes, time_min=body.time, template=body.template, params=body.params,
-        script=body.script, name=body.name,
+        script=body.script, name=body.name, inputs=body.inputs,
     )
     return jobs.job_out(job, actor.email if actor.user_id else None)
 
@@ -78,6 +79,25 @@ def logs(
     """From the offsets on; pass back the offsets of the answer to follow a running job."""
     return jobs.job_logs(session=session, compute=compute, actor=actor, job_id=job_id,
                          stdout_offset=stdout_offset, stderr_offset=stderr_offset)
+
+
+JobPath = Annotated[str, Query(max_length=4096, description="Relative to the job's directory; names joined by '/'.")]
+
+
+@router.get("/api/v1/jobs/{job_id}/files", response_model=JobFiles, summary="A folder of a job's directory")
+def files(job_id: str, session: DB, actor: CurrentActor, compute: ComputeDep, path: JobPath = "") -> JobFiles:
+    """Its entries, folders first; symbolic links are listed, never followed; at most compute.max_listed_files."""
+    return jobs.job_files(session=session, compute=compute, actor=actor, job_id=job_id, path=path)
+
+
+@router.get("/api/v1/jobs/{job_id}/files/content", summary="A file of a job's directory",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes"}})
+def file_content(job_id: str, session: DB, actor: CurrentActor, compute: ComputeDep,
+                 path: JobPath) -> StreamingResponse:
+    """A regular file of the job's own account, reached without a symbolic link; streamed."""
+    opened = jobs.open_job_file(session=session, compute=compute, actor=actor, job_id=job_id, path=path)
+    return download(*opened)
 
 
 @router.get("/api/v1/partitions", response_model=list[PartitionOut], summary="The compute partitions")

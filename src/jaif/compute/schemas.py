@@ -21,6 +21,13 @@ class JobSubmit(BaseModel):
     template: str | None = Field(None, max_length=50)
     params: dict[str, str] = Field(default_factory=dict)
     script: str | None = Field(None, description="A raw batch script (text), instead of a template.")
+    inputs: list[str] = Field(default_factory=list, max_length=20,
+                              description="Ids of the project's files (file-…) copied into the job's directory.")
+
+
+class JobInput(BaseModel):
+    id: str = Field(description="The project file's id (file-…).")
+    name: str = Field(description="Its name in the job's directory.")
 
 
 class JobOut(BaseModel):
@@ -48,6 +55,23 @@ class JobOut(BaseModel):
     ended_at: datetime | None
     accounted: bool
     workdir: str
+    inputs: list[JobInput] = Field(default=[], description="The project's files copied into its directory.")
+
+
+class JobFileOut(BaseModel):
+    name: str
+    path: str = Field(description="Relative to the job's directory: pass as ``path`` to list or download it.")
+    kind: str = Field(description="dir, file, link (never followed) or other (a FIFO, a socket, a device)")
+    size: int
+    modified: datetime
+
+
+class JobFiles(BaseModel):
+    job_id: str
+    path: str = Field(description="The folder listed, relative to the job's directory (empty: the directory).")
+    entries: list[JobFileOut]
+    truncated: bool = Field(description="More entries than compute.max_listed_files: only that many are listed.")
+    missing: bool = Field(False, description="The job's directory is not there (any more).")
 
 
 class JobLogs(BaseModel):

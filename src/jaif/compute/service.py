@@ -14,6 +14,7 @@ import stat
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
@@ -22,21 +23,23 @@ from jaif.access import service as access
 from jaif.access.models import Project, User
 from jaif.access.schemas import Actor
 from jaif.access.visibility import project_visible
-from jaif.compute import admission, templates
+from jaif.compute import admission, templates, workspace
 from jaif.compute.backend import Compute
 from jaif.compute.isolation import JobPlan
 from jaif.compute.models import Job, JobRecord, JobState, SlurmUser
 from jaif.compute.naming import project_account
 from jaif.compute.scheduler import JobRequest
-from jaif.compute.schemas import JobLogs, JobOut
+from jaif.compute.schemas import JobFileOut, JobFiles, JobInput, JobLogs, JobOut
 from jaif.compute.site import Partition
 from jaif.compute.weights import resolve_weights
 from jaif.db.base import new_id, utcnow
 from jaif.errors import Forbidden, InvalidRequest, NotFound, Unavailable
+from jaif.files import service as files
 from jaif.notify import service as notify
 from jaif.served import served_url
 
 LOG_CHUNK = 1 << 20  # the most of one log a single read returns
+MAX_INPUTS = 20  # project files one job may be given
 
 
 def find_project(session: Session, actor: Actor, name: str) -> Project:
@@ -156,9 +159,11 @@ def submit_job(
     script: bytes | str | None = None,
     name: str | None = None,
     environment: dict[str, str] | None = None,
+    inputs: list[str] | None = None,
 ) -> Job:
     """Validate, check the allocation, write the job's directory and hand it to the scheduler.
-    ``environment``: variables of the job's own (a deployment's replica key), kept out of its script."""
+    ``environment``: variables of the job's own (a deployment's replica key), kept out of its script.
+    ``inputs``: ids of the project's files, copied into the job's directory (as a template's file parameters)."""
     project = find_project(session, actor, project_name)
     part = get_partition(compute, partition)
     _check_resources(part, gpus=gpus, nodes=nodes, time_min=time_min)
@@ -188,10 +193,13 @@ def submit_job(
         params = job.params
         if tpl.name == "lora" and params.get("model"):
             params = params | {"model": resolve_weights(session, params["model"])}
-        text = tpl.render(params, context)
+        copies, named = _input_files(session, compute, project, tpl, params, inputs)
+        text = tpl.render(params | named, context)
     else:
         text = _script_text(script or b"", compute.settings.compute.max_script_bytes)
+        copies, _named = _input_files(session, compute, project, None, {}, inputs)
     job.workdir = str(workdir)
+    job.inputs = [{"id": file_id, "name": name} for file_id, name, _path in copies]
     script_path = _prepare_workdir(workdir, text, run_as)
     request = JobRequest(
         name=job.name, account=job.account, partition=part.name, nodes=nodes, gpus_per_node=gpus,
@@ -199,6 +207,7 @@ def submit_job(
         cpus=part.cpus_per_node, memory_mb=int(part.memory_gb_per_node * 1024), isolation=plan,
     )
     try:
+        _copy_inputs(workdir, copies, run_as)
         job.job_id = compute.scheduler.submit(request)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -206,6 +215,48 @@ def submit_job(
     session.add(job)
     session.flush()
     return job
+
+
+Copy = tuple[str, str, Path]  # a project file for a job: its id, its name in the job's directory, its bytes
+
+
+def _input_files(session: Session, compute: Compute, project: Project, tpl: templates.JobTemplate | None,
+                 params: dict[str, str], inputs: list[str] | None) -> tuple[list[Copy], dict[str, str]]:
+    """The project's files the job gets: (id, name in its directory, where it is stored) each, and the
+    template's file parameters as those names. Another project's file is refused as one that never was."""
+    wanted: list[tuple[str | None, str]] = [(None, file_id) for file_id in inputs or []]
+    if tpl is not None:
+        wanted += [(key, params[key]) for key, spec in tpl.params.items() if spec.file and params.get(key)]
+    if len(wanted) > MAX_INPUTS:
+        raise InvalidRequest(f"a job is given at most {MAX_INPUTS} files; {len(wanted)} chosen", param="inputs")
+    copies: dict[str, Copy] = {}
+    named: dict[str, str] = {}
+    for key, file_id in wanted:
+        if file_id not in copies:
+            try:
+                row, path = files.job_input(session=session, files_dir=compute.settings.files_dir,
+                                            project_id=project.id, file_id=file_id)
+            except NotFound:
+                raise InvalidRequest(
+                    f"{f'--param {key}: ' if key else ''}no file {file_id!r} in project {project.name}: upload it "
+                    "to the project's files (its Files page, or POST /v1/files with purpose user_data) and give "
+                    "its id (file-…)", param=f"params.{key}" if key else "inputs",
+                ) from None
+            taken = {name for _id, name, _path in copies.values()}
+            copies[file_id] = (file_id, workspace.input_name(row.filename, file_id, taken), path)
+        if key is not None:
+            named[key] = copies[file_id][1]
+    return list(copies.values()), named
+
+
+def _copy_inputs(workdir: Path, copies: list[Copy], run_as: str | None) -> None:
+    """The job's input files into its directory, its account's (when jaif runs as root)."""
+    uid = gid = None
+    if copies and run_as and os.geteuid() == 0 and run_as != "root":
+        who = pwd.getpwnam(run_as)
+        uid, gid = who.pw_uid, who.pw_gid
+    for _file_id, name, path in copies:
+        workspace.copy_input(path, workdir / name, uid=uid, gid=gid)
 
 
 def job_dir_name(project_name: str) -> str:
@@ -377,6 +428,27 @@ def job_logs(
                    stderr_offset=err_at, refused=[r for r in (out_refused, err_refused) if r])
 
 
+def job_files(*, session: Session, compute: Compute, actor: Actor, job_id: str, path: str = "",
+              limit: int | None = None) -> JobFiles:
+    """The folder ``path`` of the job's directory (workspace.py: no link followed, only the job's own files),
+    at most compute.max_listed_files entries (or ``limit``, if fewer)."""
+    job = get_job(session=session, compute=compute, actor=actor, job_id=job_id, refresh=False)
+    most = compute.settings.compute.max_listed_files
+    found = workspace.list_dir(Path(job.workdir), path, owner=_owner(job), limit=min(limit or most, most))
+    entries = [JobFileOut(name=e.name, path=e.path, kind=e.kind, size=e.size, modified=e.modified)
+               for e in found.entries]
+    return JobFiles(job_id=job.job_id, path=found.path, entries=entries, truncated=found.truncated,
+                    missing=found.missing)
+
+
+def open_job_file(
+    *, session: Session, compute: Compute, actor: Actor, job_id: str, path: str
+) -> tuple[BinaryIO, int, str]:
+    """A file of the job's directory opened to be read: (file, size, name); the caller closes it."""
+    job = get_job(session=session, compute=compute, actor=actor, job_id=job_id, refresh=False)
+    return workspace.open_file(Path(job.workdir), path, owner=_owner(job))
+
+
 def job_out(job: Job, user_email: str | None = None) -> JobOut:
     return JobOut(
         job_id=job.job_id, id=job.id, scheduler=job.scheduler, cluster=job.cluster, project=job.project.name,
@@ -385,6 +457,7 @@ def job_out(job: Job, user_email: str | None = None) -> JobOut:
         charged_gpus=job.charged_gpus, time_limit_min=job.time_limit_min, template=job.template, state=job.state,
         reason=job.reason, exit_code=job.exit_code, submitted_at=job.submitted_at, started_at=job.started_at,
         ended_at=job.ended_at, accounted=job.accounted_at is not None, workdir=job.workdir,
+        inputs=[JobInput(**item) for item in job.inputs or []],
     )
 
 

@@ -2,7 +2,9 @@
 
 Every parameter value is shell-quoted into the script; unknown and missing parameters are refused.
 The service adds what it knows (GPUs per node, the gateway's address) as ``context``; a template with
-``job_key`` gets a credential of its own job in its environment (OPENAI_API_KEY), never in a file.
+``job_key`` gets a credential of its own job in its environment (OPENAI_API_KEY), never in a file. A
+``file`` parameter names one of the project's files by its id; the service copies it into the job's
+directory and renders the parameter as its name there.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ class Param:
     help: str
     default: str | None = None  # None: required
     words: bool = False  # split like a shell command line (arguments), each word quoted
+    # A file of the project's (its id, file-…): the job gets a copy in its directory, the script its name there.
+    file: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,8 @@ _BATCH_INFERENCE = JobTemplate(
     name="batch-inference",
     summary="batch inference over a JSONL file through the gateway, with the job's own key",
     params={
-        "input": Param("JSONL: one request per line, {'messages': [...]} or {'prompt': '...'}"),
+        "input": Param("one of the project's files (its id, file-…): JSONL, one request per line, "
+                       "{'messages': [...]} or {'prompt': '...'}", file=True),
         "output": Param("JSONL of the answers", default="results.jsonl"),
         "model": Param("the gateway's model", default="default-chat"),
         "max_tokens": Param("most tokens per answer", default="256"),

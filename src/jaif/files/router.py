@@ -43,8 +43,9 @@ UPLOAD_BODY = {
             "type": "object",
             "required": ["file", "purpose"],
             "properties": {
-                "file": {"type": "string", "format": "binary", "description": "JSON Lines: one request a line"},
-                "purpose": {"type": "string", "enum": ["batch"]},
+                "file": {"type": "string", "format": "binary",
+                         "description": "batch: JSON Lines, one request a line; user_data: any file (a job's input)"},
+                "purpose": {"type": "string", "enum": ["batch", "user_data"]},
             },
         }}},
     }
@@ -61,11 +62,12 @@ def _in_transaction(request: Request, work, /, **kwargs):
         return work(session=session, **kwargs)
 
 
-@router.post("/files", response_model=FileObject, summary="Upload a file (purpose `batch`: a batch's requests)",
+@router.post("/files", response_model=FileObject,
+             summary="Upload a file (purpose `batch`: a batch's requests; `user_data`: a job's input)",
              openapi_extra=UPLOAD_BODY, responses=errors(400, 401, 413))  # fmt: skip
 async def upload(request: Request, who: ProjectKey) -> FileObject:
     """multipart/form-data with `file` and `purpose`. The file is written to disk as it arrives, its size
-    bounded while it is read; a batch file is then checked line by line."""
+    bounded while it is read; a batch file is then checked line by line (a user_data file is any file)."""
     settings: Settings = request.app.state.settings
     store = _store(request)
     await asyncio.to_thread(_in_transaction, request, service.check_room, project_id=who.project_id,
@@ -74,8 +76,10 @@ async def upload(request: Request, who: ProjectKey) -> FileObject:
     try:
         received = await receive_upload(request, temporary, max_bytes=settings.files.max_bytes)
         purpose = service.check_purpose(received.fields.get("purpose"))
-        lines = await asyncio.to_thread(batches.check_input, temporary, max_lines=settings.files.max_lines,
-                                        max_line_bytes=settings.inference.max_body_bytes)  # fmt: skip
+        lines = 0
+        if purpose == "batch":  # a user_data file (a job's input) is any file
+            lines = await asyncio.to_thread(batches.check_input, temporary, max_lines=settings.files.max_lines,
+                                            max_line_bytes=settings.inference.max_body_bytes)  # fmt: skip
         row = await asyncio.to_thread(
             _in_transaction, request, service.add_file, store=store, source=temporary, project_id=who.project_id,
             purpose=purpose, filename=received.filename or "upload.jsonl", lines=lines,
@@ -107,12 +111,14 @@ def retrieve(file_id: str, session: DB, who: ProjectKey) -> FileObject:
 
 
 @router.get("/files/{file_id}/content", response_class=FileResponse, summary="A file's content",
-            responses={200: {"content": {"application/jsonl": {}}, "description": "The file's bytes"},
+            responses={200: {"content": {"application/jsonl": {}, "application/octet-stream": {}},
+                             "description": "The file's bytes (JSON Lines; a user_data file: any bytes)"},
                        **errors(401, 404)})  # fmt: skip
 def content(request: Request, file_id: str, session: DB, who: ProjectKey) -> FileResponse:
     row = service.get_file(session=session, project_id=who.project_id, file_id=file_id)
     path = service.file_path(store=_store(request), file=row)
-    return FileResponse(path, media_type="application/jsonl", filename=row.filename)
+    media_type = "application/octet-stream" if row.purpose == service.INPUT_PURPOSE else "application/jsonl"
+    return FileResponse(path, media_type=media_type, filename=row.filename)
 
 
 @router.delete("/files/{file_id}", response_model=FileDeleted, summary="Delete a file",

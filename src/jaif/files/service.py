@@ -1,5 +1,8 @@
-"""Files of a project: add, list, get, delete. Every query is scoped to the caller's project, so a
-file of another project is as absent as one that never was (404)."""
+"""Files of a project: add, list, get, delete, and a copy of one for a job's directory. Every query is scoped
+to the caller's project, so a file of another project is as absent as one that never was (404).
+
+Purposes: ``batch`` (a Batch API input file, checked line by line), ``user_data`` (any file: a job's input,
+OpenAI's purpose for files of any use) and ``batch_output`` (a batch's results, written by jaif)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from jaif.files.models import StoredFile
 from jaif.files.schemas import FileList, FileObject
 from jaif.files.store import FileStore
 
-PURPOSES = ("batch",)  # what may be uploaded
+PURPOSES = ("batch", "user_data")  # what may be uploaded
+INPUT_PURPOSE = "user_data"  # a job's input (any file)
 OUTPUT_PURPOSE = "batch_output"  # a batch's output and error files
 
 
@@ -31,8 +35,8 @@ def check_purpose(purpose: str | None) -> str:
         )
     if purpose not in PURPOSES:
         raise InvalidRequest(
-            f"Invalid value for 'purpose': {purpose!r}. jaif stores files for the Batch API: the purpose must be "
-            "'batch'.",
+            f"Invalid value for 'purpose': {purpose!r}. jaif stores files for the Batch API ('batch') and for "
+            "jobs ('user_data'): the purpose must be one of them.",
             param="purpose",
             code="invalid_value",
         )
@@ -41,11 +45,11 @@ def check_purpose(purpose: str | None) -> str:
 
 def check_room(*, session: Session, project_id: str, max_files: int) -> None:
     """Refuse an upload, before it is read, once the project keeps ``max_files`` files."""
-    count = session.scalar(select(func.count()).select_from(StoredFile).where(StoredFile.project_id == project_id))
-    if (count or 0) >= max_files:
+    count = count_files(session=session, project_id=project_id)
+    if count >= max_files:
         raise InvalidRequest(
-            f"This project keeps {count} files, the limit is {max_files}: delete some (DELETE /v1/files/{{id}}) "
-            "before uploading another.",
+            f"This project keeps {count} files, the limit is {max_files}: delete some (on the project's Files page, "
+            "or DELETE /v1/files/{{id}}) before uploading another.",
             param="file",
             code="too_many_files",
         )
@@ -80,6 +84,17 @@ def get_file(*, session: Session, project_id: str, file_id: str) -> StoredFile:
     if row is None or row.project_id != project_id:
         raise NotFound(f"No such File object: {file_id}", param="file_id", code="file_not_found")
     return row
+
+
+def count_files(*, session: Session, project_id: str) -> int:
+    return session.scalar(select(func.count()).select_from(StoredFile).where(StoredFile.project_id == project_id)) or 0
+
+
+def job_input(*, session: Session, files_dir: Path, project_id: str, file_id: str) -> tuple[StoredFile, Path]:
+    """A file of the project that a job is given (compute copies it into the job's directory): its row and where
+    its bytes are. NotFound for another project's file, as for one that never was."""
+    row = get_file(session=session, project_id=project_id, file_id=file_id)
+    return row, FileStore(files_dir).path(project_id, file_id)
 
 
 def find_file(*, session: Session, file_id: str) -> StoredFile | None:

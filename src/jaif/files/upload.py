@@ -1,7 +1,8 @@
 """An upload (multipart/form-data) read straight to disk as it arrives, its file part bounded while it is
 read: nothing larger than the limit is ever kept, in memory or on disk. The HTTP side of POST /v1/files.
 
-Fields: ``purpose`` (short text) and ``file`` (the file); any other field is refused, not ignored."""
+Fields: ``purpose`` (short text) and ``file`` (the file); any other field is refused, not ignored. The
+portal's upload form (files/pages.py) adds its own short fields (``project``, ``csrf_token``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 FIELDS = ("purpose", "file")
+PAGE_UPLOAD_PATH = "/files/upload"  # the portal's upload form (files/pages.py): a body as large as a file
 MAX_FIELD_BYTES = 1024
 
 
@@ -41,8 +43,9 @@ class _Part:
 class _Reader:
     """python-multipart's callbacks: field values kept (small), the file's bytes queued for the disk."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, fields: tuple[str, ...] = FIELDS) -> None:
         self.max_bytes = max_bytes
+        self.fields = fields
         self.upload = Upload(fields={}, filename=None, size=0)
         self.pending: list[bytes] = []
         self._part = _Part()
@@ -75,9 +78,9 @@ class _Reader:
     def _headers_done(self) -> None:
         _, options = parse_options_header(self._disposition)
         name = options.get(b"name", b"").decode("utf-8", "replace")
-        if name not in FIELDS:
+        if name not in self.fields:
             raise InvalidRequest(
-                f"Unknown parameter: '{name}'. An upload has the fields 'file' and 'purpose'.",
+                f"Unknown parameter: '{name}'. An upload has the fields {', '.join(repr(f) for f in self.fields)}.",
                 param=name or None, code="unknown_parameter",
             )  # fmt: skip
         if name in self.upload.fields or (name == "file" and self.upload.filename is not None):
@@ -109,14 +112,14 @@ class _Reader:
             self.upload.fields[self._part.name] = self._part.data.decode("utf-8", "replace")
 
 
-async def receive_upload(request: Request, dest: Path, *, max_bytes: int) -> Upload:
+async def receive_upload(request: Request, dest: Path, *, max_bytes: int, fields: tuple[str, ...] = FIELDS) -> Upload:
     """Read the request's multipart body, writing its file part to ``dest`` (flushed to disk)."""
     kind, params = parse_options_header(request.headers.get("content-type", ""))
     if kind != b"multipart/form-data" or not params.get(b"boundary"):
         raise InvalidRequest(
             "Upload the file as multipart/form-data with the fields 'file' and 'purpose'.", code="invalid_content_type"
         )
-    reader = _Reader(max_bytes)
+    reader = _Reader(max_bytes, fields)
     parser = MultipartParser(params[b"boundary"], reader.callbacks())
     with open(dest, "wb") as out:
         try:

@@ -14,6 +14,10 @@ tricked into sending it:
 A JSON body is no exemption: the portal's own scripts send the token as ``X-CSRF-Token`` (read from
 ``<meta name="csrf-token">``), so a cookie-authenticated call never relies on the content type alone.
 
+A multipart form (an upload: a job's script, a project's file) is read only as far as its token, which
+``csrf_input()`` puts first in every form: the rest (a file of up to ``files.max_bytes``) streams on to
+the route, never held here. A url-encoded form (small: the body limit) is read whole.
+
 Sign-in and sign-up forms are covered too, so another site cannot sign a visitor into its own account.
 """
 
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import secrets
 
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
@@ -85,14 +91,19 @@ class CsrfMiddleware:
             return
         supplied = headers.get(HEADER)
         replay = receive
+        boundary = _boundary(headers) if content_type == "multipart/form-data" else None
         if supplied is None and content_type in FORM_TYPES:
             try:
-                messages = await _read_all(receive)
+                if boundary:
+                    supplied, messages = await _multipart_token(receive, boundary)
+                    replay = _replayer(messages, then=receive)
+                else:
+                    messages = await _read_all(receive)
+                    replay = _replayer(messages)
+                    supplied = await _form_token(scope, _replayer(messages))
             except PayloadTooLarge as exc:
                 await self._refuse(scope, send, exc)
                 return
-            replay = _replayer(messages)
-            supplied = await _form_token(scope, _replayer(messages))
         expected = scope.get("session", {}).get(SESSION_KEY)
         if not expected or not supplied or not secrets.compare_digest(str(expected), str(supplied)):
             await self._refuse(scope, send, Forbidden(REFUSED, code="csrf_failed"))
@@ -119,15 +130,78 @@ async def _read_all(receive: Receive) -> list[Message]:
             return messages
 
 
-def _replayer(messages: list[Message]) -> Receive:
+def _replayer(messages: list[Message], then: Receive | None = None) -> Receive:
+    """The messages read, then (a body read only in part) the rest from ``then``."""
     pending = list(messages)
+    whole = not messages or messages[-1]["type"] != "http.request" or not messages[-1].get("more_body", False)
 
     async def receive() -> Message:
         if pending:
             return pending.pop(0)
+        if then is not None and not whole:
+            return await then()
         return {"type": "http.disconnect"}
 
     return receive
+
+
+def _boundary(headers: Headers) -> bytes | None:
+    _kind, params = parse_options_header(headers.get("content-type", ""))
+    return params.get(b"boundary") or None
+
+
+class _TokenPart:
+    """python-multipart's callbacks that keep the value of the form's ``csrf_token`` field, nothing else."""
+
+    def __init__(self) -> None:
+        self.header, self.value, self.disposition = b"", b"", b""
+        self.name: bytes | None = None
+        self.data = bytearray()
+        self.token: str | None = None
+
+    def callbacks(self) -> dict:
+        return {
+            "on_header_field": lambda d, s, e: setattr(self, "header", self.header + d[s:e]),
+            "on_header_value": lambda d, s, e: setattr(self, "value", self.value + d[s:e]),
+            "on_header_end": self._header_end, "on_headers_finished": self._headers_done,
+            "on_part_data": self._data, "on_part_end": self._end,
+        }  # fmt: skip
+
+    def _header_end(self) -> None:
+        if self.header.lower() == b"content-disposition":
+            self.disposition = self.value
+        self.header, self.value = b"", b""
+
+    def _headers_done(self) -> None:
+        self.name = parse_options_header(self.disposition)[1].get(b"name")
+        self.disposition, self.data = b"", bytearray()
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if self.name == FIELD.encode() and len(self.data) < 1024:
+            self.data += data[start:end]
+
+    def _end(self) -> None:
+        if self.name == FIELD.encode() and self.token is None:
+            self.token = self.data.decode("utf-8", "replace")
+
+
+async def _multipart_token(receive: Receive, boundary: bytes) -> tuple[str | None, list[Message]]:
+    """The form's token, and the messages read to find it: up to the end of the token's part (the first of
+    jaif's forms), or the whole body when it has none (then refused)."""
+    part = _TokenPart()
+    parser = MultipartParser(boundary, part.callbacks())  # type: ignore[arg-type]
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return None, messages
+        try:
+            parser.write(message.get("body", b""))
+        except FormParserError:  # a malformed body carries no token: refused with 403
+            return None, messages
+        if part.token is not None or not message.get("more_body", False):
+            return part.token, messages
 
 
 async def _form_token(scope: Scope, receive: Receive) -> str | None:

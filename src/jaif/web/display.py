@@ -105,7 +105,22 @@ def sentence(message: str) -> str:
     return (message[:1].upper() + message[1:]).rstrip(".") + "."
 
 
+def size(value: int | None) -> str:
+    """A file's size: 0 -> '0 bytes'; 1536 -> '1.5 KiB'; 5 * 2**20 -> '5 MiB'; None -> '—'."""
+    if value is None:
+        return "—"
+    if value < 1024:
+        return f"{value} byte{'' if value == 1 else 's'}"
+    amount = value / 1024
+    for unit in ("KiB", "MiB"):
+        if amount < 1024:
+            return f"{figure(amount, 1)} {unit}"
+        amount /= 1024
+    return f"{figure(amount, 1)} GiB"
+
+
 HELPERS = {
+    "size": size,
     "number": number,
     "figure": figure,
     "compact": compact,

@@ -184,6 +184,22 @@ def test_files_list_retrieve_content_delete(gateway):
         client.files.retrieve(ids[0])
 
 
+def test_a_user_data_file_is_any_file_a_job_may_be_given(gateway):
+    """Purpose user_data (OpenAI's for files of any use): a job's input, not checked as a batch file."""
+    client = client_of(gateway, "inputs")
+    data = b"\x00\x01 not JSON at all\n"
+    file = client.files.create(file=("weights.bin", data), purpose="user_data")
+    assert (file.purpose, file.filename, file.bytes) == ("user_data", "weights.bin", len(data))
+    assert client.files.content(file.id).content == data
+    assert [f.id for f in client.files.list(purpose="user_data")] == [file.id]
+    assert [f.id for f in client.files.list(purpose="batch")] == []
+    with httpx.Client(base_url=gateway.base, headers=bearer(client.api_key), timeout=30) as http:
+        assert_valid(http.get(f"/v1/files/{file.id}").json(), "OpenAIFile")
+        batch = http.post("/v1/batches", json={"input_file_id": file.id, "endpoint": "/v1/chat/completions",
+                                               "completion_window": "24h"})  # fmt: skip
+        assert batch.status_code == 400, batch.text  # not a batch file
+
+
 def test_bad_input_is_refused_with_clear_errors(gateway):
     client = client_of(gateway, "bad")
     http = httpx.Client(base_url=gateway.base, headers=bearer(client.api_key), timeout=30)

@@ -16,6 +16,8 @@ import pytest
 
 from jaif.access import service as access
 from jaif.allocations import service as allocations
+from jaif.files import service as files
+from jaif.files.store import FileStore
 from jaif.identity import pats
 from tests.support.api import usage_after
 from tests.support.procs import JAIF, free_port, jaif, started, upstream
@@ -52,9 +54,12 @@ def test_a_members_batch_inference_job_uses_a_credential_of_its_own(platform):
     port = free_port()
     # The port on the command line only: the job must get it all the same (issue 14, item 2).
     env = {**platform.env, "JAIF_INFERENCE__KEY_CACHE_S": "0"}
+    # the input: one of the project's files (uploaded to /v1/files or its Files page), copied into the job's dir
     data = platform.tmp / "requests.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"say {w}"}) + "\n" for w in ("one", "two")))
-    data.chmod(0o644)
+    with platform.session() as session:
+        input_id = files.add_file(session=session, store=FileStore(platform.tmp / "var" / "files"), source=data,
+                                  project_id=project_id, purpose="user_data", filename="requests.jsonl").id
     with upstream(env) as (url, _proc):
         jaif(env, "model", "add", "cred-chat", "--upstream", url)
         with started([JAIF, "serve", "--port", str(port)], env, f"http://127.0.0.1:{port}/healthz"), \
@@ -66,7 +71,7 @@ def test_a_members_batch_inference_job_uses_a_credential_of_its_own(platform):
 
             made = http.post("/api/v1/jobs", headers=as_member, json={
                 "project": project, "partition": "local", "gpus": 0, "time": 5, "template": "batch-inference",
-                "params": {"input": str(data), "model": "cred-chat", "max_tokens": "8"}})
+                "params": {"input": input_id, "model": "cred-chat", "max_tokens": "8"}})
             assert made.status_code == 201, made.text
             job_id = made.json()["job_id"]
             job = {}

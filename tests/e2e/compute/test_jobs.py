@@ -1,6 +1,7 @@
 """Jobs end to end through the `jaif` CLI, on the local executor and on a real Slurm (the same
 behaviour where it applies): run, logs while running, charge what the scheduler accounts exactly once,
-cancel, bad input refused with nothing submitted, an importer killed half-way."""
+cancel, bad input refused with nothing submitted, an importer killed half-way, a project's file given to a
+job (`--input`) and its output read back."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ import signal
 import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from jaif.access import service as access
+from jaif.access.models import Project
+from jaif.files import service as files
+from jaif.files.store import FileStore
 from tests.support.procs import JAIF, last_line
 
 
@@ -87,6 +93,28 @@ def test_bad_input_is_refused_with_a_clear_reason_and_nothing_submitted(platform
         assert platform.json("job", "list", "--project", name) == []
     if platform.kind == "slurm":
         assert platform.slurm("squeue", "-h", f"--account={project},{poor}") == ""
+
+
+def test_a_project_file_is_copied_into_the_job_and_its_output_read_back(platform):
+    """Under Slurm too: the copy is made on the submit host into the job's directory on the shared file system."""
+    project, other = platform.project(10), platform.project(10)
+    source = platform.tmp / f"upload-{project}.part"
+    source.write_text("from the project's files\n")
+    with platform.session() as session:
+        project_id = session.scalar(select(Project.id).where(Project.name == project))
+        file_id = files.add_file(session=session, store=FileStore(platform.tmp / "var" / "files"), source=source,
+                                 project_id=project_id, purpose="user_data", filename="in.txt").id
+    script = platform.script("mkdir -p out\ntr a-z A-Z < in.txt > out/copy.txt\n")
+    submit = ["job", "submit", "--partition", platform.partition, "--gpus", "1", "--time", "5", "--script", script,
+              "--input", file_id]
+    job_id = last_line(platform.jaif(*submit, "--project", project))
+    platform.wait(job_id, {"completed"})
+    shown = platform.json("job", "show", job_id)
+    assert shown["state"] == "completed" and shown["inputs"] == [{"id": file_id, "name": "in.txt"}]
+    assert (Path(shown["workdir"]) / "out" / "copy.txt").read_text() == "FROM THE PROJECT'S FILES\n"
+    refused = platform.jaif(*submit, "--project", other, check=False)  # another project's file
+    assert refused.returncode == 1 and f"no file '{file_id}' in project {other}" in refused.stderr
+    assert platform.json("job", "list", "--project", other) == []
 
 
 def test_killing_the_importer_half_way_gives_the_same_totals(platform):

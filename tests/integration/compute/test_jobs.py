@@ -19,6 +19,8 @@ from jaif.compute.naming import project_account
 from jaif.compute.scheduler import JobStatus, PartitionInfo
 from jaif.config import PartitionProfile
 from jaif.errors import Forbidden, InvalidRequest, NotFound, QuotaExceeded, Unauthorized
+from jaif.files import service as files
+from jaif.files.store import FileStore
 from jaif.identity import team
 from tests.integration.compute.conftest import grant
 
@@ -150,15 +152,27 @@ def test_templates_and_the_batch_inference_credential(session, compute, schedule
     before = access.list_api_keys(session=session, project_name=lab.name)
     started = datetime.now(UTC)
     served.record(compute.settings, host="127.0.0.1", port=8766)
-    job = submit(session, compute, alice, lab, script=None, template="batch-inference", params={"input": "in.jsonl"},
+    source = compute.settings.files_dir / "upload.part"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(b'{"prompt": "hi"}\n')
+    row = files.add_file(session=session, store=FileStore(compute.settings.files_dir), source=source,
+                         project_id=lab.id, purpose="user_data", filename="in.jsonl")
+    job = submit(session, compute, alice, lab, script=None, template="batch-inference", params={"input": row.id},
                  time_min=30)
     request = scheduler.submitted[1]
+    # the project's file, copied into the job's directory as its account's; the script reads the copy
+    copy = request.workdir / "in.jsonl"
+    assert copy.read_bytes() == b'{"prompt": "hi"}\n' and copy.stat().st_mode & 0o777 == 0o600
+    if os.geteuid() == 0:
+        assert copy.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+    assert "exec python3 - in.jsonl results.jsonl" in request.script.read_text()
+    assert job.params == {"input": row.id} and job.inputs == [{"id": row.id, "name": "in.jsonl"}]
     secret = request.environment["OPENAI_API_KEY"]
     # The address `jaif serve` recorded (data_dir/served_url), not this process's default port 8000: a job
     # submitted from the command line calls the server where it really listens (issue 14, item 2).
     assert request.environment["OPENAI_BASE_URL"] == "http://127.0.0.1:8766/v1"
     assert secret not in request.script.read_text() and "OPENAI_API_KEY" in request.script.read_text()
-    assert sorted(p.name for p in request.workdir.iterdir()) == ["job.sh"]  # nothing for other jobs to read
+    assert sorted(p.name for p in request.workdir.iterdir()) == ["in.jsonl", "job.sh"]  # no secret in a file
     # listed nowhere as a project key, and not a key PIs could manage
     assert access.list_api_keys(session=session, project_name=lab.name) == before
     assert team.list_keys(session=session, actor=pi, project_id=lab.id) == before

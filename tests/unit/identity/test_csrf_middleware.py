@@ -111,3 +111,59 @@ async def test_a_malformed_multipart_body_is_refused_not_failed(client):
         "/form", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"}
     )
     assert response.status_code == 403
+
+
+async def test_a_multipart_form_is_read_only_as_far_as_its_token():
+    """An upload's file is not held by the check: the app is called once the token's part has arrived, and
+    reads the rest itself; without a token the whole (bounded) body is read and refused."""
+    seen: list[str] = []
+
+    async def app(scope, receive, send):
+        seen.append("app")
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        seen.append(f"app read {len(body)} bytes")
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    head = (b'--xyz\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\nsecret\r\n'
+            b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\n\r\n')
+    chunks = [head, b"x" * 1000, b"y" * 1000 + b"\r\n--xyz--\r\n"]
+
+    def receiver(parts):
+        pending = list(parts)
+
+        async def receive():
+            seen.append("read")
+            data = pending.pop(0)
+            return {"type": "http.request", "body": data, "more_body": bool(pending)}
+
+        return receive
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/upload", "query_string": b"", "session": {"csrf": "secret"},
+             "headers": [(b"content-type", b"multipart/form-data; boundary=xyz")]}
+    await CsrfMiddleware(app)(scope, receiver(chunks), send)
+    assert seen[:3] == ["read", "app", "read"]  # one message read before the app, the rest by the app
+    assert seen[-1] == f"app read {sum(map(len, chunks))} bytes"  # intact
+    assert sent[0]["status"] == 200
+
+    seen.clear()
+    sent.clear()
+    forged = [head.replace(b"secret", b"forged"), *chunks[1:]]
+    await CsrfMiddleware(app, refused=lambda request, error: PlainTextResponse("no", 403))(
+        {**scope}, receiver(forged), send)
+    assert "app" not in seen and sent[0]["status"] == 403
+    no_token = [b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\n\r\n', *chunks[1:]]
+    seen.clear()
+    sent.clear()
+    await CsrfMiddleware(app, refused=lambda request, error: PlainTextResponse("no", 403))(
+        {**scope}, receiver(no_token), send)
+    assert seen == ["read", "read", "read"] and sent[0]["status"] == 403
