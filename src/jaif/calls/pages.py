@@ -20,7 +20,7 @@ from jaif.calls.schemas import CallIn
 from jaif.compute import reports as compute_reports
 from jaif.compute.deps import site_partitions
 from jaif.db.base import utcnow
-from jaif.errors import JaifError
+from jaif.errors import InvalidRequest, JaifError
 from jaif.identity.deps import PageOperator
 from jaif.metering.charts import category_chart
 from jaif.web.deps import DB
@@ -56,7 +56,8 @@ def _energy(session: Session, actor: Actor, every: list, period: str) -> dict:
 @router.get("/operator")
 def console(request: Request, session: DB, actor: PageOperator,
             energy: Annotated[str, Query(max_length=5)] = "365") -> Response:
-    energy = energy if energy in ENERGY_PERIODS else "365"
+    if energy not in ENERGY_PERIODS:  # never a silent default for what the operator asked
+        raise InvalidRequest(f"energy must be one of {', '.join(ENERGY_PERIODS)}, not {energy!r}.", param="energy")
     every = calls.list_calls(session=session, actor=actor, include_inactive=True)
     speed = [(calls.out(c), time_to_access.for_call(session, c)) for c in every]
     return render(request, "calls/console.html", section="operator", speed=speed, period=energy,

@@ -94,7 +94,8 @@ def panels(session: Session, actor: Actor, projects: list[Project], *, first: da
 
 
 def _period(days: int) -> tuple[int, date, datetime]:
-    days = days if days in PERIODS else 30
+    if days not in PERIODS:  # never a silent default for what the user asked
+        raise InvalidRequest(f"days must be one of {', '.join(map(str, PERIODS))}, not {days}.", param="days")
     last = datetime.now(UTC).date()
     return days, last, datetime.combine(last - timedelta(days=days - 1), time(), tzinfo=UTC)
 

@@ -77,6 +77,10 @@ async def test_the_usage_page_charts_energy_and_co2_per_day_beside_tokens(portal
     assert "0.0174999" not in page
     for by in ("model", "key", "energy"):
         assert f"by={by}" in page
+    # A period the page does not offer is refused, naming the ones it does, never silently replaced.
+    for path in ("/usage", "/usage.csv"):
+        refused = await browser.get(path, params={"days": 5})
+        assert refused.status_code == 400 and "days must be one of 7, 30, 90" in refused.text
 
 
 async def test_usage_exports_per_model_per_key_and_energy_only_for_ones_own_projects(portal, world, session):
@@ -172,3 +176,5 @@ async def test_the_console_shows_energy_and_co2_per_call_as_charts_and_a_table(p
     assert "3.5 kWh" in recent
     every = (await as_op.get("/operator", params={"energy": "all"})).text
     assert "Energy &lt;Call&gt;: 104 kWh" in every  # 103.5 to three significant digits
+    refused = await as_op.get("/operator", params={"energy": "7"})
+    assert refused.status_code == 400 and "energy must be one of 30, 90, 365, all" in refused.text
