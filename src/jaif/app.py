@@ -13,6 +13,7 @@ from jaif import __version__, routes
 from jaif.compute.backend import make_compute
 from jaif.config import Settings
 from jaif.identity.oidc import SsoProviders
+from jaif.inference import token_endpoints
 from jaif.inference.openapi import add_hot_operations
 from jaif.responses import openapi as responses_openapi
 from jaif.runtime import Runtime
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-            app.openapi_schema = add_hot_operations(schema, responses_openapi.OPERATIONS)
+            app.openapi_schema = add_hot_operations(schema, responses_openapi.OPERATIONS + token_endpoints.OPERATIONS)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -64,8 +64,8 @@ def json_error(error: JaifError) -> Response:
 
 def error_response(path: str, error: JaifError) -> Response:
     """The answer for ``error`` on a request for ``path``: JSON in the OpenAI shape for /v1, /api and the
-    operational endpoints, else an HTML page."""
-    if path.startswith("/v1") or path.startswith("/api") or path in ("/healthz", "/metrics"):
+    operational endpoints (and vLLM's /tokenize and /detokenize), else an HTML page."""
+    if path.startswith("/v1") or path.startswith("/api") or path in ("/healthz", "/metrics", "/tokenize", "/detokenize"):
         return json_error(error)
     headers = {}
     if error.retry_after is not None:
