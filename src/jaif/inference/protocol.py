@@ -191,6 +191,7 @@ class RerankRequest(WithoutOutput):
     top_n: Annotated[int, Field(ge=0, strict=True)] | None = Field(
         None, description="return the best top_n results only (0 or unset: all)")
     return_documents: Flag | None = Field(None, description="include each document's text in its result")
+    stream: Literal[False] | None = Field(None, description="a rerank is never streamed")
 
 
 class TokenizeRequest(BaseModel):
