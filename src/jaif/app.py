@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
     routes.mount(app)
     # Sessions, CSRF, trusted hosts, the sign-in redirect (web/middleware.py).
     middleware.install(app, settings)
-    # POST /v1/chat/completions, /v1/completions, /v1/embeddings: plain ASGI endpoints outside the portal's
+    # POST /v1/chat/completions, /v1/completions, /v1/embeddings, ...: plain ASGI endpoints outside the portal's
     # middleware (sessions, CSRF) and FastAPI's routing, inside the body limit and security headers (routes.py).
     routes.mount_hot_routes(app)
     # An upload to /v1/files may be as large as a file (files.max_bytes) and its form's few fields.

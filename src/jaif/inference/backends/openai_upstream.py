@@ -123,8 +123,8 @@ class OpenAIUpstream:
         return await self._post("/embeddings", body, request_id)
 
     async def rerank(self, body: Body, *, request_id: str | None = None) -> Body:
-        """vLLM's and text-embeddings-inference's rerank; their ``usage`` (``total_tokens`` only) is
-        completed as the gateway meters it: prompt tokens, none generated."""
+        """vLLM's rerank (Cohere's and Jina's shape); its ``usage`` (``total_tokens`` only) is completed as
+        the gateway meters it: prompt tokens, none generated."""
         result = await self._served("/rerank", body, request_id)
         usage = result.get("usage") if isinstance(result, dict) else None
         if isinstance(usage, dict) and "prompt_tokens" not in usage and isinstance(usage.get("total_tokens"), int):
@@ -145,11 +145,12 @@ class OpenAIUpstream:
         return await self._served("/detokenize", body, None, root=True)
 
     async def _served(self, path: str, body: Body, request_id: str | None, *, root: bool = False) -> Body:
-        """A POST to an endpoint not every OpenAI-compatible server has: its 404 (or 405) is a clear 400."""
+        """A POST to an endpoint not every OpenAI-compatible server has: a 404 (or 405) of the path, not an
+        OpenAI-shaped error of the engine's own (an unknown model), is a clear 400."""
         try:
             return await self._post(path, body, request_id, root=root)
         except BackendError as exc:
-            if exc.status not in (404, 405):
+            if exc.status not in (404, 405) or (isinstance(exc.body, dict) and "error" in exc.body):
                 raise
             message = f"The server of `{body.get('model')}` does not serve {path}."
             error = {"message": message, "type": "invalid_request_error", "param": None, "code": "unsupported_endpoint"}
