@@ -271,6 +271,11 @@ class Gateway:
     ) -> Body | StreamRelay:  # fmt: skip
         """POST /v1/responses passed through (inference/passthrough.py) to a model that speaks it, with the
         same authorisation, allowance, rate limit, failover, hang-up watch and metering as ``handle``."""
+        if raw_size > self.max_prompt_bytes:  # inference.max_prompt_bytes bounds the whole request here
+            raise InvalidRequest(
+                f"Invalid 'input': the request has {raw_size} bytes; this server accepts at most "
+                f"{self.max_prompt_bytes} per request.", param="input", code="prompt_too_large",
+            )  # fmt: skip
         name = body["model"]
         model = self._authorised_model(principal, name)
         body["model"] = model.upstream_model or model.name
