@@ -37,8 +37,8 @@ from jaif.errors import (
     Unavailable,
     UpstreamError,
 )
-from jaif.inference.backends.base import BackendError, Body, InferenceBackend
 from jaif.inference import passthrough
+from jaif.inference.backends.base import BackendError, Body, InferenceBackend
 from jaif.inference.keys import KeyCache
 from jaif.inference.prompt_size import check_limits, embedding_inputs, measure, precheck_items
 from jaif.inference.protocol import (

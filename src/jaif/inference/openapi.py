@@ -19,7 +19,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.models import OpenAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, RerankRequest
+from jaif.inference.protocol import (
+    DOCUMENTED,
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    RerankRequest,
+)
 
 
 class _Open(BaseModel):
@@ -222,6 +228,8 @@ class DetokenizeResponse(_Open):
     prompt: str
 
 
+REF_TEMPLATE = "#/components/schemas/{model}"
+
 _ERRORS = {
     400: "invalid request: malformed JSON, wrong types, a prompt or max_tokens past the context length",
     401: "missing, unknown, revoked or expired API key",
@@ -232,9 +240,6 @@ _ERRORS = {
     502: "the model server failed",
     503: "no healthy replica (with Retry-After)",
 }
-
-
-REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 def responses(success: type[BaseModel], *, stream: type[BaseModel] | None = None, done: bool = True) -> dict:
@@ -298,6 +303,10 @@ def add_hot_operations(document: dict, extra: tuple[tuple[HotOp, bool], ...] = (
         if stream is not None and stream is not success:
             as_written.update(_schemas(stream))
         as_written.update(body.model_json_schema(ref_template=REF_TEMPLATE).get("$defs", {}))  # the body is inline
+    for name, schema in as_written.items():  # the documented-only fields of a request's parts (ChatMessage)
+        _document(name, schema)
+    for options in DOCUMENTED.values():  # and the schemas those fields name (Tool, ToolCall, ...)
+        as_written.update(options.model_json_schema(ref_template=REF_TEMPLATE).get("$defs", {}))
     written = OpenAPI.model_validate(
         {"openapi": document["openapi"], "info": document["info"], "paths": operations,
          "components": {"schemas": answers}}
@@ -318,6 +327,7 @@ def _operation(
 ) -> dict:  # fmt: skip
     request = body.model_json_schema(ref_template=REF_TEMPLATE)
     request.pop("$defs", None)
+    _document(body.__name__, request)
     answers = {}
     for status, answer in responses(success, stream=stream, done=done).items():
         content: dict[str, Any] = {"application/json": {"schema": _ref(answer["model"])}}
@@ -332,6 +342,13 @@ def _operation(
         "responses": answers,
         "security": [{"HTTPBearer": []}],
     }
+
+
+def _document(name: str, schema: dict) -> None:
+    """Write the fields protocol.DOCUMENTED gives the schema ``name`` (documented, not validated) into it."""
+    options = DOCUMENTED.get(name)
+    if options is not None:
+        schema.setdefault("properties", {}).update(options.model_json_schema(ref_template=REF_TEMPLATE)["properties"])
 
 
 def _ref(model: type[BaseModel]) -> dict:

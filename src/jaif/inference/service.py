@@ -10,7 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from jaif.errors import Conflict, InvalidRequest, NotFound
-from jaif.inference.models import Model, ModelAlias, ModelKind, Replica, ResponsesApi
+from jaif.inference.models import (
+    RESPONSES_APIS,
+    RESPONSES_NATIVE,
+    RESPONSES_TRANSLATE,
+    Model,
+    ModelAlias,
+    ModelKind,
+    Replica,
+)
 
 BUILTIN_SCHEME = "builtin:"
 
@@ -94,7 +102,7 @@ def add_model(
     idle_timeout_s: float | None = None,
     request_timeout_s: float | None = None,
     deployed: bool = False,
-    responses_api: str = ResponsesApi.translate,
+    responses_api: str = RESPONSES_TRANSLATE,
 ) -> Model:
     """``deployed``: a deployment's model (deployments/), whose replicas the deployment's controller adds
     and removes as they become ready and drain; it starts without any. ``responses_api``: translate
@@ -132,9 +140,9 @@ def add_model(
 
 
 def _check_responses_api(kind: str, responses_api: str) -> None:
-    if responses_api not in ResponsesApi.__members__:
+    if responses_api not in RESPONSES_APIS:
         raise InvalidRequest("responses_api must be translate or native", param="responses_api")
-    if responses_api == ResponsesApi.native and kind != ModelKind.chat:
+    if responses_api == RESPONSES_NATIVE and kind != ModelKind.chat:
         raise InvalidRequest("only a chat model can speak the Responses API", param="responses_api")
 
 
@@ -163,7 +171,7 @@ def update_model(
     model = get_model(session=session, name=name)
     if responses_api is not None:
         _check_responses_api(model.kind, responses_api)
-        if responses_api == ResponsesApi.native and any(r.url.startswith(BUILTIN_SCHEME) for r in model.replicas):
+        if responses_api == RESPONSES_NATIVE and any(r.url.startswith(BUILTIN_SCHEME) for r in model.replicas):
             raise InvalidRequest("a built-in model does not speak the Responses API itself", param="responses_api")
         model.responses_api = responses_api
     set_timeouts(model, ttfb_timeout_s=ttfb_timeout_s, idle_timeout_s=idle_timeout_s,

@@ -22,6 +22,7 @@ import asyncio
 import collections
 import socket
 import time
+from typing import Any
 
 import httptools
 import orjson
@@ -267,8 +268,8 @@ class FakeUpstream:
         text = " ".join(f"tok{i}" for i in range(n))
         given = req.get("input")
         words = len(given.split()) if isinstance(given, str) else 3
-        response = {"id": "resp_fake", "object": "response", "created_at": int(time.time()), "model": req.get("model"),
-                    "status": "completed", "output": [], "store": False}  # fmt: skip
+        response: dict[str, Any] = {"id": "resp_fake", "object": "response", "created_at": int(time.time()),
+                                    "model": req.get("model"), "status": "completed", "output": [], "store": False}
         message = {"id": "msg_fake", "type": "message", "status": "completed", "role": "assistant",
                    "content": [{"type": "output_text", "text": text, "annotations": []}]}  # fmt: skip
         usage = {"input_tokens": words, "output_tokens": n, "total_tokens": words + n,
@@ -277,7 +278,7 @@ class FakeUpstream:
         if not req.get("stream"):
             return _send(transport, 200, final)
         transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-        events = [{"type": "response.created", "response": {**response, "status": "in_progress"}}]
+        events: list[dict[str, Any]] = [{"type": "response.created", "response": {**response, "status": "in_progress"}}]
         events += [{"type": "response.output_text.delta", "item_id": "msg_fake", "output_index": 0,
                     "content_index": 0, "delta": (" " if i else "") + f"tok{i}"} for i in range(n)]  # fmt: skip
         events.append({"type": "response.completed", "response": final})

@@ -205,14 +205,14 @@ class BuiltinChat(_Worker):
             verbose=False,
         )
         # The GGUF's own template, set up as llama-cpp-python sets up its default chat handler.
-        template = {
-            "template": model.metadata["tokenizer.chat_template"],
-            "eos_token": model.detokenize([model.token_eos()], special=True).decode(),
-            "bos_token": model.detokenize([model.token_bos()], special=True).decode(),
-        }
-        self._formatter = Jinja2ChatFormatter(**template)
+        template = model.metadata["tokenizer.chat_template"]
+        eos = model.detokenize([model.token_eos()], special=True).decode()
+        bos = model.detokenize([model.token_bos()], special=True).decode()
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         # /tokenize's add_generation_prompt=false: the messages without the assistant's turn opened.
-        self._closed_formatter = Jinja2ChatFormatter(**template, add_generation_prompt=False)
+        self._closed_formatter = Jinja2ChatFormatter(
+            template=template, eos_token=eos, bos_token=bos, add_generation_prompt=False
+        )
         self._model = model
         return model
 
