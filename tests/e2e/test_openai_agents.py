@@ -49,13 +49,14 @@ def model(gateway, name: str):
 def test_a_tiny_agent_answers_with_the_builtin_model(gateway):
     agent = agents.Agent(
         name="greeter", instructions="Answer in one short sentence.", model=model(gateway, SMOL),
-        model_settings=agents.ModelSettings(max_tokens=12, temperature=0),
+        # Room to finish: the SDK takes a response cut at max_output_tokens (incomplete) for a failure.
+        model_settings=agents.ModelSettings(max_tokens=256, temperature=0),
     )  # fmt: skip
     result = agents.Runner.run_sync(agent, "Say hello.")
     assert isinstance(result.final_output, str) and result.final_output.strip()
     assert result.last_response_id.startswith("resp_")
     rows = wait_for(lambda: usage_records(gateway["db"], model=SMOL), bool, timeout=15)
-    assert rows and rows[-1].status == "ok" and 0 < rows[-1].completion_tokens <= 12
+    assert rows and rows[-1].status == "ok" and 0 < rows[-1].completion_tokens < 256
 
 
 def test_an_agent_calls_its_tool_and_answers(gateway):
