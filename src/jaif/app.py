@@ -14,6 +14,7 @@ from jaif.compute.backend import make_compute
 from jaif.config import Settings
 from jaif.files.upload import PAGE_UPLOAD_PATH as FILES_UPLOAD_PATH
 from jaif.identity.oidc import SsoProviders
+from jaif.inference import token_endpoints
 from jaif.inference.openapi import add_hot_operations
 from jaif.responses import openapi as responses_openapi
 from jaif.runtime import Runtime
@@ -81,8 +82,8 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
     # Sessions, CSRF, trusted hosts, the sign-in redirect (web/middleware.py).
     middleware.install(app, settings)
     # The edge (web/edge.py), outside FastAPI's own error, telemetry and body-size layers, outermost last:
-    # POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses: plain ASGI endpoints ahead
-    # of everything else (routes.py), inside the body limit and the security headers.
+    # POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/rerank, /v1/responses, /tokenize, ...:
+    # plain ASGI endpoints ahead of everything else (routes.py), inside the body limit and security headers.
     routes.mount_hot_routes(app)
     # An upload to /v1/files, or the portal's upload form, may be as large as a file (files.max_bytes) and its
     # form's few fields.
@@ -94,7 +95,7 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-            app.openapi_schema = add_hot_operations(schema, responses_openapi.OPERATIONS)
+            app.openapi_schema = add_hot_operations(schema, responses_openapi.OPERATIONS + token_endpoints.OPERATIONS)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

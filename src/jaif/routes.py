@@ -43,6 +43,7 @@ from jaif.files.router import router as files_api
 from jaif.identity import pages as identity_pages
 from jaif.identity.router import router as identity_api
 from jaif.inference import endpoints as inference_endpoints
+from jaif.inference import token_endpoints
 from jaif.inference.router import router as inference_router
 from jaif.metering import pages as metering_pages
 from jaif.notify import pages as notify_pages
@@ -112,8 +113,8 @@ def mount(app: FastAPI) -> None:
 
 
 def mount_hot_routes(app: EdgeApp) -> None:
-    """The inference API's hot operations (POST /v1/chat/completions, /v1/completions, /v1/embeddings, and the
-    Responses API's POST /v1/responses): plain ASGI endpoints (inference/endpoints.py) on the app's edge
-    (web/edge.py), in front of FastAPI's own layers and routing. create_app calls this before the body
-    limit and security headers wrap them."""
-    inference_endpoints.mount(app, extra=responses_endpoint.routes())  # and POST /v1/responses
+    """The inference API's hot operations (POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/rerank,
+    the Responses API's POST /v1/responses, and /tokenize and /detokenize with and without /v1): plain ASGI
+    endpoints (inference/endpoints.py) on the app's edge (web/edge.py), in front of FastAPI's own layers and
+    routing. create_app calls this before the body limit and security headers wrap them."""
+    inference_endpoints.mount(app, extra=[*responses_endpoint.routes(), *token_endpoints.routes()])

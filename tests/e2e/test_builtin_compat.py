@@ -260,3 +260,37 @@ def test_completions_options_the_builtin_model_cannot_honour_are_refused(gateway
         with pytest.raises(openai.BadRequestError) as caught:
             gateway.client.completions.create(model=SMOL, prompt="Once", max_tokens=2, extra_body=extra)
         assert caught.value.body["param"] == param, caught.value.body
+
+
+# -- /tokenize and /detokenize of the built-in models -----------------------------------------------
+def test_the_builtin_chat_model_tokenizes_prompts_and_chat_messages(gateway):
+    client = gateway.client
+    plain = client.post("/tokenize", body={"model": SMOL, "prompt": "Hello world", "return_token_strs": True},
+                        cast_to=object)  # fmt: skip
+    assert plain["count"] == len(plain["tokens"]) >= 2 and plain["max_model_len"] > 0
+    assert "".join(plain["token_strs"]).endswith("Hello world")
+    back = client.post("/detokenize", body={"model": SMOL, "tokens": plain["tokens"]}, cast_to=object)
+    assert back["prompt"].endswith("Hello world")
+    # Messages are counted as the chat template renders them: exactly the prompt tokens a completion is charged.
+    chat = client.post("/tokenize", body={"model": SMOL, "messages": HELLO}, cast_to=object)
+    reply = client.chat.completions.create(model=SMOL, messages=HELLO, max_tokens=1)
+    assert chat["count"] == reply.usage.prompt_tokens
+    closed = client.post("/tokenize", body={"model": SMOL, "messages": HELLO, "add_generation_prompt": False},
+                         cast_to=object)  # fmt: skip
+    assert closed["count"] < chat["count"]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.post("/detokenize", body={"model": SMOL, "tokens": [10**9]}, cast_to=object)
+    assert caught.value.body["param"] == "tokens"
+
+
+def test_the_builtin_embedding_model_tokenizes_as_it_reads(gateway):
+    client = gateway.client
+    out = client.post("/tokenize", body={"model": MINILM, "prompt": "hello world"}, cast_to=object)
+    embedded = client.embeddings.create(model=MINILM, input="hello world")
+    assert out["count"] == embedded.usage.prompt_tokens == 4 and out["max_model_len"] == 256
+    assert client.post("/detokenize", body={"model": MINILM, "tokens": out["tokens"]}, cast_to=object) == {
+        "prompt": "[CLS] hello world [SEP]"
+    }
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.post("/tokenize", body={"model": MINILM, "messages": HELLO}, cast_to=object)
+    assert caught.value.body["param"] == "messages"

@@ -14,6 +14,8 @@ from jaif.inference import service
 TTFB_HELP = "Seconds until the first byte of an answer (default: inference.ttfb_timeout_s)."
 IDLE_HELP = "Seconds between a stream's events (default: inference.idle_timeout_s)."
 REQUEST_HELP = "Seconds for the whole exchange with a replica (default: inference.request_timeout_s)."
+RESPONSES_HELP = ("How POST /v1/responses reaches a chat model: translate (onto chat completions) or native "
+                  "(passed through: the upstream serves /v1/responses itself, as vLLM does).")
 
 model_app = typer.Typer(help="Served models, aliases and replicas.", no_args_is_help=True)
 
@@ -24,7 +26,7 @@ def model_add(
     name: str,
     upstream: Annotated[list[str], typer.Option(help="Replica base URL ending in /v1 (repeatable).")],
     alias: Annotated[list[str] | None, typer.Option(help="An alias clients may use (repeatable).")] = None,
-    kind: Annotated[str, typer.Option(help="chat or embedding")] = "chat",
+    kind: Annotated[str, typer.Option(help="chat, embedding or rerank")] = "chat",
     context_length: Annotated[int, typer.Option(help="Context length in tokens.")] = 4096,
     upstream_model: Annotated[str | None, typer.Option(help="Model id the upstream knows, if not NAME.")] = None,
     upstream_key: Annotated[str | None, typer.Option(help="Bearer key to send upstream.")] = None,
@@ -36,6 +38,7 @@ def model_add(
     ttfb_timeout: Annotated[float | None, typer.Option(help=TTFB_HELP)] = None,
     idle_timeout: Annotated[float | None, typer.Option(help=IDLE_HELP)] = None,
     request_timeout: Annotated[float | None, typer.Option(help=REQUEST_HELP)] = None,
+    responses_api: Annotated[str, typer.Option(help=RESPONSES_HELP)] = "translate",
 ) -> None:
     """Serve a model from one or more OpenAI-compatible upstreams."""
     with context(ctx).session() as session:
@@ -54,6 +57,7 @@ def model_add(
             ttfb_timeout_s=ttfb_timeout,
             idle_timeout_s=idle_timeout,
             request_timeout_s=request_timeout,
+            responses_api=responses_api,
         )
         out.print(f"added {model.kind} model {model.name} with {len(model.replicas)} replica(s)")
 
@@ -65,8 +69,10 @@ def model_update(
     ttfb_timeout: Annotated[float | None, typer.Option(help=TTFB_HELP + " 0: the setting again.")] = None,
     idle_timeout: Annotated[float | None, typer.Option(help=IDLE_HELP + " 0: the setting again.")] = None,
     request_timeout: Annotated[float | None, typer.Option(help=REQUEST_HELP + " 0: the setting again.")] = None,
+    responses_api: Annotated[str | None, typer.Option(help=RESPONSES_HELP)] = None,
 ) -> None:
-    """Change a model's upstream time limits (gateways pick them up within inference.registry_refresh_s)."""
+    """Change a model's upstream time limits or its Responses API (gateways pick the change up within
+    inference.registry_refresh_s)."""
     with context(ctx).session() as session:
         model = service.update_model(
             session=session,
@@ -74,8 +80,9 @@ def model_update(
             ttfb_timeout_s=ttfb_timeout,
             idle_timeout_s=idle_timeout,
             request_timeout_s=request_timeout,
+            responses_api=responses_api,
         )
-        out.print(f"{model.name}: {_timeouts(model)}")
+        out.print(f"{model.name}: {_timeouts(model)}; responses api: {model.responses_api}")
 
 
 @model_app.command("list")
@@ -92,6 +99,7 @@ def model_list(
                 "aliases": sorted(a.alias for a in m.aliases),
                 "replicas": [service.display_url(r.url) for r in m.replicas],  # without credentials
                 "active": m.is_active,
+                "responses_api": m.responses_api,
                 "timeouts": {
                     "ttfb_s": m.ttfb_timeout_s,
                     "idle_s": m.idle_timeout_s,

@@ -1,5 +1,6 @@
-"""The hot /v1 routes as plain ASGI endpoints: POST /v1/chat/completions, /v1/completions, /v1/embeddings
-(and POST /v1/responses, whose endpoint in responses/endpoint.py overrides ``InferenceEndpoint.answer``).
+"""The hot /v1 routes as plain ASGI endpoints: POST /v1/chat/completions, /v1/completions, /v1/embeddings,
+/v1/rerank (and POST /v1/responses, /tokenize and /detokenize, whose endpoints in responses/endpoint.py and
+token_endpoints.py override ``InferenceEndpoint.answer``).
 
 ``mount(app)`` (called once, by create_app) mounts them in a router of their own, ``HotRoutes``, on the
 app's edge (web/edge.py): just inside the security headers and the body limit, and ahead of everything
@@ -218,7 +219,7 @@ class HotRoutes:
     """A router for the hot operations, as pure ASGI middleware: a request for the path of one of ``routes``
     is answered by its endpoint (with another method: 405); every other request goes on to ``app``.
 
-    Paths are looked up whole, in a dict: the three paths are fixed, and Starlette's pattern matching
+    Paths are looked up whole, in a dict: the paths are fixed, and Starlette's pattern matching
     (``Route.matches``) cost 4 µs a request here."""
 
     def __init__(self, app: ASGIApp, *, routes: list[Route]) -> None:

@@ -37,13 +37,19 @@ from jaif.errors import (
     Unavailable,
     UpstreamError,
 )
+from jaif.inference import passthrough
 from jaif.inference.backends.base import BackendError, Body, InferenceBackend
 from jaif.inference.keys import KeyCache
 from jaif.inference.prompt_size import check_limits, embedding_inputs, measure, precheck_items
 from jaif.inference.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
+    DetokenizeRequest,
     EmbeddingRequest,
+    RerankRequest,
+    TokenizeRequest,
+    WithoutOutput,
+    dump,
     parse_request,
     upstream_body,
 )
@@ -56,7 +62,7 @@ from jaif.ops.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
-Request = ChatCompletionRequest | CompletionRequest | EmbeddingRequest
+Request = ChatCompletionRequest | CompletionRequest | EmbeddingRequest | RerankRequest
 
 # Prompts up to this many bytes and messages are counted on the event loop, before admission (well
 # under a millisecond); larger ones after admission, in the gateway's counting threads.
@@ -82,7 +88,10 @@ ENDPOINTS = {
     ChatCompletionRequest: ("chat.completions", "chat"),
     CompletionRequest: ("completions", "chat"),
     EmbeddingRequest: ("embeddings", "embedding"),
+    RerankRequest: ("rerank", "rerank"),
 }
+# The backend's method for a plain (not streamed) request, by endpoint.
+_METHODS = {"chat.completions": "chat", "completions": "complete", "embeddings": "embed", "rerank": "rerank"}
 
 
 class ClientWatch(Protocol):
@@ -234,6 +243,92 @@ class Gateway:
                 code = exc.status if isinstance(exc, JaifError) else 500
                 await self._finish(call, replica=None, usage=None, status="error", status_code=code)
             raise
+
+    async def tokenize(self, principal: KeyPrincipal, request: TokenizeRequest | DetokenizeRequest) -> Body:
+        """vLLM's /tokenize or /detokenize for a model the key's project may use, by one of its replicas
+        (with failover). Neither charged nor recorded: nothing is generated (docs/gateway.md)."""
+        model = self._authorised_model(principal, request.model)
+        body = dump(request)
+        body["model"] = model.upstream_model or model.name
+        call = _Call(request_id=self.new_request_id(), principal=principal, model=model, endpoint="tokenize",
+                     body=body, prompt_tokens=None, budget=0, started=time.perf_counter())  # fmt: skip
+        method = "tokenize" if isinstance(request, TokenizeRequest) else "detokenize"
+        _replica, result = await self._with_failover(call, lambda backend: getattr(backend, method)(body))
+        if not isinstance(result, dict):
+            raise UpstreamError("The model server's answer is not a JSON object.")
+        return result
+
+    def speaks_responses(self, name: object) -> bool:
+        """Whether ``name`` is a model (or alias) whose upstream serves /v1/responses itself."""
+        if not isinstance(name, str):
+            return False
+        model = self.registry.models.get(name) or self.registry.models.get(self.registry.aliases.get(name, ""))
+        return model is not None and model.responses_api == "native"
+
+    async def responses(
+        self, principal: KeyPrincipal, body: Body, raw_size: int, *, client: ClientWatch | None = None,
+        request_id: str | None = None, client_request_id: str | None = None,
+    ) -> Body | StreamRelay:  # fmt: skip
+        """POST /v1/responses passed through (inference/passthrough.py) to a model that speaks it, with the
+        same authorisation, allowance, rate limit, failover, hang-up watch and metering as ``handle``."""
+        if raw_size > self.max_prompt_bytes:  # inference.max_prompt_bytes bounds the whole request here
+            raise InvalidRequest(
+                f"Invalid 'input': the request has {raw_size} bytes; this server accepts at most "
+                f"{self.max_prompt_bytes} per request.", param="input", code="prompt_too_large",
+            )  # fmt: skip
+        name = body["model"]
+        model = self._authorised_model(principal, name)
+        body["model"] = model.upstream_model or model.name
+        call = _Call(request_id=request_id or self.new_request_id(), principal=principal, model=model,
+                     endpoint="responses", body=body, prompt_tokens=None,
+                     budget=passthrough.budget(body, raw_size, model.context_length), started=time.perf_counter(),
+                     client=client, client_request_id=client_request_id)  # fmt: skip
+        await self._admit(call)
+        try:
+            if body.get("stream"):
+                return await self._start_responses_stream(call)
+            replica, result = await self._with_failover(
+                call, lambda b: b.responses(call.body, request_id=call.upstream_id)
+            )
+            if not isinstance(result, dict):
+                raise UpstreamError("The model server's answer is not a JSON object.")
+            usage, source = passthrough.chat_usage(result.get("usage")), "upstream"
+            if usage is None:
+                usage, source = await self._usage(call, passthrough.output_text(result))
+            await self._finish(call, replica=replica, usage=usage, usage_source=source, status="ok", status_code=200)
+            return result
+        except asyncio.CancelledError:
+            if call.ticket is not None and not call.ticket.finished:
+                await self._cancelled(call)
+            raise
+        except BaseException as exc:
+            if call.ticket is not None and not call.ticket.finished:
+                code = exc.status if isinstance(exc, JaifError) else 500
+                await self._finish(call, replica=None, usage=None, status="error", status_code=code)
+            raise
+
+    async def _start_responses_stream(self, call: _Call) -> StreamRelay:
+        async def first_event(backend: InferenceBackend) -> tuple[AsyncIterator[bytes], bytes]:
+            events = backend.responses_stream(call.body, request_id=call.upstream_id)
+            try:
+                return events, await anext(events)
+            except StopAsyncIteration as exc:
+                raise BackendError(f"{backend.url}: empty stream", retryable=True) from exc
+
+        replica, (events, first) = await self._with_failover(call, first_event)
+
+        async def finish(status: str, code: int, meter: Any) -> None:
+            if status == "error":
+                call.model.replicas.failed(replica, "stream broke", answered=False)
+                self.metrics.replica_failed(call.model.name, replica.url)
+            await self._finish(call, replica=replica, usage=meter.usage, usage_source=meter.usage_source,
+                               status=status, status_code=code, ttft_s=meter.ttft_s)  # fmt: skip
+
+        def count(text: str) -> Awaitable[tuple[dict, str]]:
+            return self._usage(call, text)
+
+        meter = passthrough.ResponsesMeter(started=call.started)
+        return passthrough.ResponsesRelay(replica, events, first, meter, finish, count)  # type: ignore[arg-type]
 
     def _authorised_model(self, principal: KeyPrincipal, name: str) -> ServedModel:
         model = self.registry.resolve(name)
@@ -434,7 +529,7 @@ class Gateway:
         )
 
     async def _complete(self, call: _Call) -> Body:
-        method = {"chat.completions": "chat", "completions": "complete", "embeddings": "embed"}[call.endpoint]
+        method = _METHODS[call.endpoint]
         replica, result = await self._with_failover(
             call, lambda b: getattr(b, method)(call.body, request_id=call.upstream_id)
         )
@@ -540,7 +635,8 @@ def _budget(request: Request, ctx: int, upper_bound: int, exact: int | None) -> 
     """Tokens to reserve: the prompt (exact, else its upper bound) plus what each of the ``n`` choices may
     generate, within the context. Raises ContextLengthExceeded where the prompt or the asked-for completion
     cannot fit."""
-    if isinstance(request, EmbeddingRequest):
+    if isinstance(request, WithoutOutput):  # embeddings, rerank
+        assert isinstance(request, EmbeddingRequest | RerankRequest)
         return min(exact if exact is not None else upper_bound, ctx * embedding_inputs(request))
     limit = request.output_limit()
     if exact is not None and exact >= ctx:

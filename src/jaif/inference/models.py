@@ -14,6 +14,13 @@ from jaif.db.base import Base, UTCDateTime, new_id, utcnow
 class ModelKind(enum.StrEnum):
     chat = "chat"
     embedding = "embedding"
+    rerank = "rerank"  # a cross-encoder served at /rerank (vLLM's Cohere/Jina shape): POST /v1/rerank
+
+
+# How POST /v1/responses reaches a chat model: translated onto chat completions (every OpenAI-compatible
+# server), or passed through to an upstream that serves /v1/responses itself (vLLM, OpenAI).
+RESPONSES_TRANSLATE, RESPONSES_NATIVE = "translate", "native"
+RESPONSES_APIS = (RESPONSES_TRANSLATE, RESPONSES_NATIVE)
 
 
 class Model(Base):
@@ -34,6 +41,8 @@ class Model(Base):
     tokenizer: Mapped[str | None] = mapped_column(String(500), nullable=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    responses_api: Mapped[str] = mapped_column(String(20), default=RESPONSES_TRANSLATE,
+                                               server_default=RESPONSES_TRANSLATE)  # fmt: skip
     # The model's own upstream time limits, in seconds; NULL: the inference.*_timeout_s setting.
     ttfb_timeout_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     idle_timeout_s: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -1,5 +1,5 @@
-"""The /v1 part of jaif's OpenAPI document: the OpenAI objects a client gets back, errors, and the three
-hot operations.
+"""The /v1 part of jaif's OpenAPI document: the OpenAI objects a client gets back, errors, and the hot
+operations (chat completions, completions, embeddings, rerank).
 
 These models only describe; the hot path never builds them (bodies are plain dicts serialised with
 orjson). They follow the official OpenAI API document in the fields jaif always sends, and allow the
@@ -19,7 +19,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.models import OpenAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from jaif.inference.protocol import (
+    DOCUMENTED,
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    RerankRequest,
+)
 
 
 class _Open(BaseModel):
@@ -70,14 +76,29 @@ class Usage(_Open):
     total_tokens: int
 
 
-class AssistantMessage(_Open):
+class FunctionCall(_Open):
+    name: str
+    arguments: str = Field(description="the arguments, as a JSON string (the model's: validate before use)")
+
+
+class MessageToolCall(_Open):
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
+class ChatCompletionMessage(_Open):
+    """The message a model answers with (not the request's ChatMessage): text, a refusal, or tool calls."""
+
     role: Literal["assistant"]
     content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[MessageToolCall] | None = None
 
 
 class ChatChoice(_Open):
     index: int
-    message: AssistantMessage
+    message: ChatCompletionMessage
     finish_reason: str | None
     logprobs: dict[str, Any] | None = None
 
@@ -93,9 +114,25 @@ class ChatCompletion(_Open):
     usage: Usage | None = None
 
 
+class FunctionCallDelta(_Open):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallDelta(_Open):
+    """A piece of a tool call: the first names it (``id``, ``function.name``), the rest add ``arguments``."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionCallDelta | None = None
+
+
 class ChatDelta(_Open):
     role: str | None = None
     content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
 
 class ChatChunkChoice(_Open):
@@ -153,6 +190,46 @@ class EmbeddingList(_Open):
     usage: EmbeddingUsage
 
 
+class RerankDocument(_Open):
+    text: str
+
+
+class RerankResult(_Open):
+    index: int = Field(description="the document's position in the request's `documents`")
+    relevance_score: float
+    document: RerankDocument | None = Field(None, description="with return_documents")
+
+
+class RerankUsage(_Open):
+    total_tokens: int
+
+
+class RerankResponse(_Open):
+    """The documents' scores against the query, best first (Cohere's and Jina's shape, as vLLM serves it)."""
+
+    id: str
+    model: str
+    usage: RerankUsage
+    results: list[RerankResult]
+
+
+class TokenizeResponse(_Open):
+    """The prompt's token ids, as the model reads them (vLLM's /tokenize)."""
+
+    count: int
+    max_model_len: int = Field(description="the model's context length: prompt and completion together")
+    tokens: list[int]
+    token_strs: list[str] | None = None
+
+
+class DetokenizeResponse(_Open):
+    """The text of the token ids (vLLM's /detokenize)."""
+
+    prompt: str
+
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+
 _ERRORS = {
     400: "invalid request: malformed JSON, wrong types, a prompt or max_tokens past the context length",
     401: "missing, unknown, revoked or expired API key",
@@ -163,9 +240,6 @@ _ERRORS = {
     502: "the model server failed",
     503: "no healthy replica (with Retry-After)",
 }
-
-
-REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 def responses(success: type[BaseModel], *, stream: type[BaseModel] | None = None, done: bool = True) -> dict:
@@ -207,6 +281,7 @@ HOT_OPERATIONS: tuple[tuple[str, str, str, type[BaseModel], type[BaseModel], typ
      ChatCompletion, ChatCompletionChunk),
     ("/v1/completions", "completions", "Create a text completion", CompletionRequest, Completion, Completion),
     ("/v1/embeddings", "embeddings", "Create embeddings", EmbeddingRequest, EmbeddingList, None),
+    ("/v1/rerank", "rerank", "Rerank documents against a query", RerankRequest, RerankResponse, None),
 )  # fmt: skip
 
 
@@ -228,6 +303,10 @@ def add_hot_operations(document: dict, extra: tuple[tuple[HotOp, bool], ...] = (
         if stream is not None and stream is not success:
             as_written.update(_schemas(stream))
         as_written.update(body.model_json_schema(ref_template=REF_TEMPLATE).get("$defs", {}))  # the body is inline
+    for name, schema in as_written.items():  # the documented-only fields of a request's parts (ChatMessage)
+        _document(name, schema)
+    for options in DOCUMENTED.values():  # and the schemas those fields name (Tool, ToolCall, ...)
+        as_written.update(options.model_json_schema(ref_template=REF_TEMPLATE).get("$defs", {}))
     written = OpenAPI.model_validate(
         {"openapi": document["openapi"], "info": document["info"], "paths": operations,
          "components": {"schemas": answers}}
@@ -248,6 +327,7 @@ def _operation(
 ) -> dict:  # fmt: skip
     request = body.model_json_schema(ref_template=REF_TEMPLATE)
     request.pop("$defs", None)
+    _document(body.__name__, request)
     answers = {}
     for status, answer in responses(success, stream=stream, done=done).items():
         content: dict[str, Any] = {"application/json": {"schema": _ref(answer["model"])}}
@@ -262,6 +342,13 @@ def _operation(
         "responses": answers,
         "security": [{"HTTPBearer": []}],
     }
+
+
+def _document(name: str, schema: dict) -> None:
+    """Write the fields protocol.DOCUMENTED gives the schema ``name`` (documented, not validated) into it."""
+    options = DOCUMENTED.get(name)
+    if options is not None:
+        schema.setdefault("properties", {}).update(options.model_json_schema(ref_template=REF_TEMPLATE)["properties"])
 
 
 def _ref(model: type[BaseModel]) -> dict:

@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jaif.errors import InvalidRequest
-from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, RerankRequest
 
 TEMPLATE_TOKENS_PER_MESSAGE = 8
 TEMPLATE_TOKENS = 16
 
-Request = ChatCompletionRequest | CompletionRequest | EmbeddingRequest
+Request = ChatCompletionRequest | CompletionRequest | EmbeddingRequest | RerankRequest
+# A cross-encoder reads the query with each document, between a few special tokens.
+RERANK_PAIR_TOKENS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,11 @@ def measure(request: Request) -> PromptSize:
         prompts = [request.prompt] if isinstance(request.prompt, str) else request.prompt
         size = sum(len(p.encode()) for p in prompts)
         return PromptSize(len(prompts), size, TEMPLATE_TOKENS + size)
+    if isinstance(request, RerankRequest):
+        query = len(request.query.encode())
+        size = sum(len(d.encode()) for d in request.documents)
+        n = len(request.documents)
+        return PromptSize(n, query + size, size + n * (query + RERANK_PAIR_TOKENS))
     data = request.input
     if isinstance(data, str):
         size = len(data.encode())
@@ -58,7 +65,7 @@ def check_limits(request: Request, prompt: PromptSize, *, max_messages: int, max
     """Refuse, with a 400 naming the parameter, a request with more messages (prompts, inputs) or a
     larger prompt than the limits allow: checked before the prompt is tokenised or anything reserved."""
     param = "messages" if isinstance(request, ChatCompletionRequest) else (
-        "prompt" if isinstance(request, CompletionRequest) else "input"
+        "prompt" if isinstance(request, CompletionRequest) else ITEMS_PARAM[type(request)]
     )
     if prompt.items > max_messages:
         raise too_many(param, prompt.items, max_messages)
@@ -82,7 +89,8 @@ def too_many(param: str, items: int, max_messages: int) -> InvalidRequest:
 
 
 ITEMS_PARAM: dict[type, str] = {
-    ChatCompletionRequest: "messages", CompletionRequest: "prompt", EmbeddingRequest: "input"
+    ChatCompletionRequest: "messages", CompletionRequest: "prompt", EmbeddingRequest: "input",
+    RerankRequest: "documents",
 }
 
 
@@ -102,7 +110,10 @@ def _token_ids(request: EmbeddingRequest) -> bool:
     return not isinstance(data, str) and bool(data) and not isinstance(data[0], str)
 
 
-def embedding_inputs(request: EmbeddingRequest) -> int:
+def embedding_inputs(request: EmbeddingRequest | RerankRequest) -> int:
+    """The inputs the model reads one by one: each may fill its context (a rerank: one per document)."""
+    if isinstance(request, RerankRequest):
+        return len(request.documents)
     data = request.input
     if isinstance(data, str) or (data and isinstance(data[0], int)):
         return 1

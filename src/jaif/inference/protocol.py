@@ -42,6 +42,67 @@ class ContentPart(BaseModel):
     text: str | None = None
 
 
+class FunctionDefinition(BaseModel):
+    """A function the model may call: its JSON schema ``parameters`` are passed on as they are."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: Flag | None = None
+
+
+class Tool(BaseModel):
+    """A tool the model may call: OpenAI's ``function`` tools (engines may know other types)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(description="function (others are passed on to engines that know them)")
+    function: FunctionDefinition | None = None
+
+
+class FunctionName(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    """Force one tool: ``{"type": "function", "function": {"name": ...}}``."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    function: FunctionName | None = None
+
+
+class ToolCallFunction(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str | None = None
+    arguments: str | None = Field(None, description="the arguments, as a JSON string")
+
+
+class ToolCall(BaseModel):
+    """A tool call the model made (in an assistant message sent back as history)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    type: str | None = None
+    function: ToolCallFunction | None = None
+
+
+class ResponseFormat(BaseModel):
+    """``text``, ``json_object`` or ``json_schema`` (with ``json_schema``: ``name``, ``schema``, ``strict``)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(description="text, json_object or json_schema")
+    json_schema: dict[str, Any] | None = None
+
+
+class MessageOptions(BaseModel):
+    """A chat message's fields for tool calling (documented only: DOCUMENTED)."""
+
+    tool_calls: list[ToolCall] | None = Field(None, description="an assistant's tool calls, sent back as history")
+    tool_call_id: str | None = Field(None, description="a tool message's: the call it answers")
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -71,6 +132,38 @@ class _Sampling(_Request):
     stream_options: StreamOptions | None = None
 
 
+LogitBias = dict[str, Annotated[float, Field(ge=-100, le=100)]]
+
+
+class ChatOptions(BaseModel):
+    """The chat completion options engines read beyond sampling (documented only: DOCUMENTED)."""
+
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: Flag | None = None
+    response_format: ResponseFormat | None = None
+    logprobs: Flag | None = Field(None, description="return each output token's log-probability")
+    top_logprobs: Annotated[int, Field(ge=0, le=20, strict=True)] | None = Field(
+        None, description="with logprobs: the most likely alternatives per token")
+    logit_bias: LogitBias | None = Field(None, description="token id (as a string) -> bias from -100 to 100")
+    functions: list[FunctionDefinition] | None = Field(None, description="the legacy form of tools")
+    function_call: Literal["none", "auto"] | FunctionName | None = Field(
+        None, description="the legacy form of tool_choice")
+
+
+class CompletionOptions(BaseModel):
+    """The completion options engines read beyond sampling (documented only: DOCUMENTED)."""
+
+    logprobs: Annotated[int, Field(ge=0, strict=True)] | None = Field(
+        None, description="how many alternatives to report per token")
+    logit_bias: LogitBias | None = Field(None, description="token id (as a string) -> bias from -100 to 100")
+    echo: Flag | None = None
+    suffix: str | None = None
+    best_of: Annotated[int, Field(ge=1, le=128, strict=True)] | None = None
+
+
+
+
 class ChatCompletionRequest(_Sampling):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     max_completion_tokens: TokenCount | None = None
@@ -92,7 +185,21 @@ class CompletionRequest(_Sampling):
         return "max_tokens"
 
 
-class EmbeddingRequest(_Request):
+class WithoutOutput(_Request):
+    """A request that generates nothing: its prompt is all it costs (embeddings, rerank)."""
+
+
+# Fields the OpenAPI document gives a schema (by its name) beside its own (inference/openapi.py writes them
+# in). They are documented, not validated here: as fields of the request models pydantic would fill in each
+# one's default on every request (0.4-0.6 µs more per chat completion, measured), so they stay unknown
+# fields, passed on to the engine as sent, which checks them (the built-in chat model in
+# backends/builtin_options.py, with a 400 naming the parameter).
+DOCUMENTED: dict[str, type[BaseModel]] = {
+    "ChatMessage": MessageOptions, "ChatCompletionRequest": ChatOptions, "CompletionRequest": CompletionOptions,
+}
+
+
+class EmbeddingRequest(WithoutOutput):
     input: (
         str
         | Annotated[list[str], Field(min_length=1)]
@@ -101,6 +208,46 @@ class EmbeddingRequest(_Request):
     )
     encoding_format: Literal["float", "base64"] | None = "float"
     dimensions: Annotated[int, Field(ge=1, le=2**31)] | None = None
+
+
+class RerankRequest(WithoutOutput):
+    """POST /v1/rerank, the shape of Cohere's and Jina's rerank APIs as vLLM and text-embeddings-inference
+    serve them: score each of ``documents`` against ``query``."""
+
+    query: Annotated[str, Field(min_length=1)]
+    documents: Annotated[list[str], Field(min_length=1)]
+    top_n: Annotated[int, Field(ge=0, strict=True)] | None = Field(
+        None, description="return the best top_n results only (0 or unset: all)")
+    return_documents: Flag | None = Field(None, description="include each document's text in its result")
+    stream: Literal[False] | None = Field(None, description="a rerank is never streamed")
+
+
+class TokenizeRequest(BaseModel):
+    """POST /tokenize (and /v1/tokenize), as vLLM serves it: a ``prompt``, or chat ``messages`` rendered
+    with the model's chat template."""
+
+    model_config = ConfigDict(extra="allow")
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    prompt: str | None = None
+    messages: Annotated[list[ChatMessage], Field(min_length=1)] | None = None
+    add_special_tokens: Flag | None = Field(
+        None, description="add the model's special tokens (BOS); default true for a prompt, false for messages, "
+                          "whose chat template writes its own")
+    add_generation_prompt: Flag | None = Field(None, description="messages: end with the assistant's turn "
+                                                                 "opened (default true)")
+    return_token_strs: Flag | None = Field(None, description="also return each token as text")
+
+    def model_post_init(self, context: Any, /) -> None:
+        if (self.prompt is None) == (self.messages is None):
+            raise InvalidRequest("Give either `prompt` or `messages`.", param="prompt", code="invalid_value")
+
+
+class DetokenizeRequest(BaseModel):
+    """POST /detokenize (and /v1/detokenize), as vLLM serves it."""
+
+    model_config = ConfigDict(extra="allow")
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    tokens: list[Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]]
 
 
 def dump(request: BaseModel) -> dict[str, Any]:

@@ -36,6 +36,8 @@ class ServedModel:
     # A deployment's status (deployments/service.py ``status``), None for other models. A request for a
     # deployment that finds no replica is held for one (inference/gateway.py).
     deployment: dict | None = None
+    # POST /v1/responses: "translate" onto chat completions, or "native" (passed through to the upstream).
+    responses_api: str = "translate"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class _Row:
     urls: tuple[str, ...]
     aliases: tuple[str, ...]
     timeouts: tuple[float | None, float | None, float | None]  # the model's own; None: the setting
+    responses_api: str = "translate"
 
 
 class ModelRegistry:
@@ -97,7 +100,7 @@ class ModelRegistry:
             rows = [
                 _Row(m.id, m.name, m.kind, m.context_length, m.owned_by, int(m.created_at.timestamp()),
                      m.upstream_model, m.upstream_key, m.tokenizer, urls, tuple(a.alias for a in m.aliases),
-                     (m.ttfb_timeout_s, m.idle_timeout_s, m.request_timeout_s))
+                     (m.ttfb_timeout_s, m.idle_timeout_s, m.request_timeout_s), m.responses_api)
                 for m in service.list_models(session=session, active_only=True)
                 if (urls := tuple(r.url for r in m.replicas if r.is_active and self._serves(r.url)))
                 or m.id in standing
@@ -134,7 +137,7 @@ class ModelRegistry:
             replica_set.replicas = replica_states
             models[row.name] = ServedModel(
                 row.id, row.name, row.kind, row.context_length, row.owned_by, row.created, row.upstream_model,
-                row.tokenizer, replica_set, timeouts, (standing or {}).get(row.id),
+                row.tokenizer, replica_set, timeouts, (standing or {}).get(row.id), row.responses_api,
             )
             for alias in row.aliases:
                 aliases[alias] = row.name

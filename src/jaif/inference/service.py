@@ -10,7 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from jaif.errors import Conflict, InvalidRequest, NotFound
-from jaif.inference.models import Model, ModelAlias, ModelKind, Replica
+from jaif.inference.models import (
+    RESPONSES_APIS,
+    RESPONSES_NATIVE,
+    RESPONSES_TRANSLATE,
+    Model,
+    ModelAlias,
+    ModelKind,
+    Replica,
+)
 
 BUILTIN_SCHEME = "builtin:"
 
@@ -94,11 +102,14 @@ def add_model(
     idle_timeout_s: float | None = None,
     request_timeout_s: float | None = None,
     deployed: bool = False,
+    responses_api: str = RESPONSES_TRANSLATE,
 ) -> Model:
     """``deployed``: a deployment's model (deployments/), whose replicas the deployment's controller adds
-    and removes as they become ready and drain; it starts without any."""
+    and removes as they become ready and drain; it starts without any. ``responses_api``: translate
+    (POST /v1/responses onto chat completions) or native (passed through; the upstream serves it)."""
     if kind not in ModelKind.__members__:
-        raise InvalidRequest("kind must be chat or embedding", param="kind")
+        raise InvalidRequest("kind must be chat, embedding or rerank", param="kind")
+    _check_responses_api(kind, responses_api)
     if not upstreams and not deployed:
         raise InvalidRequest("a model needs at least one upstream", param="upstream")
     if context_length < 1:
@@ -116,6 +127,7 @@ def add_model(
         upstream_model=upstream_model,
         upstream_key=upstream_key,
         tokenizer=tokenizer,
+        responses_api=responses_api,
     )
     set_timeouts(model, ttfb_timeout_s=ttfb_timeout_s, idle_timeout_s=idle_timeout_s,
                  request_timeout_s=request_timeout_s)
@@ -125,6 +137,13 @@ def add_model(
     for alias in aliases:
         set_alias(session=session, alias=alias, model_name=name)
     return model
+
+
+def _check_responses_api(kind: str, responses_api: str) -> None:
+    if responses_api not in RESPONSES_APIS:
+        raise InvalidRequest("responses_api must be translate or native", param="responses_api")
+    if responses_api == RESPONSES_NATIVE and kind != ModelKind.chat:
+        raise InvalidRequest("only a chat model can speak the Responses API", param="responses_api")
 
 
 def set_timeouts(model: Model, **timeouts: float | None) -> None:
@@ -145,9 +164,16 @@ def update_model(
     ttfb_timeout_s: float | None = None,
     idle_timeout_s: float | None = None,
     request_timeout_s: float | None = None,
+    responses_api: str | None = None,
 ) -> Model:
-    """Change a model's upstream time limits; running gateways pick them up at their next registry refresh."""
+    """Change a model's upstream time limits, or how it answers /v1/responses (None: as it is); running
+    gateways pick the change up at their next registry refresh."""
     model = get_model(session=session, name=name)
+    if responses_api is not None:
+        _check_responses_api(model.kind, responses_api)
+        if responses_api == RESPONSES_NATIVE and any(r.url.startswith(BUILTIN_SCHEME) for r in model.replicas):
+            raise InvalidRequest("a built-in model does not speak the Responses API itself", param="responses_api")
+        model.responses_api = responses_api
     set_timeouts(model, ttfb_timeout_s=ttfb_timeout_s, idle_timeout_s=idle_timeout_s,
                  request_timeout_s=request_timeout_s)
     session.flush()

@@ -83,6 +83,9 @@ def prompt_texts(endpoint: str, body: Body) -> list[str]:
                 content = "".join(p.get("text") or "" for p in content if isinstance(p, dict))
             texts.append(str(content or ""))
         return texts
+    if endpoint == "rerank":  # a cross-encoder reads the query with each document
+        query, documents = str(body.get("query") or ""), body.get("documents") or []
+        return [query + " " + str(d) for d in documents]
     key = "prompt" if endpoint == "completions" else "input"
     value = body.get(key)
     if isinstance(value, str):

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,8 +40,14 @@ from jaif.responses.translate import (
 async def create_response(
     *, gateway: Gateway, sessions: sessionmaker[Session], principal: KeyPrincipal, raw: bytes,
     client: ClientWatch | None = None, request_id: str | None = None, client_request_id: str | None = None,
-) -> dict[str, Any] | ResponseStream:  # fmt: skip
-    """The response to the request ``raw`` (a JSON body), or for ``stream`` its events."""
+) -> dict[str, Any] | ResponseStream | StreamRelay:  # fmt: skip
+    """The response to the request ``raw`` (a JSON body), or for ``stream`` its events. For a model whose
+    upstream speaks the Responses API itself (``--responses-api native``) the request is passed through
+    as it came (inference/passthrough.py): the upstream, not jaif, stores its responses then."""
+    native = _native(gateway, raw)
+    if native is not None:
+        return await gateway.responses(principal, native, len(raw), client=client, request_id=request_id,
+                                       client_request_id=client_request_id)
     create: ResponseCreate = parse_request(ResponseCreate, raw)  # type: ignore[assignment]
     create.refused()
     items = input_items(create)
@@ -63,6 +70,15 @@ async def create_response(
     )  # fmt: skip
     await store(final)
     return final
+
+
+def _native(gateway: Gateway, raw: bytes) -> dict[str, Any] | None:
+    """The request's body, where its model speaks the Responses API itself; else None (translated)."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None  # parse_request says what is wrong with it
+    return body if isinstance(body, dict) and gateway.speaks_responses(body.get("model")) else None
 
 
 def _storer(

@@ -22,6 +22,7 @@ import asyncio
 import collections
 import socket
 import time
+from typing import Any
 
 import httptools
 import orjson
@@ -150,6 +151,8 @@ class FakeUpstream:
             return _send(transport, status, {"error": error})
         if path.endswith(b"/embeddings"):
             return _send(transport, 200, self._embeddings(req))
+        if path in _EXTRA:
+            return await _EXTRA[path](self, transport, req)
         n = min(self.tokens, req.get("max_tokens") or req.get("max_completion_tokens") or self.tokens)
         prompt_tokens = _count_prompt(req)
         chat = path.endswith(b"/chat/completions")
@@ -230,6 +233,71 @@ class FakeUpstream:
             "model": req.get("model", self.model),
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
+
+
+    # vLLM's other endpoints: /tokenize and /detokenize at the server's root, /v1/rerank, /v1/responses.
+    # A token is a word: its id is its length and its first letter's code, and reads back as "w<id>".
+    async def _tokenize(self, transport, req: dict) -> None:
+        text = req.get("prompt")
+        if text is None:
+            text = " ".join(str(m.get("content") or "") for m in req.get("messages") or [])
+        tokens = [len(w) * 1000 + ord(w[0]) for w in text.split()]
+        _send(transport, 200, {"count": len(tokens), "max_model_len": 4096, "tokens": tokens, "token_strs": None})
+
+    async def _detokenize(self, transport, req: dict) -> None:
+        _send(transport, 200, {"prompt": " ".join(f"w{t}" for t in req.get("tokens") or [])})
+
+    async def _rerank(self, transport, req: dict) -> None:
+        """Scores each document by the words it shares with the query; usage: one token per word."""
+        query = set(str(req.get("query")).split())
+        docs = [str(d) for d in req.get("documents") or []]
+        scored = sorted(range(len(docs)), key=lambda i: -len(query & set(docs[i].split())))
+        top = req.get("top_n") or len(docs)
+        results = [{"index": i, "relevance_score": len(query & set(docs[i].split())) / (len(query) or 1),
+                    **({"document": {"text": docs[i]}} if req.get("return_documents") else {})}
+                   for i in scored[:top]]  # fmt: skip
+        tokens = sum(len(query) + len(d.split()) for d in docs)
+        answer = {"id": "rerank-fake", "model": req.get("model", self.model), "results": results}
+        if self.usage:
+            answer["usage"] = {"total_tokens": tokens}
+        _send(transport, 200, answer)
+
+    async def _responses(self, transport, req: dict) -> None:
+        """The Responses API itself: "tok0 tok1 ..." as one message; usage in input and output tokens."""
+        n = min(self.tokens, req.get("max_output_tokens") or self.tokens)
+        text = " ".join(f"tok{i}" for i in range(n))
+        given = req.get("input")
+        words = len(given.split()) if isinstance(given, str) else 3
+        response: dict[str, Any] = {"id": "resp_fake", "object": "response", "created_at": int(time.time()),
+                                    "model": req.get("model"), "status": "completed", "output": [], "store": False}
+        message = {"id": "msg_fake", "type": "message", "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": text, "annotations": []}]}  # fmt: skip
+        usage = {"input_tokens": words, "output_tokens": n, "total_tokens": words + n,
+                 "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
+        final = {**response, "output": [message], **({"usage": usage} if self.usage else {})}
+        if not req.get("stream"):
+            return _send(transport, 200, final)
+        transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        events: list[dict[str, Any]] = [{"type": "response.created", "response": {**response, "status": "in_progress"}}]
+        events += [{"type": "response.output_text.delta", "item_id": "msg_fake", "output_index": 0,
+                    "content_index": 0, "delta": (" " if i else "") + f"tok{i}"} for i in range(n)]  # fmt: skip
+        events.append({"type": "response.completed", "response": final})
+        for seq, event in enumerate(events):
+            if seq == self.break_after:
+                transport.close()
+                return
+            data = orjson.dumps({**event, "sequence_number": seq})
+            _chunk(transport, b"event: " + event["type"].encode() + b"\ndata: " + data + b"\n\n")
+            await asyncio.sleep(0)
+        transport.write(b"0\r\n\r\n")
+
+
+_EXTRA = {
+    b"/tokenize": FakeUpstream._tokenize,
+    b"/detokenize": FakeUpstream._detokenize,
+    b"/v1/rerank": FakeUpstream._rerank,
+    b"/v1/responses": FakeUpstream._responses,
+}
 
 
 def _usage(prompt: int, completion: int) -> dict:

@@ -61,10 +61,14 @@ def json_error(error: JaifError) -> Response:
     )
 
 
+# Outside /v1 and /api: the operational endpoints, and vLLM's tokenizer paths (inference/token_endpoints.py).
+_JSON_PATHS = frozenset({"/healthz", "/metrics", "/tokenize", "/detokenize"})
+
+
 def error_response(path: str, error: JaifError) -> Response:
     """The answer for ``error`` on a request for ``path``: JSON in the OpenAI shape for /v1, /api and the
-    operational endpoints, else an HTML page."""
-    if path.startswith("/v1") or path.startswith("/api") or path in ("/healthz", "/metrics"):
+    operational endpoints (and vLLM's /tokenize and /detokenize), else an HTML page."""
+    if path.startswith("/v1") or path.startswith("/api") or path in _JSON_PATHS:
         return json_error(error)
     headers = {}
     if error.retry_after is not None:

@@ -282,3 +282,24 @@ async def test_plain_http_through_the_proxy(aiohttp_up, transport):
             assert seen == [f"POST {base}/plain/v1/chat/completions HTTP/1.1"]
         finally:
             await up.aclose()
+
+
+async def test_an_engine_without_tokenize_or_rerank_says_it_does_not_serve_them(llama_up, transport):
+    """llama-cpp-python's server has neither vLLM's /tokenize (at the server's root) nor /v1/rerank: its 404
+    of the path becomes a 400 ``unsupported_endpoint`` that names the path, not the engine's bare 404."""
+    url, _ = llama_up
+    up = backend(url + "/v1", transport)
+    try:
+        calls = {
+            "/tokenize": lambda: up.tokenize({"model": "m", "prompt": "hi"}),
+            "/detokenize": lambda: up.detokenize({"model": "m", "tokens": [1]}),
+            "/rerank": lambda: up.rerank({"model": "m", "query": "q", "documents": ["d"]}),
+        }
+        for path, call in calls.items():
+            with pytest.raises(BackendError) as caught:
+                await call()
+            error = caught.value.body["error"]
+            assert (caught.value.status, error["code"]) == (400, "unsupported_endpoint") and path in error["message"]
+            assert not caught.value.retryable
+    finally:
+        await up.aclose()

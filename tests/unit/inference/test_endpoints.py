@@ -9,7 +9,15 @@ from fastapi import FastAPI
 from jaif.app import app_from_env, asgi_app, create_app
 from jaif.config import Settings
 from jaif.inference.endpoints import HotRoutes, InferenceEndpoint
-from jaif.inference.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from jaif.inference.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    DetokenizeRequest,
+    EmbeddingRequest,
+    RerankRequest,
+    TokenizeRequest,
+)
+from jaif.inference.token_endpoints import TokenEndpoint
 from jaif.responses.endpoint import ResponsesEndpoint
 from jaif.responses.schemas import ResponseCreate
 from jaif.web.edge import EdgeApp
@@ -18,8 +26,13 @@ HOT = {
     "/v1/chat/completions": ChatCompletionRequest,
     "/v1/completions": CompletionRequest,
     "/v1/embeddings": EmbeddingRequest,
+    "/v1/rerank": RerankRequest,
     "/v1/responses": ResponseCreate,
+    "/v1/tokenize": TokenizeRequest,
+    "/v1/detokenize": DetokenizeRequest,
 }
+# vLLM's own paths, served too (not in the OpenAPI document).
+UNDOCUMENTED = {"/tokenize": TokenizeRequest, "/detokenize": DetokenizeRequest}
 
 
 def hot_routes(app: FastAPI) -> list:
@@ -39,11 +52,13 @@ def test_create_app_and_jaif_serve_mount_the_same_hot_endpoints_once(settings):
     for app in (create_app(settings), asgi_app(settings), app_from_env()):
         assert type(app) is EdgeApp  # no wrapper around the app that tests drive
         routes = hot_routes(app)
-        assert {route.path: route.endpoint.request_model for route in routes} == HOT
+        assert {route.path: route.endpoint.request_model for route in routes} == {**HOT, **UNDOCUMENTED}
         assert all(route.methods == {"POST"} for route in routes)
-        assert [type(route.endpoint) for route in routes] == [InferenceEndpoint] * 3 + [ResponsesEndpoint]
+        assert [type(route.endpoint) for route in routes] == [InferenceEndpoint] * 4 + [ResponsesEndpoint] + [
+            TokenEndpoint
+        ] * 4
         # No second handler: FastAPI's router has no route for these paths (nothing it could shadow).
-        assert [r.path for r in app.routes if getattr(r, "path", None) in HOT] == []
+        assert [r.path for r in app.routes if getattr(r, "path", None) in {**HOT, **UNDOCUMENTED}] == []
 
 
 def test_the_openapi_document_describes_the_hot_operations(settings):
@@ -65,4 +80,5 @@ def test_the_openapi_document_describes_the_hot_operations(settings):
     schemas = document["components"]["schemas"]
     assert {"ChatMessage", "ContentPart", "StreamOptions"} <= set(schemas)
     # A chat completion's message is the assistant's, not the request's ChatMessage of the same name.
-    assert schemas["ChatChoice"]["properties"]["message"] == {"$ref": "#/components/schemas/AssistantMessage"}
+    assert schemas["ChatChoice"]["properties"]["message"] == {"$ref": "#/components/schemas/ChatCompletionMessage"}
+    assert not set(UNDOCUMENTED) & set(document["paths"])

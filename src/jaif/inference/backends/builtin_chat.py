@@ -21,7 +21,7 @@ import orjson
 
 from jaif.inference.backends import builtin_options as options
 from jaif.inference.backends.base import Body
-from jaif.inference.backends.builtin_common import _invalid, _not_installed, _Worker
+from jaif.inference.backends.builtin_common import _invalid, _not_installed, _Worker, check_token_ids
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,7 @@ class BuiltinChat(_Worker):
         super().__init__(url, "jaif-llama")
         self.model_path, self.n_ctx, self.threads = model_path, n_ctx, threads
         self._formatter: Any = None
+        self._closed_formatter: Any = None
 
     def _load(self) -> Any:
         if self._model is not None:
@@ -204,10 +205,13 @@ class BuiltinChat(_Worker):
             verbose=False,
         )
         # The GGUF's own template, set up as llama-cpp-python sets up its default chat handler.
-        self._formatter = Jinja2ChatFormatter(
-            template=model.metadata["tokenizer.chat_template"],
-            eos_token=model.detokenize([model.token_eos()], special=True).decode(),
-            bos_token=model.detokenize([model.token_bos()], special=True).decode(),
+        template = model.metadata["tokenizer.chat_template"]
+        eos = model.detokenize([model.token_eos()], special=True).decode()
+        bos = model.detokenize([model.token_bos()], special=True).decode()
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        # /tokenize's add_generation_prompt=false: the messages without the assistant's turn opened.
+        self._closed_formatter = Jinja2ChatFormatter(
+            template=template, eos_token=eos, bos_token=bos, add_generation_prompt=False
         )
         self._model = model
         return model
@@ -379,6 +383,39 @@ class BuiltinChat(_Worker):
 
     async def embed(self, body: Body, *, request_id: str | None = None) -> Body:
         raise _invalid(f"`{body.get('model')}` is a chat model; it cannot make embeddings.", param="model")
+
+    async def _model_for_tokens(self) -> Any:
+        """The model, loaded; tokenising reads only the vocabulary, so it runs beside a generation (in a
+        thread of the event loop's executor), not queued behind it on the worker."""
+        return self._loaded() or await self._call(self._load)
+
+    async def tokenize(self, body: Body) -> Body:
+        model = await self._model_for_tokens()
+        return await asyncio.to_thread(self._tokenize, model, body)
+
+    def _tokenize(self, model: Any, body: Body) -> Body:
+        """vLLM's defaults: a prompt gets the special tokens (a BOS, where the GGUF asks for one), messages
+        are rendered with the chat template (which writes its own) and the assistant's turn opened."""
+        messages = body.get("messages")
+        if messages is not None:
+            add = bool(body.get("add_special_tokens", False))
+            formatter = self._formatter if body.get("add_generation_prompt") is not False else self._closed_formatter
+            text = formatter(messages=_messages(body)).prompt
+        else:
+            add = body.get("add_special_tokens") is not False
+            text = body.get("prompt") or ""
+        tokens = model.tokenize(text.encode(), add_bos=add, special=True) if text or add else []
+        out: Body = {"count": len(tokens), "max_model_len": self.n_ctx, "tokens": tokens, "token_strs": None}
+        if body.get("return_token_strs"):
+            out["token_strs"] = [model.detokenize([t], special=True).decode("utf-8", "replace") for t in tokens]
+        return out
+
+    async def detokenize(self, body: Body) -> Body:
+        model = await self._model_for_tokens()
+        tokens = list(body.get("tokens") or [])
+        check_token_ids(tokens, model.n_vocab())
+        text = await asyncio.to_thread(model.detokenize, tokens, special=True) if tokens else b""
+        return {"prompt": text.decode("utf-8", "replace")}
 
     async def health(self) -> bool:
         return self.model_path is not None and importlib.util.find_spec("llama_cpp") is not None

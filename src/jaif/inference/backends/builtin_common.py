@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from jaif.inference.backends.base import BackendError
+from jaif.inference.backends.base import BackendError, Body
 
 SCHEME = "builtin:"
 
@@ -43,6 +43,18 @@ def _invalid(message: str, *, param: str | None = None, code: str | None = None)
     """The client's mistake, shaped as OpenAI answers it; the gateway passes it on as a 400."""
     body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
     return BackendError(message, retryable=False, status=400, body=body)
+
+
+def unsupported(message: str) -> BackendError:
+    """An endpoint a built-in model does not serve (rerank, a native Responses API)."""
+    return _invalid(message, param="model", code="unsupported_endpoint")
+
+
+def check_token_ids(tokens: list[int], vocab: int) -> None:
+    """Token ids a model can read back: an id past its vocabulary is a 400, never handed to the library."""
+    bad = next((t for t in tokens if not 0 <= t < vocab), None)
+    if bad is not None:
+        raise _invalid(f"Token id {bad} is not in this model's vocabulary (0 to {vocab - 1}).", param="tokens")
 
 
 class _Worker:
@@ -79,3 +91,16 @@ class _Worker:
 
     def _close(self) -> None:
         self._model = None
+
+    async def rerank(self, body: Body, *, request_id: str | None = None) -> Body:
+        raise unsupported(f"`{body.get('model')}` is a built-in model; it cannot rerank.")
+
+    async def responses(self, body: Body, *, request_id: str | None = None) -> Body:
+        raise unsupported(f"`{body.get('model')}` does not speak the Responses API itself.")
+
+    async def _no_responses_stream(self, body: Body, *, request_id: str | None = None) -> AsyncIterator[bytes]:
+        await self.responses(body)
+        yield b""  # never reached; the yield makes this an async generator, as the protocol wants
+
+    def responses_stream(self, body: Body, *, request_id: str | None = None) -> AsyncIterator[bytes]:
+        return self._no_responses_stream(body)

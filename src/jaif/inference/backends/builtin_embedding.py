@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jaif.inference.backends.base import BackendError, Body
-from jaif.inference.backends.builtin_common import _invalid, _not_installed, _Worker
+from jaif.inference.backends.builtin_common import _invalid, _not_installed, _Worker, check_token_ids
 
 
 class BuiltinEmbedding(_Worker):
@@ -100,6 +100,29 @@ class BuiltinEmbedding(_Worker):
             "model": body.get("model"),
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
+
+    async def tokenize(self, body: Body) -> Body:
+        if body.get("messages") is not None:
+            raise _invalid(f"`{body.get('model')}` is an embedding model: give `prompt`, not `messages`.",
+                           param="messages")  # fmt: skip
+        return await self._call(self._tokenize, body)
+
+    def _tokenize(self, body: Body) -> Body:
+        model = self._load()
+        add = body.get("add_special_tokens") is not False  # [CLS] ... [SEP], as the model reads it
+        tokens = model.tokenizer(body.get("prompt") or "", add_special_tokens=add)["input_ids"]
+        out: Body = {"count": len(tokens), "max_model_len": model.max_seq_length, "tokens": tokens, "token_strs": None}
+        if body.get("return_token_strs"):
+            out["token_strs"] = model.tokenizer.convert_ids_to_tokens(tokens)
+        return out
+
+    async def detokenize(self, body: Body) -> Body:
+        return await self._call(self._detokenize, list(body.get("tokens") or []))
+
+    def _detokenize(self, tokens: list[int]) -> Body:
+        tokenizer = self._load().tokenizer
+        check_token_ids(tokens, len(tokenizer))
+        return {"prompt": tokenizer.decode(tokens)}
 
     # ``request_id``: in-process, there is no one to pass it to.
     async def embed(self, body: Body, *, request_id: str | None = None) -> Body:

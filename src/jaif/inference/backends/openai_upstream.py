@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -69,10 +70,13 @@ class OpenAIUpstream:
         self._options = TransportOptions.from_settings(settings, headers=headers, timeouts=self.timeouts)
         self._make = transport_factory(settings.upstream_transport)
         self._transport: UpstreamTransport | None = None
+        self._root_transport: UpstreamTransport | None = None  # the server's root: /tokenize, /detokenize
         self._watch: Watch | None = None
         probe: Body
         if kind == "embedding":
             self._probe_path, probe = "/embeddings", {"model": model, "input": PROBE_TEXT}
+        elif kind == "rerank":
+            self._probe_path, probe = "/rerank", {"model": model, "query": PROBE_TEXT, "documents": [PROBE_TEXT]}
         else:
             self._probe_path = "/chat/completions"
             probe = {"model": model, "messages": [{"role": "user", "content": PROBE_TEXT}], "max_tokens": 1}
@@ -88,6 +92,13 @@ class OpenAIUpstream:
         if self._transport is None:
             self._transport = self._make(self._target, self._options)
         return self._transport
+
+    @property
+    def root_transport(self) -> UpstreamTransport:
+        """To the server's root (the replica's URL without its /v1), where vLLM serves /tokenize."""
+        if self._root_transport is None:
+            self._root_transport = self._make(server_root(self._target), self._options)
+        return self._root_transport
 
     @property
     def watch(self) -> Watch:
@@ -110,6 +121,40 @@ class OpenAIUpstream:
 
     async def embed(self, body: Body, *, request_id: str | None = None) -> Body:
         return await self._post("/embeddings", body, request_id)
+
+    async def rerank(self, body: Body, *, request_id: str | None = None) -> Body:
+        """vLLM's rerank (Cohere's and Jina's shape); its ``usage`` (``total_tokens`` only) is completed as
+        the gateway meters it: prompt tokens, none generated."""
+        result = await self._served("/rerank", body, request_id)
+        usage = result.get("usage") if isinstance(result, dict) else None
+        if isinstance(usage, dict) and "prompt_tokens" not in usage and isinstance(usage.get("total_tokens"), int):
+            usage["prompt_tokens"], usage["completion_tokens"] = usage["total_tokens"], 0
+        return result
+
+    async def responses(self, body: Body, *, request_id: str | None = None) -> Body:
+        return await self._served("/responses", body, request_id)
+
+    def responses_stream(self, body: Body, *, request_id: str | None = None) -> AsyncIterator[bytes]:
+        """The Responses API's typed events (their JSON; each names its type), without [DONE] at the end."""
+        return self._stream("/responses", body, request_id, done=False)
+
+    async def tokenize(self, body: Body) -> Body:
+        return await self._served("/tokenize", body, None, root=True)
+
+    async def detokenize(self, body: Body) -> Body:
+        return await self._served("/detokenize", body, None, root=True)
+
+    async def _served(self, path: str, body: Body, request_id: str | None, *, root: bool = False) -> Body:
+        """A POST to an endpoint not every OpenAI-compatible server has: a 404 (or 405) of the path, not an
+        OpenAI-shaped error of the engine's own (an unknown model), is a clear 400."""
+        try:
+            return await self._post(path, body, request_id, root=root)
+        except BackendError as exc:
+            if exc.status not in (404, 405) or (isinstance(exc.body, dict) and "error" in exc.body):
+                raise
+            message = f"The server of `{body.get('model')}` does not serve {path}."
+            error = {"message": message, "type": "invalid_request_error", "param": None, "code": "unsupported_endpoint"}
+            raise BackendError(message, retryable=False, status=400, body={"error": error}) from exc
 
     def count_prompt_tokens(self, endpoint: str, body: Body) -> int | None:
         return None
@@ -146,12 +191,16 @@ class OpenAIUpstream:
         if self._transport is not None:
             await self._transport.aclose()
             self._transport = None
+        if self._root_transport is not None:
+            await self._root_transport.aclose()
+            self._root_transport = None
 
-    async def _post(self, path: str, body: Body, request_id: str | None = None) -> Body:
+    async def _post(self, path: str, body: Body, request_id: str | None = None, *, root: bool = False) -> Body:
         deadline = self.watch.start()
+        transport = self.root_transport if root else self.transport
         try:
             try:
-                status, content = await self.transport.post(path, orjson.dumps(body), request_id=request_id)
+                status, content = await transport.post(path, orjson.dumps(body), request_id=request_id)
             except asyncio.CancelledError as exc:
                 raise deadline.expired(exc) from None
         except TransportError as exc:
@@ -185,7 +234,11 @@ class OpenAIUpstream:
             )
         return data
 
-    async def _stream(self, path: str, body: Body, request_id: str | None = None) -> AsyncIterator[bytes]:
+    async def _stream(
+        self, path: str, body: Body, request_id: str | None = None, *, done: bool = True
+    ) -> AsyncIterator[bytes]:
+        """``done``: the stream ends with ``data: [DONE]`` (chat and completions; not the Responses API's,
+        which ends when the server ends its answer)."""
         sent = False
         limit = self._options.max_body_bytes
         deadline = self.watch.start()
@@ -230,7 +283,15 @@ class OpenAIUpstream:
             raise BackendError(f"{self.url}: {what}", retryable=not sent, unhealthy=deadline.unhealthy) from exc
         finally:
             deadline.close()
-        raise BackendError(f"{self.url}: stream ended without [DONE]", retryable=not sent)
+        if done:
+            raise BackendError(f"{self.url}: stream ended without [DONE]", retryable=not sent)
+
+
+def server_root(url: str) -> str:
+    """A replica URL (``http://host:8000/v1``, perhaps with a query) without its trailing /v1."""
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    return urlunsplit(parts._replace(path=path.removesuffix("/v1")))
 
 
 def timeouts_from(settings: InferenceSettings) -> Timeouts:
