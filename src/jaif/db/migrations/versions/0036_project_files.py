@@ -1,7 +1,7 @@
 """compute_jobs.inputs: the project files a job was given, copied into its directory (issue 14, item 8)
 
 Revision ID: 0036_project_files
-Revises: 0034_notification_reads
+Revises: 0035_chat
 Create Date: 2026-12-04
 """
 

@@ -1,7 +1,7 @@
 """models: whether an upstream speaks the Responses API itself (issue 13: /v1/responses passed through)
 
 Revision ID: 0037_model_responses_api
-Revises: 0034_notification_reads
+Revises: 0036_project_files
 Create Date: 2026-12-04
 """
 
