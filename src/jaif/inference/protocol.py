@@ -208,6 +208,7 @@ class EmbeddingRequest(WithoutOutput):
     )
     encoding_format: Literal["float", "base64"] | None = "float"
     dimensions: Annotated[int, Field(ge=1, le=2**31)] | None = None
+    stream: Literal[False] | None = Field(None, description="embeddings are never streamed")
 
 
 class RerankRequest(WithoutOutput):

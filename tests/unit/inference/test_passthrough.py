@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
+from jaif.errors import JaifError
 from jaif.inference.passthrough import ResponsesMeter, budget, chat_usage, output_text
 from jaif.inference.prompt_size import RERANK_PAIR_TOKENS, measure
-from jaif.inference.protocol import RerankRequest
+from jaif.inference.protocol import EmbeddingRequest, RerankRequest, parse_request
 
 
 def test_the_responses_usage_is_metered_as_prompt_and_completion_tokens():
@@ -48,3 +50,14 @@ def test_a_rerank_reserves_the_query_once_per_document():
     size = measure(request)
     assert (size.items, size.size) == (2, 8)
     assert size.upper_bound == 5 + 2 * (3 + RERANK_PAIR_TOKENS)
+
+
+def test_a_streamed_embedding_or_rerank_is_refused_naming_the_parameter():
+    # Neither can be streamed; before, stream: true on /v1/embeddings passed validation as an unknown field
+    # and the gateway tried to relay a stream from the engine.
+    for model, body in ((EmbeddingRequest, b'{"model": "e", "input": "hi", "stream": true}'),
+                        (RerankRequest, b'{"model": "r", "query": "q", "documents": ["d"], "stream": true}')):
+        with pytest.raises(JaifError) as refused:
+            parse_request(model, body)
+        assert refused.value.status == 400 and refused.value.param == "stream"
+    assert parse_request(EmbeddingRequest, b'{"model": "e", "input": "hi", "stream": false}').stream is False
