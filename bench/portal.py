@@ -74,8 +74,6 @@ PAGES = [
     Page("my applications", "user", "/applications"),
     Page("operator: console (time-to-access, energy and CO2 per call, 365 days)", "operator", "/operator"),
     Page("operator: console, energy and CO2 of all time", "operator", "/operator?energy=all"),
-    Page("usage CSV per model, own projects, 90 days", "user", "/usage.csv?by=model&days=90"),
-    Page("allocations CSV, operator", "operator", "/operator/allocations.csv"),
     Page("project files, busiest project", "user", "/projects/{project}/files"),
     Page("chat (conversations, projects and models)", "user", "/chat"),
     Page("notifications", "user", "/notifications"),

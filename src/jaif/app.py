@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 
 from jaif import __version__, routes
 from jaif.compute.backend import make_compute
+from jaif.compute.reports import PerCallCache
 from jaif.config import Settings
 from jaif.files.upload import PAGE_UPLOAD_PATH as FILES_UPLOAD_PATH
 from jaif.identity.oidc import SsoProviders
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
     )
     app.state.settings = settings
     app.state.compute = make_compute(settings)  # the scheduler: objects only, nothing started
+    app.state.call_energy = PerCallCache(ttl_s=60)  # the console's energy per call, at most a minute old
     app.state.sso = SsoProviders(settings.identity.oidc_providers)  # the single sign-on clients
     errors.install(app)
     # Every router and page, the inference API (/v1) first (routes.py).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from jaif.access.models import Organisation, Project, User
@@ -46,6 +46,10 @@ class Application(Base):
         Index("ix_applications_state_updated", "state", "updated_at", "id"),
         Index("ix_applications_call_allocated", "call_id", "allocated_at", "submitted_at"),
         Index("ix_applications_call_state", "call_id", "state"),
+        # Which call made each project (its application of kind "new"): the console's energy per call,
+        # read from this index alone (compute/reports.py, per_call).
+        Index("ix_applications_project_origin", "project_id", "call_id",
+              postgresql_where=text("kind = 'new'"), sqlite_where=text("kind = 'new'")),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

@@ -5,7 +5,6 @@ energy and CO2 of each call's projects) and its calls: list, create, change (clo
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -17,9 +16,7 @@ from jaif.applications import time_to_access
 from jaif.calls import forms
 from jaif.calls import service as calls
 from jaif.calls.schemas import CallIn
-from jaif.compute import reports as compute_reports
 from jaif.compute.deps import site_partitions
-from jaif.db.base import utcnow
 from jaif.errors import InvalidRequest, JaifError
 from jaif.identity.deps import PageOperator
 from jaif.metering.charts import category_chart
@@ -34,11 +31,11 @@ router = APIRouter(include_in_schema=False)
 ENERGY_PERIODS = {"30": 30, "90": 90, "365": 365, "all": None}  # days of the console's energy table
 
 
-def _energy(session: Session, actor: Actor, every: list, period: str) -> dict:
-    """Each call's projects' jobs that ended in the period: the table's rows and two charts (kWh, kg CO2)."""
+def _energy(request: Request, session: Session, actor: Actor, every: list, period: str) -> dict:
+    """Each call's projects' jobs that ended in the period: the table's rows and two charts (kWh, kg CO2).
+    The sums are at most a minute old (compute/reports.py, PerCallCache: the page says so)."""
     days = ENERGY_PERIODS[period]
-    since = utcnow() - timedelta(days=days) if days else None
-    used = compute_reports.per_call(session=session, actor=actor, since=since)
+    used = request.app.state.call_energy.get(session=session, actor=actor, days=days)
     rows = [(c, used[c.id]) for c in every if c.id in used]
     rows.sort(key=lambda r: -r[1].energy_kwh)
     if not rows:
@@ -61,7 +58,7 @@ def console(request: Request, session: DB, actor: PageOperator,
     every = calls.list_calls(session=session, actor=actor, include_inactive=True)
     speed = [(calls.out(c), time_to_access.for_call(session, c)) for c in every]
     return render(request, "calls/console.html", section="operator", speed=speed, period=energy,
-                  periods=ENERGY_PERIODS, energy=_energy(session, actor, every, energy),
+                  periods=ENERGY_PERIODS, energy=_energy(request, session, actor, every, energy),
                   grid=request.app.state.settings.compute.grid_intensity_g_per_kwh)
 
 

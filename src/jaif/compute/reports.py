@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
@@ -21,6 +22,7 @@ from jaif.compute.energy import MODEL, SLURM
 from jaif.compute.models import Job, JobRecord
 from jaif.compute.schemas import ComputeReport, PartitionUsage, UsageTotals
 from jaif.config import Settings
+from jaif.db.base import utcnow
 from jaif.errors import Forbidden, InvalidRequest, NotFound
 from jaif.metering import service as metering
 
@@ -141,7 +143,8 @@ def per_call(
 ) -> dict[str, UsageTotals]:
     """{call id: what the jobs of its projects used} for the jobs that ended in [since, until): operators
     only (the console). A project counts under the call of the application that made it (its first, a new
-    one), so a renewal granted in another call does not count it twice."""
+    one), so a renewal granted in another call does not count it twice. The jobs are summed per project
+    first, then per call (the project-to-call map is read from an index alone: ix_applications_project_origin)."""
     if not actor.is_operator:
         raise Forbidden("only operators see the usage of every call")
     origin = (
@@ -155,17 +158,41 @@ def per_call(
         filters.append(JobRecord.ended_at >= since)
     if until is not None:
         filters.append(JobRecord.ended_at < until)
+    jobs = select(JobRecord.project_id, *_totals()).where(*filters).group_by(JobRecord.project_id).subquery()
+    n, g, e, c, m, x = (jobs.c[i] for i in range(1, 7))
     rows = session.execute(
-        select(origin.c.call_id, *_totals())
-        .select_from(JobRecord)
-        .join(origin, origin.c.project_id == JobRecord.project_id)
-        .where(*filters)
+        select(origin.c.call_id, func.sum(n), func.sum(g), func.sum(e), func.sum(c), func.sum(m), func.sum(x))
+        .join_from(jobs, origin, origin.c.project_id == jobs.c.project_id)
         .group_by(origin.c.call_id)
     )
     return {
-        call_id: UsageTotals(jobs=n, gpu_hours=g, energy_kwh=e, co2_kg=c, energy_measured_kwh=m, energy_modelled_kwh=x)
+        call_id: UsageTotals(jobs=int(n), gpu_hours=float(g), energy_kwh=float(e), co2_kg=float(c),
+                             energy_measured_kwh=float(m), energy_modelled_kwh=float(x))
         for call_id, n, g, e, c, m, x in rows
     }
+
+
+class PerCallCache:
+    """``per_call``'s answers kept for ``ttl_s`` per period, for the operator console: they change only when
+    the accounting import charges jobs (every few minutes), and summing every job of a year costs a large
+    site a few hundred milliseconds (bench/portal.py). One per app (create_app: ``app.state``)."""
+
+    def __init__(self, *, ttl_s: float = 60.0) -> None:
+        self.ttl_s = ttl_s
+        self._kept: dict[int | None, tuple[float, dict[str, UsageTotals]]] = {}
+
+    def get(self, *, session: Session, actor: Actor, days: int | None) -> dict[str, UsageTotals]:
+        """What the jobs that ended in the last ``days`` days (None: ever) used, per call."""
+        if not actor.is_operator:
+            raise Forbidden("only operators see the usage of every call")
+        now = time.monotonic()
+        kept = self._kept.get(days)
+        if kept is not None and now - kept[0] < self.ttl_s:
+            return kept[1]
+        since = utcnow() - timedelta(days=days) if days else None
+        found = per_call(session=session, actor=actor, since=since)
+        self._kept[days] = (now, found)
+        return found
 
 
 def lines(r: ComputeReport) -> list[str]:

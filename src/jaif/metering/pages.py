@@ -76,8 +76,7 @@ def panels(session: Session, actor: Actor, projects: list[Project], *, first: da
     since = datetime.combine(first, time(), tzinfo=UTC)
     ids = [p.id for p in projects]
     tokens = metering_reports.tokens_per_day(session=session, actor=actor, project_ids=ids, since=since)
-    hours = compute_daily.gpu_hours_per_day(session=session, actor=actor, project_ids=ids, since=since)
-    kwh, co2 = compute_daily.energy_per_day(session=session, actor=actor, project_ids=ids, since=since)
+    hours, kwh, co2 = compute_daily.totals_per_day(session=session, actor=actor, project_ids=ids, since=since)
     found = []
     for p in projects:
         t = charts.daily(tokens.get(p.id, {}), first=first, last=last, unit="tokens")
