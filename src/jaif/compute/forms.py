@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import UploadFile
 
 from jaif.compute import templates
+from jaif.compute.site import Partition
 
 FIELDS = ("project", "partition", "gpus", "nodes", "time", "name", "template")
 DEFAULTS = {"gpus": "1", "nodes": "1", "time": "60", "name": "", "template": "", "script": ""}
@@ -23,7 +24,7 @@ ERROR_FIELDS = frozenset({"project", "partition", "gpus", "nodes", "time", "scri
 WHOLE = {
     "gpus": "Enter a whole number of GPUs per node, 0 or more (e.g. 1).",
     "nodes": "Enter a whole number of nodes, 1 or more.",
-    "time": "Enter the time limit as a whole number of minutes (e.g. 60).",
+    "time": "Enter the time limit as a whole number of minutes, 1 or more (e.g. 60).",
 }
 
 
@@ -75,18 +76,48 @@ def _whole(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def parse(values: dict[str, str], posted: Posted) -> tuple[dict, dict[str, str]]:
-    """The arguments of ``submit_job`` from the form, and an error per field that is not filled in right."""
-    errors: dict[str, str] = {}
-    numbers = {}
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _limits(partition: Partition, numbers: dict[str, int | None]) -> dict[str, str]:
+    """The partition's limits that the numbers go beyond, in the form's words."""
+    p, errors = partition, {}
+    gpus, nodes, time = numbers["gpus"], numbers["nodes"], numbers["time"]
+    if gpus is not None and gpus > p.gpus_per_node:
+        errors["gpus"] = (f"Partition {p.name} has {_plural(p.gpus_per_node, 'GPU')} per node: ask for at most "
+                          f"{p.gpus_per_node} here, and for more nodes if the job needs more GPUs.")
+    if nodes is not None and nodes > p.nodes:
+        errors["nodes"] = f"Partition {p.name} has {_plural(p.nodes, 'node')}: ask for at most {p.nodes}."
+    if time is not None and p.max_walltime_min is not None and time > p.max_walltime_min:
+        errors["time"] = f"Partition {p.name} runs a job for at most {p.max_walltime_min:,} minutes: ask for no more."
+    return errors
+
+
+def _numbers(values: dict[str, str], errors: dict[str, str]) -> dict[str, int | None]:
+    numbers: dict[str, int | None] = {}
     for name, message in WHOLE.items():
-        numbers[name] = _whole(values[name])
-        if numbers[name] is None:
+        number = _whole(values[name])
+        if number is None or number < (0 if name == "gpus" else 1):
             errors[name] = message
+            number = None
+        numbers[name] = number
+    return numbers
+
+
+def parse(values: dict[str, str], posted: Posted, partitions: dict[str, Partition]) -> tuple[dict, dict[str, str]]:
+    """The arguments of ``submit_job`` from the form, and an error per field that is not filled in right,
+    the limits of the chosen partition (of ``partitions``, the site's) included: every one at once, in the
+    form's words, beside its field. What only the service can tell (the project's allocation) comes after,
+    once the form is right."""
+    errors: dict[str, str] = {}
+    numbers = _numbers(values, errors)
     if not values["project"]:
         errors["project"] = "Choose the project the job is charged to."
-    if not values["partition"]:
-        errors["partition"] = "Choose a partition."
+    if values["partition"] not in partitions:
+        errors["partition"] = f"Choose one of the partitions: {', '.join(sorted(partitions)) or 'none'}."
+    else:
+        errors |= _limits(partitions[values["partition"]], numbers)
     tpl = template_of(values["template"])
     args: dict[str, object] = {
         "project_name": values["project"], "partition": values["partition"], "gpus": numbers["gpus"],

@@ -201,7 +201,7 @@ def submit_job(request: Request, session: DB, actor: PageUser, posted: forms.Pos
     if fields.get("action") == "choose" or values["template"] != fields.get("shown", values["template"]):
         notice = "The fields of the template you chose are below; nothing is submitted yet."
         return _new_job_form(request, session, actor, values=values, notice=notice, inputs=posted.inputs)
-    args, errors = forms.parse(values, posted)
+    args, errors = forms.parse(values, posted, compute_of(request).partitions())
     if errors:
         return _new_job_form(request, session, actor, values=values, errors=errors, status_code=400,
                              inputs=posted.inputs)

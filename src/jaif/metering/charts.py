@@ -1,6 +1,8 @@
 """Bar charts drawn on the server as inline SVG: no script, readable on a phone (it scales to the page
-width), and accessible: the chart is an image with a title and a description that states the figures,
-each bar has its own tooltip, and pages put the same figures in a table beside it.
+width; below 40rem /static/portal.css draws its labels larger and hides every other one, the "minor"
+ones, so that those left stay legible and apart), and accessible: the chart is an image with a title and
+a description that states the figures, each bar has its own tooltip, and pages put the same figures in a
+table beside it.
 """
 
 from __future__ import annotations
@@ -68,8 +70,10 @@ def _grid(top: float, plot_h: float) -> list[str]:
     for i in range(5):
         share = i / 4
         y = TOP + plot_h * (1 - share)
+        minor = ' class="minor"' if i % 2 else ""  # 0, half and the top stay on a phone
         lines.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" class="grid"/>')
-        lines.append(f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{escape(compact(top * share))}</text>')
+        label = escape(compact(top * share))
+        lines.append(f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end"{minor}>{label}</text>')
     return lines
 
 
@@ -88,7 +92,9 @@ def _bars(series: Series, top: float, plot_h: float) -> list[str]:
             f"<title>{day.isoformat()}: {escape(shown(value, series.unit))} {unit}</title></rect>"
         )
         if i % label_every == 0:
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - 8}" text-anchor="middle">{day:%d %b}</text>')
+            minor = ' class="minor"' if (i // label_every) % 2 else ""  # every other day label stays on a phone
+            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - 8}" text-anchor="middle"{minor}>'
+                         f"{day:%d %b}</text>")
     return parts
 
 

@@ -108,11 +108,55 @@ async def test_bad_input_is_shown_next_to_its_field_kept_and_the_rest_saved(port
     assert saved.requested_tokens == 250000 and saved.duration_months == 2  # the valid fields are not lost
 
 
+async def test_save_and_continue_stays_on_a_step_until_it_is_complete_and_within_the_call(portal, world, seeded,
+                                                                                         session):
+    """Issue 14 (form polish): *Save and continue* on an empty required step moved on without a word."""
+    browser = await portal.as_(world.user("alice"))
+    app_id = await start(browser)
+    empty = await step(browser, app_id, "proposal", {"title": "", "project_name": "", "domain": "",
+                                                     "abstract": "Too short."})
+    assert empty.status_code == 400
+    page = html.unescape(empty.text)
+    assert 'aria-current="step">Proposal' in page
+    assert 'id="f-title-error">Give the project a title.' in page and 'id="f-domain-error"' in page
+    assert 'id="f-abstract-error">Describe the project in an abstract of at least 50 characters.' in page
+    assert ">Too short.</textarea>" in page  # what was typed is kept
+    # *Save draft* keeps an unfinished step as it is and stays there.
+    kept = await step(browser, app_id, "proposal", {"title": "Half done", "domain": "", "abstract": ""}, "save")
+    assert kept.status_code == 303 and kept.headers["location"].endswith("/edit/proposal")
+
+    team = await step(browser, app_id, "team", {"organisation_choice": "", "team": ""})
+    assert team.status_code == 400 and 'id="f-organisation_choice-error">Name the organisation' in team.text
+
+    # Beyond the Playground's limits (5,000 GPU-hours, 10,000,000 tokens), no duration: each beside its field.
+    over = await step(browser, app_id, "resources", {"gpu_hours.booster": "9000", "requested_tokens": "20000000",
+                                                     "duration_months": ""})
+    assert over.status_code == 400
+    page = html.unescape(over.text)
+    assert 'id="f-gpu_hours-error">This call grants at most 5000 GPU-hours.' in page
+    assert '<fieldset id="f-gpu_hours" class="invalid"' in page and 'value="9000"' in page
+    assert 'id="f-requested_tokens-error">This call grants at most 10000000 tokens.' in page
+    assert 'id="f-duration_months-error">Choose how many months the project needs.' in page
+    within = await step(browser, app_id, "resources", {"gpu_hours.booster": "1000", "requested_tokens": "20000",
+                                                       "duration_months": "2"})
+    assert within.status_code == 303 and within.headers["location"].endswith("/edit/data")
+
+    personal = await step(browser, app_id, "data", {"datasets": "", "personal_data": "1"})
+    assert personal.status_code == 400 and 'id="f-datasets-error"' in personal.text
+    risk = await step(browser, app_id, "ai-act", {"ai_act_notes": ""})
+    assert risk.status_code == 400 and 'id="f-ai_act_risk-error"' in risk.text
+    assert '<fieldset id="f-ai_act_risk" class="invalid"' in risk.text
+
+
 async def test_a_refused_submission_shows_the_step_with_the_problem_next_to_the_field(portal, world, seeded):
     alice = world.user("alice")
     browser = await portal.as_(alice)
     app_id = await start(browser)
-    await fill(browser, app_id, project_name="too-much", gpu_hours="9000")  # Playground grants at most 5,000
+    await fill(browser, app_id, project_name="too-much")
+    # Playground grants at most 5,000: *Save draft* keeps the step as typed; submitting refuses it.
+    over = await step(browser, app_id, "resources", {"gpu_hours.booster": "9000", "requested_tokens": "100,000",
+                                                     "duration_months": "2"}, "save")
+    assert over.status_code == 303
     refused = await browser.submit(f"/applications/{app_id}/submit", {}, page=f"/applications/{app_id}/edit/submit")
     assert refused.status_code == 400
     page = html.unescape(refused.text)

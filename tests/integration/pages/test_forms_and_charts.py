@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from pathlib import Path
 
 from jaif.applications import forms as draft_form
 from jaif.metering import charts
@@ -36,3 +38,18 @@ def test_a_chart_fills_the_empty_days_and_describes_its_figures():
 
 def test_the_axis_ends_at_a_round_figure():
     assert [charts.nice_ceiling(v) for v in (0, 0.3, 7, 12, 240, 26_000)] == [1.0, 0.5, 10, 20, 250, 50_000]
+
+
+def test_every_other_label_of_a_chart_is_minor_so_a_phone_may_leave_it_out():
+    """Issue 14 (form polish): on a phone the chart's labels were 5 px high; portal.css draws them larger
+    there and hides the "minor" half, so that the rest stay apart."""
+    series = charts.daily({}, first=date(2025, 3, 1), last=date(2025, 3, 30), unit="tokens")
+    svg = str(charts.bar_chart(series, title="Tokens per day", chart_id="t"))
+    days = re.findall(r'<text x="[^"]+" y="[^"]+" text-anchor="middle"( class="minor")?>(\d\d \w{3})</text>', svg)
+    assert [day for _minor, day in days] == ["01 Mar", "05 Mar", "09 Mar", "13 Mar", "17 Mar", "21 Mar", "25 Mar",
+                                              "29 Mar"]
+    assert [bool(minor) for minor, _day in days] == [False, True] * 4
+    axis = re.findall(r'text-anchor="end"( class="minor")?>', svg)
+    assert [bool(minor) for minor in axis] == [False, True, False, True, False]
+    css = Path(charts.__file__).parents[1] / "web" / "static" / "portal.css"
+    assert "svg.chart text.minor { display: none; }" in css.read_text()

@@ -133,13 +133,13 @@ async def test_bad_input_is_shown_next_to_its_field_kept_and_nothing_is_submitte
     browser = await portal.as_(alice)
     base = FORM | {"project": lab.name, "script": "echo never"}
     for change, status, field, words in [
-        ({"partition": "h100"}, 400, "partition", "Unknown partition 'h100'; partitions: local"),
-        ({"gpus": "9"}, 400, "gpus", "Partition local has 4 GPUs per node; 9 asked for"),
+        ({"partition": "h100"}, 400, "partition", "Choose one of the partitions: local."),
+        ({"gpus": "9"}, 400, "gpus", "Partition local has 4 GPUs per node: ask for at most 4 here"),
         ({"gpus": "two"}, 400, "gpus", "Enter a whole number of GPUs"),
-        ({"nodes": "2"}, 400, "nodes", "Partition local has 1 nodes; 2 asked for"),
-        ({"nodes": "0"}, 400, "nodes", "odes must be 1 or more"),
-        ({"time": "0"}, 400, "time", "he time limit must be 1 minute or more"),
-        ({"time": "100000"}, 400, "time", "Partition local allows at most 1440 minutes; 100000 asked for"),
+        ({"nodes": "2"}, 400, "nodes", "Partition local has 1 node: ask for at most 1."),
+        ({"nodes": "0"}, 400, "nodes", "Enter a whole number of nodes, 1 or more."),
+        ({"time": "0"}, 400, "time", "Enter the time limit as a whole number of minutes, 1 or more"),
+        ({"time": "100000"}, 400, "time", "Partition local runs a job for at most 1,440 minutes"),
         ({"time": ""}, 400, "time", "Enter the time limit"),
         ({"time": "90"}, 429, "time", "The job could use 1.50 GPU-hours (90 min x 1 GPUs)"),
         ({"script": ""}, 400, "script", "Type or paste a batch script"),
@@ -165,3 +165,24 @@ async def test_bad_input_is_shown_next_to_its_field_kept_and_nothing_is_submitte
         assert job_count(session, project) == 0
     left = [p for p in (tmp_path / "var" / "jobs").glob("*/*") if not p.parent.name.startswith(".")]
     assert not left, f"job directories were left behind: {left}"
+
+
+async def test_every_mistake_of_the_form_is_told_at_once_in_its_words(portal, world, session):
+    """Issue 14 (form polish): the form told one refusal at a time, in the command line's words
+    ("--gpus counts GPUs per node: spread over more with --nodes")."""
+    alice = world.user("alice")
+    lab = world.project(alice)
+    grant(session, lab)
+    session.commit()
+    browser = await portal.as_(alice)
+    response = await post_form(browser, FORM | {"project": "", "gpus": "9", "nodes": "2", "time": "100000",
+                                                "script": ""})
+    assert response.status_code == 400
+    page = response.text
+    assert "Choose the project" in error_of(page, "project")
+    assert "Partition local has 4 GPUs per node: ask for at most 4 here" in error_of(page, "gpus")
+    assert "Partition local has 1 node: ask for at most 1." in error_of(page, "nodes")
+    assert "Partition local runs a job for at most 1,440 minutes" in error_of(page, "time")
+    assert "Type or paste a batch script" in error_of(page, "script")
+    assert page.count('aria-invalid="true"') == 5 and "--" not in re.sub(r"<!--.*?-->", "", page.split("<main")[1])
+    assert 'value="100000"' in page and job_count(session, lab) == 0

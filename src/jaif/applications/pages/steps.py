@@ -2,7 +2,9 @@
 
 Every step saves the draft when it is sent (and a small script, /static/autosave.js, saves it through
 the draft API while the applicant types). A field with a mistake comes back with its error next to it
-and what was typed kept (400); the other fields of the step are saved all the same. Submitting checks
+and what was typed kept (400); the other fields of the step are saved all the same. *Save and continue*
+also checks the step against what submitting needs (its required fields, the call's limits) and stays on
+the step, with each problem beside its field, until it is met; *Save draft* does not. Submitting checks
 the whole application; a refusal shows the step of the first problem, with every problem next to its
 field.
 """
@@ -59,6 +61,22 @@ def _page(request: Request, session: Session, actor: Actor, app: ApplicationOut,
     )
 
 
+def _step_problems(session: Session, actor: Actor, application_id: str, step: str) -> dict[str, str]:
+    """The saved draft's problems that belong to ``step`` (a required field empty, an amount beyond the
+    call's limits), each beside its field: what submitting would refuse, told at the step itself."""
+    found = applications.check(session=session, actor=actor, application_id=application_id)
+    return _beside_fields([_shown(p) for p in found], step)
+
+
+def _beside_fields(shown: list[dict[str, str]], step: str) -> dict[str, str]:
+    """The messages of ``step``'s problems by form field (two about one field in one message)."""
+    errors: dict[str, str] = {}
+    for p in shown:
+        if p["step"] == step:
+            errors[p["field"]] = f"{errors[p['field']]} {p['message']}" if p["field"] in errors else p["message"]
+    return errors
+
+
 def _shown(problem: Problem) -> dict[str, str]:
     step = forms.STEP_OF.get(problem.field, "submit")
     return {"field": forms.form_name(problem.field), "step": step, "message": sentence(problem.message)}
@@ -87,6 +105,10 @@ def save(request: Request, session: DB, actor: PageUser, application_id: str, st
             if exc.status == 404:
                 raise
             parsed.errors[forms.form_name(exc.param or "title")] = sentence(exc.message)
+    if not parsed.errors and form.get("action") != "save":
+        # *Save and continue* moves on only when this step is complete and within the call's limits; *Save
+        # draft* keeps an unfinished step as it is.
+        parsed.errors = _step_problems(session, actor, application_id, step)
     if parsed.errors:
         saved = visibility.detail(applications.get_application(session=session, actor=actor,
                                                           application_id=application_id), actor)
@@ -145,10 +167,7 @@ def _refused(request: Request, session: Session, actor: Actor, application_id: s
     listed above the form with links to their steps."""
     shown = [_shown(p) for p in problems]
     step = shown[0]["step"]
-    errors: dict[str, str] = {}
-    for p in shown:
-        if p["step"] == step:
-            errors[p["field"]] = f"{errors[p['field']]} {p['message']}" if p["field"] in errors else p["message"]
+    errors = _beside_fields(shown, step)
     others = [p for p in shown if p["step"] != step]
     app = _editable(session, actor, application_id, step)
     return _page(request, session, actor, app, step, errors=errors, others=others, status_code=400)
