@@ -165,7 +165,9 @@ async def api(
     session.commit()  # what the test made so far becomes visible to the app's sessions
     settings = app_settings(migrated_url, tmp_path)
     app = create_app(settings)
-    app.state.runtime = SimpleNamespace(session_factory=factory, settings=settings)
+    # No gateway: the public home page lists no models (an empty registry).
+    app.state.runtime = SimpleNamespace(session_factory=factory, settings=settings,
+                                        registry=SimpleNamespace(models={}, aliases={}))
     client = Api(app, factory)
     try:
         yield client
