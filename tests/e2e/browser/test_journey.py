@@ -7,7 +7,7 @@
 3. submit the first job to the local partition (every mistake of the form told at once, beside its field)
    and watch it run to completion;
 4. make an API key and copy it with the Copy button; call the gateway with it;
-5. (the browser chat: ``_chat_step``, added when the chat branch is merged);
+5. chat in the browser with the project's model, the answer's tokens charged to the project;
 6. see the tokens and the job's GPU-hours on the usage page, download the CSV and read it back;
 7. see the energy on the usage page (``_energy_step``).
 
@@ -181,11 +181,25 @@ def _api_key(page, context, site, short: str) -> str:
     return key
 
 
-def _chat_step(page, site, short: str, key: str) -> None:
-    """THE INTEGRATOR ADDS THE BROWSER-CHAT STEP HERE once the chat branch (chat/) is merged: open the chat
-    page from the navigation, pick the project and the model (fake-chat on the stand-in upstream), send a
-    message, see the streamed answer, and check that its tokens reach the usage page (the usage step below
-    then counts them too: read them from the page and add them to ``used``)."""
+def _chat_step(page, site, short: str) -> int:
+    """The browser chat: from the navigation, the project and the model (fake-chat on the stand-in upstream),
+    a message sent with the keyboard, the answer complete with its charge; returns the tokens charged, which
+    the usage step then finds in the project's total."""
+    page.get_by_role("link", name="Chat", exact=True).first.click()
+    page.wait_for_url(site.base + "/chat")
+    page.get_by_label("Project", exact=True).select_option(label=short)
+    page.get_by_label("Model", exact=True).select_option("fake-chat")
+    page.get_by_role("button", name="Start the conversation").click()
+    page.wait_for_url(re.compile(r".*/chat/[0-9a-f]{32}$"))
+    box = page.get_by_label("Message", exact=True)
+    box.fill("Hello from the journey")
+    box.press("Enter")
+    usage = page.locator(".msg.assistant").last.locator(".usage")
+    usage.wait_for()
+    prompt, completion = (int(n.replace(",", "")) for n in re.findall(r"([\d,]+) (?:prompt|completion)",
+                                                                        usage.inner_text()))
+    assert prompt > 0 and completion > 0
+    return prompt + completion
 
 
 def _gateway_call(site, key: str) -> int:
@@ -227,7 +241,9 @@ def _csv(page, tmp_path: Path, short: str, used: int) -> None:
     assert rows and list(rows[0]) == CSV_COLUMNS
     mine = [r for r in rows if r["project"] == short]
     assert sum(int(r["total_tokens"]) for r in mine) == used
-    assert {r["model"] for r in mine} == {"fake-chat"} and all(r["key"].startswith("notebook (jaif-") for r in mine)
+    assert {r["model"] for r in mine} == {"fake-chat"} and all(" (jaif-" in r["key"] for r in mine)
+    # The API key made in the journey, and the member's key of the browser chat (docs/chat.md).
+    assert {r["key"].split(" (jaif-")[0] for r in mine} == {"notebook", "Chat in the portal"}
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d", r["day"]) for r in mine)
 
 
@@ -252,8 +268,8 @@ def test_a_new_user_signs_up_applies_runs_a_job_makes_a_key_and_sees_the_usage(s
     _apply_to_playground(page, short)
     _first_job(page, short)
     key = _api_key(page, context, site, short)
-    _chat_step(page, site, short, key)
-    used = _gateway_call(site, key)
+    chatted = _chat_step(page, site, short)
+    used = _gateway_call(site, key) + chatted
     _usage(page, used)
     page.screenshot(path=str(tmp_path / "usage.png"), full_page=True)
     _csv(page, tmp_path, short, used)
