@@ -133,6 +133,10 @@ def test_responses_pass_through_to_a_native_model_and_are_metered(gateway):
     assert (response.usage.input_tokens, response.usage.output_tokens) == (2, 4)
     [row] = new_records(gateway, "native-chat", before)
     assert (row.endpoint, row.prompt_tokens, row.completion_tokens, row.stream) == ("responses", 2, 4, False)
+    # A background response would be answered at once and generated unmetered upstream: refused, as translated.
+    with pytest.raises(openai.BadRequestError) as refused:
+        gateway["client"].responses.create(model="native-chat", input="hello", background=True)
+    assert refused.value.body["param"] == "background"
 
 
 def test_a_responses_stream_passes_through_with_its_typed_events(gateway):

@@ -110,7 +110,7 @@ def _resources(form: dict[str, str], out: Parsed, partitions: list[str]) -> None
         out.errors["requested_tokens"] = "Enter a whole number of tokens, 0 or more (e.g. 1000000), or leave it empty."
     duration = form.get("duration_months", "")
     if duration:
-        if duration.isdigit():
+        if duration.isascii() and duration.isdigit():
             out.fields["duration_months"] = int(duration)
         else:
             out.errors["duration_months"] = "Choose a duration."

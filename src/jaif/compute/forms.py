@@ -73,7 +73,7 @@ def with_params(values: dict[str, str], fields: dict[str, str]) -> dict[str, str
 
 def _whole(text: str) -> int | None:
     text = text.strip().replace(",", "").replace("_", "")
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() else None  # not "²", which isdigit() takes
 
 
 def _plural(count: int, word: str) -> str:

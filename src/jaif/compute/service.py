@@ -255,8 +255,11 @@ def _copy_inputs(workdir: Path, copies: list[Copy], run_as: str | None) -> None:
     if copies and run_as and os.geteuid() == 0 and run_as != "root":
         who = pwd.getpwnam(run_as)
         uid, gid = who.pw_uid, who.pw_gid
-    for _file_id, name, path in copies:
-        workspace.copy_input(path, workdir / name, uid=uid, gid=gid)
+    for file_id, name, path in copies:
+        try:
+            workspace.copy_input(path, workdir / name, uid=uid, gid=gid)
+        except FileNotFoundError as exc:  # listed, but gone from the file store (deleted meanwhile)
+            raise NotFound(f"the input file {file_id} is no longer stored", param="inputs") from exc
 
 
 def job_dir_name(project_name: str) -> str:

@@ -205,7 +205,12 @@ class InferenceEndpoint:
             await unexpected_response(scope, exc)(scope, receive, send)
             return
         if not isinstance(result, dict):
-            await _send_stream(send, result, client, shown)
+            try:
+                await _send_stream(send, result, client, shown)
+            except asyncio.CancelledError:
+                if client.left():
+                    return  # the client left mid-stream; the relay recorded it as cancelled
+                raise
             return
         payload = orjson.dumps(result)
         await send(

@@ -276,6 +276,9 @@ class Gateway:
                 f"Invalid 'input': the request has {raw_size} bytes; this server accepts at most "
                 f"{self.max_prompt_bytes} per request.", param="input", code="prompt_too_large",
             )  # fmt: skip
+        if body.get("background"):  # the engine would answer at once and generate unmetered: refused, as translated
+            raise InvalidRequest("Background responses are not supported: leave 'background' unset or false.",
+                                 param="background")
         name = body["model"]
         model = self._authorised_model(principal, name)
         body["model"] = model.upstream_model or model.name

@@ -83,6 +83,18 @@ def prompt_texts(endpoint: str, body: Body) -> list[str]:
                 content = "".join(p.get("text") or "" for p in content if isinstance(p, dict))
             texts.append(str(content or ""))
         return texts
+    if endpoint == "responses":  # passed through (passthrough.py): the instructions and each input item's text
+        texts = [str(body.get("instructions") or "")]
+        value = body.get("input")
+        for item in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+            if isinstance(item, str):
+                texts.append(item)
+            elif isinstance(item, dict):
+                content = item.get("content", item.get("output", item.get("arguments")))
+                if isinstance(content, list):
+                    content = "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
+                texts.append(str(content or ""))
+        return texts
     if endpoint == "rerank":  # a cross-encoder reads the query with each document
         query, documents = str(body.get("query") or ""), body.get("documents") or []
         return [query + " " + str(d) for d in documents]

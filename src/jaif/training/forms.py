@@ -19,7 +19,9 @@ def _when(text: str, *, label: str, errors: dict[str, str], field: str) -> datet
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=UTC)
+        when = datetime.fromisoformat(text.replace(" ", "T"))
+        # A time without an offset is UTC (the form says so); one with an offset is that moment, in UTC.
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     except ValueError:
         errors[field] = f"Give {label} as a date and time, e.g. 2026-03-01T09:00."
         return None
@@ -44,7 +46,7 @@ def parse(form: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     data["registration_closes_at"] = _when(form.get("registration_closes_at", ""), label="when registration closes",
                                            errors=errors, field="registration_closes_at")
     seats = form.get("seats", "").strip().replace(",", "").replace("_", "")
-    if not seats.isdigit() or not 1 <= int(seats) <= schemas.SEATS_MAX:
+    if not (seats.isascii() and seats.isdigit()) or not 1 <= int(seats) <= schemas.SEATS_MAX:
         errors["seats"] = f"Give the number of seats, a whole number from 1 to {schemas.SEATS_MAX:,}."
     else:
         data["seats"] = int(seats)

@@ -89,6 +89,10 @@ class CsrfMiddleware:
         if _exempt(scope, headers):
             await self.app(scope, receive, send)
             return
+        expected = scope.get("session", {}).get(SESSION_KEY)
+        if not expected:  # no session token to compare with: refused before a byte of the body is read
+            await self._refuse(scope, send, Forbidden(REFUSED, code="csrf_failed"))
+            return
         supplied = headers.get(HEADER)
         replay = receive
         boundary = _boundary(headers) if content_type == "multipart/form-data" else None
@@ -104,8 +108,7 @@ class CsrfMiddleware:
             except PayloadTooLarge as exc:
                 await self._refuse(scope, send, exc)
                 return
-        expected = scope.get("session", {}).get(SESSION_KEY)
-        if not expected or not supplied or not secrets.compare_digest(str(expected), str(supplied)):
+        if not supplied or not secrets.compare_digest(str(expected), str(supplied)):
             await self._refuse(scope, send, Forbidden(REFUSED, code="csrf_failed"))
             return
         await self.app(scope, replay, send)
@@ -121,11 +124,21 @@ class CsrfMiddleware:
         await response(scope, _no_receive, send)
 
 
+# What the check reads of a body to find its token: a url-encoded form whole, a multipart one up to the end
+# of its token's part (the first of jaif's forms). Past this a form without its token is refused (403), so
+# that no one can make the server hold a large body (an upload path takes files.max_bytes) for nothing.
+TOKEN_READ_LIMIT = 1024 * 1024
+
+
 async def _read_all(receive: Receive) -> list[Message]:
     messages = []
+    seen = 0
     while True:
         message = await receive()
         messages.append(message)
+        seen += len(message.get("body", b""))
+        if seen > TOKEN_READ_LIMIT:
+            raise PayloadTooLarge(f"A form is larger than the limit of {TOKEN_READ_LIMIT} bytes.")
         if message["type"] != "http.request" or not message.get("more_body", False):
             return messages
 
@@ -187,15 +200,19 @@ class _TokenPart:
 
 async def _multipart_token(receive: Receive, boundary: bytes) -> tuple[str | None, list[Message]]:
     """The form's token, and the messages read to find it: up to the end of the token's part (the first of
-    jaif's forms), or the whole body when it has none (then refused)."""
+    jaif's forms), or TOKEN_READ_LIMIT bytes, or the whole body if shorter, when it has none (then refused)."""
     part = _TokenPart()
     parser = MultipartParser(boundary, part.callbacks())  # type: ignore[arg-type]
     messages: list[Message] = []
+    seen = 0
     while True:
         message = await receive()
         messages.append(message)
         if message["type"] != "http.request":
             return None, messages
+        seen += len(message.get("body", b""))
+        if seen > TOKEN_READ_LIMIT and part.token is None:
+            return None, messages  # no token where jaif's forms put it: refused with 403
         try:
             parser.write(message.get("body", b""))
         except FormParserError:  # a malformed body carries no token: refused with 403

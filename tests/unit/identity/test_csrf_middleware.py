@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from jaif.web.csrf import CsrfMiddleware, csrf_token
+from jaif.web.csrf import TOKEN_READ_LIMIT, CsrfMiddleware, csrf_token
 
 
 async def token(request: Request) -> PlainTextResponse:
@@ -167,3 +167,42 @@ async def test_a_multipart_form_is_read_only_as_far_as_its_token():
     await CsrfMiddleware(app, refused=lambda request, error: PlainTextResponse("no", 403))(
         {**scope}, receiver(no_token), send)
     assert seen == ["read", "read", "read"] and sent[0]["status"] == 403
+
+
+async def test_a_large_body_is_never_held_for_a_check_that_must_fail():
+    """Review of issue 14's uploads: /files/upload takes bodies of files.max_bytes, and the check read a form
+    without its token whole before refusing it. Without a session token nothing is read; a form without its
+    token is read at most TOKEN_READ_LIMIT bytes, multipart or url-encoded."""
+    reads = []
+
+    def endless(chunk: bytes, content_type: bytes):
+        async def receive():
+            reads.append(len(chunk))
+            return {"type": "http.request", "body": chunk, "more_body": True}  # a body that never ends
+
+        scope = {"type": "http", "method": "POST", "path": "/files/upload", "query_string": b"",
+                 "session": {"csrf": "secret"}, "headers": [(b"content-type", content_type)]}
+        return scope, receive
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def app(scope, receive, send):
+        raise AssertionError("the app must not be reached")
+
+    refuse = CsrfMiddleware(app, refused=lambda request, error: PlainTextResponse("no", error.status))
+    chunk = b"x" * 65536
+    part = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\n\r\n'
+    for content_type, first in ((b"multipart/form-data; boundary=xyz", part),
+                                (b"application/x-www-form-urlencoded", b"")):
+        scope, receive = endless(first + chunk, content_type)
+        reads.clear()
+        sent.clear()
+        await refuse(scope, receive, send)
+        assert sent[0]["status"] in (403, 413) and sum(reads) <= TOKEN_READ_LIMIT + len(first) + len(chunk)
+        reads.clear()
+        sent.clear()
+        await refuse({**scope, "session": {}}, receive, send)  # no session token: not a byte read
+        assert reads == [] and sent[0]["status"] == 403

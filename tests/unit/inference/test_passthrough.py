@@ -9,6 +9,7 @@ from jaif.errors import JaifError
 from jaif.inference.passthrough import ResponsesMeter, budget, chat_usage, output_text
 from jaif.inference.prompt_size import RERANK_PAIR_TOKENS, measure
 from jaif.inference.protocol import EmbeddingRequest, RerankRequest, parse_request
+from jaif.inference.tokenizers import prompt_texts
 
 
 def test_the_responses_usage_is_metered_as_prompt_and_completion_tokens():
@@ -61,3 +62,16 @@ def test_a_streamed_embedding_or_rerank_is_refused_naming_the_parameter():
             parse_request(model, body)
         assert refused.value.status == 400 and refused.value.param == "stream"
     assert parse_request(EmbeddingRequest, b'{"model": "e", "input": "hi", "stream": false}').stream is False
+
+
+def test_a_passed_through_responses_prompt_is_counted_from_its_instructions_and_items():
+    # Review: a list input and instructions were counted as nothing where the engine reported no usage
+    # (a cancelled stream), so only the output was charged.
+    body = {"instructions": "Be brief.", "input": [
+        {"role": "user", "content": "first question"},
+        {"role": "user", "content": [{"type": "input_text", "text": "second"},
+                                     {"type": "input_text", "text": " part"}]},
+        {"type": "function_call_output", "call_id": "c1", "output": "42"},
+    ]}
+    assert prompt_texts("responses", body) == ["Be brief.", "first question", "second part", "42"]
+    assert prompt_texts("responses", {"input": "plain"}) == ["", "plain"]

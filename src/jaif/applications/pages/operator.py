@@ -131,7 +131,8 @@ def _grant(form: dict[str, str]) -> tuple[dict[str, float], int | None, int | No
     if tokens is None or tokens != int(tokens):
         errors["grant_tokens"] = "Enter a whole number of tokens, 0 or more."
     months_text = form.get("grant_months", "").strip()
-    months = int(months_text) if months_text.isdigit() and 1 <= int(months_text) <= 60 else None
+    whole = months_text.isascii() and months_text.isdigit()  # not "²", which isdigit() takes and int() refuses
+    months = int(months_text) if whole and 1 <= int(months_text) <= 60 else None
     if months_text and months is None:
         errors["grant_months"] = "Enter 1 to 60 months."
     return hours, int(tokens) if tokens is not None and tokens == int(tokens) else None, months, errors
