@@ -42,7 +42,7 @@ def test_a_member_submits_a_job_and_reads_its_output(site, context, tmp_path):
 
     time_field = page.get_by_label("Time limit in minutes")
     assert time_field.get_attribute("aria-invalid") == "true" and time_field.input_value() == "100000"
-    assert "allows at most 1440 minutes" in page.locator("#f-time-error").inner_text()
+    assert "runs a job for at most 1,440 minutes" in page.locator("#f-time-error").inner_text()  # the form's words
     assert page.get_by_label("Batch script").input_value().strip() == SCRIPT.strip()
     page.screenshot(path=str(tmp_path / "job-form.png"), full_page=True)
 
