@@ -20,7 +20,10 @@ CONVERSATIONS, TURNS = 12, 4
 
 @pytest.fixture(scope="module")
 def gateway(module_env):
-    env = {**module_env, **FAST_ROUTING}
+    # The registry refreshed fast (the replicas added here are served at once), and health probes at their
+    # default pace: on a loaded machine a probe every 0.2 s that times out takes a replica out for a moment,
+    # and a conversation's next turn then goes to the other one, which is failover, not what this tests.
+    env = {**module_env, "JAIF_INFERENCE__REGISTRY_REFRESH_S": FAST_ROUTING["JAIF_INFERENCE__REGISTRY_REFRESH_S"]}
     db = env["JAIF_DATABASE_URL"]
     key = create_key(db, project="affinity", token_quota=100_000_000)
     with server(env) as base:
