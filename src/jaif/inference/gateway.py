@@ -311,14 +311,9 @@ class Gateway:
             raise
 
     async def _start_responses_stream(self, call: _Call) -> StreamRelay:
-        async def first_event(backend: InferenceBackend) -> tuple[AsyncIterator[bytes], bytes]:
-            events = backend.responses_stream(call.body, request_id=call.upstream_id)
-            try:
-                return events, await anext(events)
-            except StopAsyncIteration as exc:
-                raise BackendError(f"{backend.url}: empty stream", retryable=True) from exc
-
-        replica, (events, first) = await self._with_failover(call, first_event)
+        replica, (events, first) = await self._with_failover(
+            call, lambda backend: _opened(backend, backend.responses_stream(call.body, request_id=call.upstream_id))
+        )
 
         async def finish(status: str, code: int, meter: Any) -> None:
             if status == "error":
@@ -549,14 +544,9 @@ class Gateway:
         call.body["stream_options"] = {**(call.body.get("stream_options") or {}), "include_usage": True}
         method = "chat_stream" if call.endpoint == "chat.completions" else "complete_stream"
 
-        async def first_event(backend: InferenceBackend) -> tuple[AsyncIterator[bytes], bytes]:
-            events = getattr(backend, method)(call.body, request_id=call.upstream_id)
-            try:
-                return events, await anext(events)
-            except StopAsyncIteration as exc:
-                raise BackendError(f"{backend.url}: empty stream", retryable=True) from exc
-
-        replica, (events, first) = await self._with_failover(call, first_event)
+        replica, (events, first) = await self._with_failover(
+            call, lambda backend: _opened(backend, getattr(backend, method)(call.body, request_id=call.upstream_id))
+        )
 
         async def finish(status: str, code: int, meter: StreamMeter) -> None:
             if status == "error":
@@ -693,3 +683,11 @@ def _server_error(exc: BackendError) -> JaifError:
     if isinstance(code, str) and code:
         err.code = code
     return err
+
+
+async def _opened(backend: InferenceBackend, events: AsyncIterator[bytes]) -> tuple[AsyncIterator[bytes], bytes]:
+    """A stream and its first event: an engine that ends it at once has failed (retryable: failover)."""
+    try:
+        return events, await anext(events)
+    except StopAsyncIteration as exc:
+        raise BackendError(f"{backend.url}: empty stream", retryable=True) from exc
