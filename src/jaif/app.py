@@ -83,16 +83,17 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
     routes.mount(app)
     # Sessions, CSRF, trusted hosts, the sign-in redirect (web/middleware.py).
     middleware.install(app, settings)
-    # The edge (web/edge.py), outside FastAPI's own error, telemetry and body-size layers, outermost last:
-    # POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/rerank, /v1/responses, /tokenize, ...:
-    # plain ASGI endpoints ahead of everything else (routes.py), inside the body limit and security headers.
-    routes.mount_hot_routes(app)
+    # The edge (web/edge.py), outside FastAPI's own error, telemetry and body-size layers, outermost last.
     # An upload to /v1/files, or the portal's upload form, may be as large as a file (files.max_bytes) and its
     # form's few fields.
     uploads = {path: settings.files.max_bytes + UPLOAD_FORM_BYTES for path in ("/v1/files", FILES_UPLOAD_PATH)}
     app.add_edge_middleware(BodyLimit, max_bytes=settings.inference.max_body_bytes, larger=uploads)
-    # Outermost: every answer, refusals of the body limit and CSRF check and FastAPI's own 500 included.
+    # Every answer of the app, refusals of the body limit and CSRF check and FastAPI's own 500 included.
     app.add_edge_middleware(SecurityHeaders)
+    # Outermost: POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/rerank, /v1/responses,
+    # /tokenize, ...: plain ASGI endpoints ahead of everything else (routes.py), which apply the body limit
+    # and security headers themselves (inference/endpoints.py).
+    routes.mount_hot_routes(app, max_body_bytes=settings.inference.max_body_bytes)
 
     def openapi() -> dict:
         if app.openapi_schema is None:

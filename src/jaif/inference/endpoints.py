@@ -2,15 +2,18 @@
 /v1/rerank (and POST /v1/responses, /tokenize and /detokenize, whose endpoints in responses/endpoint.py and
 token_endpoints.py override ``InferenceEndpoint.answer``).
 
-``mount(app)`` (called once, by create_app) mounts them in a router of their own, ``HotRoutes``, on the
-app's edge (web/edge.py): just inside the security headers and the body limit, and ahead of everything
-else: FastAPI's own error, telemetry and body-size layers, the portal's sessions and CSRF check, and
-FastAPI's exception handlers and routing, which together cost a request about as much CPU as the
-endpoint itself (docs/gateway.md, the request path). `jaif serve` runs the app create_app builds, so
+``mount(app)`` (called once, by create_app) mounts them in a router of their own, ``HotRoutes``, outermost
+on the app's edge (web/edge.py), ahead of everything else: the security headers and body limit
+middleware, FastAPI's own error, telemetry and body-size layers, the portal's sessions and CSRF check, and
+FastAPI's exception handlers and routing, which together cost a request more CPU than the endpoint
+itself (docs/gateway.md, the request path). The endpoints apply those two middlewares' rules themselves:
+their answers carry the security headers as constant bytes (web/headers.py ``ANSWER_HEADERS``), their
+refusals get them as every answer does (``adding_headers``), and they bound the body as they read it
+with the body limit's rule (web/limits.py). `jaif serve` runs the app create_app builds, so
 tests and servers answer these paths with the same objects, and no other handler exists for them. The
 OpenAPI document describes them from inference/openapi.py.
 
-Each endpoint reads the body (BodyLimit bounds it: its ``receive`` raises PayloadTooLarge),
+Each endpoint reads the body (at most ``inference.max_body_bytes``: 413 for a larger one, declared or sent),
 authenticates, parses, calls the gateway once and writes the answer with constant headers and the
 request's ``x-request-id`` (web/request_ids.py): the gateway's id, or the client's own where it sent a
 sane one; errors carry it too. A JaifError
@@ -41,14 +44,16 @@ from jaif.inference.gateway import Gateway
 from jaif.inference.openapi import HOT_OPERATIONS
 from jaif.web.edge import EdgeApp
 from jaif.web.errors import error_response, method_not_allowed, unexpected_response
+from jaif.web.headers import ANSWER_HEADERS, HEADERS, adding_headers
+from jaif.web.limits import declared_over, too_large
 from jaif.web.request_ids import HEADER as REQUEST_ID
 from jaif.web.request_ids import SCOPE_KEY, client_request_id
 
-# Constant bytes, no per-request work. nosniff is set here already, so the security headers middleware
-# (web/headers.py) keeps it and adds the rest.
-_JSON = ((b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"))
+# Constant bytes, no per-request work: the content type and the security headers (web/headers.py); a
+# stream says no-cache (as SSE does) where other answers say no-store.
+_JSON = ((b"content-type", b"application/json"), *ANSWER_HEADERS)
 _SSE = ((b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
-        (b"x-content-type-options", b"nosniff"))
+        *HEADERS)
 
 
 # A request answered sooner than this never starts watching for its client (most answers of a fast
@@ -161,6 +166,7 @@ class InferenceEndpoint:
     def __init__(self, request_model: type[BaseModel]) -> None:
         self.request_model = request_model
         self.sweeper = Sweeper()
+        self.max_body_bytes = 0  # set by HotRoutes: inference.max_body_bytes
 
     async def answer(
         self, scope: Scope, gateway: Gateway, who: KeyPrincipal, body: bytes, client: Hangup, request_id: str,
@@ -174,19 +180,23 @@ class InferenceEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gateway: Gateway = scope["app"].state.gateway
-        authorization = given = None
+        authorization = given = length = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
             elif name == REQUEST_ID:
                 given = client_request_id(value)
+            elif name == b"content-length":
+                length = value
         # The gateway's id is the usage record's; the answer carries the client's own, where it sent a sane one.
         request_id = gateway.new_request_id()
         shown = given or request_id.encode()
         scope[SCOPE_KEY] = shown
         client = Hangup(receive, self.sweeper)
         try:
-            body = await _body(receive)
+            if length is not None and declared_over(length, self.max_body_bytes):
+                raise too_large(self.max_body_bytes)
+            body = await _body(receive, self.max_body_bytes)
             if body is None:
                 return  # the client left before its body was whole: nothing to serve, nothing admitted
             who = await gateway.authenticate(authorization)
@@ -195,14 +205,14 @@ class InferenceEndpoint:
         except JaifError as exc:
             response = error_response(scope["path"], exc)
             response.raw_headers.append((REQUEST_ID, shown))
-            await response(scope, receive, send)
+            await response(scope, receive, adding_headers(scope, send))
             return
         except asyncio.CancelledError:
             if client.left():
                 return  # the client left; the gateway recorded the request as cancelled
             raise
         except Exception as exc:  # a bug: the last resort's 500 (this endpoint answers outside FastAPI's)
-            await unexpected_response(scope, exc)(scope, receive, send)
+            await unexpected_response(scope, exc)(scope, receive, adding_headers(scope, send))
             return
         if not isinstance(result, dict):
             try:
@@ -223,14 +233,18 @@ class InferenceEndpoint:
 class HotRoutes:
     """A router for the hot operations, as pure ASGI middleware: a request for the path of one of ``routes``
     is answered by its endpoint (with another method: 405); every other request goes on to ``app``.
+    ``max_body_bytes``: the largest request body the endpoints read (``inference.max_body_bytes``).
 
     Paths are looked up whole, in a dict: the paths are fixed, and Starlette's pattern matching
     (``Route.matches``) cost 4 µs a request here."""
 
-    def __init__(self, app: ASGIApp, *, routes: list[Route]) -> None:
+    def __init__(self, app: ASGIApp, *, routes: list[Route], max_body_bytes: int) -> None:
         self.app = app
         self.routes = routes
         self._by_path = {route.path: route for route in routes}
+        for route in routes:
+            assert isinstance(route.endpoint, InferenceEndpoint)
+            route.endpoint.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self._by_path.get(scope["path"]) if scope["type"] == "http" else None
@@ -239,7 +253,7 @@ class HotRoutes:
         elif route.methods is None or scope["method"] in route.methods:
             await route.endpoint(scope, receive, send)
         else:
-            await method_not_allowed(scope, sorted(route.methods))(scope, receive, send)
+            await method_not_allowed(scope, sorted(route.methods))(scope, receive, adding_headers(scope, send))
 
 
 def routes() -> list[Route]:
@@ -250,28 +264,37 @@ def routes() -> list[Route]:
     ]
 
 
-def mount(app: EdgeApp, *, extra: list[Route] | None = None) -> None:
-    """Mount the hot operations on ``app``'s edge (web/edge.py), outside FastAPI's own layers and the portal's
-    middleware (sessions, CSRF); create_app calls this once, before it adds the body limit and security
-    headers around them. ``extra``: more hot routes (POST /v1/responses, responses/endpoint.py)."""
-    app.add_edge_middleware(HotRoutes, routes=[*routes(), *(extra or [])])
+def mount(app: EdgeApp, *, max_body_bytes: int, extra: list[Route] | None = None) -> None:
+    """Mount the hot operations outermost on ``app``'s edge (web/edge.py), outside the security headers and
+    body limit, FastAPI's own layers and the portal's middleware (sessions, CSRF); create_app calls this
+    once, after it added the others. ``extra``: more hot routes (POST /v1/responses, responses/endpoint.py)."""
+    app.add_edge_middleware(HotRoutes, routes=[*routes(), *(extra or [])], max_body_bytes=max_body_bytes)
 
 
-async def _body(receive: Receive) -> bytes | None:
+async def _body(receive: Receive, limit: int) -> bytes | None:
     """The request body, whole; None if the client left before it was (a part is never served as the
-    whole). Its size is bounded by BodyLimit, whose ``receive`` raises PayloadTooLarge."""
+    whole). PayloadTooLarge once it grows past ``limit`` bytes."""
     message = await receive()
     if message["type"] != "http.request":
         return None
     body = message.get("body", b"")
     if not message.get("more_body", False):
+        if len(body) > limit:
+            raise too_large(limit)
         return body
     chunks = [body]
+    seen = len(body)
     while message.get("more_body", False):
+        if seen > limit:
+            raise too_large(limit)
         message = await receive()
         if message["type"] != "http.request":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        chunks.append(chunk)
+    if seen > limit:
+        raise too_large(limit)
     return b"".join(chunks)
 
 

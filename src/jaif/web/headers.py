@@ -15,8 +15,9 @@ Every /v1 answer also carries ``X-Request-Id`` (web/request_ids.py): the hot /v1
 gateway's own; any other /v1 answer without one gets the client's sane id, else a new one.
 
 A route may set any of these itself (the API documentation pages, which need a looser style policy,
-web/docs.py); what it set is kept. The hot /v1 endpoints (inference/endpoints.py) answer inside this
-middleware and set ``nosniff`` themselves, as constant bytes; it adds the rest.
+web/docs.py); what it set is kept. The hot /v1 endpoints (inference/endpoints.py) answer outside this
+middleware, ahead of it on the app's edge: their answers carry these headers as constant bytes
+(``ANSWER_HEADERS``), and their refusals get them from ``adding_headers``, as every other answer does.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"referrer-policy", b"same-origin"),
 )
 NO_STORE = (b"cache-control", b"no-store")
+# What an answer that sets its own headers as constant bytes carries (the hot /v1 endpoints' JSON answers):
+# every header SecurityHeaders would add, no-store included.
+ANSWER_HEADERS: tuple[tuple[bytes, bytes], ...] = (*HEADERS, NO_STORE)
 # Paths whose answers may be cached (files that hold no secret); every other answer is no-store.
 CACHEABLE_PREFIXES = ("/static/", "/docs/assets/")
 
@@ -52,20 +56,27 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
-        cacheable = path.startswith(CACHEABLE_PREFIXES)
-        api = path.startswith("/v1")
+        await self.app(scope, receive, adding_headers(scope, send))
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                headers.extend(h for h in HEADERS if h[0] not in present)
-                if not cacheable and b"cache-control" not in present:
-                    headers.append(NO_STORE)
-                if api and REQUEST_ID not in present:
-                    headers.append((REQUEST_ID, header_of(scope["headers"]) or new_request_id()))
-                message["headers"] = headers
-            await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+def adding_headers(scope: Scope, send: Send) -> Send:
+    """``send``, adding to a response's head the security headers it does not carry (and no-store, and a
+    /v1 answer's request id): what SecurityHeaders does to every answer, and the hot /v1 endpoints, which
+    answer outside it with ANSWER_HEADERS, to their refusals."""
+    path = scope["path"]
+    cacheable = path.startswith(CACHEABLE_PREFIXES)
+    api = path.startswith("/v1")
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            present = {name.lower() for name, _ in headers}
+            headers.extend(h for h in HEADERS if h[0] not in present)
+            if not cacheable and b"cache-control" not in present:
+                headers.append(NO_STORE)
+            if api and REQUEST_ID not in present:
+                headers.append((REQUEST_ID, header_of(scope["headers"]) or new_request_id()))
+            message["headers"] = headers
+        await send(message)
+
+    return send_with_headers

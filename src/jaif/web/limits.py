@@ -2,9 +2,11 @@
 are read into memory (413), and query strings with NUL characters (400: PostgreSQL cannot hold them in
 text, so a filter with one would fail in the database instead of answering "bad request").
 
-The one place the body size is enforced, for every route, the hot /v1 endpoints included: a declared
-Content-Length over the limit is refused here; a body that grows past it as it arrives makes
-``receive`` raise PayloadTooLarge in whatever reads it, and the app's error handler answers 413."""
+The one place the body size rule lives, for every route: a declared Content-Length over the limit is
+refused before the body is read; a body that grows past it as it arrives makes ``receive`` raise
+PayloadTooLarge in whatever reads it, and the app's error handler answers 413. The hot /v1 endpoints,
+which answer ahead of this middleware on the app's edge (inference/endpoints.py), apply the same rule
+through ``declared_over`` and ``too_large`` as they read their bodies."""
 
 from __future__ import annotations
 
@@ -16,8 +18,13 @@ from jaif.errors import InvalidRequest, JaifError, PayloadTooLarge
 from jaif.web.errors import json_error
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
+def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+
+
+def declared_over(value: bytes, limit: int) -> bool:
+    """Whether a Content-Length header's ``value`` declares a body over ``limit`` bytes."""
+    return value.isdigit() and int(value) > limit
 
 
 class BodyLimit:
@@ -42,8 +49,8 @@ class BodyLimit:
         limit = self.larger.get(scope["path"], self.max_bytes)
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if value.isdigit() and int(value) > limit:
-                    await _refuse(scope, receive, send, _too_large(limit))
+                if declared_over(value, limit):
+                    await _refuse(scope, receive, send, too_large(limit))
                     return
                 break
         seen = 0
@@ -54,7 +61,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _too_large(limit)
+                    raise too_large(limit)
             return message
 
         await self.app(scope, limited, send)

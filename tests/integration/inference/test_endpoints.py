@@ -12,6 +12,7 @@ import pytest
 
 from jaif.app import create_app
 from jaif.config import InferenceSettings, Settings
+from jaif.web import headers
 from tests.support.procs import base_env, jaif, last_line, upstream
 
 MAX_BODY = 64 * 1024
@@ -45,6 +46,14 @@ def client(served):
     return served[1]
 
 
+def assert_secure(response: httpx.Response, *, cache: str = "no-store") -> None:
+    """Every header SecurityHeaders gives the rest of the app (web/headers.py): the hot endpoints answer
+    ahead of it and set them themselves."""
+    for name, value in headers.HEADERS:
+        assert response.headers[name.decode()] == value.decode(), name
+    assert response.headers["cache-control"] == cache
+
+
 def error_of(response: httpx.Response, status: int, code: str | None) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
@@ -57,11 +66,11 @@ async def test_the_hot_operations_answer_through_create_app(client):
     chat = await client.post("/v1/chat/completions", json=CHAT)
     assert chat.status_code == 200, chat.text
     assert chat.json()["choices"][0]["message"]["content"] == "tok0 tok1 tok2"
-    assert chat.headers["x-content-type-options"] == "nosniff"
-    assert "frame-ancestors 'none'" in chat.headers["content-security-policy"]  # web/headers.py, as everywhere
+    assert_secure(chat)  # web/headers.py, as everywhere
 
     async with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as streamed:
         assert streamed.status_code == 200 and streamed.headers["content-type"] == "text/event-stream"
+        assert_secure(streamed, cache="no-cache")
         events = [line async for line in streamed.aiter_lines() if line]
     assert events[-1] == "data: [DONE]"
     assert [json.loads(e[6:])["object"] for e in events[:-1]] == ["chat.completion.chunk"] * 3
@@ -73,17 +82,20 @@ async def test_the_hot_operations_answer_through_create_app(client):
 
 
 async def test_refusals_are_rendered_once_in_the_openai_shape(client):
-    error_of(await client.post("/v1/chat/completions", json=CHAT, headers={"authorization": ""}), 401,
-             "missing_api_key")
+    unauthenticated = await client.post("/v1/chat/completions", json=CHAT, headers={"authorization": ""})
+    error_of(unauthenticated, 401, "missing_api_key")
+    assert_secure(unauthenticated)
     error_of(await client.post("/v1/embeddings", content=b'{"model": ', headers={"content-type": "application/json"}),
              400, "invalid_json")
     wrong = await client.get("/v1/chat/completions")
     assert error_of(wrong, 405, None)["message"] == "Method GET is not allowed for /v1/chat/completions"
     assert wrong.headers["allow"] == "POST"
+    assert_secure(wrong)
 
     big = {**CHAT, "messages": [{"role": "user", "content": "x" * MAX_BODY}]}
     declared = await client.post("/v1/chat/completions", json=big)  # Content-Length over the limit
     assert "larger than the limit" in error_of(declared, 413, "payload_too_large")["message"]
+    assert_secure(declared)
 
     async def chunks():  # no Content-Length: the body grows past the limit as it arrives
         for _ in range(4):
@@ -91,7 +103,10 @@ async def test_refusals_are_rendered_once_in_the_openai_shape(client):
 
     growing = await client.post("/v1/chat/completions", content=chunks(), headers={"content-type": "application/json"})
     error_of(growing, 413, "payload_too_large")
-    assert "frame-ancestors 'none'" in growing.headers["content-security-policy"]
+    assert_secure(growing)
+    exact = await client.post("/v1/chat/completions", content=b" " * MAX_BODY,
+                              headers={"content-type": "application/json"})
+    error_of(exact, 400, "invalid_json")  # a body of the limit exactly is read (and is not JSON)
 
 
 async def test_a_bug_in_the_pipeline_is_the_last_resorts_500_with_its_request_id(served, monkeypatch, caplog):
@@ -107,6 +122,6 @@ async def test_a_bug_in_the_pipeline_is_the_last_resorts_500_with_its_request_id
     error = error_of(answer, 500, None)
     assert "request my-call-1" in error["message"] and "a bug" not in error["message"]
     assert answer.headers["x-request-id"] == "my-call-1"
-    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert_secure(answer)
     [logged] = [r for r in caplog.records if r.name == "jaif.errors"]
     assert "my-call-1" in logged.getMessage() and logged.exc_info[1].args == ("a bug",)
