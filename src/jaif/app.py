@@ -90,9 +90,9 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
     app.add_edge_middleware(BodyLimit, max_bytes=settings.inference.max_body_bytes, larger=uploads)
     # Every answer of the app, refusals of the body limit and CSRF check and FastAPI's own 500 included.
     app.add_edge_middleware(SecurityHeaders)
-    # Outermost: POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/rerank, /v1/responses,
-    # /tokenize, ...: plain ASGI endpoints ahead of everything else (routes.py), which apply the body limit
-    # and security headers themselves (inference/endpoints.py).
+    # The app's front, asked before all of that: POST /v1/chat/completions, /v1/completions, /v1/embeddings,
+    # /v1/rerank, /v1/responses, /tokenize, ...: plain ASGI endpoints ahead of everything else (routes.py),
+    # which apply the body limit and security headers themselves (inference/endpoints.py).
     routes.mount_hot_routes(app, max_body_bytes=settings.inference.max_body_bytes)
 
     def openapi() -> dict:

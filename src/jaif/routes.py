@@ -115,7 +115,7 @@ def mount(app: FastAPI) -> None:
 def mount_hot_routes(app: EdgeApp, *, max_body_bytes: int) -> None:
     """The inference API's hot operations (POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/rerank,
     the Responses API's POST /v1/responses, and /tokenize and /detokenize with and without /v1): plain ASGI
-    endpoints (inference/endpoints.py) outermost on the app's edge (web/edge.py), in front of the security
-    headers, the body limit, FastAPI's own layers and routing. create_app calls this after adding those two."""
+    endpoints (inference/endpoints.py) as the app's front (web/edge.py), ahead of the security headers, the
+    body limit, FastAPI's own layers and routing. create_app calls this once."""
     inference_endpoints.mount(app, max_body_bytes=max_body_bytes,
                               extra=[*responses_endpoint.routes(), *token_endpoints.routes()])

@@ -2,16 +2,17 @@
 /v1/rerank (and POST /v1/responses, /tokenize and /detokenize, whose endpoints in responses/endpoint.py and
 token_endpoints.py override ``InferenceEndpoint.answer``).
 
-``mount(app)`` (called once, by create_app) mounts them in a router of their own, ``HotRoutes``, outermost
-on the app's edge (web/edge.py), ahead of everything else: the security headers and body limit
-middleware, FastAPI's own error, telemetry and body-size layers, the portal's sessions and CSRF check, and
-FastAPI's exception handlers and routing, which together cost a request more CPU than the endpoint
-itself (docs/gateway.md, the request path). The endpoints apply those two middlewares' rules themselves:
-their answers carry the security headers as constant bytes (web/headers.py ``ANSWER_HEADERS``), their
-refusals get them as every answer does (``adding_headers``), and they bound the body as they read it
-with the body limit's rule (web/limits.py). `jaif serve` runs the app create_app builds, so
-tests and servers answer these paths with the same objects, and no other handler exists for them. The
-OpenAPI document describes them from inference/openapi.py.
+``mount(app)`` (called once, by create_app) mounts them in a router of their own, ``HotRoutes``, as the
+app's front (web/edge.py), which the app asks before anything else: ahead of FastAPI's and Starlette's
+``__call__``, the security headers and body limit middleware, FastAPI's own error, telemetry and
+body-size layers, the portal's sessions and CSRF check, and FastAPI's exception handlers and routing,
+which together cost a request more CPU than the endpoint itself (docs/gateway.md, the request path).
+The endpoints apply those two middlewares' rules themselves: their answers carry the security headers
+as constant bytes (web/headers.py ``ANSWER_HEADERS``), their refusals get them as every answer does
+(``adding_headers``), and they bound the body as they read it with the body limit's rule
+(web/limits.py). `jaif serve` runs the app create_app builds, so tests and servers answer these paths
+with the same objects, and no other handler exists for them. The OpenAPI document describes them from
+inference/openapi.py.
 
 Each endpoint reads the body (at most ``inference.max_body_bytes``: 413 for a larger one, declared or sent),
 authenticates, parses, calls the gateway once and writes the answer with constant headers and the
@@ -231,29 +232,33 @@ class InferenceEndpoint:
 
 
 class HotRoutes:
-    """A router for the hot operations, as pure ASGI middleware: a request for the path of one of ``routes``
-    is answered by its endpoint (with another method: 405); every other request goes on to ``app``.
-    ``max_body_bytes``: the largest request body the endpoints read (``inference.max_body_bytes``).
+    """The router of the hot operations, as the app's ``front`` (web/edge.py): a request for the path of one
+    of ``routes`` is answered by its endpoint (with another method: 405); every other request goes on
+    through the app. ``max_body_bytes``: the largest request body the endpoints read
+    (``inference.max_body_bytes``).
 
     Paths are looked up whole, in a dict: the paths are fixed, and Starlette's pattern matching
     (``Route.matches``) cost 4 µs a request here."""
 
-    def __init__(self, app: ASGIApp, *, routes: list[Route], max_body_bytes: int) -> None:
-        self.app = app
+    def __init__(self, routes: list[Route], *, max_body_bytes: int) -> None:
         self.routes = routes
-        self._by_path = {route.path: route for route in routes}
+        self._by_path: dict[str, InferenceEndpoint] = {}
         for route in routes:
-            assert isinstance(route.endpoint, InferenceEndpoint)
+            assert isinstance(route.endpoint, InferenceEndpoint) and route.methods == {"POST"}
             route.endpoint.max_body_bytes = max_body_bytes
+            self._by_path[route.path] = route.endpoint
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self._by_path.get(scope["path"]) if scope["type"] == "http" else None
-        if route is None:
-            await self.app(scope, receive, send)
-        elif route.methods is None or scope["method"] in route.methods:
-            await route.endpoint(scope, receive, send)
-        else:
-            await method_not_allowed(scope, sorted(route.methods))(scope, receive, adding_headers(scope, send))
+    def __call__(self, scope: Scope) -> ASGIApp | None:
+        endpoint = self._by_path.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None:
+            return None
+        if scope["method"] == "POST":
+            return endpoint
+        return self._refuse
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
+        await method_not_allowed(scope, ["POST"])(scope, receive, adding_headers(scope, send))
 
 
 def routes() -> list[Route]:
@@ -265,10 +270,12 @@ def routes() -> list[Route]:
 
 
 def mount(app: EdgeApp, *, max_body_bytes: int, extra: list[Route] | None = None) -> None:
-    """Mount the hot operations outermost on ``app``'s edge (web/edge.py), outside the security headers and
-    body limit, FastAPI's own layers and the portal's middleware (sessions, CSRF); create_app calls this
-    once, after it added the others. ``extra``: more hot routes (POST /v1/responses, responses/endpoint.py)."""
-    app.add_edge_middleware(HotRoutes, routes=[*routes(), *(extra or [])], max_body_bytes=max_body_bytes)
+    """Mount the hot operations as ``app``'s front (web/edge.py), ahead of the security headers and body
+    limit, FastAPI's own layers and the portal's middleware (sessions, CSRF); create_app calls this once.
+    ``extra``: more hot routes (POST /v1/responses, responses/endpoint.py)."""
+    if app.front is not None:
+        raise RuntimeError("the hot routes are mounted once")
+    app.front = HotRoutes([*routes(), *(extra or [])], max_body_bytes=max_body_bytes)
 
 
 async def _body(receive: Receive, limit: int) -> bytes | None:

@@ -7,18 +7,26 @@ whose endpoints answer every error themselves (inference/endpoints.py), the thre
 request about a tenth of the gateway's CPU and did nothing (bench/gateway.py, bench/RESULTS.md).
 
 ``add_edge_middleware`` puts a middleware outside them instead, through FastAPI's public
-``build_middleware_stack``: create_app puts the security headers, the body limit and the hot routes
-there, so every answer, FastAPI's own 500 included, carries the security headers, every body is bounded,
-and a hot request meets nothing else before its endpoint. Everything else is as FastAPI builds it.
+``build_middleware_stack``: create_app puts the security headers and the body limit there, so every
+answer, FastAPI's own 500 included, carries the security headers and every body is bounded.
+
+``front`` goes further, for the few requests that must cost least (the hot /v1 routes,
+inference/endpoints.py): a function of the request's scope that names the ASGI app answering it, or None.
+The app's ``__call__`` asks it first and hands a named request straight to its answerer, with the app in
+the scope as Starlette puts it there; FastAPI's ``__call__`` (and its telemetry, which jaif does not
+switch on), Starlette's and every middleware are for the others. Everything else is as FastAPI builds it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+Front = Callable[[Scope], ASGIApp | None]
 
 
 class EdgeApp(FastAPI):
@@ -27,6 +35,15 @@ class EdgeApp(FastAPI):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.edge_middleware: list[Middleware] = []
+        self.front: Front | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = self.front(scope) if self.front is not None else None
+        if answer is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        await answer(scope, receive, send)
 
     def add_edge_middleware(self, cls: Any, **options: Any) -> None:
         if self.middleware_stack is not None:

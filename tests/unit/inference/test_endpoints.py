@@ -4,7 +4,6 @@ of N) answer the hot operations through the same mounted endpoints, and no other
 from __future__ import annotations
 
 import pytest
-from fastapi import FastAPI
 
 from jaif.app import app_from_env, asgi_app, create_app
 from jaif.config import Settings
@@ -35,9 +34,9 @@ HOT = {
 UNDOCUMENTED = {"/tokenize": TokenizeRequest, "/detokenize": DetokenizeRequest}
 
 
-def hot_routes(app: FastAPI) -> list:
-    [mounted] = [m for m in app.edge_middleware if m.cls is HotRoutes]
-    return mounted.kwargs["routes"]
+def hot_routes(app: EdgeApp) -> list:
+    assert isinstance(app.front, HotRoutes)
+    return app.front.routes
 
 
 @pytest.fixture
