@@ -246,8 +246,10 @@ class Gateway:
 
     async def tokenize(self, principal: KeyPrincipal, request: TokenizeRequest | DetokenizeRequest) -> Body:
         """vLLM's /tokenize or /detokenize for a model the key's project may use, by one of its replicas
-        (with failover). Neither charged nor recorded: nothing is generated (docs/gateway.md)."""
+        (with failover). Neither charged nor recorded: nothing is generated (docs/gateway.md); each call counts
+        against the key's requests per minute."""
         model = self._authorised_model(principal, request.model)
+        await self.meter.admit_uncharged(principal)
         body = dump(request)
         body["model"] = model.upstream_model or model.name
         call = _Call(request_id=self.new_request_id(), principal=principal, model=model, endpoint="tokenize",

@@ -181,6 +181,13 @@ class Meter:
             ticket.rate_limited = True
         return ticket
 
+    async def admit_uncharged(self, principal: KeyPrincipal) -> None:
+        """One request of the key's rate-limit window (requests per minute; no tokens, no allowance) for a
+        call that is not charged (/tokenize, /detokenize). Raises RateLimited."""
+        rpm = principal.rpm_limit if principal.rpm_limit is not None else self._default_rpm
+        if rpm is not None:
+            await self.limiter.acquire(principal.key_id, rpm=rpm, tpm=None, tokens=0)
+
     async def _reserve(self, p: KeyPrincipal, tokens: int) -> Reservation:
         """A reservation that needs the database (a new slice): 503 while the database is down."""
         if self._health.is_down(DATABASE):

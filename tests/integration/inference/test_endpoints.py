@@ -13,6 +13,7 @@ import pytest
 from jaif.app import create_app
 from jaif.config import InferenceSettings, Settings
 from jaif.web import headers
+from tests.support.metered import avoid_window_edge
 from tests.support.procs import base_env, jaif, last_line, upstream
 
 MAX_BODY = 64 * 1024
@@ -125,3 +126,20 @@ async def test_a_bug_in_the_pipeline_is_the_last_resorts_500_with_its_request_id
     assert_secure(answer)
     [logged] = [r for r in caplog.records if r.name == "jaif.errors"]
     assert "my-call-1" in logged.getMessage() and logged.exc_info[1].args == ("a bug",)
+
+
+async def test_tokenize_counts_against_the_keys_requests_per_minute(served, tmp_path):
+    """Not charged, but not free of the key's rate limit either: a key with --rpm 2 gets two tokenisations
+    a minute, and the third is the 429 a chat completion would get."""
+    _app, client = served
+    env = base_env(JAIF_DATABASE_URL=f"sqlite:///{tmp_path}/jaif.db", JAIF_DATA_DIR=str(tmp_path / "var"))
+    limited = last_line(jaif(env, "key", "create", "--project", "alpha", "--rpm", "2"))
+    body = {"model": "fake-chat", "prompt": "hello there"}
+    headers = {"authorization": f"Bearer {limited}"}
+    # Two calls never straddle a minute's edge here: the window is the clock's minute (metering/ratelimit.py).
+    avoid_window_edge()
+    answers = [await client.post(path, json=body, headers=headers) for path in ("/tokenize", "/v1/tokenize")]
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    refused = await client.post("/tokenize", json=body, headers=headers)
+    assert error_of(refused, 429, "rate_limit_exceeded")["type"] == "rate_limit_error"
+    assert "2 requests" in refused.json()["error"]["message"]
