@@ -234,14 +234,8 @@ class Gateway:
             if call.body.get("stream"):
                 return await self._start_stream(call, include_usage=_wants_usage(request))
             return await self._complete(call)
-        except asyncio.CancelledError:
-            if call.ticket is not None and not call.ticket.finished:
-                await self._cancelled(call)
-            raise
         except BaseException as exc:
-            if call.ticket is not None and not call.ticket.finished:
-                code = exc.status if isinstance(exc, JaifError) else 500
-                await self._finish(call, replica=None, usage=None, status="error", status_code=code)
+            await self._unsettled(call, exc)
             raise
 
     async def tokenize(self, principal: KeyPrincipal, request: TokenizeRequest | DetokenizeRequest) -> Body:
@@ -302,14 +296,8 @@ class Gateway:
                 usage, source = await self._usage(call, passthrough.output_text(result))
             await self._finish(call, replica=replica, usage=usage, usage_source=source, status="ok", status_code=200)
             return result
-        except asyncio.CancelledError:
-            if call.ticket is not None and not call.ticket.finished:
-                await self._cancelled(call)
-            raise
         except BaseException as exc:
-            if call.ticket is not None and not call.ticket.finished:
-                code = exc.status if isinstance(exc, JaifError) else 500
-                await self._finish(call, replica=None, usage=None, status="error", status_code=code)
+            await self._unsettled(call, exc)
             raise
 
     async def _start_responses_stream(self, call: _Call) -> StreamRelay:
@@ -408,6 +396,17 @@ class Gateway:
         await self._finish(
             call, replica=call.replica, usage=usage, usage_source=source, status="cancelled", status_code=499
         )
+
+    async def _unsettled(self, call: _Call, exc: BaseException) -> None:
+        """Settles a request that ``exc`` ended before its answer was settled: recorded as cancelled (the
+        client left, the server stops) or as an error with ``exc``'s status (500 for a bug)."""
+        if call.ticket is None or call.ticket.finished:
+            return
+        if isinstance(exc, asyncio.CancelledError):
+            await self._cancelled(call)
+        else:
+            code = exc.status if isinstance(exc, JaifError) else 500
+            await self._finish(call, replica=None, usage=None, status="error", status_code=code)
 
     async def _admit(self, call: _Call) -> None:
         """The token allowance and the key's rate limit (metering/meter.py)."""
