@@ -215,6 +215,11 @@ def test_a_replica_is_charged_through_the_accounting_import_and_reported(served)
     delete(s, "metered")
 
 
+def served_models(s: Served) -> set[str]:
+    with openai.OpenAI(base_url=s.base + "/v1", api_key=s.key, max_retries=0) as client:
+        return {m.id for m in client.models.list()}
+
+
 def events(s: Served, name: str) -> list[str]:
     shown = json.loads(last_line(jaif(s.env, "deployment", "show", name, "--json")))
     return [e["message"] for e in shown["events"]]
@@ -232,6 +237,10 @@ def test_from_zero_up_under_a_load_step_and_back_to_zero_without_a_failed_reques
          "--idle-minutes", "0.2", "--walltime", "30", "--project", s.project)
     time.sleep(2)  # several controller ticks: nothing is submitted without a request
     assert [d["replicas"] for d in listed(s) if d["name"] == "elastic"] == [[]]
+    # The gateway serves a new deployment once its registry has read it (within inference.registry_refresh_s;
+    # a loaded machine may take longer): until then the model is unknown to it, a 404.
+    assert "elastic" in wait_for(lambda: served_models(s), lambda names: "elastic" in names, timeout=30, every=0.5)
+    assert [d["replicas"] for d in listed(s) if d["name"] == "elastic"] == [[]]  # still nothing submitted
 
     def stream(_: int) -> str:
         with openai.OpenAI(base_url=s.base + "/v1", api_key=s.key, max_retries=0, timeout=READY_S + 60) as client:
