@@ -5,6 +5,8 @@ model and key, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -168,3 +170,26 @@ def test_the_roll_up_days_are_utc_days_whatever_the_sessions_time_zone(db):
         session.execute(text("SET LOCAL TIME ZONE 'Europe/Berlin'"))
         session.add(orm_record(project, when, "m", None, 1, 1, "tz"))
     assert list(rolled_up(db.sessions)) == [(project, when.date(), "m", "")]
+
+
+async def test_gateway_processes_flushing_at_once_into_the_same_days_add_up(db):
+    """Several processes' flushes update the same roll-up rows at the same moment: each takes their locks
+    in key order (PostgreSQL), so none deadlocks (in random order, this deadlocked every time), and none
+    loses another's sums."""
+    projects = [db.project(None) for _ in range(4)]
+    procs = [db.proc() for _ in range(3)]
+    writers = [UsageWriter(proc.factory, proc.meter.quota, max_rows=1000) for proc in procs]
+    rng = random.Random(3)
+    now = datetime.now(UTC).timestamp()
+    try:
+        for _ in range(8):
+            for writer in writers:
+                for _ in range(2000):  # every process's batch touches every row, in its own random order
+                    writer.record(entry(rng.choice(projects), model=f"m{rng.randrange(100)}", created_at=now))
+            assert await asyncio.gather(*(writer.flush() for writer in writers)) == [2000] * 3
+    finally:
+        for writer in writers:
+            await writer.aclose()
+    after = rolled_up(db.sessions)
+    assert after == summed(db.sessions)
+    assert sum(n for n, *_ in after.values()) == 8 * 3 * 2000
