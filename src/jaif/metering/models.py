@@ -13,14 +13,16 @@ from jaif.db.base import Base, UTCDateTime, new_id, utcnow
 class UsageRecord(Base):
     """One request's use. Every index and constraint here is paid for by every request (the usage writer
     inserts each record), so there are only those that a query needs: the primary key, and (project,
-    time) for reports, the portal's usage page and `jaif usage`.
+    time) for reports and `jaif usage`. Each insert also adds to usage_daily (UsageDaily), by trigger.
 
     No foreign keys: PostgreSQL checks one per row with a query of its own, which cost twice as much
     server CPU as the insert itself (bench/gateway.py). The ids come from a key the gateway has just
     authenticated, and jaif deletes neither projects nor keys (keys are revoked)."""
 
     __tablename__ = "usage_records"
-    # total_tokens rides along in the index (PostgreSQL): tokens per project and day read the index alone.
+    # total_tokens rides along in the index (PostgreSQL, migration 0021) for the tokens per project and day,
+    # which read usage_daily since migration 0039: no query needs it there any more; dropping it is a
+    # rebuild of the index, which holds up the usage writer meanwhile.
     __table_args__ = (
         Index("ix_usage_project_created", "project_id", "created_at", postgresql_include=["total_tokens"]),
     )
