@@ -296,7 +296,7 @@ def write(rows: list[str], *, command: str, preamble: list[str], args) -> None:
 
 def _counts(database_url: str) -> dict[str, int]:
     tables = ["organisations", "users", "projects", "project_members", "api_keys", "applications",
-              "application_events", "reviews", "allocations", "usage_records", "compute_job_records"]
+              "application_events", "reviews", "allocations", "usage_records", "usage_daily", "compute_job_records"]
     with psycopg.connect(libpq(database_url)) as conn:
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}  # noqa: S608
 

@@ -13,7 +13,7 @@ from jaif.deployments.models import Deployment, DeploymentEvent, DeploymentRepli
 from jaif.files.models import StoredFile
 from jaif.identity.models import OneTimeToken, PersonalAccessToken, SignInThrottle, SsoIdentity
 from jaif.inference.models import Model, ModelAlias, Replica
-from jaif.metering.models import QuotaLease, RateWindow, UsageRecord
+from jaif.metering.models import QuotaLease, RateWindow, UsageDaily, UsageRecord
 from jaif.notify.models import Notification
 from jaif.responses.models import StoredResponse
 from jaif.support.models import SupportReply, SupportRequest
@@ -57,6 +57,7 @@ __all__ = [
     "QuotaLease",
     "RateWindow",
     "Replica",
+    "UsageDaily",
     "UsageRecord",
     "User",
 ]

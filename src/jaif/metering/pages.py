@@ -75,7 +75,7 @@ def _chart(series: charts.Series, what: str, project: Project, chart_id: str) ->
 def panels(session: Session, actor: Actor, projects: list[Project], *, first: date, last: date) -> list[Panel]:
     since = datetime.combine(first, time(), tzinfo=UTC)
     ids = [p.id for p in projects]
-    tokens = metering_reports.tokens_per_day(session=session, actor=actor, project_ids=ids, since=since)
+    tokens = metering_reports.tokens_per_day(session=session, actor=actor, project_ids=ids, first=first)
     hours, kwh, co2 = compute_daily.totals_per_day(session=session, actor=actor, project_ids=ids, since=since)
     found = []
     for p in projects:
@@ -117,7 +117,7 @@ def usage_csv(
             session=session, actor=actor, projects=projects, since=since)
     else:
         columns, rows = metering_reports.usage_breakdown(session=session, actor=actor, projects=projects,
-                                                         since=since, by=by)
+                                                         first=since.date(), by=by)
     suffix = "" if by == "day" else f"-by-{by}"
     return csv_response(f"usage{suffix}-{project or 'my-projects'}-{last.isoformat()}-{days}d.csv", columns, rows)
 
