@@ -9,10 +9,10 @@ body-size layers, the portal's sessions and CSRF check, and FastAPI's exception 
 which together cost a request more CPU than the endpoint itself (docs/gateway.md, the request path).
 The endpoints apply those two middlewares' rules themselves: their answers carry the security headers
 as constant bytes (web/headers.py ``ANSWER_HEADERS``), their refusals get them as every answer does
-(``adding_headers``), and they bound the body as they read it with the body limit's rule
-(web/limits.py). `jaif serve` runs the app create_app builds, so tests and servers answer these paths
-with the same objects, and no other handler exists for them. The OpenAPI document describes them from
-inference/openapi.py.
+(``adding_headers``), and they refuse a query string with a NUL character and bound the body as they
+read it with the body limit's rules (web/limits.py). `jaif serve` runs the app create_app builds, so
+tests and servers answer these paths with the same objects, and no other handler exists for them. The
+OpenAPI document describes them from inference/openapi.py.
 
 Each endpoint reads the body (at most ``inference.max_body_bytes``: 413 for a larger one, declared or sent),
 authenticates, parses, calls the gateway once and writes the answer with constant headers and the
@@ -46,7 +46,7 @@ from jaif.inference.openapi import HOT_OPERATIONS
 from jaif.web.edge import EdgeApp
 from jaif.web.errors import error_response, method_not_allowed, unexpected_response
 from jaif.web.headers import ANSWER_HEADERS, HEADERS, adding_headers
-from jaif.web.limits import declared_over, too_large
+from jaif.web.limits import declared_over, nul_in, too_large
 from jaif.web.request_ids import HEADER as REQUEST_ID
 from jaif.web.request_ids import SCOPE_KEY, client_request_id
 
@@ -195,6 +195,8 @@ class InferenceEndpoint:
         scope[SCOPE_KEY] = shown
         client = Hangup(receive, self.sweeper)
         try:
+            if b"%00" in scope["query_string"]:  # as BodyLimit refuses it for every other route
+                raise nul_in(scope["query_string"])
             if length is not None and declared_over(length, self.max_body_bytes):
                 raise too_large(self.max_body_bytes)
             body = await _body(receive, self.max_body_bytes)

@@ -5,8 +5,8 @@ text, so a filter with one would fail in the database instead of answering "bad 
 The one place the body size rule lives, for every route: a declared Content-Length over the limit is
 refused before the body is read; a body that grows past it as it arrives makes ``receive`` raise
 PayloadTooLarge in whatever reads it, and the app's error handler answers 413. The hot /v1 endpoints,
-which answer ahead of this middleware on the app's edge (inference/endpoints.py), apply the same rule
-through ``declared_over`` and ``too_large`` as they read their bodies."""
+which answer ahead of this middleware (the app's front, inference/endpoints.py), apply the same rules
+through ``nul_in``, ``declared_over`` and ``too_large``."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         if b"%00" in scope["query_string"]:  # (ids in paths are checked by their services: 404, no query)
-            await _refuse(scope, receive, send, _nul_in(scope["query_string"]))
+            await _refuse(scope, receive, send, nul_in(scope["query_string"]))
             return
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
@@ -67,7 +67,7 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-def _nul_in(query: bytes) -> InvalidRequest:
+def nul_in(query: bytes) -> InvalidRequest:
     """The 400 for a query string with a NUL character, naming the parameter that has it."""
     pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
     name = next((k for k, v in pairs if "\x00" in k or "\x00" in v), None)

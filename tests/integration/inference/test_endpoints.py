@@ -105,6 +105,15 @@ async def test_refusals_are_rendered_once_in_the_openai_shape(client):
     growing = await client.post("/v1/chat/completions", content=chunks(), headers={"content-type": "application/json"})
     error_of(growing, 413, "payload_too_large")
     assert_secure(growing)
+    # A declared length over the limit is refused before any of the body is read, whatever follows.
+    claimed = await client.post("/v1/chat/completions", content=b"{}",
+                                headers={"content-type": "application/json", "content-length": str(MAX_BODY + 1)})
+    error_of(claimed, 413, "payload_too_large")
+    assert_secure(claimed)
+    # A NUL in the query string is refused as on every other route (web/limits.py).
+    nul = await client.post("/v1/chat/completions?user=a%00b", json=CHAT)
+    assert error_of(nul, 400, None)["param"] == "user"
+    assert_secure(nul)
     exact = await client.post("/v1/chat/completions", content=b" " * MAX_BODY,
                               headers={"content-type": "application/json"})
     error_of(exact, 400, "invalid_json")  # a body of the limit exactly is read (and is not JSON)

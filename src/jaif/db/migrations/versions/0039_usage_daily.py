@@ -11,8 +11,9 @@ SQLite's multi-row INSERTs, the ORM, a bulk load, an operator by hand):
 
 - PostgreSQL: statement-level triggers with transition tables. An INSERT (COPY included) adds its rows
   with one aggregated INSERT ... ON CONFLICT DO UPDATE, in key order, so that two gateway processes
-  flushing at once lock the rows they share in the same order (no deadlock); a DELETE subtracts its rows
-  and removes the groups left empty; an UPDATE does both; a TRUNCATE empties the roll-up.
+  flushing at once lock the rows they share in the same order (no deadlock); a DELETE locks the groups
+  it touches in the same order, then subtracts its rows and removes the groups left empty; an UPDATE
+  does both; a TRUNCATE empties the roll-up.
 - SQLite (no statement-level triggers): the same per row, with UPSERT.
 
 Existing records are summed into the table here. ``api_key_id`` is ``''`` (not NULL) for requests made
@@ -53,6 +54,12 @@ PG_SUBTRACT = (
     + f" FROM ({_grouped('usage_old', PG_DAY)}) AS o "
     "WHERE (d.project_id, d.day, d.model, d.api_key_id) = (o.project_id, o.day, o.model, o.api_key_id)"
 )
+PG_LOCK_OLD = (  # the rows a DELETE or UPDATE changes, locked in key order first, as flushes lock theirs
+    "PERFORM 1 FROM usage_daily AS d JOIN (SELECT DISTINCT project_id, " + PG_DAY + " AS day, model, "
+    "coalesce(api_key_id, '') AS api_key_id FROM usage_old) AS o "
+    "ON (d.project_id, d.day, d.model, d.api_key_id) = (o.project_id, o.day, o.model, o.api_key_id) "
+    "ORDER BY d.project_id, d.day, d.model, d.api_key_id FOR UPDATE OF d"
+)
 PG_DROP_EMPTY = (
     f"DELETE FROM usage_daily AS d USING (SELECT DISTINCT project_id, {PG_DAY} AS day, model, "
     "coalesce(api_key_id, '') AS api_key_id FROM usage_old) AS o "
@@ -63,6 +70,7 @@ PG_FUNCTIONS = [
     f"""CREATE FUNCTION usage_daily_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        {PG_LOCK_OLD};
         {PG_SUBTRACT};
         {PG_DROP_EMPTY};
     END IF;
