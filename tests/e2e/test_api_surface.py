@@ -18,8 +18,11 @@ import openai
 import pytest
 
 from tests.support.api import bearer, openai_error
+from tests.support.databases import one_database
 from tests.support.gateway import usage_records, wait_served
 from tests.support.procs import jaif, last_line, server, upstream, wait_for
+
+pytestmark = one_database()
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,10 @@ import httpx
 import pytest
 
 from tests.support.api import bearer, openai_error, usage_after, usage_of
+from tests.support.databases import one_database
 from tests.support.procs import jaif, last_line, server, upstream
 
+pytestmark = one_database()
 MAX_BODY = 16 * 1024
 HI = [{"role": "user", "content": "hi"}]
 

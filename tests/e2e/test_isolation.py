@@ -14,9 +14,11 @@ import httpx
 import pytest
 
 from tests.support.api import bearer, openai_error, sse_payloads, usage_after
+from tests.support.databases import one_database
 from tests.support.openai_schema import assert_valid
 from tests.support.procs import jaif, last_line, server, upstream
 
+pytestmark = one_database()
 A, B = "alpha", "beta"
 QUOTA_A = 300
 

@@ -14,9 +14,11 @@ import openai
 import pytest
 
 from tests.support.api import bearer, openai_error, sse_payloads
+from tests.support.databases import one_database
 from tests.support.openai_schema import assert_valid
 from tests.support.procs import jaif, last_line, server, upstream
 
+pytestmark = one_database()
 CHAT = {"model": "default-chat", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 5}
 
 

@@ -22,9 +22,11 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.support.api import bearer
+from tests.support.databases import one_database
 from tests.support.openai_schema import assert_valid
 from tests.support.procs import jaif, last_line, server, upstream
 
+pytestmark = one_database()
 MAX_EXAMPLES = 30
 POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
 # Operations without parameters or a body have nothing to break: positive only.
