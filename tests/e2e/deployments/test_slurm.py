@@ -233,6 +233,11 @@ def test_from_zero_up_under_a_load_step_and_back_to_zero_without_a_failed_reques
          "--idle-minutes", "0.2", "--walltime", "30", "--project", s.project)
     time.sleep(2)  # several controller ticks: nothing is submitted without a request
     assert [d["replicas"] for d in listed(s) if d["name"] == "elastic"] == [[]]
+    # The module's server learns of the new deployment at its next registry refresh (every 5 s by default):
+    # until then "elastic" is an unknown model (404), not a cold one whose requests are held.
+    with openai.OpenAI(base_url=s.base + "/v1", api_key=s.key, max_retries=0, timeout=30) as client:
+        known = wait_for(lambda: {m.id for m in client.models.list()}, lambda ids: "elastic" in ids, timeout=30)
+    assert "elastic" in known, known
 
     def stream(_: int) -> str:
         with openai.OpenAI(base_url=s.base + "/v1", api_key=s.key, max_retries=0, timeout=READY_S + 60) as client:
