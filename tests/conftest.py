@@ -40,8 +40,19 @@ def _database_params() -> list:
     return ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+@pytest.fixture(scope="session")
+def test_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[databases.Databases]:
+    """The session's databases: fresh ones migrated by copying a template migrated once
+    (``test_databases.migrate(url)``), PostgreSQL ones dropped in batches (tests/support/databases.py)."""
+    made = databases.Databases(tmp_path_factory.mktemp("databases"))
+    try:
+        yield made
+    finally:
+        made.close()
+
+
 @pytest.fixture(params=_database_params())
-def database_url(request, tmp_path: Path) -> Iterator[str]:
+def database_url(request, tmp_path: Path, test_databases: databases.Databases) -> Iterator[str]:
     """A fresh, empty database URL: SQLite in tmp_path, or a new PostgreSQL database."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'jaif.db'}"
@@ -49,11 +60,11 @@ def database_url(request, tmp_path: Path) -> Iterator[str]:
     reason = databases.postgres_reason()
     if reason:
         pytest.skip(reason)
-    url = databases.create_postgres_database()
+    url = test_databases.postgres(migrated=False)
     try:
         yield url
     finally:
-        databases.drop_postgres_database(url)
+        test_databases.drop(url)
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from tests.support.procs import base_env, jaif, last_line, server, upstream
 
 
 @pytest.fixture
-def platform(jaif_env):
+def platform(jaif_env, test_databases):
     """A project with a key, a model on the stand-in upstream, and jaif serving it."""
-    jaif(jaif_env, "db", "upgrade")
+    test_databases.migrate(jaif_env["JAIF_DATABASE_URL"])
     jaif(jaif_env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
     jaif(jaif_env, "project", "create", "alpha", "--org", "Uni A", "--token-quota", "100000")
     key = last_line(jaif(jaif_env, "key", "create", "--project", "alpha"))
@@ -29,16 +29,17 @@ def platform(jaif_env):
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def module_env(request, tmp_path_factory) -> Iterator[dict[str, str]]:
-    """Like ``jaif_env``, on a fresh database shared by the tests of one module; migrated already."""
+def module_env(request, tmp_path_factory, test_databases: databases.Databases) -> Iterator[dict[str, str]]:
+    """Like ``jaif_env``, on a fresh database shared by the tests of one module; migrated already (a copy
+    of the session's migrated template: tests/support/databases.py)."""
     tmp = tmp_path_factory.mktemp("jaif")
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'jaif.db'}"
+        url = test_databases.sqlite(tmp / "jaif.db")
     else:
         reason = databases.postgres_reason()
         if reason:
             pytest.skip(reason)
-        url = databases.create_postgres_database()
+        url = test_databases.postgres(migrated=True)
     env = base_env(
         JAIF_DATABASE_URL=url,
         JAIF_DATA_DIR=str(tmp / "var"),
@@ -46,8 +47,7 @@ def module_env(request, tmp_path_factory) -> Iterator[dict[str, str]]:
         JAIF_METERING__FLUSH_INTERVAL_S="0.2",
     )
     try:
-        jaif(env, "db", "upgrade")
         yield env
     finally:
         if request.param == "postgres":
-            databases.drop_postgres_database(url)
+            test_databases.drop(url)

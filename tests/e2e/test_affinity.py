@@ -11,9 +11,11 @@ from types import SimpleNamespace
 import openai
 import pytest
 
+from tests.support.databases import one_database
 from tests.support.gateway import FAST_ROUTING, add_model, create_key, records_after, wait_served
 from tests.support.procs import server, upstream
 
+pytestmark = one_database()
 SYSTEM = {"role": "system", "content": "You are the help desk of an AI factory. Answer briefly. " * 8}
 CONVERSATIONS, TURNS = 12, 4
 

@@ -18,22 +18,27 @@ import openai
 import pytest
 
 from tests.support.api import bearer, openai_error
+from tests.support.databases import one_database
 from tests.support.gateway import usage_records, wait_served
 from tests.support.procs import jaif, last_line, server, upstream, wait_for
+from tests.support.services import Cli
+
+pytestmark = one_database()
 
 
 @pytest.fixture(scope="module")
 def gateway(module_env):
     env = module_env
-    jaif(env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
-    jaif(env, "project", "create", "alpha", "--org", "Uni A")
-    jaif(env, "project", "create", "beta", "--org", "Uni A", "--allow-model", "fake-chat")
-    key, key_b = (last_line(jaif(env, "key", "create", "--project", p)) for p in ("alpha", "beta"))
+    cli = Cli(env)  # the set-up through the CLI's own code, in-process: a second a command less
+    cli("org", "create", "Uni A", "--sector", "academia", "--country", "DE")
+    cli("project", "create", "alpha", "--org", "Uni A")
+    cli("project", "create", "beta", "--org", "Uni A", "--allow-model", "fake-chat")
+    key, key_b = (last_line(cli("key", "create", "--project", p)) for p in ("alpha", "beta"))
     with upstream(env) as (url, _proc):
-        jaif(env, "model", "add", "fake-chat", "--upstream", url)
-        jaif(env, "model", "add", "tok-chat", "--upstream", url)
-        jaif(env, "model", "add", "fake-rerank", "--upstream", url, "--kind", "rerank")
-        jaif(env, "model", "add", "native-chat", "--upstream", url, "--responses-api", "native")
+        cli("model", "add", "fake-chat", "--upstream", url)
+        cli("model", "add", "tok-chat", "--upstream", url)
+        cli("model", "add", "fake-rerank", "--upstream", url, "--kind", "rerank")
+        cli("model", "add", "native-chat", "--upstream", url, "--responses-api", "native")
         with server(env) as base:
             wait_served(base, "native-chat", replicas=1)
             client = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0, timeout=30)

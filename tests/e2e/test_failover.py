@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from tests.support.api import bearer, openai_error
+from tests.support.databases import one_database
 from tests.support.gateway import (
     FAST_ROUTING,
     add_model,
@@ -27,6 +28,7 @@ from tests.support.gateway import (
 )
 from tests.support.procs import free_port, server, upstream, wait_for
 
+pytestmark = one_database()
 REQUESTS, CONCURRENCY, KILL_AFTER = 300, 16, 100
 MESSAGES = [{"role": "user", "content": "route me somewhere"}]
 

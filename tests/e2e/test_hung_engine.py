@@ -20,9 +20,11 @@ import openai
 import pytest
 
 from tests.support.api import bearer, openai_error
+from tests.support.databases import one_database
 from tests.support.gateway import FAST_ROUTING, create_key, metric, records_after, scrape, wait_served
 from tests.support.procs import jaif, server, upstream, wait_for
 
+pytestmark = one_database()
 MESSAGES = [{"role": "user", "content": "are you there"}]
 TTFB_S = 1.0
 PROBE_S = 0.5

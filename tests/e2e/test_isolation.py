@@ -14,9 +14,12 @@ import httpx
 import pytest
 
 from tests.support.api import bearer, openai_error, sse_payloads, usage_after
+from tests.support.databases import one_database
 from tests.support.openai_schema import assert_valid
-from tests.support.procs import jaif, last_line, server, upstream
+from tests.support.procs import last_line, server, upstream
+from tests.support.services import Cli
 
+pytestmark = one_database()
 A, B = "alpha", "beta"
 QUOTA_A = 300
 
@@ -25,20 +28,21 @@ QUOTA_A = 300
 def gateway(module_env):
     """A: 300 tokens, only shared-chat. B: plenty, shared-chat and b-only. An embedding model neither lists."""
     env = module_env
-    jaif(env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
-    jaif(env, "org", "create", "Firm B", "--sector", "industry", "--country", "FR")
-    jaif(env, "project", "create", A, "--org", "Uni A", "--token-quota", str(QUOTA_A), "--allow-model", "shared-chat")
-    jaif(env, "project", "create", B, "--org", "Firm B", "--token-quota", "1000000",
+    cli = Cli(env)  # the set-up through the CLI's own code, in-process: a second a command less
+    cli("org", "create", "Uni A", "--sector", "academia", "--country", "DE")
+    cli("org", "create", "Firm B", "--sector", "industry", "--country", "FR")
+    cli("project", "create", A, "--org", "Uni A", "--token-quota", str(QUOTA_A), "--allow-model", "shared-chat")
+    cli("project", "create", B, "--org", "Firm B", "--token-quota", "1000000",
          "--allow-model", "shared-chat", "--allow-model", "b-only")
 
     def key(project: str, *extra: str) -> str:
-        return last_line(jaif(env, "key", "create", "--project", project, *extra))
+        return last_line(cli("key", "create", "--project", project, *extra))
 
     keys = {"a": key(A), "a2": key(A), "a_rpm1": key(A, "--rpm", "1"), "b": key(B)}
     with upstream(env) as (url, _proc):
-        jaif(env, "model", "add", "shared-chat", "--upstream", url, "--alias", "default-chat")
-        jaif(env, "model", "add", "b-only", "--upstream", url)
-        jaif(env, "model", "add", "open-embed", "--upstream", url, "--kind", "embedding")
+        cli("model", "add", "shared-chat", "--upstream", url, "--alias", "default-chat")
+        cli("model", "add", "b-only", "--upstream", url)
+        cli("model", "add", "open-embed", "--upstream", url, "--kind", "embedding")
         with server(env) as base, httpx.Client(base_url=base, timeout=30) as http:
             yield {"env": env, "http": http, "keys": keys,
                    "requests": collections.Counter(), "tokens": collections.Counter()}

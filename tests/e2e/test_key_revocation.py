@@ -50,9 +50,9 @@ def revoke_through_api(base: str, token: str, project: str, key: str) -> None:
 
 
 @pytest.fixture
-def setup(jaif_env):
+def setup(jaif_env, test_databases):
     env = {**jaif_env, **CACHE}
-    jaif(env, "db", "upgrade")
+    test_databases.migrate(env["JAIF_DATABASE_URL"])
     db = env["JAIF_DATABASE_URL"]
     keys = [create_key(db, project="rev")]
     with upstream(env) as (url, _):

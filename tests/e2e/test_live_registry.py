@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import openai
 import pytest
 
+from tests.support.databases import one_database
 from tests.support.gateway import (
     FAST_ROUTING,
     add_model,
@@ -25,6 +26,7 @@ from tests.support.gateway import (
 )
 from tests.support.procs import jaif, server, upstream, wait_for
 
+pytestmark = one_database()
 MESSAGES = [{"role": "user", "content": "keep going"}]
 
 

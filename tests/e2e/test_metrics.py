@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import openai
 import pytest
 
+from tests.support.databases import one_database
 from tests.support.gateway import (
     FAST_ROUTING,
     add_model,
@@ -19,6 +20,7 @@ from tests.support.gateway import (
 )
 from tests.support.procs import free_port, server, upstream, wait_for
 
+pytestmark = one_database()
 MESSAGES = [{"role": "user", "content": "count my tokens please"}]
 
 

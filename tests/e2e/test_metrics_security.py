@@ -11,9 +11,11 @@ import httpx
 import pytest
 
 from tests.support.api import bearer, openai_error
+from tests.support.databases import one_database
 from tests.support.gateway import FAST_ROUTING, add_model, create_key, metric, records_after, scrape, wait_served
 from tests.support.procs import JAIF, free_port, jaif, stop, upstream, wait_for, wait_http
 
+pytestmark = one_database()
 PASSWORD = "topsecret"
 TOKEN = "scrape-token-0123456789"
 HI = [{"role": "user", "content": "hi"}]

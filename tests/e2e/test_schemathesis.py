@@ -22,9 +22,12 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.support.api import bearer
+from tests.support.databases import one_database
 from tests.support.openai_schema import assert_valid
-from tests.support.procs import jaif, last_line, server, upstream
+from tests.support.procs import last_line, server, upstream
+from tests.support.services import Cli
 
+pytestmark = one_database()
 MAX_EXAMPLES = 30
 POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
 # Operations without parameters or a body have nothing to break: positive only.
@@ -87,13 +90,14 @@ NOT_OPENAI = {"/v1/rerank", "/v1/tokenize", "/v1/detokenize"}
 @pytest.fixture(scope="module")
 def gateway(module_env):
     env = module_env
-    jaif(env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
-    jaif(env, "project", "create", "alpha", "--org", "Uni A")
-    key = last_line(jaif(env, "key", "create", "--project", "alpha"))
+    cli = Cli(env)  # the set-up through the CLI's own code, in-process: a second a command less
+    cli("org", "create", "Uni A", "--sector", "academia", "--country", "DE")
+    cli("project", "create", "alpha", "--org", "Uni A")
+    key = last_line(cli("key", "create", "--project", "alpha"))
     with upstream(env) as (url, _proc):
-        jaif(env, "model", "add", "fake-chat", "--upstream", url, "--alias", "default-chat")
-        jaif(env, "model", "add", "fake-embed", "--upstream", url, "--kind", "embedding")
-        jaif(env, "model", "add", "fake-rerank", "--upstream", url, "--kind", "rerank")
+        cli("model", "add", "fake-chat", "--upstream", url, "--alias", "default-chat")
+        cli("model", "add", "fake-embed", "--upstream", url, "--kind", "embedding")
+        cli("model", "add", "fake-rerank", "--upstream", url, "--kind", "rerank")
         with server(env) as base:
             schema = schemathesis.openapi.from_url(base + "/openapi.json")
             yield {"base": base, "key": key, "schema": schema}

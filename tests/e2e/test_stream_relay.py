@@ -13,10 +13,12 @@ import openai
 import pytest
 
 from tests.support.api import bearer, sse_payloads
+from tests.support.databases import one_database
 from tests.support.gateway import FAST_ROUTING, add_model, create_key, metric, records_after, scrape, wait_served
 from tests.support.openai_schema import assert_valid
 from tests.support.procs import server, upstream
 
+pytestmark = one_database()
 MESSAGES = [{"role": "user", "content": "tell me a story"}]
 BREAK_AFTER = 3
 CHUNK_DELAY_S, SLOW_TOKENS = 0.2, 6

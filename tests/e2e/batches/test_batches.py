@@ -27,11 +27,12 @@ from tests.e2e.batches.conftest import (
     wait_batch,
 )
 from tests.support.api import bearer, openai_error
+from tests.support.databases import one_database
 from tests.support.gateway import create_key, project_id, seed_builtin_models
 from tests.support.openai_schema import assert_valid
 from tests.support.procs import server, wait_for
 
-pytestmark = needs_models
+pytestmark = [*needs_models, one_database()]
 
 MAX_FILE_BYTES = 64 * 1024  # small, so that "too large" is cheap to send
 MAX_REQUEST_BYTES = 8 * 1024

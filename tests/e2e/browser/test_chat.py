@@ -20,10 +20,11 @@ from jaif.access.models import Project
 from jaif.inference.backends.builtin import smollm2_file
 from jaif.metering.models import UsageRecord
 from tests.e2e.browser.conftest import Site, sign_in
+from tests.support.databases import one_database
 from tests.support.gateway import seed_builtin_models
 from tests.support.procs import jaif, server, wait_for
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, one_database()]
 
 NO_OVERFLOW = "document.documentElement.scrollWidth <= window.innerWidth"
 # Notes whether answer text showed while the answer was still streaming (before the server's HTML replaced it).

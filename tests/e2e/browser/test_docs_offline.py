@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+from tests.support.databases import one_database
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, one_database()]
 
 
 def _offline(context, base: str) -> list[str]:

@@ -14,9 +14,10 @@ import uuid
 import pytest
 
 from tests.e2e.browser.conftest import sign_in
+from tests.support.databases import one_database
 from tests.support.procs import jaif
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, one_database()]
 
 SCRIPT = "mkdir -p out\ntr a-z A-Z < words.txt > out/shouted.txt\necho done\n"
 

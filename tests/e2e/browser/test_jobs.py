@@ -14,9 +14,10 @@ import uuid
 import pytest
 
 from tests.e2e.browser.conftest import sign_in
+from tests.support.databases import one_database
 from tests.support.procs import jaif
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, one_database()]
 
 SCRIPT = 'echo "hello from job $JAIF_JOB_ID"\nfor i in 1 2 3; do echo "step $i"; sleep 1; done\necho "warned" >&2\n'
 

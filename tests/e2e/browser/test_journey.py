@@ -33,10 +33,11 @@ from openai import OpenAI
 
 import jaif as jaif_package
 from tests.e2e.browser.conftest import TIMEOUT_MS, sign_in
+from tests.support.databases import one_database
 from tests.support.frontdoor import ABSTRACT
 from tests.support.procs import jaif
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, one_database()]
 
 ORGANISATION, DOMAIN = "Journey University", "journey-uni.example"
 DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}

@@ -23,9 +23,10 @@ import pytest
 from openai import OpenAI
 
 from tests.e2e.browser.conftest import sign_in
+from tests.support.databases import one_database
 from tests.support.frontdoor import ABSTRACT
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, one_database()]
 
 
 def _email(name: str) -> str:

@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from tests.e2e.browser.conftest import sign_in
+from tests.support.databases import one_database
 from tests.support.procs import jaif
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, one_database()]
 
 # The height on screen of the smallest label of the page's charts, in CSS pixels.
 SMALLEST_LABEL = """() => Math.min(...[...document.querySelectorAll('svg.chart text')]

@@ -20,6 +20,7 @@ import pytest
 
 from jaif.compute.local import LocalScheduler
 from tests.e2e.compute.conftest import shared_tmp
+from tests.support.deployments import listed
 from tests.support.procs import base_env, jaif, last_line, server, wait_for
 
 READY_S = 240.0  # a replica's job starts, imports llama_cpp and loads the model (a loaded 2-core machine)
@@ -50,7 +51,7 @@ def env():
 
 
 def deployments(env) -> list[dict]:
-    return json.loads(last_line(jaif(env, "deployment", "list", "--json")))
+    return listed(env["JAIF_DATABASE_URL"])
 
 
 def replicas(env, state: str, name: str = "chat") -> list[dict]:
@@ -84,7 +85,8 @@ def test_a_deployment_serves_is_replaced_when_it_crashes_and_drains_on_delete(en
     jaif(env, "project", "create", "starved", "--org", "Factory")
     jaif(env, "deployment", "create", "cold", "--model", "smollm2-135m-instruct", "--engine", "llama-cpp",
          "--partition", "local", "--project", "starved")
-    listed = deployments(env)
+    listed = json.loads(last_line(jaif(env, "deployment", "list", "--json")))  # the command; polls read in-process
+    assert listed == deployments(env)
     assert [(d["name"], d["replicas"]) for d in listed] == [("chat", []), ("cold", [])]  # nothing runs yet
     with server(env) as base:
         ready = wait_for(lambda: replicas(env, "ready"), bool, timeout=READY_S, every=0.5)

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from jaif.compute.models import Job, JobRecord
 from jaif.compute.naming import project_account
+from tests.support import deployments
 from tests.support.procs import jaif, last_line, server, wait_for
 
 pytestmark = pytest.mark.slurm
@@ -71,7 +72,7 @@ def deploy(s: Served, name: str, *, gpus: int = 0) -> None:
 
 
 def listed(s: Served) -> list[dict]:
-    return json.loads(last_line(jaif(s.env, "deployment", "list", "--json")))
+    return deployments.listed(s.env["JAIF_DATABASE_URL"])
 
 
 def replicas(s: Served, name: str, state: str) -> list[dict]:

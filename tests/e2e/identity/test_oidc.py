@@ -22,9 +22,10 @@ from jaif.db.engine import make_engine, make_session_factory, transaction
 from jaif.errors import NotFound
 from jaif.identity.models import SsoIdentity
 from tests.e2e.identity.conftest import oidc_provider
+from tests.support.databases import one_database
 from tests.support.procs import JAIF, free_port, jaif, last_line, started
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, one_database()]
 PROVIDER = "testaai"
 
 

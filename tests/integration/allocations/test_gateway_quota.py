@@ -28,8 +28,8 @@ from tests.integration.metering.conftest import outcome, principal
 
 
 @pytest.fixture
-def factory(database_url):
-    upgrade(database_url)
+def factory(database_url, test_databases):
+    test_databases.migrate(database_url)
     engine = make_engine(database_url)
     yield make_session_factory(engine)
     engine.dispose()

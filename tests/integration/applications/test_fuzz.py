@@ -25,7 +25,6 @@ from jaif.bootstrap import initialise
 from jaif.config import InferenceSettings, Settings
 from jaif.db.base import utcnow
 from jaif.db.engine import make_engine, make_session_factory, transaction
-from jaif.db.migrate import upgrade
 from jaif.identity import pats
 from tests.support.frontdoor import actor_of, complete
 from tests.support.fuzz import fuzz_all
@@ -48,8 +47,8 @@ RUNS = (("user", GenerationMode.POSITIVE), ("reviewer", GenerationMode.POSITIVE)
 
 
 @pytest.fixture
-def front_door(database_url, tmp_path):
-    upgrade(database_url)
+def front_door(database_url, tmp_path, test_databases):
+    test_databases.migrate(database_url)
     engine = make_engine(database_url)
     with transaction(make_session_factory(engine)) as session:
         initialise(session=session, builtin_models=False)

@@ -5,7 +5,7 @@ through the real /login form (tests/support/portal.py)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +22,10 @@ from jaif.app import create_app
 from jaif.config import Settings
 from jaif.db.base import utcnow
 from jaif.db.engine import make_engine, make_session_factory, transaction
-from jaif.db.migrate import upgrade
 from jaif.inference import service as inference
 from jaif.metering.models import UsageRecord
 from tests.support.portal import Browser
-from tests.support.procs import upstream
+from tests.support.procs import base_env, upstream
 
 PASSWORD = "chat tests password 2026"
 MODEL = "fake-chat"
@@ -92,26 +91,33 @@ async def send(browser: Browser, conversation_id: str, content: str, *, csrf: bo
     return response.status_code, [response.json()] if "json" in response.headers.get("content-type", "") else []
 
 
+@pytest.fixture(scope="module")
+def stand_ins() -> Iterator[tuple[str, str]]:
+    """The two stand-in upstreams (MODEL's and SLOW_MODEL's), shared by a module's tests: they keep no state."""
+    with upstream(base_env(), "--tokens", "8") as (url, _proc), \
+            upstream(base_env(), "--tokens", "200", "--chunk-delay-ms", "20") as (slow_url, _slow):
+        yield url, slow_url
+
+
 @pytest.fixture
-async def chat(database_url: str, jaif_env: dict[str, str], tmp_path: Path) -> AsyncIterator[ChatSite]:
-    upgrade(database_url)
+async def chat(database_url: str, tmp_path: Path, test_databases, stand_ins) -> AsyncIterator[ChatSite]:
+    test_databases.migrate(database_url)
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)
-    with upstream(jaif_env, "--tokens", "8") as (url, _proc), \
-            upstream(jaif_env, "--tokens", "200", "--chunk-delay-ms", "20") as (slow_url, _slow):
-        with transaction(sessions) as session:
-            inference.add_model(session=session, name=MODEL, upstreams=[url])
-            inference.add_model(session=session, name=SLOW_MODEL, upstreams=[slow_url])
-        settings = Settings(database_url=database_url, data_dir=tmp_path / "var", redis_url=None,
-                            inference={"builtin_models": False}, metering={"flush_interval_s": 0.05})
-        app = create_app(settings)
-        site = ChatSite(app, sessions, [])
-        try:
-            async with app.router.lifespan_context(app):
-                try:
-                    yield site
-                finally:
-                    for browser in site.browsers:
-                        await browser.aclose()
-        finally:
-            engine.dispose()
+    url, slow_url = stand_ins
+    with transaction(sessions) as session:
+        inference.add_model(session=session, name=MODEL, upstreams=[url])
+        inference.add_model(session=session, name=SLOW_MODEL, upstreams=[slow_url])
+    settings = Settings(database_url=database_url, data_dir=tmp_path / "var", redis_url=None,
+                        inference={"builtin_models": False}, metering={"flush_interval_s": 0.05})
+    app = create_app(settings)
+    site = ChatSite(app, sessions, [])
+    try:
+        async with app.router.lifespan_context(app):
+            try:
+                yield site
+            finally:
+                for browser in site.browsers:
+                    await browser.aclose()
+    finally:
+        engine.dispose()

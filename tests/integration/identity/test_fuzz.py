@@ -17,7 +17,6 @@ from jaif.access.models import Organisation, Project, ProjectMember, User
 from jaif.app import create_app
 from jaif.db.base import utcnow
 from jaif.db.engine import make_engine, make_session_factory, transaction
-from jaif.db.migrate import upgrade
 from jaif.identity import pats, team
 from jaif.notify.mail import Mailer
 from tests.support.fuzz import fuzz_all
@@ -34,8 +33,8 @@ def _ours(path: str) -> bool:
 
 
 @pytest.fixture
-def identity_api(database_url, tmp_path):
-    upgrade(database_url)
+def identity_api(database_url, tmp_path, test_databases):
+    test_databases.migrate(database_url)
     engine = make_engine(database_url)
     settings_ = app_settings(database_url, tmp_path)
     with transaction(make_session_factory(engine)) as session:

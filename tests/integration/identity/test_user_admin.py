@@ -11,8 +11,8 @@ from sqlalchemy import select
 from jaif.access.models import User
 from jaif.identity.models import UserSession
 from tests.support.frontdoor_api import error_of
-from tests.support.procs import jaif, last_line
-from tests.support.services import portal  # noqa: F401
+from tests.support.procs import last_line
+from tests.support.services import Cli, portal  # noqa: F401
 
 
 async def test_operators_find_accounts_and_change_their_role_and_state(api, world, session):
@@ -75,13 +75,14 @@ async def test_the_console_lists_accounts_and_makes_a_reviewer(portal, world, se
 
 
 def test_the_cli_lists_accounts_and_sets_roles(jaif_env):
-    jaif(jaif_env, "db", "upgrade")
-    last_line(jaif(jaif_env, "user", "create", "rev@example.org"))
-    jaif(jaif_env, "user", "set-role", "rev@example.org", "--role", "reviewer")
-    rows = json.loads(jaif(jaif_env, "user", "list", "--role", "reviewer", "--json").stdout)
+    jaif = Cli(jaif_env)
+    jaif("db", "upgrade")
+    last_line(jaif("user", "create", "rev@example.org"))
+    jaif("user", "set-role", "rev@example.org", "--role", "reviewer")
+    rows = json.loads(jaif("user", "list", "--role", "reviewer", "--json").stdout)
     assert [(r["email"], r["role"], r["is_active"]) for r in rows] == [("rev@example.org", "reviewer", True)]
-    jaif(jaif_env, "user", "deactivate", "rev@example.org")
-    assert json.loads(jaif(jaif_env, "user", "list", "--search", "rev@", "--json").stdout)[0]["is_active"] is False
-    wrong = jaif(jaif_env, "user", "set-role", "rev@example.org", "--role", "boss", check=False)
+    jaif("user", "deactivate", "rev@example.org")
+    assert json.loads(jaif("user", "list", "--search", "rev@", "--json").stdout)[0]["is_active"] is False
+    wrong = jaif("user", "set-role", "rev@example.org", "--role", "boss", check=False)
     assert wrong.returncode == 1 and "role must be one of user, reviewer, operator" in wrong.stderr
-    assert "rev@example.org" in jaif(jaif_env, "user", "list").stdout
+    assert "rev@example.org" in jaif("user", "list").stdout

@@ -14,7 +14,8 @@ from jaif.app import create_app
 from jaif.config import InferenceSettings, Settings
 from jaif.web import headers
 from tests.support.metered import avoid_window_edge
-from tests.support.procs import base_env, jaif, last_line, upstream
+from tests.support.procs import base_env, last_line, upstream
+from tests.support.services import Cli
 
 MAX_BODY = 64 * 1024
 CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 3}
@@ -25,13 +26,14 @@ async def served(tmp_path):
     """The app and a client of it with the project's key."""
     url = f"sqlite:///{tmp_path}/jaif.db"
     env = base_env(JAIF_DATABASE_URL=url, JAIF_DATA_DIR=str(tmp_path / "var"), JAIF_INFERENCE__BUILTIN_MODELS="false")
-    jaif(env, "db", "upgrade")
-    jaif(env, "org", "create", "Uni A", "--sector", "academia", "--country", "DE")
-    jaif(env, "project", "create", "alpha", "--org", "Uni A", "--token-quota", "100000")
-    key = last_line(jaif(env, "key", "create", "--project", "alpha"))
+    jaif = Cli(env)  # in-process: the key is made by the CLI's own code, without a process per command
+    jaif("db", "upgrade")
+    jaif("org", "create", "Uni A", "--sector", "academia", "--country", "DE")
+    jaif("project", "create", "alpha", "--org", "Uni A", "--token-quota", "100000")
+    key = last_line(jaif("key", "create", "--project", "alpha"))
     with upstream(env) as (upstream_url, _proc):
-        jaif(env, "model", "add", "fake-chat", "--upstream", upstream_url)
-        jaif(env, "model", "add", "fake-embed", "--upstream", upstream_url, "--kind", "embedding")
+        jaif("model", "add", "fake-chat", "--upstream", upstream_url)
+        jaif("model", "add", "fake-embed", "--upstream", upstream_url, "--kind", "embedding")
         settings = Settings(database_url=url, data_dir=tmp_path / "var",
                             inference=InferenceSettings(builtin_models=False, max_body_bytes=MAX_BODY))
         app = create_app(settings)
@@ -142,7 +144,7 @@ async def test_tokenize_counts_against_the_keys_requests_per_minute(served, tmp_
     a minute, and the third is the 429 a chat completion would get."""
     _app, client = served
     env = base_env(JAIF_DATABASE_URL=f"sqlite:///{tmp_path}/jaif.db", JAIF_DATA_DIR=str(tmp_path / "var"))
-    limited = last_line(jaif(env, "key", "create", "--project", "alpha", "--rpm", "2"))
+    limited = last_line(Cli(env)("key", "create", "--project", "alpha", "--rpm", "2"))
     body = {"model": "fake-chat", "prompt": "hello there"}
     headers = {"authorization": f"Bearer {limited}"}
     # Two calls never straddle a minute's edge here: the window is the clock's minute (metering/ratelimit.py).

@@ -20,7 +20,6 @@ from jaif.access.models import Project
 from jaif.access.schemas import KeyPrincipal
 from jaif.config import MeteringSettings
 from jaif.db.engine import make_engine, make_session_factory, transaction
-from jaif.db.migrate import upgrade
 from jaif.errors import QuotaExceeded
 from jaif.metering.meter import Meter, Outcome, Ticket
 from jaif.metering.models import QuotaLease, UsageRecord
@@ -115,8 +114,8 @@ async def try_reserve(proc: Proc, project_id: str, tokens: int) -> Ticket | None
 
 
 @pytest.fixture
-async def db(database_url):
-    upgrade(database_url)
+async def db(database_url, test_databases):
+    test_databases.migrate(database_url)
     engine = make_engine(database_url)
     factory = make_session_factory(engine)
     procs: list[Proc] = []

@@ -19,7 +19,6 @@ from jaif.app import create_app
 from jaif.catalogue import service as catalogue
 from jaif.db.base import utcnow
 from jaif.db.engine import make_engine, make_session_factory, transaction
-from jaif.db.migrate import upgrade
 from jaif.identity import pats
 from jaif.notify.mail import Mailer
 from jaif.support import service as support
@@ -34,8 +33,8 @@ RUNS = (("user", GenerationMode.POSITIVE), ("operator", GenerationMode.POSITIVE)
 
 
 @pytest.fixture
-def services_api(database_url, tmp_path):
-    upgrade(database_url)
+def services_api(database_url, tmp_path, test_databases):
+    test_databases.migrate(database_url)
     engine = make_engine(database_url)
     with transaction(make_session_factory(engine)) as session:
         op = User(email_verified_at=utcnow(), email="op@example.org", role="operator")
