@@ -47,14 +47,19 @@ def postgres_reason() -> str | None:
     return None
 
 
-def one_database() -> pytest.MarkDecorator:
+def one_database(*, default_install: bool = False) -> pytest.MarkDecorator:
     """For an end-to-end module whose subject is not the database (the gateway's input validation, its
     OpenAI conformance, a built-in model's options): ``pytestmark = one_database()`` runs its tests once,
     on PostgreSQL where JAIF_TEST_DATABASE_URL is set (what production runs), else on SQLite, instead
     of once per database: a `jaif serve` and every request twice bought nothing the integration tests
     (on both databases) and the end-to-end tests about the database (quotas, rate limits, outages,
-    workers: still on both) do not already check. It parametrises the module-scoped ``module_env``."""
-    kind = pytest.param("postgres", marks=pytest.mark.postgres) if postgres_admin_url() else "sqlite"
+    workers: still on both) do not already check. It parametrises the module-scoped ``module_env``.
+    ``default_install``: on SQLite always, the database `make run` and `jaif init` set up (the README's
+    quick start, the portal journey from a fresh install)."""
+    if default_install or not postgres_admin_url():
+        kind = "sqlite"
+    else:
+        kind = pytest.param("postgres", marks=pytest.mark.postgres)
     return pytest.mark.parametrize("module_env", [kind], indirect=True, scope="module")
 
 

@@ -84,7 +84,9 @@ def site(chromium, module_env: dict[str, str]) -> Iterator[Site]:
     # An operator of the test's own: the first operator's one-time password goes to `jaif init`'s terminal.
     email = "operator@factory.example.org"
     password = last_line(jaif(module_env, "user", "create", email, "--role", "operator"))
-    with upstream(module_env) as (url, _proc):
+    # Its stream's events 30 ms apart, as a model's come: on a loaded machine, events sent at once can
+    # reach the browser in one read, and the chat page would never be seen streaming (test_chat.py).
+    with upstream(module_env, "--chunk-delay-ms", "30") as (url, _proc):
         jaif(module_env, "model", "add", "fake-chat", "--upstream", url, "--alias", "default-chat")
         with server(module_env) as base:
             found = Site(base, module_env, (email, password))

@@ -37,7 +37,7 @@ from tests.support.databases import one_database
 from tests.support.frontdoor import ABSTRACT
 from tests.support.procs import jaif
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, one_database()]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, one_database(default_install=True)]
 
 ORGANISATION, DOMAIN = "Journey University", "journey-uni.example"
 DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
