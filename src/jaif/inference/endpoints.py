@@ -287,23 +287,21 @@ async def _body(receive: Receive, limit: int) -> bytes | None:
     if message["type"] != "http.request":
         return None
     body = message.get("body", b"")
+    seen = len(body)
+    if seen > limit:
+        raise too_large(limit)
     if not message.get("more_body", False):
-        if len(body) > limit:
-            raise too_large(limit)
         return body
     chunks = [body]
-    seen = len(body)
     while message.get("more_body", False):
-        if seen > limit:
-            raise too_large(limit)
         message = await receive()
         if message["type"] != "http.request":
             return None
         chunk = message.get("body", b"")
         seen += len(chunk)
+        if seen > limit:
+            raise too_large(limit)
         chunks.append(chunk)
-    if seen > limit:
-        raise too_large(limit)
     return b"".join(chunks)
 
 
