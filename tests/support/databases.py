@@ -96,7 +96,7 @@ class Databases:
         self.folder = folder
         self.batch = batch
         self._sqlite_template: Path | None = None
-        self._postgres_template: str | None = None
+        self._postgres_template: str | None = None  # its URL
         self._to_drop: list[str] = []
 
     def sqlite_template(self) -> Path:
@@ -107,14 +107,13 @@ class Databases:
         return self._sqlite_template
 
     def postgres_template(self) -> str:
-        """The name of a PostgreSQL database migrated to head (made on first use); nothing connects to it
-        after its migration, as CREATE DATABASE … TEMPLATE requires."""
+        """The name of a PostgreSQL database migrated to head (made on first use, dropped at ``close``);
+        nothing connects to it after its migration, as CREATE DATABASE … TEMPLATE requires."""
         if self._postgres_template is None:
             url = create_postgres_database()
-            self._to_drop.append(url)
             upgrade(url)  # Alembic's engine is disposed once it is done: no connection stays open
-            self._postgres_template = make_url(url).database
-        return self._postgres_template
+            self._postgres_template = url
+        return make_url(self._postgres_template).database or ""
 
     def sqlite(self, path: Path) -> str:
         """A SQLite database at ``path`` (which must not exist yet), migrated to head."""
@@ -155,15 +154,15 @@ class Databases:
         """Drop a PostgreSQL database of this session's, with the next batch."""
         self._to_drop.append(url)
         if len(self._to_drop) >= self.batch:
-            self._drop_pending(keep_template=True)
+            self._drop_pending()
 
-    def _drop_pending(self, *, keep_template: bool) -> None:
-        keep = [u for u in self._to_drop if keep_template and make_url(u).database == self._postgres_template]
-        pending = [u for u in self._to_drop if u not in keep]
-        self._to_drop = keep
+    def _drop_pending(self) -> None:
+        pending, self._to_drop = self._to_drop, []
         if pending:
             _admin(*(f'DROP DATABASE IF EXISTS "{make_url(u).database}" WITH (FORCE)' for u in pending))
 
     def close(self) -> None:
-        self._drop_pending(keep_template=False)
-        self._postgres_template = None
+        if self._postgres_template is not None:
+            self._to_drop.append(self._postgres_template)
+            self._postgres_template = None
+        self._drop_pending()
