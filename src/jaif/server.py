@@ -38,6 +38,8 @@ def run(settings: Settings, *, host: str | None, port: int | None, workers: int 
         # jaif is reached directly or through a proxy the operator configures; parsing forwarded
         # headers on every request is not worth its cost here.
         proxy_headers=False,
+        # No "server: uvicorn" on every answer: it tells a scanner what to try, and costs each answer a header.
+        server_header=False,
     )
     print(f"jaif serving at http://{host}:{port} (API at /v1, metrics at /metrics)", flush=True)
     if workers > 1:

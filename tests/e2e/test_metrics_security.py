@@ -54,6 +54,20 @@ def test_metrics_want_the_token_when_one_is_set(gateway):
     assert right.status_code == 200 and "jaif_requests_total" in right.text
 
 
+def test_jaif_serve_does_not_name_its_server_software(gateway):
+    """No ``server: uvicorn`` header (uvicorn's default) on an answer of the hot path, the API or a page (no
+    completion: the next test counts this module's usage records)."""
+    http = httpx.Client(base_url=gateway.base, headers=bearer(gateway.key), timeout=10)
+    answers = [
+        http.post("/v1/chat/completions", json={"model": "m-secret", "messages": "not a list"}),
+        http.get("/v1/models"),
+        httpx.get(gateway.base + "/login", timeout=10),
+        httpx.get(gateway.base + "/healthz", timeout=10),
+    ]
+    assert [a.status_code for a in answers] == [400, 200, 200, 200], [a.text for a in answers]
+    assert [a.headers.get("server") for a in answers] == [None] * len(answers)
+
+
 def test_replica_credentials_never_show(gateway):
     http = httpx.Client(base_url=gateway.base, headers=bearer(gateway.key), timeout=10)
     ok = http.post("/v1/chat/completions", json={"model": "m-secret", "messages": HI, "max_tokens": 2})

@@ -36,7 +36,7 @@ from typing import Protocol
 import orjson
 from pydantic import BaseModel
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from jaif.access.schemas import KeyPrincipal
 from jaif.errors import JaifError
@@ -71,18 +71,20 @@ class Hangup:
     then runs until one of the two; a client that left before it started is seen at once (the server
     remembers the disconnect). The request's task is cancelled only while armed, so the CancelledError
     surfaces at the await under way there (an upstream call, a stream's next event), never in the
-    metering around it."""
+    metering around it.
 
-    __slots__ = ("_receive", "_sweeper", "_task", "_watcher", "armed", "gone", "cancelled")
+    Its state starts as the class's defaults (no per-request stores but the two it is made with): the
+    hot endpoints make one per request."""
+
+    _task: asyncio.Task | None = None  # the request's, from the first arm()
+    _watcher: asyncio.Task | None = None
+    armed = False
+    gone = False  # the client left (or the response is complete)
+    cancelled = False  # the request's task was cancelled for it
 
     def __init__(self, receive: Receive, sweeper: Sweeper) -> None:
         self._receive = receive
         self._sweeper = sweeper
-        self._task: asyncio.Task | None = None
-        self._watcher: asyncio.Task | None = None
-        self.armed = False
-        self.gone = False  # the client left (or the response is complete)
-        self.cancelled = False  # the request's task was cancelled for it
 
     def arm(self) -> None:
         if self.gone:
@@ -180,6 +182,9 @@ class InferenceEndpoint:
                                     client_request_id=client_request_id)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            await method_not_allowed(scope, ["POST"])(scope, receive, adding_headers(scope, send))
+            return
         gateway: Gateway = scope["app"].state.gateway
         authorization = given = length = None
         for name, value in scope["headers"]:
@@ -191,15 +196,18 @@ class InferenceEndpoint:
                 length = value
         # The gateway's id is the usage record's; the answer carries the client's own, where it sent a sane one.
         request_id = gateway.new_request_id()
-        shown = given or request_id.encode()
-        scope[SCOPE_KEY] = shown
+        scope[SCOPE_KEY] = shown = given or request_id.encode()
         client = Hangup(receive, self.sweeper)
+        limit = self.max_body_bytes
         try:
             if b"%00" in scope["query_string"]:  # as BodyLimit refuses it for every other route
                 raise nul_in(scope["query_string"])
-            if length is not None and declared_over(length, self.max_body_bytes):
-                raise too_large(self.max_body_bytes)
-            body = await _body(receive, self.max_body_bytes)
+            if length is not None and declared_over(length, limit):
+                raise too_large(limit)
+            message = await receive()  # the body, mostly whole in one message
+            body = message.get("body", b"") if message["type"] == "http.request" else None
+            if body is not None and (len(body) > limit or message.get("more_body", False)):
+                body = await _rest(receive, body, limit)
             if body is None:
                 return  # the client left before its body was whole: nothing to serve, nothing admitted
             who = await gateway.authenticate(authorization)
@@ -228,39 +236,27 @@ class InferenceEndpoint:
         payload = orjson.dumps(result)
         await send(
             {"type": "http.response.start", "status": 200,
-             "headers": [*_JSON, (b"content-length", str(len(payload)).encode()), (REQUEST_ID, shown)]}
+             "headers": [*_JSON, (b"content-length", b"%d" % len(payload)), (REQUEST_ID, shown)]}
         )  # fmt: skip
         await send({"type": "http.response.body", "body": payload})
 
 
-class HotRoutes:
-    """The router of the hot operations, as the app's ``front`` (web/edge.py): a request for the path of one
-    of ``routes`` is answered by its endpoint (with another method: 405); every other request goes on
-    through the app. ``max_body_bytes``: the largest request body the endpoints read
-    (``inference.max_body_bytes``).
+class HotRoutes(dict[str, InferenceEndpoint]):
+    """The hot operations by path, as the app's ``front`` (web/edge.py): a request for the path of one of
+    ``routes`` is answered by its endpoint (which refuses another method than POST with a 405); every
+    other request goes on through the app. ``max_body_bytes``: the largest request body the endpoints
+    read (``inference.max_body_bytes``).
 
-    Paths are looked up whole, in a dict: the paths are fixed, and Starlette's pattern matching
+    Paths are looked up whole, in this dict: the paths are fixed, and Starlette's pattern matching
     (``Route.matches``) cost 4 µs a request here."""
 
     def __init__(self, routes: list[Route], *, max_body_bytes: int) -> None:
+        super().__init__()
         self.routes = routes
-        self._by_path: dict[str, InferenceEndpoint] = {}
         for route in routes:
             assert isinstance(route.endpoint, InferenceEndpoint) and route.methods == {"POST"}
             route.endpoint.max_body_bytes = max_body_bytes
-            self._by_path[route.path] = route.endpoint
-
-    def __call__(self, scope: Scope) -> ASGIApp | None:
-        endpoint = self._by_path.get(scope["path"]) if scope["type"] == "http" else None
-        if endpoint is None:
-            return None
-        if scope["method"] == "POST":
-            return endpoint
-        return self._refuse
-
-    @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
-        await method_not_allowed(scope, ["POST"])(scope, receive, adding_headers(scope, send))
+            self[route.path] = route.endpoint
 
 
 def routes() -> list[Route]:
@@ -275,25 +271,19 @@ def mount(app: EdgeApp, *, max_body_bytes: int, extra: list[Route] | None = None
     """Mount the hot operations as ``app``'s front (web/edge.py), ahead of the security headers and body
     limit, FastAPI's own layers and the portal's middleware (sessions, CSRF); create_app calls this once.
     ``extra``: more hot routes (POST /v1/responses, responses/endpoint.py)."""
-    if app.front is not None:
+    if app.front:
         raise RuntimeError("the hot routes are mounted once")
     app.front = HotRoutes([*routes(), *(extra or [])], max_body_bytes=max_body_bytes)
 
 
-async def _body(receive: Receive, limit: int) -> bytes | None:
-    """The request body, whole; None if the client left before it was (a part is never served as the
-    whole). PayloadTooLarge once it grows past ``limit`` bytes."""
-    message = await receive()
-    if message["type"] != "http.request":
-        return None
-    body = message.get("body", b"")
+async def _rest(receive: Receive, body: bytes, limit: int) -> bytes | None:
+    """The request body, whole, from its first part (``body``); None if the client left before it was (a
+    part is never served as the whole). PayloadTooLarge once it grows past ``limit`` bytes."""
     seen = len(body)
     if seen > limit:
         raise too_large(limit)
-    if not message.get("more_body", False):
-        return body
     chunks = [body]
-    while message.get("more_body", False):
+    while True:
         message = await receive()
         if message["type"] != "http.request":
             return None
@@ -302,7 +292,8 @@ async def _body(receive: Receive, limit: int) -> bytes | None:
         if seen > limit:
             raise too_large(limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 async def _send_stream(send: Send, result: EventStream, client: Hangup, request_id: bytes) -> None:

@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -105,33 +104,42 @@ class ClientWatch(Protocol):
     def disarm(self) -> None: ...
 
 
-@dataclass
 class _Call:
-    """What one request carries through the gateway."""
+    """What one request carries through the gateway. What it is made with is set per request; the rest
+    starts as the class's defaults (one store fewer per field on every request)."""
 
-    request_id: str
-    principal: KeyPrincipal
-    model: ServedModel
-    endpoint: str
-    body: Body
-    prompt_tokens: int | None
-    budget: int
-    started: float
     ticket: Ticket | None = None  # the meter's, once admitted
     # The backend to count a large prompt with, off the event loop, once the request is admitted.
     count_later: InferenceBackend | None = None
-    client: ClientWatch | None = None  # armed around each upstream call
     replica: ReplicaState | None = None  # the last one called
-    client_request_id: str | None = None  # the client's own x-request-id, where it sent a sane one
 
-    @property
-    def upstream_id(self) -> str:
-        """The x-request-id the upstream gets, always a UUID: llama-cpp-python's server answers any other
-        with a 400 that is not JSON. The client's own where it is one, else the gateway's id (hex digits)
-        zero-padded to 32 digits in the 8-4-4-4-12 form (any other id: a UUID derived from it)."""
-        if self.client_request_id is not None and _UUID.match(self.client_request_id):
-            return self.client_request_id
-        return as_uuid(self.request_id)
+    def __init__(
+        self, request_id: str, principal: KeyPrincipal, model: ServedModel, endpoint: str, body: Body,
+        prompt_tokens: int | None, budget: int, started: float, *, client: ClientWatch | None = None,
+        client_request_id: str | None = None, upstream_id: str | None = None,
+    ) -> None:  # fmt: skip
+        """``client``: armed around each upstream call. ``client_request_id``: the client's own x-request-id,
+        where it sent a sane one. ``upstream_id``: the x-request-id the upstream gets (None: see below)."""
+        self.request_id = request_id
+        self.principal = principal
+        self.model = model
+        self.endpoint = endpoint
+        self.body = body
+        self.prompt_tokens = prompt_tokens
+        self.budget = budget
+        self.started = started
+        self.client = client
+        self.client_request_id = client_request_id
+        self.upstream_id = upstream_id or upstream_id_of(request_id, client_request_id)
+
+
+def upstream_id_of(request_id: str, client_request_id: str | None) -> str:
+    """The x-request-id the upstream gets, always a UUID: llama-cpp-python's server answers any other with
+    a 400 that is not JSON. The client's own where it is one, else the gateway's id (hex digits)
+    zero-padded to 32 digits in the 8-4-4-4-12 form (any other id: a UUID derived from it)."""
+    if client_request_id is not None and _UUID.match(client_request_id):
+        return client_request_id
+    return as_uuid(request_id)
 
 
 class Gateway:
@@ -166,6 +174,8 @@ class Gateway:
         # Unique across processes without a syscall per request (uuid4 cost ~9% of the hot path).
         self._id_prefix = os.urandom(8).hex()
         self._id_counter = itertools.count()
+        # as_uuid of this process's ids (16 hex digits, then 12 of the counter), but for the counter's digits.
+        self._uuid_prefix = as_uuid(self._id_prefix + "0" * 12)[:-12]
 
     def close(self) -> None:
         self._counting.shutdown(wait=False, cancel_futures=True)
@@ -220,10 +230,8 @@ class Gateway:
         The order bounds the work one request can cause: size limits first (no tokenising), then the
         allowance and rate limit, and only then is a large prompt counted, in a thread of its own
         (``_count_large``). A small prompt is counted on the event loop before admission (microseconds)."""
-        call = self._prepare(principal, request, raw, request_id or self.new_request_id())
-        call.client = client
-        call.client_request_id = client_request_id
-        await self._admit(call)
+        call = self._prepare(principal, request, raw, request_id or self.new_request_id(), client, client_request_id)
+        call.ticket = await self.meter.admit(principal, tokens=call.budget)
         if call.count_later is not None:
             try:
                 await self._count_large(call, request)
@@ -282,7 +290,7 @@ class Gateway:
                      endpoint="responses", body=body, prompt_tokens=None,
                      budget=passthrough.budget(body, raw_size, model.context_length), started=time.perf_counter(),
                      client=client, client_request_id=client_request_id)  # fmt: skip
-        await self._admit(call)
+        call.ticket = await self.meter.admit(principal, tokens=call.budget)
         try:
             if body.get("stream"):
                 return await self._start_responses_stream(call)
@@ -329,7 +337,10 @@ class Gateway:
             )
         return model
 
-    def _prepare(self, principal: KeyPrincipal, request: Request, raw: bytes | None, request_id: str) -> _Call:
+    def _prepare(
+        self, principal: KeyPrincipal, request: Request, raw: bytes | None, request_id: str,
+        client: ClientWatch | None, client_request_id: str | None,
+    ) -> _Call:  # fmt: skip
         endpoint, kind = ENDPOINTS[type(request)]
         size = measure(request)
         check_limits(request, size, max_messages=self.max_messages, max_prompt_bytes=self.max_prompt_bytes)
@@ -346,17 +357,20 @@ class Gateway:
         replica = model.replicas.replicas[0] if model.replicas.replicas else None
         later = replica is not None and (size.size > COUNT_INLINE_BYTES or size.items > COUNT_INLINE_ITEMS)
         exact = replica.backend.count_prompt_tokens(endpoint, body) if replica and not later else None
-        return _Call(
-            request_id=request_id,
-            principal=principal,
-            model=model,
-            endpoint=endpoint,
-            body=body,
-            prompt_tokens=exact,
-            budget=_budget(request, model.context_length, size.upper_bound, exact),
-            started=time.perf_counter(),
-            count_later=replica.backend if later and replica else None,
-        )
+        # The upstream's x-request-id: this process's own ids take the short way (as_uuid's result).
+        upstream_id = (
+            self._uuid_prefix + request_id[16:]
+            if client_request_id is None and len(request_id) == 28 and request_id.startswith(self._id_prefix)
+            else None
+        )  # fmt: skip
+        call = _Call(
+            request_id, principal, model, endpoint, body, exact,
+            _budget(request, model.context_length, size.upper_bound, exact), time.perf_counter(),
+            client=client, client_request_id=client_request_id, upstream_id=upstream_id,
+        )  # fmt: skip
+        if later and replica is not None:
+            call.count_later = replica.backend
+        return call
 
     async def _count_large(self, call: _Call, request: Request) -> None:
         """Count a large prompt exactly, off the event loop, and check it against the context."""
@@ -408,10 +422,6 @@ class Gateway:
             code = exc.status if isinstance(exc, JaifError) else 500
             await self._finish(call, replica=None, usage=None, status="error", status_code=code)
 
-    async def _admit(self, call: _Call) -> None:
-        """The token allowance and the key's rate limit (metering/meter.py)."""
-        call.ticket = await self.meter.admit(call.principal, tokens=call.budget)
-
     async def _with_failover(
         self, call: _Call, attempt: Callable[[InferenceBackend], Awaitable[Any]]
     ) -> tuple[ReplicaState, Any]:
@@ -419,27 +429,28 @@ class Gateway:
         client = call.client
         tried: list[ReplicaState] = []
         last: BackendError | None = None
-        key = replicas.affinity_key(call.body)  # None with one replica: no cost there
+        key = replicas.affinity_key(call.body) if len(replicas.replicas) > 1 else None  # None: no cost
         status = call.model.deployment
-        deployed = status is not None and status["state"] != "unavailable"  # else no replica can start: 503
         if status is not None:
             # Its idle time (scale to zero) counts from here; a request it cannot serve counts too, so that
             # the controller keeps trying to start a replica rather than scaling an unavailable one to zero.
             replicas.last_used = time.time()
         until: float | None = None  # a deployment's request is held for a replica until then, at most
         for _ in range(self.retries + 1):
-            replica = replicas.pick(exclude=tried, key=key)
-            # Held: a deployment cold or starting, or with no replica left in rotation (a crash: its
-            # replacement is coming), within one cold-start limit for the whole request. Not after an error
-            # answer, nor while a replica this request tried is still in rotation: that answer is final.
-            if (replica is None and deployed and self.hold_s > 0
-                    and (last is None or (last.status is None and replicas.pick() is None))):
-                until = until if until is not None else time.monotonic() + self.hold_s
-                replica = await self._hold(call, tried, key, until)
-                if replica is None and last is None:
-                    raise self._not_ready(call)
+            replica = replicas.pick(tried, key)
             if replica is None:
-                break
+                # Held: a deployment cold or starting (not unavailable: no replica can start, 503), or with
+                # no replica left in rotation (a crash: its replacement is coming), within one cold-start
+                # limit for the whole request. Not after an error answer, nor while a replica this request
+                # tried is still in rotation: that answer is final.
+                if (status is not None and status["state"] != "unavailable" and self.hold_s > 0
+                        and (last is None or (last.status is None and replicas.pick() is None))):
+                    until = until if until is not None else time.monotonic() + self.hold_s
+                    replica = await self._hold(call, tried, key, until)
+                    if replica is None and last is None:
+                        raise self._not_ready(call)
+                if replica is None:
+                    break
             tried.append(replica)
             if client is not None:
                 client.arm()  # raises CancelledError if the client has left already

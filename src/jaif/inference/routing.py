@@ -82,6 +82,9 @@ class ReplicaSet:
     def pick(self, exclude: Collection[ReplicaState] = (), key: int | None = None) -> ReplicaState | None:
         # One pass, no sets or lists built on the way: this runs once per request.
         now = time.monotonic()
+        if len(self.replicas) == 1:  # the commonest case, in short: no choice to make
+            only = self.replicas[0]
+            return None if now < only.cooldown_until or (exclude and only in exclude) else only
         best: list[ReplicaState] = []
         least = 0
         preferred: ReplicaState | None = None  # the highest rendezvous score for ``key``

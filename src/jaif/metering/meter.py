@@ -35,7 +35,6 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -56,15 +55,17 @@ class Gauge(Protocol):
     def set(self, value: float) -> None: ...
 
 
-@dataclass(slots=True)
 class Ticket:
-    """An admitted request: what finish() settles."""
+    """An admitted request: what finish() settles. Made with whose it is and the tokens admitted; the rest
+    starts as the class's defaults (one is made per request)."""
 
-    principal: KeyPrincipal
-    tokens: int  # reserved of the allowance and counted in the key's tokens per minute
     reservation: Reservation | None = None
-    rate_limited: bool = False
-    finished: bool = False
+    rate_limited = False
+    finished = False
+
+    def __init__(self, principal: KeyPrincipal, tokens: int) -> None:
+        self.principal = principal
+        self.tokens = tokens  # reserved of the allowance and counted in the key's tokens per minute
 
 
 # How an admitted request ended: its usage record (rows.LedgerEntry) as the gateway builds it, less whose

@@ -11,22 +11,23 @@ request about a tenth of the gateway's CPU and did nothing (bench/gateway.py, be
 answer, FastAPI's own 500 included, carries the security headers and every body is bounded.
 
 ``front`` goes further, for the few requests that must cost least (the hot /v1 routes,
-inference/endpoints.py): a function of the request's scope that names the ASGI app answering it, or None.
-The app's ``__call__`` asks it first and hands a named request straight to its answerer, with the app in
-the scope as Starlette puts it there; FastAPI's ``__call__`` (and its telemetry, which jaif does not
-switch on), Starlette's and every middleware are for the others. Everything else is as FastAPI builds it.
+inference/endpoints.py): a mapping of paths to the ASGI apps that answer every http request for them,
+whatever its method (each refuses a method it does not serve itself). The app's ``__call__`` looks the
+path up first (one dict lookup) and hands such a request straight to its answerer, with the app in the
+scope as Starlette puts it there; FastAPI's ``__call__`` (and its telemetry, which jaif does not switch
+on), Starlette's and every middleware are for the others. Everything else is as FastAPI builds it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-Front = Callable[[Scope], ASGIApp | None]
+Front = Mapping[str, ASGIApp]
 
 
 class EdgeApp(FastAPI):
@@ -35,15 +36,16 @@ class EdgeApp(FastAPI):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.edge_middleware: list[Middleware] = []
-        self.front: Front | None = None
+        self.front: Front = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        answer = self.front(scope) if self.front is not None else None
-        if answer is None:
-            await super().__call__(scope, receive, send)
-            return
-        scope["app"] = self
-        await answer(scope, receive, send)
+        if scope["type"] == "http":
+            answer = self.front.get(scope["path"])
+            if answer is not None:
+                scope["app"] = self
+                await answer(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
     def add_edge_middleware(self, cls: Any, **options: Any) -> None:
         if self.middleware_stack is not None:

@@ -51,13 +51,16 @@ class Watch:
 
     def start(self) -> Deadline:
         """A deadline for an exchange the current task begins now; ``close`` it when it is over."""
-        deadline = Deadline(self)
+        task = asyncio.current_task()
+        assert task is not None
+        deadline = Deadline(self, task)
         self._active.add(deadline)
         if self._handle is None:
             self._handle = self.loop.call_later(self._every, self._sweep)
         return deadline
 
     def discard(self, deadline: Deadline) -> None:
+        """``deadline``'s exchange is over."""
         self._active.discard(deadline)
 
     def _sweep(self) -> None:
@@ -70,29 +73,25 @@ class Watch:
 
 
 class Deadline:
-    """One exchange's limits (made by ``Watch.start``)."""
+    """One exchange's limits (made by ``Watch.start``). Its state starts as the class's defaults: a
+    deadline is made per exchange, and most end before anything but their start is stored."""
 
-    __slots__ = (
-        "_watch", "_task", "_cancelling", "_probe", "_cancelled", "_seen", "_closed",
-        "started", "first", "last", "events", "waiting", "reason", "spent", "unhealthy",
-    )
+    _probe: asyncio.Task | None = None
+    _cancelled = False  # this deadline cancelled the task
+    _closed = False  # the exchange is over: nothing may cancel its task any more
+    first = False  # the first byte (a plain answer) or event (a stream) arrived
+    events = 0  # a stream's events, counted by it
+    _seen = 0  # a stream's events, as the sweep saw them
+    waiting = True  # the task awaits the replica (not the client)
+    reason: str | None = None  # the limit that passed
+    spent = False  # the request limit passed: the replica was given all the time there is
+    unhealthy = False  # the first byte was late and the health check failed: the replica is hung
 
-    def __init__(self, watch: Watch) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def __init__(self, watch: Watch, task: asyncio.Task) -> None:
         self._watch = watch
         self._task = task
-        self._cancelling = task.cancelling()
-        self._probe: asyncio.Task | None = None
-        self._cancelled = False  # this deadline cancelled the task
-        self._closed = False  # the exchange is over: nothing may cancel its task any more
+        self._cancelling = task.cancelling()  # others' cancellation requests, before any of this deadline's
         self.started = self.last = watch.loop.time()
-        self.first = False  # the first byte (a plain answer) or event (a stream) arrived
-        self.events = self._seen = 0  # a stream's events: counted by it, seen by the sweep
-        self.waiting = True  # the task awaits the replica (not the client)
-        self.reason: str | None = None  # the limit that passed
-        self.spent = False  # the request limit passed: the replica was given all the time there is
-        self.unhealthy = False  # the first byte was late and the health check failed: the replica is hung
 
     def first_event(self) -> None:
         """The first byte is in: from now on the idle limit counts."""
@@ -116,7 +115,8 @@ class Deadline:
     def close(self) -> None:
         self._closed = True
         self._watch.discard(self)
-        self._stop_probe()
+        if self._probe is not None:
+            self._stop_probe()
 
     def check(self, now: float) -> None:
         """Called by the Watch's sweep."""

@@ -27,7 +27,8 @@ class Http11Transport:
         )
 
     async def post(self, path: str, body: bytes, *, request_id: str | None = None) -> tuple[int, bytes]:
-        return await self._pool.request(b"POST", path + self._query, body, extra=_request_id(request_id))
+        extra = b"x-request-id: " + request_id.encode() + b"\r\n" if request_id else b""  # as _request_id
+        return await self._pool.request(b"POST", path + self._query, body, extra=extra)
 
     @asynccontextmanager
     async def stream(self, path: str, body: bytes, *, request_id: str | None = None) -> AsyncIterator[_Answer]:

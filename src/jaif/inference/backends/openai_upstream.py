@@ -196,8 +196,8 @@ class OpenAIUpstream:
             self._root_transport = None
 
     async def _post(self, path: str, body: Body, request_id: str | None = None, *, root: bool = False) -> Body:
-        deadline = self.watch.start()
-        transport = self.root_transport if root else self.transport
+        deadline = (self._watch or self.watch).start()
+        transport = self.root_transport if root else (self._transport or self.transport)
         try:
             try:
                 status, content = await transport.post(path, orjson.dumps(body), request_id=request_id)
