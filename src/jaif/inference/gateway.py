@@ -115,11 +115,11 @@ class _Call:
 
     def __init__(
         self, request_id: str, principal: KeyPrincipal, model: ServedModel, endpoint: str, body: Body,
-        prompt_tokens: int | None, budget: int, started: float, *, client: ClientWatch | None = None,
-        client_request_id: str | None = None, upstream_id: str | None = None,
+        prompt_tokens: int | None, budget: int, started: float, *, upstream_id: str,
+        client: ClientWatch | None = None, client_request_id: str | None = None,
     ) -> None:  # fmt: skip
-        """``client``: armed around each upstream call. ``client_request_id``: the client's own x-request-id,
-        where it sent a sane one. ``upstream_id``: the x-request-id the upstream gets (None: see below)."""
+        """``upstream_id``: the x-request-id the upstream gets (Gateway._upstream_id). ``client``: armed around
+        each upstream call. ``client_request_id``: the client's own x-request-id, where it sent a sane one."""
         self.request_id = request_id
         self.principal = principal
         self.model = model
@@ -130,16 +130,7 @@ class _Call:
         self.started = started
         self.client = client
         self.client_request_id = client_request_id
-        self.upstream_id = upstream_id or upstream_id_of(request_id, client_request_id)
-
-
-def upstream_id_of(request_id: str, client_request_id: str | None) -> str:
-    """The x-request-id the upstream gets, always a UUID: llama-cpp-python's server answers any other with
-    a 400 that is not JSON. The client's own where it is one, else the gateway's id (hex digits)
-    zero-padded to 32 digits in the 8-4-4-4-12 form (any other id: a UUID derived from it)."""
-    if client_request_id is not None and _UUID.match(client_request_id):
-        return client_request_id
-    return as_uuid(request_id)
+        self.upstream_id = upstream_id
 
 
 class Gateway:
@@ -174,7 +165,8 @@ class Gateway:
         # Unique across processes without a syscall per request (uuid4 cost ~9% of the hot path).
         self._id_prefix = os.urandom(8).hex()
         self._id_counter = itertools.count()
-        # as_uuid of this process's ids (16 hex digits, then 12 of the counter), but for the counter's digits.
+        # as_uuid of this process's ids (the prefix, then 12 digits of the counter), but for the counter's
+        # digits, which as_uuid leaves as they are, last: _upstream_id appends them.
         self._uuid_prefix = as_uuid(self._id_prefix + "0" * 12)[:-12]
 
     def close(self) -> None:
@@ -183,6 +175,18 @@ class Gateway:
     def new_request_id(self) -> str:
         """A request id (28 hex characters): the usage record's id, and the answer's ``x-request-id``."""
         return f"{self._id_prefix}{next(self._id_counter):012x}"
+
+    def _upstream_id(self, request_id: str, client_request_id: str | None) -> str:
+        """The x-request-id the upstream gets, always a UUID: llama-cpp-python's server answers any other with
+        a 400 that is not JSON. The client's own where it is one, else the gateway's id (hex digits)
+        zero-padded to 32 digits in the 8-4-4-4-12 form (``as_uuid``; any other id: a UUID derived from it).
+        An id of this process's (new_request_id) takes the short way to as_uuid's result: a prefix made once."""
+        if client_request_id is not None and _UUID.match(client_request_id):
+            return client_request_id
+        prefix = self._id_prefix
+        if len(request_id) == len(prefix) + 12 and request_id.startswith(prefix):
+            return self._uuid_prefix + request_id[len(prefix) :]
+        return as_uuid(request_id)
 
     async def authenticate(self, authorization: str | None) -> KeyPrincipal:
         return await self.keys.authenticate(authorization)
@@ -254,8 +258,10 @@ class Gateway:
         await self.meter.admit_uncharged(principal)
         body = dump(request)
         body["model"] = model.upstream_model or model.name
-        call = _Call(request_id=self.new_request_id(), principal=principal, model=model, endpoint="tokenize",
-                     body=body, prompt_tokens=None, budget=0, started=time.perf_counter())  # fmt: skip
+        request_id = self.new_request_id()
+        call = _Call(request_id=request_id, principal=principal, model=model, endpoint="tokenize", body=body,
+                     prompt_tokens=None, budget=0, started=time.perf_counter(),
+                     upstream_id=self._upstream_id(request_id, None))  # fmt: skip
         method = "tokenize" if isinstance(request, TokenizeRequest) else "detokenize"
         _replica, result = await self._with_failover(call, lambda backend: getattr(backend, method)(body))
         if not isinstance(result, dict):
@@ -286,7 +292,9 @@ class Gateway:
         name = body["model"]
         model = self._authorised_model(principal, name)
         body["model"] = model.upstream_model or model.name
-        call = _Call(request_id=request_id or self.new_request_id(), principal=principal, model=model,
+        request_id = request_id or self.new_request_id()
+        call = _Call(request_id=request_id, principal=principal, model=model,
+                     upstream_id=self._upstream_id(request_id, client_request_id),
                      endpoint="responses", body=body, prompt_tokens=None,
                      budget=passthrough.budget(body, raw_size, model.context_length), started=time.perf_counter(),
                      client=client, client_request_id=client_request_id)  # fmt: skip
@@ -357,16 +365,11 @@ class Gateway:
         replica = model.replicas.replicas[0] if model.replicas.replicas else None
         later = replica is not None and (size.size > COUNT_INLINE_BYTES or size.items > COUNT_INLINE_ITEMS)
         exact = replica.backend.count_prompt_tokens(endpoint, body) if replica and not later else None
-        # The upstream's x-request-id: this process's own ids take the short way (as_uuid's result).
-        upstream_id = (
-            self._uuid_prefix + request_id[16:]
-            if client_request_id is None and len(request_id) == 28 and request_id.startswith(self._id_prefix)
-            else None
-        )  # fmt: skip
         call = _Call(
             request_id, principal, model, endpoint, body, exact,
             _budget(request, model.context_length, size.upper_bound, exact), time.perf_counter(),
-            client=client, client_request_id=client_request_id, upstream_id=upstream_id,
+            upstream_id=self._upstream_id(request_id, client_request_id), client=client,
+            client_request_id=client_request_id,
         )  # fmt: skip
         if later and replica is not None:
             call.count_later = replica.backend

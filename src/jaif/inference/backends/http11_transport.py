@@ -27,8 +27,7 @@ class Http11Transport:
         )
 
     async def post(self, path: str, body: bytes, *, request_id: str | None = None) -> tuple[int, bytes]:
-        extra = b"x-request-id: " + request_id.encode() + b"\r\n" if request_id else b""  # as _request_id
-        return await self._pool.request(b"POST", path + self._query, body, extra=extra)
+        return await self._pool.request(b"POST", path + self._query, body, extra=_request_id(request_id))
 
     @asynccontextmanager
     async def stream(self, path: str, body: bytes, *, request_id: str | None = None) -> AsyncIterator[_Answer]:
