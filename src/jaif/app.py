@@ -55,9 +55,11 @@ def create_app(settings: Settings | None = None, *, server: bool = False, metere
         app.state.runtime = runtime
         app.state.gateway = runtime.gateway
         app.state.dependencies = runtime.health  # outages met by routes (web/errors.py)
+        routes.serve_hot_routes(app, runtime.gateway)
         try:
             yield
         finally:
+            routes.serve_hot_routes(app, None)
             await runtime.stop()
 
     app = EdgeApp(

@@ -44,6 +44,7 @@ from jaif.identity import pages as identity_pages
 from jaif.identity.router import router as identity_api
 from jaif.inference import endpoints as inference_endpoints
 from jaif.inference import token_endpoints
+from jaif.inference.gateway import Gateway
 from jaif.inference.router import router as inference_router
 from jaif.metering import pages as metering_pages
 from jaif.notify import pages as notify_pages
@@ -119,3 +120,9 @@ def mount_hot_routes(app: EdgeApp, *, max_body_bytes: int) -> None:
     body limit, FastAPI's own layers and routing. create_app calls this once."""
     inference_endpoints.mount(app, max_body_bytes=max_body_bytes,
                               extra=[*responses_endpoint.routes(), *token_endpoints.routes()])
+
+
+def serve_hot_routes(app: FastAPI, gateway: Gateway | None) -> None:
+    """The hot operations answer with ``gateway`` (create_app's lifespan: its runtime's, None once stopped)."""
+    if isinstance(app, EdgeApp) and isinstance(app.front, inference_endpoints.HotRoutes):
+        app.front.serve(gateway)

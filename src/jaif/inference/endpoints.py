@@ -91,9 +91,11 @@ class Hangup:
             raise asyncio.CancelledError("the client went away")
         self.armed = True
         if self._watcher is None:
-            if self._task is None:
-                self._task = asyncio.current_task()
-            self._sweeper.add(self)
+            task = self._task
+            if task is None:
+                task = self._task = asyncio.current_task()
+                assert task is not None
+            self._sweeper.add(self, task.get_loop())
 
     def disarm(self) -> None:
         self.armed = False
@@ -134,8 +136,9 @@ class Sweeper:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def add(self, hangup: Hangup) -> None:
-        loop = asyncio.get_running_loop()
+    def add(self, hangup: Hangup, loop: asyncio.AbstractEventLoop) -> None:
+        """``loop``: the request's task's (asked of the task: in Python 3.11, asking for the running loop is
+        a getpid() system call each time)."""
         if self._loop is not loop:  # the first request, or the app served by a new loop: the old one's are gone
             self._loop, self._young, self._old, self._timer = loop, set(), set(), None
         self._young.add(hangup)
@@ -166,6 +169,10 @@ class EventStream(Protocol):
 class InferenceEndpoint:
     """One hot operation, as an ASGI app (Starlette's Route runs it as it is: no Request object)."""
 
+    # The gateway of the app's running runtime, set by HotRoutes.serve from the app's lifespan; else (an app
+    # whose lifespan did not run) the app's state is asked, as every other route does.
+    gateway: Gateway | None = None
+
     def __init__(self, request_model: type[BaseModel]) -> None:
         self.request_model = request_model
         self.sweeper = Sweeper()
@@ -185,7 +192,9 @@ class InferenceEndpoint:
         if scope["method"] != "POST":
             await method_not_allowed(scope, ["POST"])(scope, receive, adding_headers(scope, send))
             return
-        gateway: Gateway = scope["app"].state.gateway
+        gateway = self.gateway
+        if gateway is None:  # Starlette's State answers through __getattr__: a formatted AttributeError first
+            gateway = scope["app"].state.gateway
         authorization = given = length = None
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -257,6 +266,11 @@ class HotRoutes(dict[str, InferenceEndpoint]):
             assert isinstance(route.endpoint, InferenceEndpoint) and route.methods == {"POST"}
             route.endpoint.max_body_bytes = max_body_bytes
             self[route.path] = route.endpoint
+
+    def serve(self, gateway: Gateway | None) -> None:
+        """The endpoints answer with ``gateway`` (the app's lifespan: its runtime's, then None once stopped)."""
+        for endpoint in self.values():
+            endpoint.gateway = gateway
 
 
 def routes() -> list[Route]:

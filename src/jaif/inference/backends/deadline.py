@@ -51,7 +51,9 @@ class Watch:
 
     def start(self) -> Deadline:
         """A deadline for an exchange the current task begins now; ``close`` it when it is over."""
-        task = asyncio.current_task()
+        # With the loop given, current_task does not ask for the running loop (in Python 3.11 a getpid()
+        # system call each time): the watch is this loop's.
+        task = asyncio.current_task(self.loop)
         assert task is not None
         deadline = Deadline(self, task)
         self._active.add(deadline)
@@ -101,7 +103,7 @@ class Deadline:
 
     def resume(self) -> None:
         """The task awaits the replica again (a stream's next event), maybe from another task than before."""
-        task = asyncio.current_task()
+        task = asyncio.current_task(self._watch.loop)
         if task is not self._task and task is not None:
             self._task, self._cancelling = task, task.cancelling()
         self.waiting = True
