@@ -63,7 +63,10 @@ def test_two_workers_share_metrics_and_meter_everything(jaif_env):
                 sent = len(statuses)
                 assert statuses == [200] * sent
                 assert lease_holders(jaif_env) == 2, f"one worker served all {sent} requests"
-                # Whichever worker answers the scrape, it reports the requests of both.
+                # Whichever worker answers the scrape, it reports the requests of both: a worker counts its
+                # requests in batches (ops/metrics.py, FLUSH_AFTER_S), so the other's last few may take a
+                # few milliseconds to show; from then on every scrape has them all.
+                assert wait_for(lambda: requests_total(base), lambda total: total == sent) == sent
                 assert [requests_total(base) for _ in range(6)] == [sent] * 6
                 assert client.get("/healthz").json()["models"]["fake"]["healthy"] == 1
     # Both workers flushed their usage and gave back their leases when they stopped.

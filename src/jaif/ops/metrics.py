@@ -107,7 +107,9 @@ class GatewayMetrics:
 
     def flush(self) -> None:
         """Apply the queued requests' figures to the metrics."""
-        self._flush_soon = None
+        if self._flush_soon is not None:  # called before its time (a scrape, close): once is enough
+            self._flush_soon.cancel()
+            self._flush_soon = None
         pending, self._pending = self._pending, []
         requests: dict[tuple[str, str, str], int] = {}
         tokens: dict[tuple[str, str], int] = {}
@@ -128,9 +130,9 @@ class GatewayMetrics:
             if (child := children.get(key)) is None:
                 child = children[key] = self.requests.labels(*key)
             child.inc(count)
-        for kind, count in tokens.items():
-            if (child := children.get(kind)) is None:
-                child = children[kind] = self.tokens.labels(*kind)
+        for pair, count in tokens.items():  # (model, kind)
+            if (child := children.get(pair)) is None:
+                child = children[pair] = self.tokens.labels(*pair)
             child.inc(count)
         for model, values in latency.items():
             if (child := children.get(model)) is None:
@@ -161,7 +163,8 @@ class GatewayMetrics:
         return generate_latest(merged)
 
     def close(self) -> None:
-        """A worker going away: its live gauges leave the sums."""
+        """A worker going away: what it queued is counted, and its live gauges leave the sums."""
+        self.flush()
         if self._multiprocess_dir is not None:
             multiprocess.mark_process_dead(os.getpid(), path=str(self._multiprocess_dir))
 

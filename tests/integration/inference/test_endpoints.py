@@ -154,3 +154,22 @@ async def test_tokenize_counts_against_the_keys_requests_per_minute(served, tmp_
     refused = await client.post("/tokenize", json=body, headers=headers)
     assert error_of(refused, 429, "rate_limit_exceeded")["type"] == "rate_limit_error"
     assert "2 requests" in refused.json()["error"]["message"]
+
+
+async def test_the_endpoints_answer_with_the_gateway_of_the_lifespan_under_way(tmp_path):
+    """The app's lifespan hands its runtime's gateway to the hot endpoints (HotRoutes.serve), and takes it
+    back when it ends: a second lifespan of the same app gets its own, never the stopped one's."""
+    url = f"sqlite:///{tmp_path}/jaif.db"
+    Cli(base_env(JAIF_DATABASE_URL=url, JAIF_DATA_DIR=str(tmp_path / "var")))("db", "upgrade")
+    app = create_app(Settings(database_url=url, data_dir=tmp_path / "var",
+                              inference=InferenceSettings(builtin_models=False)))
+    endpoints = list(app.front.values())
+    assert endpoints and all(endpoint.gateway is None for endpoint in endpoints)
+    async with app.router.lifespan_context(app):
+        first = app.state.gateway
+        assert all(endpoint.gateway is first for endpoint in endpoints)
+    assert all(endpoint.gateway is None for endpoint in endpoints)
+    async with app.router.lifespan_context(app):
+        assert app.state.gateway is not first
+        assert all(endpoint.gateway is app.state.gateway for endpoint in endpoints)
+    assert all(endpoint.gateway is None for endpoint in endpoints)
