@@ -36,6 +36,11 @@ LIMITS = {
     "JAIF_INFERENCE__PROBE_TIMEOUT_S": str(PROBE_S),
     "JAIF_INFERENCE__IDLE_TIMEOUT_S": "1.0",
     "JAIF_INFERENCE__COOLDOWN_S": "30",  # a replica that failed stays out for the rest of a test
+    # Requests go to the replica with the fewest in flight, so that each hung one gets some. With prefix
+    # affinity (on by default) every request of a test, all with one prompt, would go to one preferred
+    # replica until it had affinity_slack more in flight than the others: where that is the good one, the
+    # hung ones were tried only if five requests overlapped (a CI run once saw one never tried).
+    "JAIF_INFERENCE__AFFINITY": "false",
 }
 
 
