@@ -83,9 +83,8 @@ class GatewayMetrics:
         )
         self._pending: list[tuple[str, str, str, int, int, float, float | None]] = []
         self._flush_soon: asyncio.TimerHandle | None = None
-        # The children flush() counts into, by their labels (requests: 3, tokens: 2, latency: the model's name,
-        # time to first token: a 1-tuple of it): labels() validates and locks on every call, a dict does not.
-        self._children: dict[tuple[str, ...] | str, Any] = {}
+        # The children flush() counts into, by metric and labels (_child).
+        self._children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = {}
 
     def observe(
         self,
@@ -125,23 +124,21 @@ class GatewayMetrics:
             latency.setdefault(model, []).append(latency_s)
             if ttft_s is not None:
                 ttft.setdefault(model, []).append(ttft_s)
-        children = self._children
-        for key, count in requests.items():
-            if (child := children.get(key)) is None:
-                child = children[key] = self.requests.labels(*key)
-            child.inc(count)
+        for labels, count in requests.items():
+            self._child(self.requests, labels).inc(count)
         for pair, count in tokens.items():  # (model, kind)
-            if (child := children.get(pair)) is None:
-                child = children[pair] = self.tokens.labels(*pair)
-            child.inc(count)
+            self._child(self.tokens, pair).inc(count)
         for model, values in latency.items():
-            if (child := children.get(model)) is None:
-                child = children[model] = self.latency.labels(model)
-            _observe_all(child, values)
+            _observe_all(self._child(self.latency, (model,)), values)
         for model, values in ttft.items():
-            if (child := children.get((model,))) is None:
-                child = children[(model,)] = self.ttft.labels(model)
-            _observe_all(child, values)
+            _observe_all(self._child(self.ttft, (model,)), values)
+
+    def _child(self, metric: Counter | Histogram, labels: tuple[str, ...]) -> Any:
+        """``metric.labels(*labels)``, looked up once: labels() validates and locks on every call."""
+        key = (metric, labels)
+        if (child := self._children.get(key)) is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def replica_failed(self, model: str, replica: str) -> None:
         self.replica_failures.labels(model, replica).inc()
