@@ -168,11 +168,14 @@ class Platform:
 
     def _scheduler_record(self, job_id: str) -> dict:
         if self.kind == "slurm":
-            line = self.slurm("sacct", "-j", job_id, "-X", "-n", "-P", "--format=State,ElapsedRaw,AllocTRES,Account")
-            if not line.strip():
+            line = self.slurm("sacct", "-j", job_id, "-X", "-n", "-P",
+                              "--format=State,ElapsedRaw,AllocTRES,Account,Partition")
+            # slurmdbd can hold a finished job before the job's start message (no partition, named
+            # "allocation"); windowed queries such as the import's leave it out until then (1-3 s here)
+            if not line.strip() or not line.strip().split("|")[4]:
                 queued = self.slurm("squeue", "-h", "-j", job_id, "-o", "%T")
                 return {"state": queued.strip() or ""}
-            state, elapsed, tres, account = line.strip().split("|")
+            state, elapsed, tres, account, _ = line.strip().split("|")
             gpus = sum(int(v) for k, v in (i.split("=") for i in tres.split(",") if "=" in i) if k == "gres/gpu")
             return {"state": state.split()[0], "elapsed_s": int(elapsed), "gpus": gpus, "account": account}
         state = json.loads((self.tmp / "jobs" / ".local" / "jobs" / f"{job_id}.json").read_text())

@@ -15,12 +15,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from jaif.access import service as access
 from jaif.access.schemas import Actor
+from jaif.compute import accounting, sync
 from jaif.compute import service as jobs
-from jaif.compute import sync
 from jaif.compute.backend import make_compute
+from jaif.compute.models import JobRecord
 from jaif.compute.naming import org_account
 
 pytestmark = pytest.mark.slurm
@@ -91,6 +93,33 @@ def test_an_allocation_that_runs_out_makes_slurm_hold_jobs_and_jaif_refuses(slur
                        "--script", slurm.script("true\n"), check=False)
     assert again.returncode == 1 and "is exhausted" in again.stderr and "nothing submitted" in again.stderr
     assert slurm.json("job", "list", "--project", name) == []
+
+
+def test_an_import_right_after_jobs_end_charges_them(slurm):
+    """Once `sacct -j` shows a job's whole record, the import charges it (a replica is cancelled and
+    charged at once in tests/e2e/deployments/test_slurm.py). slurmdbd can hold a finished job for 1-3 s
+    before its start message (no partition, named "allocation"); the import's windowed query leaves it out
+    until then, and the next import, looking back from its newest record, picks it up."""
+    name = slurm.project(10)
+    submit = ["sbatch", "--parsable", f"--account={name}", "--gpus-per-node=1", "--time=2", f"--chdir={slurm.tmp}",
+              "--output=/dev/null", "--wrap", "sleep 60"]
+    for _ in range(3):  # one at a time: the gap varied from none to 3.5 s
+        job_id = slurm.slurm(*submit).strip()
+        deadline = time.monotonic() + 60
+        while slurm.slurm("squeue", "-h", "-j", job_id, "-o", "%T").strip() != "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        time.sleep(1)  # a second of use to charge
+        slurm.slurm("scancel", job_id)
+        record = slurm.scheduler_record(job_id)
+        assert record["state"] == "CANCELLED" and record["elapsed_s"] >= 1
+        used = slurm.allocation_used(name)
+        result = accounting.import_accounting(session_factory=slurm.session, compute=make_compute(slurm.settings()))
+        assert result.imported >= 1, (job_id, result)
+        with slurm.session() as session:
+            charged = session.scalar(select(JobRecord).where(JobRecord.job_id == job_id))
+            assert charged is not None and charged.state == "cancelled" and charged.allocation_id is not None
+        assert slurm.allocation_used(name) == pytest.approx(used + record["elapsed_s"] / 3600)
 
 
 def test_a_job_over_two_nodes_is_charged_for_all_its_gpus(slurm):
