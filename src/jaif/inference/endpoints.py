@@ -30,7 +30,7 @@ while the gateway waits on an upstream and while a stream is relayed, and cancel
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Protocol
 
 import orjson
@@ -93,8 +93,14 @@ class Hangup:
         if self._watcher is None:
             task = self._task
             if task is None:
-                task = self._task = asyncio.current_task()
-                assert task is not None
+                # The loop the app is served by, where known (Sweeper.loop): asked for the running loop,
+                # current_task makes a getpid() system call each time in Python 3.11.
+                loop = self._sweeper.loop
+                task = asyncio.current_task(loop) if loop is not None else None
+                if task is None:
+                    task = asyncio.current_task()
+                    assert task is not None
+                self._task = task
             self._sweeper.add(self, task.get_loop())
 
     def disarm(self) -> None:
@@ -135,6 +141,9 @@ class Sweeper:
         self._old: set[Hangup] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The loop that serves the requests, where known (HotRoutes.serve, from the app's lifespan): a
+        # Hangup asks it for its task.
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def add(self, hangup: Hangup, loop: asyncio.AbstractEventLoop) -> None:
         """``loop``: the request's task's (asked of the task: in Python 3.11, asking for the running loop is
@@ -178,15 +187,17 @@ class InferenceEndpoint:
         self.sweeper = Sweeper()
         self.max_body_bytes = 0  # set by HotRoutes: inference.max_body_bytes
 
-    async def answer(
+    def answer(
         self, scope: Scope, gateway: Gateway, who: KeyPrincipal, body: bytes, client: Hangup, request_id: str,
         client_request_id: str | None,
-    ) -> Body | EventStream:
+    ) -> Awaitable[Body | EventStream]:
         """The answer to one authenticated request: a JSON body, or events to stream. ``request_id``: the
-        gateway's (the usage record's); ``client_request_id``: the client's own, where it sent a sane one."""
+        gateway's (the usage record's); ``client_request_id``: the client's own, where it sent a sane one.
+        Overridden by ``async def``s; this one parses at once and hands back the gateway's coroutine, which
+        spares a coroutine of its own on every request."""
         request = gateway.parse(self.request_model, body)
-        return await gateway.handle(who, request, body, client=client, request_id=request_id,
-                                    client_request_id=client_request_id)
+        return gateway.handle(who, request, body, client=client, request_id=request_id,
+                              client_request_id=client_request_id)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
@@ -268,9 +279,12 @@ class HotRoutes(dict[str, InferenceEndpoint]):
             self[route.path] = route.endpoint
 
     def serve(self, gateway: Gateway | None) -> None:
-        """The endpoints answer with ``gateway`` (the app's lifespan: its runtime's, then None once stopped)."""
+        """The endpoints answer with ``gateway`` (the app's lifespan, in the loop that serves the app: its
+        runtime's, then None once stopped)."""
+        loop = asyncio.get_running_loop() if gateway is not None else None
         for endpoint in self.values():
             endpoint.gateway = gateway
+            endpoint.sweeper.loop = loop
 
 
 def routes() -> list[Route]:

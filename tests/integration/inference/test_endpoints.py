@@ -5,6 +5,7 @@ limit (declared, and growing past it as it arrives), all in the OpenAI shape wit
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 
 from jaif.app import create_app
 from jaif.config import InferenceSettings, Settings
+from jaif.inference.endpoints import Hangup, Sweeper
 from jaif.web import headers
 from tests.support.metered import avoid_window_edge
 from tests.support.procs import base_env, last_line, upstream
@@ -168,8 +170,40 @@ async def test_the_endpoints_answer_with_the_gateway_of_the_lifespan_under_way(t
     async with app.router.lifespan_context(app):
         first = app.state.gateway
         assert all(endpoint.gateway is first for endpoint in endpoints)
-    assert all(endpoint.gateway is None for endpoint in endpoints)
+        # and the loop serving them, which a request's Hangup asks for its task
+        assert all(endpoint.sweeper.loop is asyncio.get_running_loop() for endpoint in endpoints)
+    assert all(endpoint.gateway is None and endpoint.sweeper.loop is None for endpoint in endpoints)
     async with app.router.lifespan_context(app):
         assert app.state.gateway is not first
         assert all(endpoint.gateway is app.state.gateway for endpoint in endpoints)
     assert all(endpoint.gateway is None for endpoint in endpoints)
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["serving loop known", "running loop"])
+async def test_a_hangup_cancels_the_task_that_armed_it_with_or_without_the_serving_loop(known):
+    """Hangup.arm takes the task that armed it from the loop its Sweeper was told of (HotRoutes.serve) and
+    from the running loop otherwise: the watch then cancels that task when the client leaves."""
+    left = asyncio.Event()
+
+    async def receive() -> dict:
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    sweeper = Sweeper()
+    if known:
+        sweeper.loop = asyncio.get_running_loop()
+    client = Hangup(receive, sweeper)
+
+    async def request() -> str:
+        client.arm()
+        try:
+            await asyncio.sleep(5)  # an upstream that takes its time
+        except asyncio.CancelledError:
+            return "left" if client.left() else "cancelled otherwise"
+        return "answered"
+
+    task = asyncio.create_task(request())
+    await asyncio.sleep(0)
+    assert client._task is task
+    left.set()
+    assert await asyncio.wait_for(task, 1) == "left"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 from jaif.inference.backends.http11 import HTTPPool, Stream
 from jaif.inference.backends.transport import TransportError, TransportOptions, split_url
@@ -26,8 +27,9 @@ class Http11Transport:
             proxy=options.proxy,
         )
 
-    async def post(self, path: str, body: bytes, *, request_id: str | None = None) -> tuple[int, bytes]:
-        return await self._pool.request(b"POST", path + self._query, body, extra=_request_id(request_id))
+    def post(self, path: str, body: bytes, *, request_id: str | None = None) -> Coroutine[Any, Any, tuple[int, bytes]]:
+        """The pool's coroutine itself (UpstreamTransport.post): one coroutine fewer on every request."""
+        return self._pool.request(b"POST", path + self._query, body, extra=_request_id(request_id))
 
     @asynccontextmanager
     async def stream(self, path: str, body: bytes, *, request_id: str | None = None) -> AsyncIterator[_Answer]:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -107,20 +108,20 @@ class OpenAIUpstream:
             self._watch = Watch(self.timeouts, self.check)
         return self._watch
 
-    async def chat(self, body: Body, *, request_id: str | None = None) -> Body:
-        return await self._post("/chat/completions", body, request_id)
+    def chat(self, body: Body, *, request_id: str | None = None) -> Coroutine[Any, Any, Body]:
+        return self._post("/chat/completions", body, request_id)
 
     def chat_stream(self, body: Body, *, request_id: str | None = None) -> AsyncIterator[bytes]:
         return self._stream("/chat/completions", body, request_id)
 
-    async def complete(self, body: Body, *, request_id: str | None = None) -> Body:
-        return await self._post("/completions", body, request_id)
+    def complete(self, body: Body, *, request_id: str | None = None) -> Coroutine[Any, Any, Body]:
+        return self._post("/completions", body, request_id)
 
     def complete_stream(self, body: Body, *, request_id: str | None = None) -> AsyncIterator[bytes]:
         return self._stream("/completions", body, request_id)
 
-    async def embed(self, body: Body, *, request_id: str | None = None) -> Body:
-        return await self._post("/embeddings", body, request_id)
+    def embed(self, body: Body, *, request_id: str | None = None) -> Coroutine[Any, Any, Body]:
+        return self._post("/embeddings", body, request_id)
 
     async def rerank(self, body: Body, *, request_id: str | None = None) -> Body:
         """vLLM's rerank (Cohere's and Jina's shape); its ``usage`` (``total_tokens`` only) is completed as
