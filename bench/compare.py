@@ -4,7 +4,8 @@ served by granian (``--granian``), each next to the upstream measured directly.
 Every contender runs at once, in front of the same two stand-in upstreams (instant, 20 ms), and they are
 measured in turn, ``--pairs`` rounds of ``--duration`` seconds with the order rotating from round to
 round: this machine's throughput drifts by a third from one minute to the next, and measurements a few
-seconds apart see the same machine. Medians of the rounds are reported, with the load average.
+seconds apart see the same machine. Medians of the rounds are reported, with the load average; a
+contender's throughput against before is the median of each round's own ratio, with their range.
 """
 
 from __future__ import annotations
@@ -105,8 +106,16 @@ def _rows(label: str, direct: str, gateways: list, model: str, key: str, args, b
         f"| {label}, non-streaming c=64 ({n}) | {r[0]:.0f} req/s | "
         + " | ".join(f"{v:.0f} req/s, jaif/direct {v / r[0]:.2f}, CPU {cu:.0f} µs/req"
                      for v, cu in zip(r[1:], c[1:], strict=True))
-        + " | " + ", ".join(f"{v / r[1]:.2f}" for v in r[2:]) + " of before |",
+        + " | " + ", ".join(_of_before(rps, t) for t in range(2, len(rps))) + " of before |",
         f"| {label}, streaming c=64 ({n}) | {s[0]:.0f} req/s | "
         + " | ".join(f"{v:.0f} req/s, jaif/direct {v / s[0]:.2f}" for v in s[1:])
-        + " | " + ", ".join(f"{v / s[1]:.2f}" for v in s[2:]) + " of before |",
+        + " | " + ", ".join(_of_before(srps, t) for t in range(2, len(srps))) + " of before |",
     ]  # fmt: skip
+
+
+def _of_before(rates: list[list[float]], t: int) -> str:
+    """Contender ``t`` against before (``rates[1]``): the median of the rounds' own ratios, each of two
+    measurements seconds apart (as the metering rows pair theirs: the machine drifts between rounds), and
+    their range."""
+    ratios = [on / off for on, off in zip(rates[t], rates[1], strict=True)]
+    return f"{statistics.median(ratios):.2f} (rounds {min(ratios):.2f}-{max(ratios):.2f})"

@@ -8,7 +8,7 @@ app's front (web/edge.py), which the app asks before anything else: ahead of Fas
 body-size layers, the portal's sessions and CSRF check, and FastAPI's exception handlers and routing,
 which together cost a request more CPU than the endpoint itself (docs/gateway.md, the request path).
 The endpoints apply those two middlewares' rules themselves: their answers carry the security headers
-as constant bytes (web/headers.py ``ANSWER_HEADERS``), their refusals get them as every answer does
+as constant bytes (web/headers.py ``ANSWER_HEADERS``, the /v1 set), their refusals get them as every answer does
 (``adding_headers``), and they refuse a query string with a NUL character and bound the body as they
 read it with the body limit's rules (web/limits.py). `jaif serve` runs the app create_app builds, so
 tests and servers answer these paths with the same objects, and no other handler exists for them. The
@@ -45,7 +45,7 @@ from jaif.inference.gateway import Gateway
 from jaif.inference.openapi import HOT_OPERATIONS
 from jaif.web.edge import EdgeApp
 from jaif.web.errors import error_response, method_not_allowed, unexpected_response
-from jaif.web.headers import ANSWER_HEADERS, HEADERS, adding_headers
+from jaif.web.headers import ANSWER_HEADERS, API_HEADERS, adding_headers
 from jaif.web.limits import declared_over, nul_in, too_large
 from jaif.web.request_ids import HEADER as REQUEST_ID
 from jaif.web.request_ids import SCOPE_KEY, client_request_id
@@ -54,7 +54,7 @@ from jaif.web.request_ids import SCOPE_KEY, client_request_id
 # stream says no-cache (as SSE does) where other answers say no-store.
 _JSON = ((b"content-type", b"application/json"), *ANSWER_HEADERS)
 _SSE = ((b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
-        *HEADERS)
+        *API_HEADERS)
 
 
 # A request answered sooner than this never starts watching for its client (most answers of a fast

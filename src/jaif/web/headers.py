@@ -11,8 +11,16 @@
   API's answers are private, and some show a secret once (a new API key, a personal access token).
   Static files (/static, /docs/assets) keep their own caching.
 
-Every /v1 answer also carries ``X-Request-Id`` (web/request_ids.py): the hot /v1 endpoints set the
-gateway's own; any other /v1 answer without one gets the client's sane id, else a new one.
+The OpenAI-compatible API's answers (paths under /v1, and /tokenize and /detokenize: JSON, event
+streams and file contents, never a page) carry what OWASP's REST Security Cheat Sheet asks of API
+answers instead (``API_HEADERS``): ``frame-ancestors 'none'``, ``X-Frame-Options: DENY``, nosniff and
+no-store, with a policy stricter than the pages' besides, under which an answer opened in a browser
+loads nothing (``default-src 'none'``). A referrer policy governs what a page's links and loads send;
+such an answer has none to govern.
+
+Every answer of that API (``API_PREFIXES``) also carries ``X-Request-Id`` (web/request_ids.py): the hot
+endpoints set the gateway's own; any other answer there without one gets the client's sane id, else a
+new one.
 
 A route may set any of these itself (the API documentation pages, which need a looser style policy,
 web/docs.py); what it set is kept. The hot /v1 endpoints (inference/endpoints.py) answer outside this
@@ -39,9 +47,19 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"referrer-policy", b"same-origin"),
 )
 NO_STORE = (b"cache-control", b"no-store")
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# The /v1 answers' (above): also shorter on every answer, where each header costs the hot path (uvicorn
+# checks each one's name and value with a regular expression).
+API_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", API_CSP.encode()),
+    (b"x-frame-options", b"DENY"),
+    NOSNIFF,
+)
 # What an answer that sets its own headers as constant bytes carries (the hot /v1 endpoints' JSON answers):
-# every header SecurityHeaders would add, no-store included.
-ANSWER_HEADERS: tuple[tuple[bytes, bytes], ...] = (*HEADERS, NO_STORE)
+# every header SecurityHeaders would add to a /v1 answer, no-store included.
+ANSWER_HEADERS: tuple[tuple[bytes, bytes], ...] = (*API_HEADERS, NO_STORE)
+# The OpenAI-compatible API's paths (vLLM's /tokenize and /detokenize beside /v1's): API_HEADERS, request ids.
+API_PREFIXES = ("/v1", "/tokenize", "/detokenize")
 # Paths whose answers may be cached (files that hold no secret); every other answer is no-store.
 CACHEABLE_PREFIXES = ("/static/", "/docs/assets/")
 
@@ -65,13 +83,14 @@ def adding_headers(scope: Scope, send: Send) -> Send:
     answer outside it with ANSWER_HEADERS, to their refusals."""
     path = scope["path"]
     cacheable = path.startswith(CACHEABLE_PREFIXES)
-    api = path.startswith("/v1")
+    api = path.startswith(API_PREFIXES)
+    security = API_HEADERS if api else HEADERS
 
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
             present = {name.lower() for name, _ in headers}
-            headers.extend(h for h in HEADERS if h[0] not in present)
+            headers.extend(h for h in security if h[0] not in present)
             if not cacheable and b"cache-control" not in present:
                 headers.append(NO_STORE)
             if api and REQUEST_ID not in present:

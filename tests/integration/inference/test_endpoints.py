@@ -52,10 +52,11 @@ def client(served):
 
 
 def assert_secure(response: httpx.Response, *, cache: str = "no-store") -> None:
-    """Every header SecurityHeaders gives the rest of the app (web/headers.py): the hot endpoints answer
-    ahead of it and set them themselves."""
-    for name, value in headers.HEADERS:
+    """Every header SecurityHeaders gives the rest of /v1 (web/headers.py): the hot endpoints answer ahead
+    of it and set them themselves. An answer opened in a browser may load nothing and be framed by no one."""
+    for name, value in headers.API_HEADERS:
         assert response.headers[name.decode()] == value.decode(), name
+    assert response.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
     assert response.headers["cache-control"] == cache
 
 

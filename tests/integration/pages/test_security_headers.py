@@ -1,5 +1,6 @@
 """Security headers (issue 9, item 7): a Content-Security-Policy without inline script or style, no framing,
-nosniff and a referrer policy on portal pages and API answers; no-store where a secret is shown once; and
+nosniff and a referrer policy on portal pages and the portal's API; the OpenAI API's (/v1) own stricter
+set; no-store where a secret is shown once; and
 /docs and /redoc built from jaif's own files, with no inline script and nothing from another site."""
 
 from __future__ import annotations
@@ -53,6 +54,21 @@ async def test_api_answers_carry_them_and_are_not_stored(api, world):
     made = await client.post("/api/v1/me/tokens", json={"name": "ci"})
     assert made.status_code == 201 and made.json()["token"].startswith("jaifpat-")
     assert made.headers["cache-control"] == "no-store"
+
+
+async def test_the_openai_apis_answers_carry_the_api_set(api):
+    """/v1 answers (JSON, event streams, file contents: never a page) carry OWASP's REST set: framed by no
+    one, nosniff, no-store, and a policy under which they load nothing; the portal's own REST API
+    (/api/v1) and its pages keep the pages' policy."""
+    for path in ("/v1/models", "/v1/no/such/route"):
+        answer = await api.anonymous.get(path)
+        assert answer.status_code in (401, 404)
+        h = answer.headers
+        assert h["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert (h["x-frame-options"], h["x-content-type-options"]) == ("DENY", "nosniff")
+        assert h["cache-control"] == "no-store"
+        assert "referrer-policy" not in h
+    assert_secure(await api.anonymous.get("/api/v1/me"))
 
 
 async def test_a_page_that_shows_a_new_key_or_token_is_not_stored(portal, world, session):
