@@ -27,23 +27,7 @@ def run(settings: Settings, *, host: str | None, port: int | None, workers: int 
     settings = settings.model_copy(update={"web": settings.web.model_copy(update={"host": host, "port": port})})
     served.record(settings, host=host, port=port)  # for the command line and the jobs it submits
     secret_key(settings)  # generated now, before any worker starts, when neither configured nor kept yet
-    options: dict[str, Any] = dict(
-        host=host,
-        port=port,
-        log_level=settings.web.log_level,
-        access_log=settings.web.log_level == "debug",
-        timeout_graceful_shutdown=30,
-        loop="uvloop",
-        http="httptools",
-        # Said, not guessed: the app's __call__ hands back its answerer's coroutine (web/edge.py), and uvicorn
-        # would take an app whose __call__ is not a coroutine function for an ASGI 2 one.
-        interface="asgi3",
-        # jaif is reached directly or through a proxy the operator configures; parsing forwarded
-        # headers on every request is not worth its cost here.
-        proxy_headers=False,
-        # No "server: uvicorn" on every answer: it tells a scanner what to try, and costs each answer a header.
-        server_header=False,
-    )
+    options = uvicorn_options(settings, host=host, port=port)
     print(f"jaif serving at http://{host}:{port} (API at /v1, metrics at /metrics)", flush=True)
     if workers > 1:
         # Each worker reads the same JAIF_* environment, so it builds the same Settings. Their
@@ -65,6 +49,27 @@ def run(settings: Settings, *, host: str | None, port: int | None, workers: int 
         # which uvicorn puts back before raising, makes it exit 0.
         signal.signal(signal.SIGTERM, _exit_after_drain)
         uvicorn.run(asgi_app(settings, metered=metered), **options)
+
+
+def uvicorn_options(settings: Settings, *, host: str, port: int) -> dict[str, Any]:
+    """How `jaif serve` runs uvicorn (public options only), with one worker or several."""
+    return dict(
+        host=host,
+        port=port,
+        log_level=settings.web.log_level,
+        access_log=settings.web.log_level == "debug",
+        timeout_graceful_shutdown=30,
+        loop="uvloop",
+        http="httptools",
+        # Said, not guessed: the app's __call__ hands back its answerer's coroutine (web/edge.py), and uvicorn
+        # would take an app whose __call__ is not a coroutine function for an ASGI 2 one.
+        interface="asgi3",
+        # jaif is reached directly or through a proxy the operator configures; parsing forwarded
+        # headers on every request is not worth its cost here.
+        proxy_headers=False,
+        # No "server: uvicorn" on every answer: it tells a scanner what to try, and costs each answer a header.
+        server_header=False,
+    )
 
 
 def _exit_after_drain(signum: int, frame: object) -> None:

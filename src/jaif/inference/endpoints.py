@@ -30,6 +30,7 @@ while the gateway waits on an upstream and while a stream is relayed, and cancel
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Awaitable
 from typing import Protocol
 
@@ -93,9 +94,10 @@ class Hangup:
         if self._watcher is None:
             task = self._task
             if task is None:
-                # The loop the app is served by, where known (Sweeper.loop): asked for the running loop,
-                # current_task makes a getpid() system call each time in Python 3.11.
-                loop = self._sweeper.loop
+                # The loop the app is served by, where known (Sweeper.loop) and this thread's: asked for the
+                # running loop, current_task makes a getpid() system call each time in Python 3.11.
+                sweeper = self._sweeper
+                loop = sweeper.loop if sweeper.thread == threading.get_ident() else None
                 task = asyncio.current_task(loop) if loop is not None else None
                 if task is None:
                     task = asyncio.current_task()
@@ -141,9 +143,10 @@ class Sweeper:
         self._old: set[Hangup] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        # The loop that serves the requests, where known (HotRoutes.serve, from the app's lifespan): a
-        # Hangup asks it for its task.
+        # The loop that serves the requests, where known (HotRoutes.serve, from the app's lifespan), and its
+        # thread: a Hangup in that thread asks it for its task (another loop's task would be another's).
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: int | None = None
 
     def add(self, hangup: Hangup, loop: asyncio.AbstractEventLoop) -> None:
         """``loop``: the request's task's (asked of the task: in Python 3.11, asking for the running loop is
@@ -282,9 +285,10 @@ class HotRoutes(dict[str, InferenceEndpoint]):
         """The endpoints answer with ``gateway`` (the app's lifespan, in the loop that serves the app: its
         runtime's, then None once stopped)."""
         loop = asyncio.get_running_loop() if gateway is not None else None
+        thread = threading.get_ident() if gateway is not None else None
         for endpoint in self.values():
             endpoint.gateway = gateway
-            endpoint.sweeper.loop = loop
+            endpoint.sweeper.loop, endpoint.sweeper.thread = loop, thread
 
 
 def routes() -> list[Route]:

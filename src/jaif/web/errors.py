@@ -36,6 +36,7 @@ from starlette.types import Scope
 
 from jaif.dependencies import outage_of, unavailable
 from jaif.errors import JaifError, validation_error
+from jaif.web.headers import API_PREFIXES
 from jaif.web.request_ids import SCOPE_KEY as REQUEST_ID_KEY
 from jaif.web.request_ids import header_of
 
@@ -158,6 +159,6 @@ def unexpected_response(scope: Scope, exc: Exception) -> Response:
     log.error("unhandled error, request %s %s %s", request_id, scope["method"], scope["path"], exc_info=exc)
     error = JaifError(f"The server had an error processing your request (request {request_id}).")
     response = error_response(scope["path"], error)
-    if scope["path"].startswith("/v1"):
+    if scope["path"].startswith(API_PREFIXES):  # the id the answer names, not another one (web/headers.py)
         response.headers["x-request-id"] = request_id
     return response

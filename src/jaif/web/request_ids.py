@@ -1,4 +1,5 @@
-"""Request ids on the OpenAI-compatible API: an ``x-request-id`` header on every /v1 answer.
+"""Request ids on the OpenAI-compatible API: an ``x-request-id`` header on every answer of its paths
+(web/headers.py ``API_PREFIXES``: /v1, /tokenize, /detokenize).
 
 A client may send its own ``x-request-id``; a sane one (1 to 128 characters of letters, digits and
 ``-_.:``) is kept: echoed back, passed to the upstream and stored on the usage record

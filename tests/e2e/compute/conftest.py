@@ -172,9 +172,11 @@ class Platform:
                               "--format=State,ElapsedRaw,AllocTRES,Account,Partition")
             # slurmdbd can hold a finished job before the job's start message (no partition, named
             # "allocation"); windowed queries such as the import's leave it out until then (1-3 s here)
-            if not line.strip() or not line.strip().split("|")[4]:
+            if not line.strip():
                 queued = self.slurm("squeue", "-h", "-j", job_id, "-o", "%T")
                 return {"state": queued.strip() or ""}
+            if not line.strip().split("|")[4]:
+                return {"state": ""}  # not whole yet
             state, elapsed, tres, account, _ = line.strip().split("|")
             gpus = sum(int(v) for k, v in (i.split("=") for i in tres.split(",") if "=" in i) if k == "gres/gpu")
             return {"state": state.split()[0], "elapsed_s": int(elapsed), "gpus": gpus, "account": account}

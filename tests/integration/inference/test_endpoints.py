@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import httpx
 import pytest
@@ -142,6 +143,22 @@ async def test_a_bug_in_the_pipeline_is_the_last_resorts_500_with_its_request_id
     assert "my-call-1" in logged.getMessage() and logged.exc_info[1].args == ("a bug",)
 
 
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/tokenize"])
+async def test_a_bugs_500_names_the_request_id_it_carries(served, monkeypatch, path):
+    """Without a client's id, the last resort's 500 names the gateway's id, and its x-request-id is that id
+    (on vLLM's /tokenize too, an API path as /v1's are), not another one added on the way out."""
+    app, client = served
+
+    async def broken(authorization):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app.state.gateway, "authenticate", broken)
+    answer = await client.post(path, json={"model": "m", "prompt": "hello"})
+    error = error_of(answer, 500, None)
+    assert f"(request {answer.headers['x-request-id']})" in error["message"]
+    assert_secure(answer)
+
+
 async def test_tokenize_counts_against_the_keys_requests_per_minute(served, tmp_path):
     """Not charged, but not free of the key's rate limit either: a key with --rpm 2 gets two tokenisations
     a minute, and the third is the 429 a chat completion would get."""
@@ -171,8 +188,9 @@ async def test_the_endpoints_answer_with_the_gateway_of_the_lifespan_under_way(t
     async with app.router.lifespan_context(app):
         first = app.state.gateway
         assert all(endpoint.gateway is first for endpoint in endpoints)
-        # and the loop serving them, which a request's Hangup asks for its task
+        # and the loop serving them and its thread, which a request's Hangup asks for its task
         assert all(endpoint.sweeper.loop is asyncio.get_running_loop() for endpoint in endpoints)
+        assert all(endpoint.sweeper.thread == threading.get_ident() for endpoint in endpoints)
     assert all(endpoint.gateway is None and endpoint.sweeper.loop is None for endpoint in endpoints)
     async with app.router.lifespan_context(app):
         assert app.state.gateway is not first
@@ -192,7 +210,7 @@ async def test_a_hangup_cancels_the_task_that_armed_it_with_or_without_the_servi
 
     sweeper = Sweeper()
     if known:
-        sweeper.loop = asyncio.get_running_loop()
+        sweeper.loop, sweeper.thread = asyncio.get_running_loop(), threading.get_ident()
     client = Hangup(receive, sweeper)
 
     async def request() -> str:
