@@ -61,8 +61,7 @@ def uvicorn_options(settings: Settings, *, host: str, port: int) -> dict[str, An
         timeout_graceful_shutdown=30,
         loop="uvloop",
         http="httptools",
-        # Said, not guessed: the app's __call__ hands back its answerer's coroutine (web/edge.py), and uvicorn
-        # would take an app whose __call__ is not a coroutine function for an ASGI 2 one.
+        # Said, not guessed from the app's __call__.
         interface="asgi3",
         # jaif is reached directly or through a proxy the operator configures; parsing forwarded
         # headers on every request is not worth its cost here.

@@ -20,7 +20,7 @@ on), Starlette's and every middleware are for the others. Everything else is as 
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -38,16 +38,15 @@ class EdgeApp(FastAPI):
         self.edge_middleware: list[Middleware] = []
         self.front: Front = {}
 
-    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:  # type: ignore[override]
-        """The coroutine of the answerer or of FastAPI's ``__call__``, handed back as it is (no coroutine of
-        its own on every request). Not a coroutine function itself, so `jaif serve` tells uvicorn the
-        interface (ASGI 3) rather than have it guess from ``__call__`` (server.py)."""
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A coroutine function, as servers and tools (schemathesis) tell an ASGI app from a WSGI one by it.
         if scope["type"] == "http":
             answer = self.front.get(scope["path"])
             if answer is not None:
                 scope["app"] = self
-                return answer(scope, receive, send)  # type: ignore[return-value]  # every answerer's is a coroutine
-        return super().__call__(scope, receive, send)
+                await answer(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
     def add_edge_middleware(self, cls: Any, **options: Any) -> None:
         if self.middleware_stack is not None:
