@@ -284,8 +284,7 @@ class HotRoutes(dict[str, InferenceEndpoint]):
     def serve(self, gateway: Gateway | None) -> None:
         """The endpoints answer with ``gateway`` (the app's lifespan, in the loop that serves the app: its
         runtime's, then None once stopped)."""
-        loop = asyncio.get_running_loop() if gateway is not None else None
-        thread = threading.get_ident() if gateway is not None else None
+        loop, thread = (asyncio.get_running_loop(), threading.get_ident()) if gateway is not None else (None, None)
         for endpoint in self.values():
             endpoint.gateway = gateway
             endpoint.sweeper.loop, endpoint.sweeper.thread = loop, thread

@@ -175,9 +175,9 @@ class Platform:
             if not line.strip():
                 queued = self.slurm("squeue", "-h", "-j", job_id, "-o", "%T")
                 return {"state": queued.strip() or ""}
-            if not line.strip().split("|")[4]:
+            state, elapsed, tres, account, partition = line.strip().split("|")
+            if not partition:
                 return {"state": ""}  # not whole yet
-            state, elapsed, tres, account, _ = line.strip().split("|")
             gpus = sum(int(v) for k, v in (i.split("=") for i in tres.split(",") if "=" in i) if k == "gres/gpu")
             return {"state": state.split()[0], "elapsed_s": int(elapsed), "gpus": gpus, "account": account}
         state = json.loads((self.tmp / "jobs" / ".local" / "jobs" / f"{job_id}.json").read_text())
